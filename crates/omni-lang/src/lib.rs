@@ -1,0 +1,1 @@
+//! OmniLisp language: reader -> syntax -> ctrr -> compile -> vm.

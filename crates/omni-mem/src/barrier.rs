@@ -1,0 +1,102 @@
+//! The store barrier: the one helper every mutation and every constructor
+//! uses to put a value into a region (DESIGN.md rule 6,
+//! docs/REGION_DEPENDENCY_RULES.md).
+//!
+//! Rule: an object in region O may point into region V only if V == O or V
+//! is strictly older (smaller rank). Anything else is repaired before the
+//! store, never refused:
+//!
+//! * policy H0: if `bytes_allocated(V) >= merge_threshold()` and the merge is
+//!   permitted, V is spliced into O (the value stays where it is);
+//! * otherwise the value is transmigrated into O, copying every object that
+//!   lives in a region younger than O.
+
+use crate::error::MemResult;
+use crate::region::{
+    block_of_ptr, bytes_allocated, merge, merge_threshold, with_stats, Region, RegionBlock,
+};
+use crate::transmigrate::{transmigrate_into, Domain};
+use crate::value::Value;
+
+/// How the last repair was done (for tests and `--stats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Repair {
+    /// No repair needed: immediate, same region, or older region.
+    None,
+    Merge,
+    Transmigrate,
+}
+
+/// Make `v` storable in region `dst`: returns `v` itself when the edge is
+/// allowed, or after merging its region into `dst`, or a copy in `dst`.
+///
+/// # Safety
+/// `dst` must be a live control block owned by this thread; `v` must be
+/// immediate or point into a live region of this thread (or a process region).
+#[inline]
+pub(crate) unsafe fn admit(dst: *mut RegionBlock, v: Value) -> MemResult<Value> {
+    if !v.is_heap() {
+        return Ok(v);
+    }
+    // SAFETY: per the contract.
+    unsafe {
+        let rv = block_of_ptr(v.heap_ptr());
+        if rv == dst || (*rv).rank < (*dst).rank {
+            return Ok(v);
+        }
+        repair(dst, rv, v).map(|(v, _)| v)
+    }
+}
+
+#[cold]
+unsafe fn repair(
+    dst: *mut RegionBlock,
+    rv: *mut RegionBlock,
+    v: Value,
+) -> MemResult<(Value, Repair)> {
+    // SAFETY: per `admit`'s contract.
+    unsafe {
+        if bytes_allocated(rv) >= merge_threshold()
+            && merge(Region::from_block(rv), Region::from_block(dst)).is_ok()
+        {
+            with_stats(|s| s.repairs_merge += 1);
+            return Ok((v, Repair::Merge));
+        }
+        let copy = transmigrate_into(v, dst, Domain::YoungerThan((*dst).rank))?;
+        with_stats(|s| s.repairs_transmigrate += 1);
+        Ok((copy, Repair::Transmigrate))
+    }
+}
+
+/// Store `v` into `slot`, which belongs to the object at `obj`.
+///
+/// # Safety
+/// `obj` must be a live object of this thread and `slot` one of its value
+/// slots (or a slot of its private buffer).
+#[inline]
+pub(crate) unsafe fn store(obj: *mut u8, slot: *mut Value, v: Value) -> MemResult<()> {
+    // SAFETY: per the contract; admitting never moves `slot`.
+    unsafe {
+        let v = admit(block_of_ptr(obj), v)?;
+        slot.write(v);
+    }
+    Ok(())
+}
+
+/// Make `v` storable in region `dst` and say which repair, if any, was used.
+/// This is the barrier the VM calls for escape boundaries it handles itself
+/// (global stores, returns into a destination region).
+pub fn admit_into(dst: Region, v: Value) -> MemResult<(Value, Repair)> {
+    let b = dst.block();
+    if !v.is_heap() {
+        return Ok((v, Repair::None));
+    }
+    // SAFETY: `b` is live and ours; `v` is held by the mutator, hence live.
+    unsafe {
+        let rv = block_of_ptr(v.heap_ptr());
+        if rv == b || (*rv).rank < (*b).rank {
+            return Ok((v, Repair::None));
+        }
+        repair(b, rv, v)
+    }
+}

@@ -1,0 +1,156 @@
+//! Structural equality (`equal?`) and the hash consistent with it, used for
+//! dict keys. Both are iterative; `equal` terminates on cyclic data (pairs
+//! of nodes already being compared are assumed equal, as in R7RS).
+
+use std::collections::HashSet;
+
+use crate::obj::{
+    array_get, array_len, box_get, car, cdr, dict_count, dict_entries, dict_get, float_value,
+    int_value, kind, with_str, Kind,
+};
+use crate::value::Value;
+
+/// After this many steps `equal` starts remembering visited pairs, so cyclic
+/// structures terminate while acyclic comparisons pay nothing extra.
+const CYCLE_CHECK_AFTER: usize = 10_000;
+
+/// `eqv?`: identity, plus numbers and characters by value.
+pub fn eqv(a: Value, b: Value) -> bool {
+    if a == b {
+        return true;
+    }
+    match (kind(a), kind(b)) {
+        (Kind::Int, Kind::Int) => int_value(a) == int_value(b),
+        (Kind::Float, Kind::Float) => {
+            float_value(a).map(f64::to_bits) == float_value(b).map(f64::to_bits)
+        }
+        _ => false,
+    }
+}
+
+/// `equal?`: structural equality over pairs, strings, arrays, dicts, boxes.
+pub fn equal(a: Value, b: Value) -> bool {
+    let mut stack = vec![(a, b)];
+    let mut steps = 0usize;
+    let mut seen: Option<HashSet<(usize, usize)>> = None;
+    while let Some((a, b)) = stack.pop() {
+        if eqv(a, b) {
+            continue;
+        }
+        let (ka, kb) = (kind(a), kind(b));
+        if ka != kb {
+            return false;
+        }
+        steps += 1;
+        if steps > CYCLE_CHECK_AFTER
+            && matches!(ka, Kind::Pair | Kind::Array | Kind::Dict | Kind::Box)
+        {
+            let set = seen.get_or_insert_with(HashSet::new);
+            if !set.insert((a.bits(), b.bits())) {
+                continue;
+            }
+        }
+        match ka {
+            Kind::Pair => match (car(a), car(b), cdr(a), cdr(b)) {
+                (Some(x), Some(y), Some(dx), Some(dy)) => {
+                    stack.push((dx, dy));
+                    stack.push((x, y));
+                }
+                _ => return false,
+            },
+            Kind::Str => {
+                let same = with_str(a, |x| with_str(b, |y| x == y)).flatten();
+                if same != Some(true) {
+                    return false;
+                }
+            }
+            Kind::Array => {
+                let (Some(n), Some(m)) = (array_len(a), array_len(b)) else {
+                    return false;
+                };
+                if n != m {
+                    return false;
+                }
+                for i in (0..n).rev() {
+                    match (array_get(a, i), array_get(b, i)) {
+                        (Some(x), Some(y)) => stack.push((x, y)),
+                        _ => return false,
+                    }
+                }
+            }
+            Kind::Dict => {
+                if dict_count(a) != dict_count(b) {
+                    return false;
+                }
+                for (k, v) in dict_entries(a).unwrap_or_default() {
+                    match dict_get(b, k) {
+                        Some(w) => stack.push((v, w)),
+                        None => return false,
+                    }
+                }
+            }
+            Kind::Box => match (box_get(a), box_get(b)) {
+                (Some(x), Some(y)) => stack.push((x, y)),
+                _ => return false,
+            },
+            _ => return false,
+        }
+    }
+    true
+}
+
+const SEED: u64 = 0xcbf2_9ce4_8422_2325;
+
+#[inline]
+fn mix(h: u64, x: u64) -> u64 {
+    (h ^ x).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(23)
+}
+
+/// How many nodes of a compound key contribute to its hash. Bounded so that
+/// hashing terminates on cycles and stays cheap on long lists.
+const HASH_NODES: usize = 16;
+
+/// A hash consistent with `equal` (equal values hash alike). Never depends
+/// on addresses, so it survives transmigration.
+pub fn hash_value(v: Value) -> u64 {
+    let mut h = SEED;
+    let mut stack = vec![v];
+    let mut budget = HASH_NODES;
+    while let Some(v) = stack.pop() {
+        if budget == 0 {
+            break;
+        }
+        budget -= 1;
+        let k = kind(v);
+        h = mix(h, k as u64);
+        match k {
+            Kind::Fixnum | Kind::Int => h = mix(h, int_value(v).unwrap_or(0) as u64),
+            Kind::Float => h = mix(h, float_value(v).map(f64::to_bits).unwrap_or(0)),
+            Kind::Str => {
+                h = with_str(v, |s| s.bytes().fold(h, |acc, byte| mix(acc, byte as u64)))
+                    .unwrap_or(h)
+            }
+            Kind::Pair => {
+                if let (Some(a), Some(d)) = (car(v), cdr(v)) {
+                    stack.push(d);
+                    stack.push(a);
+                }
+            }
+            Kind::Array => {
+                let n = array_len(v).unwrap_or(0);
+                h = mix(h, n as u64);
+                for i in (0..n.min(HASH_NODES)).rev() {
+                    if let Some(x) = array_get(v, i) {
+                        stack.push(x);
+                    }
+                }
+            }
+            Kind::Dict => h = mix(h, dict_count(v).unwrap_or(0) as u64),
+            // Boxes compare by contents but are mutable; closures compare by
+            // identity but move when transmigrated: both hash by kind only.
+            Kind::Box | Kind::Closure => {}
+            _ => h = mix(h, v.bits() as u64),
+        }
+    }
+    h
+}

@@ -1,0 +1,48 @@
+//! omni-mem: the memory runtime of OmniLisp-rs. No garbage collector:
+//! regions with Region-RC liveness, a store barrier that repairs
+//! younger-to-older edges by merge or transmigration, tethers with epochs,
+//! and accounting. Knows nothing of syntax.
+//!
+//! Specs: docs/REGION_RC_MODEL.md, docs/REGION_DEPENDENCY_RULES.md,
+//! docs/CTRR_TRANSMIGRATION.md, docs/REGION_TETHERING.md,
+//! docs/REGION_ACCOUNTING.md. All `unsafe` code of the workspace lives in
+//! this crate, each block with a `// SAFETY:` comment.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod atomic;
+mod barrier;
+mod equal;
+mod error;
+mod intern;
+mod meta;
+mod obj;
+mod region;
+mod stats;
+pub mod testing;
+mod tether;
+mod transmigrate;
+mod value;
+
+pub use barrier::{admit_into, Repair};
+pub use equal::{equal, eqv, hash_value};
+pub use error::{MemError, MemResult};
+pub use intern::{intern, symbol_name};
+pub use meta::registered_tags;
+pub use obj::{
+    alloc_array, alloc_array_from, alloc_box, alloc_closure, alloc_dict, alloc_float, alloc_list,
+    alloc_pair, alloc_str, array_get, array_items, array_len, array_push, array_set, box_get,
+    box_set, car, cdr, closure_capture, closure_code, closure_len, closure_set_capture, dict_count,
+    dict_entries, dict_get, dict_remove, dict_set, float_value, int_value, is_dict, is_pair,
+    is_str, kind, make_int, set_car, set_cdr, with_str, HeapTag, Kind,
+};
+pub use region::{
+    heap_stats, live_regions, merge, merge_permitted, merge_threshold, region_create,
+    region_create_process, region_exit, region_of, region_release, region_retain,
+    set_merge_threshold, trim_pools, MergeRefusal, Region, DEFAULT_MERGE_THRESHOLD_BYTES,
+    LARGE_OBJECT, RANK_PROCESS, RANK_RETAINED, SEGMENT_SIZE,
+};
+pub use stats::{HeapStats, RegionStats};
+pub use tether::{tether_end, tether_start, BorrowedRef, Tether};
+pub use transmigrate::{transmigrate, transmigrate_younger};
+pub use value::{Value, FIXNUM_MAX, FIXNUM_MIN};

@@ -1,0 +1,822 @@
+//! Heap objects: layouts, constructors and accessors.
+//!
+//! Every object starts with one header word: `tag | flags << 8 | extra << 32`.
+//! Tags are even, so bit 0 of a header is 0; transmigration uses that bit to
+//! mark a header temporarily replaced by a forwarding address.
+//!
+//! | tag     | layout (words)                                   |
+//! |---------|--------------------------------------------------|
+//! | Pair    | hdr, car, cdr                                    |
+//! | Str     | hdr(extra = byte length), UTF-8 bytes (padded)   |
+//! | Float   | hdr, f64                                         |
+//! | Int     | hdr, i64 (only integers outside fixnum range)    |
+//! | Box     | hdr, value                                       |
+//! | Closure | hdr(extra = n), code, n captured values          |
+//! | Array   | hdr, len, cap, data -> cap values (same region)  |
+//! | Dict    | hdr, count, used, cap, entries, index, index_mask|
+//!
+//! Every constructor and mutator admits the values it stores through the
+//! barrier (`barrier::admit` / `barrier::store`): rule 6 of DESIGN.md.
+
+use std::ptr;
+
+use crate::barrier::{admit, store};
+use crate::equal::{equal, hash_value};
+use crate::error::{MemError, MemResult};
+use crate::region::{alloc_raw, block_of_ptr, debug_check_live, Region, RegionBlock};
+use crate::value::Value;
+
+pub(crate) const HDR: usize = 8;
+const WORD: usize = 8;
+
+/// Heap object tags (even numbers; see module docs).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+pub enum HeapTag {
+    Pair = 2,
+    Str = 4,
+    Float = 6,
+    Int = 8,
+    Array = 10,
+    Dict = 12,
+    Box = 14,
+    Closure = 16,
+}
+
+impl HeapTag {
+    pub(crate) fn from_u8(t: u8) -> Option<HeapTag> {
+        Some(match t {
+            2 => HeapTag::Pair,
+            4 => HeapTag::Str,
+            6 => HeapTag::Float,
+            8 => HeapTag::Int,
+            10 => HeapTag::Array,
+            12 => HeapTag::Dict,
+            14 => HeapTag::Box,
+            16 => HeapTag::Closure,
+            _ => return None,
+        })
+    }
+}
+
+/// What a value is, for dispatch in the language.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    Fixnum,
+    Char,
+    Symbol,
+    Empty,
+    False,
+    True,
+    Nothing,
+    Undefined,
+    Pair,
+    Str,
+    Float,
+    Int,
+    Array,
+    Dict,
+    Box,
+    Closure,
+    /// Internal markers and foreign words; never produced for programs.
+    Other,
+}
+
+#[inline]
+pub(crate) fn make_header(tag: HeapTag, extra: u32) -> u64 {
+    (tag as u64) | ((extra as u64) << 32)
+}
+
+/// # Safety
+/// `p` must be the start of an object whose header is not forwarded.
+#[inline]
+pub(crate) unsafe fn header(p: *mut u8) -> u64 {
+    // SAFETY: per the contract the first word is a header.
+    unsafe { p.cast::<u64>().read() }
+}
+
+#[inline]
+pub(crate) fn header_tag(h: u64) -> u8 {
+    h as u8
+}
+
+#[inline]
+pub(crate) fn header_extra(h: u64) -> u32 {
+    (h >> 32) as u32
+}
+
+/// Pointer to word `i` after the header of object `p`.
+#[inline]
+pub(crate) fn field(p: *mut u8, i: usize) -> *mut Value {
+    p.wrapping_add(HDR + WORD * i).cast()
+}
+
+#[inline]
+fn tag_of(v: Value) -> Option<HeapTag> {
+    if !v.is_heap() {
+        return None;
+    }
+    debug_check_live(v.heap_ptr());
+    // SAFETY: a heap value the mutator holds is an object start in a live
+    // region, and headers are only forwarded inside a transmigration.
+    HeapTag::from_u8(header_tag(unsafe { header(v.heap_ptr()) }))
+}
+
+#[inline]
+fn is(v: Value, t: HeapTag) -> bool {
+    tag_of(v) == Some(t)
+}
+
+pub fn kind(v: Value) -> Kind {
+    if v.is_fixnum() {
+        return Kind::Fixnum;
+    }
+    if v.as_char().is_some() {
+        return Kind::Char;
+    }
+    if v.as_symbol().is_some() {
+        return Kind::Symbol;
+    }
+    match v {
+        Value::EMPTY => return Kind::Empty,
+        Value::FALSE => return Kind::False,
+        Value::TRUE => return Kind::True,
+        Value::NOTHING => return Kind::Nothing,
+        Value::UNDEFINED => return Kind::Undefined,
+        _ => {}
+    }
+    match tag_of(v) {
+        Some(HeapTag::Pair) => Kind::Pair,
+        Some(HeapTag::Str) => Kind::Str,
+        Some(HeapTag::Float) => Kind::Float,
+        Some(HeapTag::Int) => Kind::Int,
+        Some(HeapTag::Array) => Kind::Array,
+        Some(HeapTag::Dict) => Kind::Dict,
+        Some(HeapTag::Box) => Kind::Box,
+        Some(HeapTag::Closure) => Kind::Closure,
+        None => Kind::Other,
+    }
+}
+
+/// Allocate an object of `size` bytes with `hdr` in region block `b`.
+///
+/// # Safety
+/// `b` must be a live control block owned by this thread.
+#[inline]
+unsafe fn new_object(b: *mut RegionBlock, size: usize, hdr: u64) -> MemResult<*mut u8> {
+    // SAFETY: per the contract; the fresh allocation is ours to initialise.
+    unsafe {
+        let p = alloc_raw(b, size)?;
+        p.cast::<u64>().write(hdr);
+        Ok(p)
+    }
+}
+
+fn words(n: usize) -> MemResult<usize> {
+    n.checked_mul(WORD)
+        .filter(|b| *b <= u32::MAX as usize * WORD)
+        .ok_or(MemError::TooLarge { requested: n })
+}
+
+// ---------------------------------------------------------------------------
+// Pairs
+
+pub fn alloc_pair(r: Region, car: Value, cdr: Value) -> MemResult<Value> {
+    let b = r.block();
+    // SAFETY: `b` is live and ours; fields are written before the value is
+    // returned; both values were admitted into `b`.
+    unsafe {
+        let car = admit(b, car)?;
+        let cdr = admit(b, cdr)?;
+        let p = new_object(b, HDR + 2 * WORD, make_header(HeapTag::Pair, 0))?;
+        field(p, 0).write(car);
+        field(p, 1).write(cdr);
+        Ok(Value::from_heap(p))
+    }
+}
+
+#[inline]
+pub fn car(v: Value) -> Option<Value> {
+    // SAFETY: tag checked; pairs have two fields.
+    is(v, HeapTag::Pair).then(|| unsafe { field(v.heap_ptr(), 0).read() })
+}
+
+#[inline]
+pub fn cdr(v: Value) -> Option<Value> {
+    // SAFETY: tag checked; pairs have two fields.
+    is(v, HeapTag::Pair).then(|| unsafe { field(v.heap_ptr(), 1).read() })
+}
+
+/// `set-car!`. Returns `Ok(false)` if `v` is not a pair.
+pub fn set_car(v: Value, x: Value) -> MemResult<bool> {
+    if !is(v, HeapTag::Pair) {
+        return Ok(false);
+    }
+    // SAFETY: tag checked; the barrier admits `x` into the pair's region.
+    unsafe { store(v.heap_ptr(), field(v.heap_ptr(), 0), x)? };
+    Ok(true)
+}
+
+/// `set-cdr!`. Returns `Ok(false)` if `v` is not a pair.
+pub fn set_cdr(v: Value, x: Value) -> MemResult<bool> {
+    if !is(v, HeapTag::Pair) {
+        return Ok(false);
+    }
+    // SAFETY: tag checked; the barrier admits `x` into the pair's region.
+    unsafe { store(v.heap_ptr(), field(v.heap_ptr(), 1), x)? };
+    Ok(true)
+}
+
+pub fn is_pair(v: Value) -> bool {
+    is(v, HeapTag::Pair)
+}
+
+/// Build a proper list of `items` in region `r`.
+pub fn alloc_list(r: Region, items: &[Value]) -> MemResult<Value> {
+    let mut out = Value::EMPTY;
+    for &x in items.iter().rev() {
+        out = alloc_pair(r, x, out)?;
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------------------
+// Strings, floats, big integers
+
+pub fn alloc_str(r: Region, s: &str) -> MemResult<Value> {
+    let len = s.len();
+    let extra = u32::try_from(len).map_err(|_| MemError::TooLarge { requested: len })?;
+    let size = HDR + len.div_ceil(WORD).max(1) * WORD;
+    // SAFETY: fresh object of `size` bytes; `len` bytes copied after the header.
+    unsafe {
+        let p = new_object(r.block(), size, make_header(HeapTag::Str, extra))?;
+        ptr::copy_nonoverlapping(s.as_ptr(), p.add(HDR), len);
+        Ok(Value::from_heap(p))
+    }
+}
+
+/// Run `f` on the string's text. Strings are immutable, so the slice is
+/// stable for as long as the region lives.
+pub fn with_str<R>(v: Value, f: impl FnOnce(&str) -> R) -> Option<R> {
+    if !is(v, HeapTag::Str) {
+        return None;
+    }
+    // SAFETY: tag checked; the bytes were copied from a `&str` at creation
+    // and are never mutated, so they are valid UTF-8.
+    let s = unsafe {
+        let p = v.heap_ptr();
+        let len = header_extra(header(p)) as usize;
+        std::str::from_utf8_unchecked(std::slice::from_raw_parts(p.add(HDR), len))
+    };
+    Some(f(s))
+}
+
+pub fn is_str(v: Value) -> bool {
+    is(v, HeapTag::Str)
+}
+
+pub fn alloc_float(r: Region, x: f64) -> MemResult<Value> {
+    // SAFETY: fresh two-word object.
+    unsafe {
+        let p = new_object(r.block(), HDR + WORD, make_header(HeapTag::Float, 0))?;
+        p.add(HDR).cast::<f64>().write(x);
+        Ok(Value::from_heap(p))
+    }
+}
+
+pub fn float_value(v: Value) -> Option<f64> {
+    // SAFETY: tag checked.
+    is(v, HeapTag::Float).then(|| unsafe { v.heap_ptr().add(HDR).cast::<f64>().read() })
+}
+
+/// An integer: a fixnum when it fits, else a boxed 64-bit integer in `r`.
+pub fn make_int(r: Region, n: i64) -> MemResult<Value> {
+    if let Some(v) = Value::fixnum(n) {
+        return Ok(v);
+    }
+    // SAFETY: fresh two-word object.
+    unsafe {
+        let p = new_object(r.block(), HDR + WORD, make_header(HeapTag::Int, 0))?;
+        p.add(HDR).cast::<i64>().write(n);
+        Ok(Value::from_heap(p))
+    }
+}
+
+/// The integer a fixnum or boxed integer holds.
+#[inline]
+pub fn int_value(v: Value) -> Option<i64> {
+    if let Some(n) = v.as_fixnum() {
+        return Some(n);
+    }
+    // SAFETY: tag checked.
+    is(v, HeapTag::Int).then(|| unsafe { v.heap_ptr().add(HDR).cast::<i64>().read() })
+}
+
+// ---------------------------------------------------------------------------
+// Boxes
+
+pub fn alloc_box(r: Region, x: Value) -> MemResult<Value> {
+    let b = r.block();
+    // SAFETY: fresh object; `x` admitted into `b`.
+    unsafe {
+        let x = admit(b, x)?;
+        let p = new_object(b, HDR + WORD, make_header(HeapTag::Box, 0))?;
+        field(p, 0).write(x);
+        Ok(Value::from_heap(p))
+    }
+}
+
+pub fn box_get(v: Value) -> Option<Value> {
+    // SAFETY: tag checked.
+    is(v, HeapTag::Box).then(|| unsafe { field(v.heap_ptr(), 0).read() })
+}
+
+/// `set-box!`. Returns `Ok(false)` if `v` is not a box.
+pub fn box_set(v: Value, x: Value) -> MemResult<bool> {
+    if !is(v, HeapTag::Box) {
+        return Ok(false);
+    }
+    // SAFETY: tag checked; store goes through the barrier.
+    unsafe { store(v.heap_ptr(), field(v.heap_ptr(), 0), x)? };
+    Ok(true)
+}
+
+// ---------------------------------------------------------------------------
+// Closures
+
+/// A closure: an opaque code reference chosen by the language, plus captured
+/// values (mutable captured variables are boxed by the compiler).
+pub fn alloc_closure(r: Region, code: u64, captures: &[Value]) -> MemResult<Value> {
+    let n = captures.len();
+    let extra = u32::try_from(n).map_err(|_| MemError::TooLarge { requested: n })?;
+    let b = r.block();
+    // SAFETY: fresh object of 2 + n words; every capture admitted into `b`
+    // before the object exists, so no slot is ever uninitialised.
+    unsafe {
+        let mut admitted = Vec::with_capacity(n);
+        for &c in captures {
+            admitted.push(admit(b, c)?);
+        }
+        let p = new_object(
+            b,
+            HDR + WORD + words(n)?,
+            make_header(HeapTag::Closure, extra),
+        )?;
+        p.add(HDR).cast::<u64>().write(code);
+        for (i, c) in admitted.into_iter().enumerate() {
+            field(p, 1 + i).write(c);
+        }
+        Ok(Value::from_heap(p))
+    }
+}
+
+pub fn closure_code(v: Value) -> Option<u64> {
+    // SAFETY: tag checked.
+    is(v, HeapTag::Closure).then(|| unsafe { v.heap_ptr().add(HDR).cast::<u64>().read() })
+}
+
+pub fn closure_len(v: Value) -> Option<usize> {
+    // SAFETY: tag checked.
+    is(v, HeapTag::Closure).then(|| unsafe { header_extra(header(v.heap_ptr())) as usize })
+}
+
+pub fn closure_capture(v: Value, i: usize) -> Option<Value> {
+    let n = closure_len(v)?;
+    // SAFETY: tag and bound checked.
+    (i < n).then(|| unsafe { field(v.heap_ptr(), 1 + i).read() })
+}
+
+/// Patch a captured slot (used to tie `letrec` knots). Through the barrier.
+pub fn closure_set_capture(v: Value, i: usize, x: Value) -> MemResult<bool> {
+    match closure_len(v) {
+        // SAFETY: tag and bound checked; store goes through the barrier.
+        Some(n) if i < n => unsafe {
+            store(v.heap_ptr(), field(v.heap_ptr(), 1 + i), x)?;
+            Ok(true)
+        },
+        _ => Ok(false),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Arrays
+
+const A_LEN: usize = 0;
+const A_CAP: usize = 1;
+const A_DATA: usize = 2;
+
+#[inline]
+unsafe fn word_at(p: *mut u8, i: usize) -> usize {
+    // SAFETY: caller guarantees field i exists.
+    unsafe { field(p, i).cast::<usize>().read() }
+}
+
+#[inline]
+unsafe fn set_word(p: *mut u8, i: usize, w: usize) {
+    // SAFETY: caller guarantees field i exists.
+    unsafe { field(p, i).cast::<usize>().write(w) }
+}
+
+#[inline]
+unsafe fn data_ptr(p: *mut u8, i: usize) -> *mut Value {
+    // SAFETY: caller guarantees field i holds a buffer pointer.
+    unsafe { field(p, i).cast::<*mut Value>().read() }
+}
+
+/// Allocate a buffer of `cap` words in region `b`.
+unsafe fn alloc_buffer(b: *mut RegionBlock, cap: usize) -> MemResult<*mut Value> {
+    if cap == 0 {
+        return Ok(ptr::NonNull::dangling().as_ptr());
+    }
+    // SAFETY: live block per the caller's contract.
+    unsafe { Ok(alloc_raw(b, words(cap)?)?.cast()) }
+}
+
+/// An array of `len` copies of `fill`.
+pub fn alloc_array(r: Region, len: usize, fill: Value) -> MemResult<Value> {
+    let b = r.block();
+    // SAFETY: fresh object and buffer, fully initialised before returning.
+    unsafe {
+        let fill = admit(b, fill)?;
+        let data = alloc_buffer(b, len)?;
+        for i in 0..len {
+            data.add(i).write(fill);
+        }
+        array_object(b, len, len, data)
+    }
+}
+
+/// An array holding `items`.
+pub fn alloc_array_from(r: Region, items: &[Value]) -> MemResult<Value> {
+    let b = r.block();
+    // SAFETY: as in `alloc_array`.
+    unsafe {
+        let data = alloc_buffer(b, items.len())?;
+        for (i, &x) in items.iter().enumerate() {
+            data.add(i).write(admit(b, x)?);
+        }
+        array_object(b, items.len(), items.len(), data)
+    }
+}
+
+unsafe fn array_object(
+    b: *mut RegionBlock,
+    len: usize,
+    cap: usize,
+    data: *mut Value,
+) -> MemResult<Value> {
+    // SAFETY: fresh four-word object.
+    unsafe {
+        let p = new_object(b, HDR + 3 * WORD, make_header(HeapTag::Array, 0))?;
+        set_word(p, A_LEN, len);
+        set_word(p, A_CAP, cap);
+        field(p, A_DATA).cast::<*mut Value>().write(data);
+        Ok(Value::from_heap(p))
+    }
+}
+
+pub fn array_len(v: Value) -> Option<usize> {
+    // SAFETY: tag checked.
+    is(v, HeapTag::Array).then(|| unsafe { word_at(v.heap_ptr(), A_LEN) })
+}
+
+pub fn array_get(v: Value, i: usize) -> Option<Value> {
+    let len = array_len(v)?;
+    // SAFETY: tag and bound checked.
+    (i < len).then(|| unsafe { data_ptr(v.heap_ptr(), A_DATA).add(i).read() })
+}
+
+/// `array-set!`. `Ok(false)` if `v` is not an array or `i` is out of range.
+pub fn array_set(v: Value, i: usize, x: Value) -> MemResult<bool> {
+    match array_len(v) {
+        // SAFETY: tag and bound checked; the store goes through the barrier,
+        // which never moves the buffer.
+        Some(len) if i < len => unsafe {
+            let p = v.heap_ptr();
+            store(p, data_ptr(p, A_DATA).add(i), x)?;
+            Ok(true)
+        },
+        _ => Ok(false),
+    }
+}
+
+/// `array-push!`: grows the buffer (in the array's own region) when full.
+pub fn array_push(v: Value, x: Value) -> MemResult<bool> {
+    let Some(len) = array_len(v) else {
+        return Ok(false);
+    };
+    let p = v.heap_ptr();
+    // SAFETY: tag checked; the array's region is live; new buffers are
+    // allocated in that same region, so the array stays region-closed.
+    unsafe {
+        let b = block_of_ptr(p);
+        let x = admit(b, x)?;
+        let cap = word_at(p, A_CAP);
+        if len == cap {
+            let new_cap = cap.saturating_mul(2).max(4);
+            let nd = alloc_buffer(b, new_cap)?;
+            ptr::copy_nonoverlapping(data_ptr(p, A_DATA), nd, len);
+            field(p, A_DATA).cast::<*mut Value>().write(nd);
+            set_word(p, A_CAP, new_cap);
+        }
+        data_ptr(p, A_DATA).add(len).write(x);
+        set_word(p, A_LEN, len + 1);
+    }
+    Ok(true)
+}
+
+/// The array's elements, in order.
+pub fn array_items(v: Value) -> Option<Vec<Value>> {
+    let len = array_len(v)?;
+    // SAFETY: tag checked; `len` initialised elements.
+    Some(unsafe { std::slice::from_raw_parts(data_ptr(v.heap_ptr(), A_DATA), len).to_vec() })
+}
+
+// ---------------------------------------------------------------------------
+// Dicts: insertion-ordered, open-addressing index, all storage in the
+// dict's region. Entries are (key, value, hash) triples; a removed entry
+// keeps its index slot with a TOMBSTONE key so probe chains stay intact.
+
+const D_COUNT: usize = 0;
+const D_USED: usize = 1;
+const D_CAP: usize = 2;
+const D_ENTRIES: usize = 3;
+const D_INDEX: usize = 4;
+const D_IMASK: usize = 5;
+pub(crate) const ENTRY_WORDS: usize = 3;
+
+pub fn alloc_dict(r: Region) -> MemResult<Value> {
+    // SAFETY: fresh seven-word object with empty storage.
+    unsafe {
+        let p = new_object(r.block(), HDR + 6 * WORD, make_header(HeapTag::Dict, 0))?;
+        set_word(p, D_COUNT, 0);
+        set_word(p, D_USED, 0);
+        set_word(p, D_CAP, 0);
+        field(p, D_ENTRIES)
+            .cast::<*mut Value>()
+            .write(ptr::NonNull::dangling().as_ptr());
+        field(p, D_INDEX)
+            .cast::<*mut u32>()
+            .write(ptr::NonNull::dangling().as_ptr());
+        set_word(p, D_IMASK, 0);
+        Ok(Value::from_heap(p))
+    }
+}
+
+pub fn is_dict(v: Value) -> bool {
+    is(v, HeapTag::Dict)
+}
+
+pub fn dict_count(v: Value) -> Option<usize> {
+    // SAFETY: tag checked.
+    is(v, HeapTag::Dict).then(|| unsafe { word_at(v.heap_ptr(), D_COUNT) })
+}
+
+/// Raw view of a dict's storage for this module and transmigration.
+pub(crate) struct DictView {
+    pub(crate) used: usize,
+    pub(crate) entries: *mut Value,
+}
+
+/// # Safety
+/// `p` must be a live dict object.
+pub(crate) unsafe fn dict_view(p: *mut u8) -> DictView {
+    // SAFETY: per the contract.
+    unsafe {
+        DictView {
+            used: word_at(p, D_USED),
+            entries: data_ptr(p, D_ENTRIES),
+        }
+    }
+}
+
+/// Index of the live entry whose key is `equal?` to `key`.
+unsafe fn dict_find(p: *mut u8, key: Value, hash: u64) -> Option<usize> {
+    // SAFETY: live dict per the caller.
+    unsafe {
+        if word_at(p, D_CAP) == 0 {
+            return None;
+        }
+        let mask = word_at(p, D_IMASK);
+        let index = field(p, D_INDEX).cast::<*mut u32>().read();
+        let entries = data_ptr(p, D_ENTRIES);
+        let mut i = (hash as usize) & mask;
+        loop {
+            let slot = index.add(i).read();
+            if slot == 0 {
+                return None;
+            }
+            let e = (slot - 1) as usize;
+            let ent = entries.add(e * ENTRY_WORDS);
+            if ent.add(2).cast::<u64>().read() == hash && equal(ent.read(), key) {
+                return Some(e);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+}
+
+/// Lay out fresh storage for `cap` entries and re-insert the live ones.
+///
+/// # Safety
+/// `p` must be a live dict object in region `b`.
+pub(crate) unsafe fn dict_rebuild(p: *mut u8, b: *mut RegionBlock, cap: usize) -> MemResult<()> {
+    // SAFETY: per the contract; new buffers are in the dict's own region.
+    unsafe {
+        let ilen = cap
+            .checked_mul(2)
+            .and_then(usize::checked_next_power_of_two)
+            .ok_or(MemError::TooLarge { requested: cap })?;
+        let ewords = cap
+            .checked_mul(ENTRY_WORDS)
+            .ok_or(MemError::TooLarge { requested: cap })?;
+        let new_entries = alloc_buffer(b, ewords)?;
+        let ibytes = ilen
+            .checked_mul(4)
+            .ok_or(MemError::TooLarge { requested: cap })?;
+        let new_index = alloc_raw(b, ibytes.div_ceil(WORD) * WORD)?.cast::<u32>();
+        ptr::write_bytes(new_index, 0, ilen);
+        let old = dict_view(p);
+        let mask = ilen - 1;
+        let mut n = 0usize;
+        for e in 0..old.used {
+            let src = old.entries.add(e * ENTRY_WORDS);
+            if src.read() == Value::TOMBSTONE {
+                continue;
+            }
+            ptr::copy_nonoverlapping(src, new_entries.add(n * ENTRY_WORDS), ENTRY_WORDS);
+            let h = src.add(2).cast::<u64>().read();
+            let mut i = (h as usize) & mask;
+            while new_index.add(i).read() != 0 {
+                i = (i + 1) & mask;
+            }
+            new_index.add(i).write(n as u32 + 1);
+            n += 1;
+        }
+        set_word(p, D_USED, n);
+        set_word(p, D_COUNT, n);
+        set_word(p, D_CAP, cap);
+        field(p, D_ENTRIES).cast::<*mut Value>().write(new_entries);
+        field(p, D_INDEX).cast::<*mut u32>().write(new_index);
+        set_word(p, D_IMASK, mask);
+        Ok(())
+    }
+}
+
+pub fn dict_get(v: Value, key: Value) -> Option<Value> {
+    if !is(v, HeapTag::Dict) {
+        return None;
+    }
+    let p = v.heap_ptr();
+    // SAFETY: tag checked.
+    unsafe {
+        let e = dict_find(p, key, hash_value(key))?;
+        Some(data_ptr(p, D_ENTRIES).add(e * ENTRY_WORDS + 1).read())
+    }
+}
+
+/// `dict-set!`: insert or replace. `Ok(false)` if `v` is not a dict.
+pub fn dict_set(v: Value, key: Value, val: Value) -> MemResult<bool> {
+    if !is(v, HeapTag::Dict) {
+        return Ok(false);
+    }
+    let p = v.heap_ptr();
+    let hash = hash_value(key);
+    // SAFETY: tag checked; key and value are admitted into the dict's
+    // region before any slot is written; storage grows in that region.
+    unsafe {
+        let b = block_of_ptr(p);
+        let key = admit(b, key)?;
+        let val = admit(b, val)?;
+        if let Some(e) = dict_find(p, key, hash) {
+            data_ptr(p, D_ENTRIES).add(e * ENTRY_WORDS + 1).write(val);
+            return Ok(true);
+        }
+        let (used, cap, count) = (word_at(p, D_USED), word_at(p, D_CAP), word_at(p, D_COUNT));
+        if used == cap {
+            let new_cap = if count * 2 < cap {
+                cap
+            } else {
+                (cap * 2).max(4)
+            };
+            if u32::try_from(new_cap).is_err() {
+                return Err(MemError::TooLarge { requested: new_cap });
+            }
+            dict_rebuild(p, b, new_cap)?;
+        }
+        let used = word_at(p, D_USED);
+        let ent = data_ptr(p, D_ENTRIES).add(used * ENTRY_WORDS);
+        ent.write(key);
+        ent.add(1).write(val);
+        ent.add(2).cast::<u64>().write(hash);
+        let mask = word_at(p, D_IMASK);
+        let index = field(p, D_INDEX).cast::<*mut u32>().read();
+        let mut i = (hash as usize) & mask;
+        while index.add(i).read() != 0 {
+            i = (i + 1) & mask;
+        }
+        index.add(i).write(used as u32 + 1);
+        set_word(p, D_USED, used + 1);
+        set_word(p, D_COUNT, word_at(p, D_COUNT) + 1);
+    }
+    Ok(true)
+}
+
+/// `dict-remove!`: `true` if the key was present.
+pub fn dict_remove(v: Value, key: Value) -> bool {
+    if !is(v, HeapTag::Dict) {
+        return false;
+    }
+    let p = v.heap_ptr();
+    // SAFETY: tag checked; removal stores only immediates.
+    unsafe {
+        let Some(e) = dict_find(p, key, hash_value(key)) else {
+            return false;
+        };
+        let ent = data_ptr(p, D_ENTRIES).add(e * ENTRY_WORDS);
+        ent.write(Value::TOMBSTONE);
+        ent.add(1).write(Value::NOTHING);
+        set_word(p, D_COUNT, word_at(p, D_COUNT) - 1);
+        true
+    }
+}
+
+/// Live entries in insertion order.
+pub fn dict_entries(v: Value) -> Option<Vec<(Value, Value)>> {
+    if !is(v, HeapTag::Dict) {
+        return None;
+    }
+    // SAFETY: tag checked; `used` entries are initialised.
+    unsafe {
+        let d = dict_view(v.heap_ptr());
+        let mut out = Vec::with_capacity(d.used);
+        for e in 0..d.used {
+            let ent = d.entries.add(e * ENTRY_WORDS);
+            let k = ent.read();
+            if k != Value::TOMBSTONE {
+                out.push((k, ent.add(1).read()));
+            }
+        }
+        Some(out)
+    }
+}
+
+/// Bytes the object itself occupies (header included, buffers excluded).
+pub(crate) fn object_size(tag: HeapTag, h: u64) -> usize {
+    match tag {
+        HeapTag::Pair => HDR + 2 * WORD,
+        HeapTag::Str => HDR + (header_extra(h) as usize).div_ceil(WORD).max(1) * WORD,
+        HeapTag::Float | HeapTag::Int | HeapTag::Box => HDR + WORD,
+        HeapTag::Closure => HDR + WORD + header_extra(h) as usize * WORD,
+        HeapTag::Array => HDR + 3 * WORD,
+        HeapTag::Dict => HDR + 6 * WORD,
+    }
+}
+
+/// Used by `meta` to copy array storage.
+///
+/// # Safety
+/// `p` must be a live array object.
+pub(crate) unsafe fn array_parts(p: *mut u8) -> (usize, *mut Value) {
+    // SAFETY: per the contract.
+    unsafe { (word_at(p, A_LEN), data_ptr(p, A_DATA)) }
+}
+
+/// Used by `meta` to give a copied array fresh storage.
+///
+/// # Safety
+/// `copy` must be a fresh array object in region `b` with `len` elements to
+/// be copied from `src`.
+pub(crate) unsafe fn array_copy_storage(
+    copy: *mut u8,
+    b: *mut RegionBlock,
+    len: usize,
+    src: *mut Value,
+) -> MemResult<()> {
+    // SAFETY: per the contract.
+    unsafe {
+        let nd = alloc_buffer(b, len)?;
+        ptr::copy_nonoverlapping(src, nd, len);
+        set_word(copy, A_LEN, len);
+        set_word(copy, A_CAP, len);
+        field(copy, A_DATA).cast::<*mut Value>().write(nd);
+        Ok(())
+    }
+}
+
+/// # Safety
+/// `copy` must be a fresh shallow copy of a live dict, in region `b`.
+pub(crate) unsafe fn dict_copy_storage(copy: *mut u8, b: *mut RegionBlock) -> MemResult<()> {
+    // SAFETY: the copy still names the source's buffers, which rebuild reads
+    // and replaces with compacted ones in `b`.
+    unsafe {
+        let count = word_at(copy, D_COUNT);
+        if count == 0 {
+            set_word(copy, D_USED, 0);
+            set_word(copy, D_CAP, 0);
+            set_word(copy, D_IMASK, 0);
+            return Ok(());
+        }
+        dict_rebuild(copy, b, count)
+    }
+}

@@ -1,0 +1,1112 @@
+//! Regions: bump allocation in aligned segments, Region-RC liveness, merge.
+//!
+//! Layout. Every segment is `SEGMENT_SIZE`-aligned and starts with a
+//! [`SegHeader`] naming its region, so `region_of(ptr)` is a mask and one
+//! load (plus a forwarding hop for merged regions). A region's control block
+//! ([`RegionBlock`]) is the header of its first segment: creating a region
+//! pops one pooled segment and fills a few words, and a tiny region's objects
+//! share the control block's segment (the "inline buffer"). Objects larger
+//! than `LARGE_OBJECT` get a segment of their own whose first window holds the
+//! object's start, so masking still finds the header.
+//!
+//! Liveness (docs/REGION_RC_MODEL.md): a region's memory may be reused only
+//! when `!scope_alive && external_rc == 0 && tethers == 0`. `maybe_free` is
+//! the only place that frees, and it checks exactly that.
+//!
+//! Order (docs/REGION_DEPENDENCY_RULES.md): each region has a rank, its
+//! position in its thread's creation order. Rank 0 is reserved for regions
+//! that live as long as the process. A region whose scope ended but which is
+//! still pinned (counted or tethered) gets rank `RANK_RETAINED`, the youngest
+//! of all, so the barrier copies out of it instead of pointing into it. The
+//! thread keeps its live regions in a list ordered by rank; merge uses it to
+//! prove no live region sits between the two it splices.
+//!
+//! Threading: a region belongs to the thread that created it; only
+//! `external_rc` is touched by other threads (atomic, see atomic.rs).
+
+use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
+use std::cell::{Cell, UnsafeCell};
+use std::ptr::{self, addr_of_mut, NonNull};
+
+use crate::atomic::{Counter32, Counter64};
+use crate::error::{MemError, MemResult};
+use crate::stats::{HeapStats, RegionStats};
+use crate::value::Value;
+
+/// Size and alignment of a standard segment.
+pub const SEGMENT_SIZE: usize = 16 * 1024;
+const SEG_MASK: usize = !(SEGMENT_SIZE - 1);
+/// Objects above this size get a dedicated segment.
+pub const LARGE_OBJECT: usize = SEGMENT_SIZE / 4;
+/// Default H0 threshold: a young region with at least this many bytes is
+/// merged rather than copied out of (docs/REGION_DEPENDENCY_RULES.md).
+pub const DEFAULT_MERGE_THRESHOLD_BYTES: usize = 64 * 1024;
+/// Rank of process-lifetime regions (oldest of all).
+pub const RANK_PROCESS: u64 = 0;
+/// Rank of regions whose scope ended while still pinned (youngest of all).
+pub const RANK_RETAINED: u64 = u64::MAX;
+/// Data segments kept per thread for reuse.
+const DATA_POOL_CAP: usize = 256;
+/// Region control-block segments kept per thread in release builds. Debug
+/// builds keep all of them so stale handles and borrows can always read the
+/// epoch they are checked against.
+#[cfg(not(debug_assertions))]
+const HEADER_POOL_CAP: usize = 1024;
+
+const STATE_LIVE: u64 = 0x4c49_5645_5345_4721;
+const STATE_FREE: u64 = 0x4652_4545_5345_4721;
+#[cfg(debug_assertions)]
+const POISON: u8 = 0xDB;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[repr(u8)]
+enum SegKind {
+    Header = 1,
+    Data = 2,
+    Large = 3,
+}
+
+#[repr(C)]
+pub(crate) struct SegHeader {
+    /// Region this segment was allocated for; follow `forward` from there.
+    region: *mut RegionBlock,
+    next: *mut SegHeader,
+    /// Total bytes of this allocation.
+    size: usize,
+    state: u64,
+    kind: SegKind,
+}
+
+const SEG_HDR: usize = round_up_const(std::mem::size_of::<SegHeader>(), 16);
+
+#[repr(C)]
+pub(crate) struct RegionBlock {
+    seg: SegHeader,
+    cur: *mut u8,
+    /// Bump limit: `seg_end`, or lower when a quota is near.
+    end: *mut u8,
+    seg_end: *mut u8,
+    cur_seg_start: *mut u8,
+    tail: *mut SegHeader,
+    /// Set by merge: this region's objects now belong to `forward`.
+    pub(crate) forward: *mut RegionBlock,
+    id: u64,
+    /// Bumped every time this control block's region dies. Survives reuse of
+    /// the segment (header segments are pooled apart from data segments).
+    pub(crate) epoch: u64,
+    pub(crate) rank: u64,
+    pub(crate) external_rc: Counter32,
+    pub(crate) tethers: u32,
+    pub(crate) scope_alive: bool,
+    owner: u64,
+    bytes_closed: usize,
+    /// Bytes already folded into the thread's `live_bytes`.
+    reported: usize,
+    inline_used_frozen: usize,
+    segments: usize,
+    seg_bytes: usize,
+    merges_in: u64,
+    pub(crate) transmigrated_objects_in: u64,
+    pub(crate) transmigrated_bytes_in: u64,
+    quota: usize,
+    prev_live: *mut RegionBlock,
+    next_live: *mut RegionBlock,
+}
+
+const BLOCK_SIZE: usize = round_up_const(std::mem::size_of::<RegionBlock>(), 16);
+
+const fn round_up_const(n: usize, to: usize) -> usize {
+    (n + to - 1) & !(to - 1)
+}
+
+static NEXT_REGION_ID: Counter64 = Counter64::new(1);
+static NEXT_THREAD_TOKEN: Counter64 = Counter64::new(1);
+
+/// Per-thread heap state: segment pools, rank counter, the ordered list of
+/// live regions, configuration and statistics.
+struct ThreadHeap {
+    header_pool: UnsafeCell<Vec<*mut u8>>,
+    data_pool: UnsafeCell<Vec<*mut u8>>,
+    next_rank: Cell<u64>,
+    live_head: Cell<*mut RegionBlock>,
+    live_tail: Cell<*mut RegionBlock>,
+    token: Cell<u64>,
+    merge_threshold: Cell<usize>,
+    stats: UnsafeCell<HeapStats>,
+}
+
+impl Drop for ThreadHeap {
+    fn drop(&mut self) {
+        for p in self.header_pool.get_mut().drain(..) {
+            // SAFETY: pooled header segments are standard segments owned by
+            // this pool and no longer part of any region.
+            unsafe { os_free_segment(p, SEGMENT_SIZE) }
+        }
+        for p in self.data_pool.get_mut().drain(..) {
+            // SAFETY: as above, for data segments.
+            unsafe { os_free_segment(p, SEGMENT_SIZE) }
+        }
+    }
+}
+
+thread_local! {
+    static HEAP: ThreadHeap = const {
+        ThreadHeap {
+            header_pool: UnsafeCell::new(Vec::new()),
+            data_pool: UnsafeCell::new(Vec::new()),
+            next_rank: Cell::new(1),
+            live_head: Cell::new(ptr::null_mut()),
+            live_tail: Cell::new(ptr::null_mut()),
+            token: Cell::new(0),
+            merge_threshold: Cell::new(DEFAULT_MERGE_THRESHOLD_BYTES),
+            stats: UnsafeCell::new(HeapStats {
+                regions_created: 0,
+                regions_freed: 0,
+                regions_merged: 0,
+                live_regions: 0,
+                live_bytes: 0,
+                peak_live_bytes: 0,
+                live_segment_bytes: 0,
+                peak_segment_bytes: 0,
+                segments_from_os: 0,
+                merges: 0,
+                merges_refused: 0,
+                transmigrations: 0,
+                transmigrated_objects: 0,
+                transmigrated_bytes: 0,
+                repairs_transmigrate: 0,
+                repairs_merge: 0,
+                quota_errors: 0,
+            }),
+        }
+    };
+}
+
+fn with_heap<R>(f: impl FnOnce(&ThreadHeap) -> R) -> R {
+    HEAP.with(f)
+}
+
+/// Run `f` on this thread's statistics. `f` must not re-enter omni-mem.
+pub(crate) fn with_stats<R>(f: impl FnOnce(&mut HeapStats) -> R) -> R {
+    // SAFETY: the stats cell is only reached through this function, whose
+    // callers pass closures that do not call back into it, so no two
+    // mutable references to it exist at once; the heap is thread-local.
+    with_heap(|h| f(unsafe { &mut *h.stats.get() }))
+}
+
+fn thread_token() -> u64 {
+    with_heap(|h| {
+        let t = h.token.get();
+        if t != 0 {
+            return t;
+        }
+        let t = NEXT_THREAD_TOKEN.fetch_add_relaxed(1);
+        h.token.set(t);
+        t
+    })
+}
+
+/// This thread's heap statistics (live byte figures folded in first).
+pub fn heap_stats() -> HeapStats {
+    // Fold every live region's pending bytes so the snapshot is exact.
+    let mut r = with_heap(|h| h.live_head.get());
+    while !r.is_null() {
+        // SAFETY: regions on the live list are alive and owned by this thread.
+        unsafe {
+            account(r);
+            r = (*r).next_live;
+        }
+    }
+    with_stats(|s| *s)
+}
+
+/// Set this thread's H0 merge threshold (bytes). Returns the old value.
+pub fn set_merge_threshold(bytes: usize) -> usize {
+    with_heap(|h| h.merge_threshold.replace(bytes))
+}
+
+pub fn merge_threshold() -> usize {
+    with_heap(|h| h.merge_threshold.get())
+}
+
+// ---------------------------------------------------------------------------
+// Segments
+
+/// # Safety
+/// `size` must be a non-zero multiple of `SEGMENT_SIZE`.
+unsafe fn os_alloc_segment(size: usize) -> *mut u8 {
+    let layout = match Layout::from_size_align(size, SEGMENT_SIZE) {
+        Ok(l) => l,
+        Err(_) => handle_alloc_error(Layout::new::<u8>()),
+    };
+    // SAFETY: layout has non-zero size.
+    let p = unsafe { alloc(layout) };
+    if p.is_null() {
+        handle_alloc_error(layout);
+    }
+    with_stats(|s| s.segments_from_os += 1);
+    p
+}
+
+/// # Safety
+/// `p` must come from `os_alloc_segment(size)` and be unused.
+unsafe fn os_free_segment(p: *mut u8, size: usize) {
+    // SAFETY: same layout as the allocation, per the contract.
+    unsafe { dealloc(p, Layout::from_size_align_unchecked(size, SEGMENT_SIZE)) }
+}
+
+/// The segment header of the segment holding `p` (an object start).
+#[inline]
+fn seg_of(p: *mut u8) -> *mut SegHeader {
+    p.map_addr(|a| a & SEG_MASK).cast()
+}
+
+/// The (forwarding-resolved) region holding the object at `p`.
+///
+/// # Safety
+/// `p` must point to an object start in a segment owned by a live region.
+#[inline]
+pub(crate) unsafe fn block_of_ptr(p: *mut u8) -> *mut RegionBlock {
+    // SAFETY: per the contract the masked address is a live segment header.
+    unsafe {
+        let mut b = (*seg_of(p)).region;
+        while !(*b).forward.is_null() {
+            b = (*b).forward;
+        }
+        b
+    }
+}
+
+/// Debug tripwire: panics if `p` lies in a segment that has been freed.
+#[inline]
+pub(crate) fn debug_check_live(p: *mut u8) {
+    #[cfg(debug_assertions)]
+    {
+        // SAFETY: debug builds never return header segments to the system and
+        // only dereference values the mutator holds; a freed data segment is
+        // either pooled (readable, marked FREE) or a bug that this very check
+        // exists to report.
+        let state = unsafe { (*seg_of(p)).state };
+        assert!(
+            state == STATE_LIVE,
+            "omni-mem: use after free: object {p:p} lies in a freed segment"
+        );
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = p;
+}
+
+// ---------------------------------------------------------------------------
+// Region handles
+
+/// A handle to a region. Copyable; checked against the region's epoch in
+/// debug builds so a handle used after its region died is reported.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct Region {
+    block: NonNull<RegionBlock>,
+    epoch: u64,
+}
+
+impl Region {
+    /// The control block this handle names, without following merges.
+    #[inline]
+    fn raw(self) -> *mut RegionBlock {
+        self.block.as_ptr()
+    }
+
+    /// The control block that now holds this region's objects.
+    #[inline]
+    pub(crate) fn block(self) -> *mut RegionBlock {
+        let b = self.raw();
+        // SAFETY: handles name control blocks that are live, merged stubs
+        // inside a live region, or (bug) pooled header segments, which debug
+        // builds never free; the epoch check below reports the last case.
+        unsafe {
+            debug_assert!(
+                (*b).epoch == self.epoch,
+                "omni-mem: region #{} handle used after the region was freed",
+                (*b).id
+            );
+            let mut b = b;
+            while !(*b).forward.is_null() {
+                b = (*b).forward;
+            }
+            b
+        }
+    }
+
+    pub(crate) fn from_block(b: *mut RegionBlock) -> Region {
+        // SAFETY: callers pass live control blocks.
+        let epoch = unsafe { (*b).epoch };
+        Region {
+            block: NonNull::new(b).expect("region block is never null"),
+            epoch,
+        }
+    }
+
+    /// The region's id (unique for the process lifetime).
+    pub fn id(self) -> u64 {
+        // SAFETY: see `block`.
+        unsafe { (*self.block()).id }
+    }
+
+    /// Whether this handle's region has been merged into another one.
+    pub fn is_merged(self) -> bool {
+        // SAFETY: see `block`.
+        unsafe { !(*self.raw()).forward.is_null() }
+    }
+
+    /// Whether two handles now denote the same storage (after merges).
+    pub fn same_as(self, other: Region) -> bool {
+        self.block() == other.block()
+    }
+
+    pub fn rank(self) -> u64 {
+        // SAFETY: see `block`.
+        unsafe { (*self.block()).rank }
+    }
+
+    /// Whether the region's memory is still in use: its epoch is unchanged.
+    pub fn is_alive(self) -> bool {
+        // SAFETY: see `block`; reading the epoch of a pooled header is fine.
+        unsafe { (*self.raw()).epoch == self.epoch }
+    }
+
+    pub fn bytes_allocated(self) -> usize {
+        // SAFETY: see `block`.
+        unsafe { bytes_allocated(self.block()) }
+    }
+
+    /// Set (or clear, with `None`) the region's byte quota.
+    pub fn set_quota(self, quota: Option<usize>) {
+        let b = self.block();
+        // SAFETY: owner-thread access to a live block.
+        unsafe {
+            (*b).quota = quota.unwrap_or(0);
+            clamp_end(b);
+        }
+    }
+
+    pub fn stats(self) -> RegionStats {
+        let b = self.block();
+        // SAFETY: owner-thread access to a live block.
+        unsafe {
+            RegionStats {
+                id: (*b).id,
+                rank: (*b).rank,
+                bytes_allocated: bytes_allocated(b),
+                inline_used: inline_used(b),
+                segments: (*b).segments,
+                segment_bytes: (*b).seg_bytes,
+                merges_in: (*b).merges_in,
+                transmigrated_objects_in: (*b).transmigrated_objects_in,
+                transmigrated_bytes_in: (*b).transmigrated_bytes_in,
+                quota: if (*b).quota == 0 {
+                    None
+                } else {
+                    Some((*b).quota)
+                },
+                scope_alive: (*b).scope_alive,
+                external_rc: (*b).external_rc.load_relaxed(),
+                tethers: (*b).tethers,
+            }
+        }
+    }
+}
+
+/// The region holding a heap value (after merges), or `None` for immediates.
+#[inline]
+pub fn region_of(v: Value) -> Option<Region> {
+    if v.is_heap() {
+        debug_check_live(v.heap_ptr());
+        // SAFETY: a heap value the mutator holds lies in a live region.
+        Some(Region::from_block(unsafe { block_of_ptr(v.heap_ptr()) }))
+    } else {
+        None
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Creation, liveness, freeing
+
+/// Create a region whose scope is open, younger than every live region of
+/// this thread.
+pub fn region_create() -> Region {
+    let rank = with_heap(|h| {
+        let r = h.next_rank.get();
+        h.next_rank.set(r + 1);
+        r
+    });
+    // SAFETY: `new_block` initialises every field.
+    let b = unsafe { new_block(rank) };
+    link_live_tail(b);
+    Region::from_block(b)
+}
+
+/// Create a region that lives as long as the process (rank 0): the oldest
+/// region, into which anything may point. Its scope is open until
+/// `region_exit` is called on it at shutdown.
+pub fn region_create_process() -> Region {
+    // SAFETY: as in `region_create`.
+    let b = unsafe { new_block(RANK_PROCESS) };
+    link_live_head(b);
+    Region::from_block(b)
+}
+
+/// # Safety
+/// Returns a fully initialised, unlinked control block.
+unsafe fn new_block(rank: u64) -> *mut RegionBlock {
+    let pooled = with_heap(|h| {
+        // SAFETY: pools are only touched by this thread, never re-entrantly.
+        unsafe { (*h.header_pool.get()).pop() }
+    });
+    let owner = thread_token();
+    // SAFETY: `p` is a SEGMENT_SIZE-aligned segment of SEGMENT_SIZE bytes we
+    // own exclusively; every field is written before the block is used.
+    unsafe {
+        let (p, epoch) = match pooled {
+            Some(p) => (p, (*p.cast::<RegionBlock>()).epoch),
+            None => (os_alloc_segment(SEGMENT_SIZE), 0),
+        };
+        let b = p.cast::<RegionBlock>();
+        addr_of_mut!((*b).seg).write(SegHeader {
+            region: b,
+            next: ptr::null_mut(),
+            size: SEGMENT_SIZE,
+            state: STATE_LIVE,
+            kind: SegKind::Header,
+        });
+        let start = p.add(BLOCK_SIZE);
+        let seg_end = p.add(SEGMENT_SIZE);
+        addr_of_mut!((*b).cur).write(start);
+        addr_of_mut!((*b).end).write(seg_end);
+        addr_of_mut!((*b).seg_end).write(seg_end);
+        addr_of_mut!((*b).cur_seg_start).write(start);
+        addr_of_mut!((*b).tail).write(b.cast());
+        addr_of_mut!((*b).forward).write(ptr::null_mut());
+        addr_of_mut!((*b).id).write(NEXT_REGION_ID.fetch_add_relaxed(1));
+        addr_of_mut!((*b).epoch).write(epoch);
+        addr_of_mut!((*b).rank).write(rank);
+        addr_of_mut!((*b).external_rc).write(Counter32::new(0));
+        addr_of_mut!((*b).tethers).write(0);
+        addr_of_mut!((*b).scope_alive).write(true);
+        addr_of_mut!((*b).owner).write(owner);
+        addr_of_mut!((*b).bytes_closed).write(0);
+        addr_of_mut!((*b).reported).write(0);
+        addr_of_mut!((*b).inline_used_frozen).write(usize::MAX);
+        addr_of_mut!((*b).segments).write(1);
+        addr_of_mut!((*b).seg_bytes).write(SEGMENT_SIZE);
+        addr_of_mut!((*b).merges_in).write(0);
+        addr_of_mut!((*b).transmigrated_objects_in).write(0);
+        addr_of_mut!((*b).transmigrated_bytes_in).write(0);
+        addr_of_mut!((*b).quota).write(0);
+        addr_of_mut!((*b).prev_live).write(ptr::null_mut());
+        addr_of_mut!((*b).next_live).write(ptr::null_mut());
+        with_stats(|s| {
+            s.regions_created += 1;
+            s.live_regions += 1;
+            s.live_segment_bytes += SEGMENT_SIZE;
+            s.peak_segment_bytes = s.peak_segment_bytes.max(s.live_segment_bytes);
+        });
+        b
+    }
+}
+
+fn link_live_tail(b: *mut RegionBlock) {
+    with_heap(|h| {
+        let tail = h.live_tail.get();
+        // SAFETY: b and tail are live blocks of this thread.
+        unsafe {
+            (*b).prev_live = tail;
+            (*b).next_live = ptr::null_mut();
+            if tail.is_null() {
+                h.live_head.set(b);
+            } else {
+                (*tail).next_live = b;
+            }
+        }
+        h.live_tail.set(b);
+    })
+}
+
+fn link_live_head(b: *mut RegionBlock) {
+    with_heap(|h| {
+        let head = h.live_head.get();
+        // SAFETY: b and head are live blocks of this thread.
+        unsafe {
+            (*b).prev_live = ptr::null_mut();
+            (*b).next_live = head;
+            if head.is_null() {
+                h.live_tail.set(b);
+            } else {
+                (*head).prev_live = b;
+            }
+        }
+        h.live_head.set(b);
+    })
+}
+
+fn unlink_live(b: *mut RegionBlock) {
+    with_heap(|h| {
+        // SAFETY: b is on this thread's live list.
+        unsafe {
+            let (p, n) = ((*b).prev_live, (*b).next_live);
+            if p.is_null() {
+                h.live_head.set(n);
+            } else {
+                (*p).next_live = n;
+            }
+            if n.is_null() {
+                h.live_tail.set(p);
+            } else {
+                (*n).prev_live = p;
+            }
+            (*b).prev_live = ptr::null_mut();
+            (*b).next_live = ptr::null_mut();
+        }
+    })
+}
+
+/// End the region's scope. It is freed now unless it is still counted or
+/// tethered; then it becomes the youngest region (rank `RANK_RETAINED`) so
+/// that nothing older is ever made to point into it, and is freed by the
+/// last `region_release` / `tether_end`.
+///
+/// Exiting a region that was merged into an older one does nothing: its
+/// objects live on in the older region's scope.
+pub fn region_exit(r: Region) {
+    let raw = r.raw();
+    // SAFETY: owner-thread access; see `Region::block`.
+    unsafe {
+        debug_assert!((*raw).epoch == r.epoch, "region exited after it was freed");
+        if !(*raw).forward.is_null() {
+            return;
+        }
+        debug_assert!((*raw).scope_alive, "region scope exited twice");
+        (*raw).scope_alive = false;
+        if !maybe_free(raw) {
+            (*raw).rank = RANK_RETAINED;
+            unlink_live(raw);
+            link_live_tail(raw);
+        }
+    }
+}
+
+/// Count one external reference to the region (Region-RC).
+pub fn region_retain(r: Region) {
+    // SAFETY: the caller holds the scope or another reference, so the block
+    // is live while we increment (hence relaxed, see atomic.rs).
+    unsafe {
+        (*r.block()).external_rc.fetch_add_relaxed(1);
+    }
+}
+
+/// Drop one external reference; frees the region if that was the last thing
+/// keeping it alive. Returns whether it was freed.
+pub fn region_release(r: Region) -> bool {
+    let b = r.block();
+    // SAFETY: the reference being released keeps the block live until the
+    // decrement; only the thread that takes the count to zero may free, and
+    // acquire/release on the decrement orders every other thread's uses
+    // before that free (atomic.rs).
+    unsafe {
+        let before = (*b).external_rc.fetch_sub_acqrel(1);
+        assert!(
+            before > 0,
+            "omni-mem: region_release without a matching retain"
+        );
+        before == 1 && maybe_free(b)
+    }
+}
+
+/// Free the region iff `!scope_alive && external_rc == 0 && tethers == 0`.
+///
+/// # Safety
+/// `b` must be a live, unmerged control block owned by this thread.
+pub(crate) unsafe fn maybe_free(b: *mut RegionBlock) -> bool {
+    // SAFETY: per the contract.
+    unsafe {
+        if (*b).scope_alive || (*b).external_rc.load_acquire() > 0 || (*b).tethers > 0 {
+            return false;
+        }
+        free_region(b);
+        true
+    }
+}
+
+/// # Safety
+/// `b` must be dead by the liveness rule; no value may point into it.
+unsafe fn free_region(b: *mut RegionBlock) {
+    // SAFETY: per the contract, every segment on the list is ours to recycle.
+    unsafe {
+        account(b);
+        unlink_live(b);
+        let (reported, seg_bytes) = ((*b).reported, (*b).seg_bytes);
+        with_stats(|s| {
+            s.live_bytes -= reported;
+            s.live_segment_bytes -= seg_bytes;
+            s.live_regions -= 1;
+            s.regions_freed += 1;
+        });
+        let mut seg: *mut SegHeader = b.cast();
+        while !seg.is_null() {
+            let next = (*seg).next;
+            release_segment(seg);
+            seg = next;
+        }
+    }
+}
+
+/// # Safety
+/// `seg` must be a segment of a dying region.
+unsafe fn release_segment(seg: *mut SegHeader) {
+    // SAFETY: the segment is no longer reachable from any live value.
+    unsafe {
+        (*seg).state = STATE_FREE;
+        let base: *mut u8 = seg.cast();
+        match (*seg).kind {
+            SegKind::Header => {
+                let blk: *mut RegionBlock = seg.cast();
+                (*blk).epoch += 1;
+                (*blk).forward = ptr::null_mut();
+                #[cfg(debug_assertions)]
+                ptr::write_bytes(base.add(BLOCK_SIZE), POISON, SEGMENT_SIZE - BLOCK_SIZE);
+                let keep = with_heap(|h| {
+                    let pool = &mut *h.header_pool.get();
+                    #[cfg(not(debug_assertions))]
+                    if pool.len() >= HEADER_POOL_CAP {
+                        return false;
+                    }
+                    pool.push(base);
+                    true
+                });
+                if !keep {
+                    os_free_segment(base, SEGMENT_SIZE);
+                }
+            }
+            SegKind::Data => {
+                #[cfg(debug_assertions)]
+                ptr::write_bytes(base.add(SEG_HDR), POISON, SEGMENT_SIZE - SEG_HDR);
+                let keep = with_heap(|h| {
+                    let pool = &mut *h.data_pool.get();
+                    if pool.len() >= DATA_POOL_CAP {
+                        return false;
+                    }
+                    pool.push(base);
+                    true
+                });
+                if !keep {
+                    os_free_segment(base, SEGMENT_SIZE);
+                }
+            }
+            SegKind::Large => os_free_segment(base, (*seg).size),
+        }
+    }
+}
+
+/// Return pooled segments to the system allocator (e.g. after a peak).
+pub fn trim_pools() {
+    with_heap(|h| {
+        // SAFETY: pools are only touched by this thread, never re-entrantly;
+        // pooled segments belong to no region.
+        unsafe {
+            for p in (*h.data_pool.get()).drain(..) {
+                os_free_segment(p, SEGMENT_SIZE);
+            }
+            #[cfg(not(debug_assertions))]
+            for p in (*h.header_pool.get()).drain(..) {
+                os_free_segment(p, SEGMENT_SIZE);
+            }
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Allocation
+
+/// # Safety
+/// `b` must be a live control block owned by this thread.
+#[inline]
+pub(crate) unsafe fn bytes_allocated(b: *mut RegionBlock) -> usize {
+    // SAFETY: per the contract.
+    unsafe { (*b).bytes_closed + ((*b).cur.addr() - (*b).cur_seg_start.addr()) }
+}
+
+unsafe fn inline_used(b: *mut RegionBlock) -> usize {
+    // SAFETY: live block.
+    unsafe {
+        if (*b).inline_used_frozen != usize::MAX {
+            (*b).inline_used_frozen
+        } else {
+            (*b).cur.addr() - (*b).cur_seg_start.addr()
+        }
+    }
+}
+
+/// Fold the region's new bytes into the thread's live-byte count.
+///
+/// # Safety
+/// `b` must be a live control block owned by this thread.
+unsafe fn account(b: *mut RegionBlock) {
+    // SAFETY: per the contract.
+    unsafe {
+        let now = bytes_allocated(b);
+        let delta = now - (*b).reported;
+        if delta == 0 {
+            return;
+        }
+        (*b).reported = now;
+        with_stats(|s| {
+            s.live_bytes += delta;
+            s.peak_live_bytes = s.peak_live_bytes.max(s.live_bytes);
+        });
+    }
+}
+
+/// Lower `end` so the fast path stops exactly at the quota.
+unsafe fn clamp_end(b: *mut RegionBlock) {
+    // SAFETY: live block.
+    unsafe {
+        let quota = (*b).quota;
+        if quota == 0 {
+            (*b).end = (*b).seg_end;
+            return;
+        }
+        let remaining = quota.saturating_sub(bytes_allocated(b));
+        let room = (*b).seg_end.addr() - (*b).cur.addr();
+        (*b).end = (*b).cur.add(remaining.min(room));
+    }
+}
+
+/// Allocate `size` bytes (a multiple of 8) in region `b`.
+///
+/// # Safety
+/// `b` must be a live, unmerged control block owned by this thread.
+#[inline]
+pub(crate) unsafe fn alloc_raw(b: *mut RegionBlock, size: usize) -> MemResult<*mut u8> {
+    debug_assert!(size.is_multiple_of(8) && size > 0);
+    // SAFETY: per the contract; cur..end lies inside the current segment.
+    unsafe {
+        let cur = (*b).cur;
+        if size <= (*b).end.addr() - cur.addr() {
+            (*b).cur = cur.add(size);
+            return Ok(cur);
+        }
+        alloc_slow(b, size)
+    }
+}
+
+#[cold]
+unsafe fn alloc_slow(b: *mut RegionBlock, size: usize) -> MemResult<*mut u8> {
+    // SAFETY: per `alloc_raw`'s contract; new segments are exclusively ours.
+    unsafe {
+        let allocated = bytes_allocated(b);
+        let quota = (*b).quota;
+        if quota != 0 && allocated.saturating_add(size) > quota {
+            with_stats(|s| s.quota_errors += 1);
+            return Err(MemError::QuotaExceeded {
+                region_id: (*b).id,
+                quota,
+                requested: size,
+                allocated,
+            });
+        }
+        if size > LARGE_OBJECT {
+            let total = size
+                .checked_add(SEG_HDR + SEGMENT_SIZE - 1)
+                .filter(|t| *t <= isize::MAX as usize / 2)
+                .ok_or(MemError::TooLarge { requested: size })?
+                & SEG_MASK;
+            let p = os_alloc_segment(total);
+            let seg: *mut SegHeader = p.cast();
+            seg.write(SegHeader {
+                region: b,
+                next: (*b).seg.next,
+                size: total,
+                state: STATE_LIVE,
+                kind: SegKind::Large,
+            });
+            (*b).seg.next = seg;
+            if (*b).tail == b.cast() {
+                (*b).tail = seg;
+            }
+            (*b).bytes_closed += size;
+            note_segment(b, total);
+            clamp_end(b);
+            return Ok(p.add(SEG_HDR));
+        }
+        // Retire the current segment and continue in a fresh one.
+        let used = (*b).cur.addr() - (*b).cur_seg_start.addr();
+        if (*b).inline_used_frozen == usize::MAX {
+            (*b).inline_used_frozen = used;
+        }
+        (*b).bytes_closed += used;
+        let pooled = with_heap(|h| (*h.data_pool.get()).pop());
+        let p = match pooled {
+            Some(p) => p,
+            None => os_alloc_segment(SEGMENT_SIZE),
+        };
+        let seg: *mut SegHeader = p.cast();
+        seg.write(SegHeader {
+            region: b,
+            next: ptr::null_mut(),
+            size: SEGMENT_SIZE,
+            state: STATE_LIVE,
+            kind: SegKind::Data,
+        });
+        (*(*b).tail).next = seg;
+        (*b).tail = seg;
+        let start = p.add(SEG_HDR);
+        (*b).cur_seg_start = start;
+        (*b).cur = start;
+        (*b).seg_end = p.add(SEGMENT_SIZE);
+        note_segment(b, SEGMENT_SIZE);
+        clamp_end(b);
+        let out = (*b).cur;
+        (*b).cur = out.add(size);
+        Ok(out)
+    }
+}
+
+unsafe fn note_segment(b: *mut RegionBlock, bytes: usize) {
+    // SAFETY: live block.
+    unsafe {
+        (*b).segments += 1;
+        (*b).seg_bytes += bytes;
+        account(b);
+    }
+    with_stats(|s| {
+        s.live_segment_bytes += bytes;
+        s.peak_segment_bytes = s.peak_segment_bytes.max(s.live_segment_bytes);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Merge
+
+/// Why a merge was refused (the caller falls back to transmigration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MergeRefusal {
+    SameRegion,
+    NotYounger,
+    /// A live region sits between the two in rank order; merging could make
+    /// the older region point into it.
+    RegionBetween,
+    Tethered,
+    Counted,
+    ScopeEnded,
+    OtherThread,
+}
+
+/// Whether `young` may be spliced into `old`.
+pub fn merge_permitted(young: Region, old: Region) -> Result<(), MergeRefusal> {
+    // SAFETY: both handles name live blocks (checked in debug by `block`).
+    unsafe { merge_check(young.block(), old.block()) }
+}
+
+unsafe fn merge_check(y: *mut RegionBlock, o: *mut RegionBlock) -> Result<(), MergeRefusal> {
+    // SAFETY: live blocks.
+    unsafe {
+        if y == o {
+            return Err(MergeRefusal::SameRegion);
+        }
+        let me = thread_token();
+        if (*y).owner != me || (*o).owner != me {
+            return Err(MergeRefusal::OtherThread);
+        }
+        if !(*y).scope_alive || !(*o).scope_alive {
+            return Err(MergeRefusal::ScopeEnded);
+        }
+        if (*y).rank <= (*o).rank {
+            return Err(MergeRefusal::NotYounger);
+        }
+        if (*y).tethers > 0 {
+            return Err(MergeRefusal::Tethered);
+        }
+        if (*y).external_rc.load_acquire() > 0 {
+            return Err(MergeRefusal::Counted);
+        }
+        // Live list is in rank order: `o` must be `y`'s immediate elder.
+        if (*y).prev_live != o {
+            return Err(MergeRefusal::RegionBetween);
+        }
+        Ok(())
+    }
+}
+
+/// Splice `young`'s segments into `old` in O(1): `young`'s handle becomes a
+/// forwarding stub, its bytes and counts move to `old`, and its objects die
+/// with `old`. Refused (nothing changes) when not permitted.
+pub fn merge(young: Region, old: Region) -> Result<(), MergeRefusal> {
+    let (y, o) = (young.block(), old.block());
+    // SAFETY: live blocks owned by this thread (checked by merge_check).
+    unsafe {
+        if let Err(e) = merge_check(y, o) {
+            with_stats(|s| s.merges_refused += 1);
+            return Err(e);
+        }
+        account(y);
+        let ybytes = bytes_allocated(y);
+        (*(*o).tail).next = y.cast();
+        (*o).tail = (*y).tail;
+        (*o).bytes_closed += ybytes;
+        (*o).reported += (*y).reported;
+        (*o).segments += (*y).segments;
+        (*o).seg_bytes += (*y).seg_bytes;
+        (*o).merges_in += 1 + (*y).merges_in;
+        (*o).transmigrated_objects_in += (*y).transmigrated_objects_in;
+        (*o).transmigrated_bytes_in += (*y).transmigrated_bytes_in;
+        (*y).scope_alive = false;
+        (*y).forward = o;
+        unlink_live(y);
+        clamp_end(o);
+        with_stats(|s| {
+            s.merges += 1;
+            s.regions_merged += 1;
+            s.live_regions -= 1;
+        });
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Introspection used by tests and tools
+
+/// Live regions of this thread, oldest first.
+pub fn live_regions() -> Vec<Region> {
+    let mut out = Vec::new();
+    let mut r = with_heap(|h| h.live_head.get());
+    while !r.is_null() {
+        out.push(Region::from_block(r));
+        // SAFETY: blocks on the live list are live.
+        r = unsafe { (*r).next_live };
+    }
+    out
+}
+
+/// Record transmigration totals against the destination region.
+pub(crate) unsafe fn note_transmigrated(b: *mut RegionBlock, objects: u64, bytes: u64) {
+    // SAFETY: live block.
+    unsafe {
+        (*b).transmigrated_objects_in += objects;
+        (*b).transmigrated_bytes_in += bytes;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::assert_no_live_regions;
+
+    #[test]
+    fn create_exit_frees_and_counts() {
+        let r = region_create();
+        assert_eq!(r.bytes_allocated(), 0);
+        // SAFETY: live block owned by this thread.
+        let p = unsafe { alloc_raw(r.block(), 64) }.unwrap();
+        assert_eq!(p.addr() % 8, 0);
+        assert_eq!(r.bytes_allocated(), 64);
+        assert!(r.is_alive());
+        region_exit(r);
+        assert!(!r.is_alive());
+        assert_no_live_regions();
+    }
+
+    #[test]
+    fn ranks_are_ordered_by_creation() {
+        let a = region_create();
+        let b = region_create();
+        assert!(a.rank() < b.rank());
+        let p = region_create_process();
+        assert_eq!(p.rank(), RANK_PROCESS);
+        region_exit(b);
+        region_exit(a);
+        region_exit(p);
+        assert_no_live_regions();
+    }
+
+    #[test]
+    fn many_segments_and_large_objects_map_back_to_their_region() {
+        let r = region_create();
+        let b = r.block();
+        let mut ptrs = Vec::new();
+        for i in 0..2000 {
+            let size = if i % 97 == 0 { 3 * SEGMENT_SIZE } else { 24 };
+            // SAFETY: live block owned by this thread.
+            let p = unsafe { alloc_raw(b, size) }.unwrap();
+            ptrs.push(p);
+        }
+        for p in ptrs {
+            // SAFETY: p is an allocation start in a live region.
+            assert_eq!(unsafe { block_of_ptr(p) }, b);
+        }
+        assert!(r.stats().segments > 2);
+        region_exit(r);
+        assert_no_live_regions();
+    }
+
+    #[test]
+    fn retained_region_outlives_scope_until_release() {
+        let r = region_create();
+        region_retain(r);
+        region_exit(r);
+        assert!(r.is_alive());
+        assert_eq!(r.rank(), RANK_RETAINED);
+        assert!(region_release(r));
+        assert!(!r.is_alive());
+        assert_no_live_regions();
+    }
+
+    #[test]
+    fn quota_is_an_error_value_with_the_diagnostic() {
+        let r = region_create();
+        r.set_quota(Some(100));
+        // SAFETY: live block owned by this thread.
+        unsafe {
+            assert!(alloc_raw(r.block(), 96).is_ok());
+            let e = alloc_raw(r.block(), 8).unwrap_err();
+            assert!(e
+                .to_string()
+                .contains("region exceeded quota; likely escape/retention"));
+        }
+        assert_eq!(r.bytes_allocated(), 96);
+        region_exit(r);
+        assert_no_live_regions();
+    }
+
+    #[test]
+    fn merge_splices_and_forwards() {
+        let old = region_create();
+        let young = region_create();
+        // SAFETY: live blocks owned by this thread.
+        let p = unsafe { alloc_raw(young.block(), 3 * SEGMENT_SIZE) }.unwrap();
+        let before = old.bytes_allocated();
+        merge(young, old).unwrap();
+        assert!(young.is_merged());
+        assert!(young.same_as(old));
+        // SAFETY: p is an object start in a live (merged) region.
+        assert_eq!(unsafe { block_of_ptr(p) }, old.block());
+        assert_eq!(old.bytes_allocated(), before + 3 * SEGMENT_SIZE);
+        region_exit(young); // no-op: merged
+        assert!(old.is_alive());
+        region_exit(old);
+        assert_no_live_regions();
+    }
+
+    #[test]
+    fn merge_refusals() {
+        let old = region_create();
+        let mid = region_create();
+        let young = region_create();
+        assert_eq!(merge(young, old), Err(MergeRefusal::RegionBetween));
+        assert_eq!(merge(old, young), Err(MergeRefusal::NotYounger));
+        assert_eq!(merge(young, young), Err(MergeRefusal::SameRegion));
+        region_retain(young);
+        assert_eq!(merge(young, mid), Err(MergeRefusal::Counted));
+        region_release(young);
+        region_exit(young);
+        region_exit(mid);
+        region_exit(old);
+        assert_no_live_regions();
+    }
+}

@@ -1,0 +1,51 @@
+//! Accounting (backlog R6): per-thread heap counters and per-region figures.
+//! See docs/REGION_ACCOUNTING.md.
+
+/// Counters for one thread's heap. Byte figures are exact at region
+/// granularity: a region's bytes are folded into `live_bytes` whenever it
+/// takes a new segment, when its stats are read, and when it is freed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct HeapStats {
+    pub regions_created: u64,
+    pub regions_freed: u64,
+    /// Regions spliced into an older region by `merge` (never freed on their own).
+    pub regions_merged: u64,
+    pub live_regions: u64,
+    /// Object bytes in live regions.
+    pub live_bytes: usize,
+    pub peak_live_bytes: usize,
+    /// Segment bytes (reserved memory) held by live regions.
+    pub live_segment_bytes: usize,
+    pub peak_segment_bytes: usize,
+    /// Segments obtained from the system allocator (pool misses).
+    pub segments_from_os: u64,
+    pub merges: u64,
+    pub merges_refused: u64,
+    pub transmigrations: u64,
+    pub transmigrated_objects: u64,
+    pub transmigrated_bytes: u64,
+    /// Barrier repairs by kind.
+    pub repairs_transmigrate: u64,
+    pub repairs_merge: u64,
+    pub quota_errors: u64,
+}
+
+/// A snapshot of one region's accounting.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RegionStats {
+    pub id: u64,
+    pub rank: u64,
+    pub bytes_allocated: usize,
+    /// Bytes served from the region's first segment, which also holds the
+    /// region's control block (the "inline buffer").
+    pub inline_used: usize,
+    pub segments: usize,
+    pub segment_bytes: usize,
+    pub merges_in: u64,
+    pub transmigrated_objects_in: u64,
+    pub transmigrated_bytes_in: u64,
+    pub quota: Option<usize>,
+    pub scope_alive: bool,
+    pub external_rc: u32,
+    pub tethers: u32,
+}

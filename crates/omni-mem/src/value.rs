@@ -1,0 +1,235 @@
+//! Tagged 64-bit values.
+//!
+//! A `Value` is one machine word. The low three bits say what it is:
+//!
+//! | low bits | meaning                                    |
+//! |----------|--------------------------------------------|
+//! | `000`    | pointer to a heap object (8-aligned)       |
+//! | `001`    | fixnum: a signed 61-bit integer            |
+//! | `010`    | character (Unicode scalar value)           |
+//! | `011`    | constant: `()`, false, true, nothing, ...  |
+//! | `100`    | symbol: index into the intern table        |
+//!
+//! Immediates never allocate. The word is stored as a raw pointer so heap
+//! pointers keep their provenance (strict-provenance clean under Miri);
+//! immediates are pointers without provenance.
+
+use std::fmt;
+use std::ptr;
+
+pub(crate) const TAG_BITS: usize = 3;
+const TAG_MASK: usize = 0b111;
+const TAG_HEAP: usize = 0b000;
+const TAG_FIX: usize = 0b001;
+const TAG_CHAR: usize = 0b010;
+const TAG_CONST: usize = 0b011;
+const TAG_SYM: usize = 0b100;
+
+/// Smallest and largest integer that fits in a fixnum.
+pub const FIXNUM_MIN: i64 = -(1 << 60);
+pub const FIXNUM_MAX: i64 = (1 << 60) - 1;
+
+/// One tagged word: an immediate or a pointer into a region.
+///
+/// A heap `Value` is valid while the region holding its object is alive
+/// (docs/REGION_RC_MODEL.md). omni-mem keeps the Region Closure Property for
+/// every edge it stores (the barrier); the mutator (the VM) keeps it for the
+/// values it holds in registers by exiting a region only when none of its
+/// values are still in use. Debug builds check segment liveness on access.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(transparent)]
+pub struct Value(pub(crate) *mut u8);
+
+// SAFETY-free note: `Value` is deliberately !Send and !Sync (raw pointer);
+// values cross threads only inside a region handed off as a whole.
+
+const fn konst(n: usize) -> Value {
+    Value(ptr::without_provenance_mut((n << TAG_BITS) | TAG_CONST))
+}
+
+impl Value {
+    pub const EMPTY: Value = konst(0);
+    pub const FALSE: Value = konst(1);
+    pub const TRUE: Value = konst(2);
+    pub const NOTHING: Value = konst(3);
+    /// Marks a variable slot that has not been initialised yet (`letrec`).
+    pub const UNDEFINED: Value = konst(4);
+    /// Internal: a deleted dict entry. Never visible to programs.
+    pub(crate) const TOMBSTONE: Value = konst(5);
+
+    #[inline]
+    pub(crate) fn bits(self) -> usize {
+        self.0.addr()
+    }
+
+    #[inline]
+    pub fn is_heap(self) -> bool {
+        self.bits() & TAG_MASK == TAG_HEAP && self.bits() != 0
+    }
+
+    #[inline]
+    pub(crate) fn heap_ptr(self) -> *mut u8 {
+        debug_assert!(self.is_heap());
+        self.0
+    }
+
+    #[inline]
+    pub(crate) fn from_heap(p: *mut u8) -> Value {
+        debug_assert!(!p.is_null() && p.addr() & TAG_MASK == 0);
+        Value(p)
+    }
+
+    /// A fixnum if `n` fits in 61 bits. Larger integers are boxed by
+    /// [`crate::alloc_int`].
+    #[inline]
+    pub fn fixnum(n: i64) -> Option<Value> {
+        if (FIXNUM_MIN..=FIXNUM_MAX).contains(&n) {
+            Some(Value(ptr::without_provenance_mut(
+                ((n << TAG_BITS) as usize) | TAG_FIX,
+            )))
+        } else {
+            None
+        }
+    }
+
+    #[inline]
+    pub fn as_fixnum(self) -> Option<i64> {
+        if self.bits() & TAG_MASK == TAG_FIX {
+            Some((self.bits() as i64) >> TAG_BITS)
+        } else {
+            None
+        }
+    }
+
+    #[inline]
+    pub fn is_fixnum(self) -> bool {
+        self.bits() & TAG_MASK == TAG_FIX
+    }
+
+    #[inline]
+    pub fn char(c: char) -> Value {
+        Value(ptr::without_provenance_mut(
+            ((c as usize) << TAG_BITS) | TAG_CHAR,
+        ))
+    }
+
+    #[inline]
+    pub fn as_char(self) -> Option<char> {
+        if self.bits() & TAG_MASK == TAG_CHAR {
+            char::from_u32((self.bits() >> TAG_BITS) as u32)
+        } else {
+            None
+        }
+    }
+
+    #[inline]
+    pub fn symbol(id: u32) -> Value {
+        Value(ptr::without_provenance_mut(
+            ((id as usize) << TAG_BITS) | TAG_SYM,
+        ))
+    }
+
+    #[inline]
+    pub fn as_symbol(self) -> Option<u32> {
+        if self.bits() & TAG_MASK == TAG_SYM {
+            Some((self.bits() >> TAG_BITS) as u32)
+        } else {
+            None
+        }
+    }
+
+    #[inline]
+    pub fn bool(b: bool) -> Value {
+        if b {
+            Value::TRUE
+        } else {
+            Value::FALSE
+        }
+    }
+
+    /// Only `false` and `nothing` are false in a test.
+    #[inline]
+    pub fn is_truthy(self) -> bool {
+        self != Value::FALSE && self != Value::NOTHING
+    }
+
+    /// Identity comparison (`eq?`).
+    #[inline]
+    pub fn is(self, other: Value) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(n) = self.as_fixnum() {
+            write!(f, "{n}")
+        } else if let Some(c) = self.as_char() {
+            write!(f, "#\\{c}")
+        } else if let Some(s) = self.as_symbol() {
+            write!(f, "sym#{s}")
+        } else if *self == Value::EMPTY {
+            write!(f, "()")
+        } else if *self == Value::FALSE {
+            write!(f, "false")
+        } else if *self == Value::TRUE {
+            write!(f, "true")
+        } else if *self == Value::NOTHING {
+            write!(f, "nothing")
+        } else if self.is_heap() {
+            write!(f, "#<obj {:#x}>", self.bits())
+        } else {
+            write!(f, "#<imm {:#x}>", self.bits())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixnum_roundtrip_and_range() {
+        for n in [0, 1, -1, 42, FIXNUM_MAX, FIXNUM_MIN] {
+            assert_eq!(Value::fixnum(n).and_then(|v| v.as_fixnum()), Some(n));
+        }
+        assert!(Value::fixnum(FIXNUM_MAX + 1).is_none());
+        assert!(Value::fixnum(FIXNUM_MIN - 1).is_none());
+        assert!(Value::fixnum(i64::MAX).is_none());
+    }
+
+    #[test]
+    fn immediates_are_distinct_and_not_heap() {
+        let all = [
+            Value::EMPTY,
+            Value::FALSE,
+            Value::TRUE,
+            Value::NOTHING,
+            Value::UNDEFINED,
+            Value::char('a'),
+            Value::symbol(3),
+            Value::fixnum(0).unwrap(),
+        ];
+        for (i, a) in all.iter().enumerate() {
+            assert!(!a.is_heap());
+            for (j, b) in all.iter().enumerate() {
+                assert_eq!(i == j, a == b);
+            }
+        }
+    }
+
+    #[test]
+    fn truthiness_follows_the_language() {
+        assert!(!Value::FALSE.is_truthy());
+        assert!(!Value::NOTHING.is_truthy());
+        assert!(Value::EMPTY.is_truthy());
+        assert!(Value::fixnum(0).unwrap().is_truthy());
+    }
+
+    #[test]
+    fn chars_and_symbols_roundtrip() {
+        assert_eq!(Value::char('λ').as_char(), Some('λ'));
+        assert_eq!(Value::symbol(77).as_symbol(), Some(77));
+        assert_eq!(Value::symbol(77).as_char(), None);
+    }
+}

@@ -1,0 +1,96 @@
+//! Backlog R6: per-region and per-thread accounting, quota diagnostics.
+
+use omni_mem::testing::assert_no_live_regions;
+use omni_mem::*;
+
+#[test]
+fn bytes_peak_and_regions_are_counted() {
+    let before = heap_stats();
+    let r = region_create();
+    for i in 0..1000 {
+        alloc_pair(r, Value::fixnum(i).unwrap(), Value::EMPTY).unwrap();
+    }
+    let s = r.stats();
+    assert_eq!(s.bytes_allocated, 1000 * 24);
+    assert!(s.segments >= 2);
+    assert!(s.inline_used > 0 && s.inline_used < SEGMENT_SIZE);
+    let h = heap_stats();
+    assert_eq!(h.live_bytes, before.live_bytes + 24_000);
+    assert_eq!(h.live_regions, before.live_regions + 1);
+    assert!(h.peak_live_bytes >= h.live_bytes);
+    region_exit(r);
+    let after = heap_stats();
+    assert_eq!(after.regions_freed, before.regions_freed + 1);
+    assert!(after.peak_live_bytes >= 24_000);
+    assert_no_live_regions();
+}
+
+#[test]
+fn tiny_region_uses_only_its_inline_buffer() {
+    let r = region_create();
+    alloc_str(r, "tiny").unwrap();
+    let s = r.stats();
+    assert_eq!(s.segments, 1);
+    assert_eq!(s.inline_used, s.bytes_allocated);
+    region_exit(r);
+    assert_no_live_regions();
+}
+
+#[test]
+fn transmigration_and_merge_are_counted_per_region_and_thread() {
+    let before = heap_stats();
+    let old = region_create();
+    let young = region_create();
+    let l = alloc_list(young, &[Value::TRUE, Value::FALSE]).unwrap();
+    let copy = transmigrate(l, young, old).unwrap();
+    assert_eq!(old.stats().transmigrated_objects_in, 2);
+    assert_eq!(old.stats().transmigrated_bytes_in, 48);
+    assert_eq!(car(copy), Some(Value::TRUE));
+    merge(young, old).unwrap();
+    assert_eq!(old.stats().merges_in, 1);
+    let after = heap_stats();
+    assert_eq!(
+        after.transmigrated_objects,
+        before.transmigrated_objects + 2
+    );
+    assert_eq!(after.merges, before.merges + 1);
+    region_exit(young);
+    region_exit(old);
+    assert_no_live_regions();
+}
+
+#[test]
+fn quota_reports_escape_or_retention() {
+    let r = region_create();
+    r.set_quota(Some(1000));
+    let mut err = None;
+    for i in 0..100 {
+        match alloc_pair(r, Value::fixnum(i).unwrap(), Value::EMPTY) {
+            Ok(_) => {}
+            Err(e) => {
+                err = Some(e);
+                break;
+            }
+        }
+    }
+    let err = err.expect("quota must trip");
+    assert!(err
+        .to_string()
+        .starts_with("region exceeded quota; likely escape/retention"));
+    assert!(r.bytes_allocated() <= 1000);
+    r.set_quota(None);
+    alloc_pair(r, Value::TRUE, Value::EMPTY).unwrap();
+    region_exit(r);
+    assert_no_live_regions();
+}
+
+#[test]
+fn large_objects_are_accounted() {
+    let r = region_create();
+    let a = alloc_array(r, 10_000, Value::NOTHING).unwrap();
+    assert_eq!(array_len(a), Some(10_000));
+    assert!(r.bytes_allocated() >= 80_000);
+    assert!(r.stats().segment_bytes >= 80_000);
+    region_exit(r);
+    assert_no_live_regions();
+}

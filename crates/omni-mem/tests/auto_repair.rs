@@ -1,0 +1,277 @@
+//! Backlog R2-auto-repair-tests: younger->older stores are repaired, both
+//! H0 branches are pinned, merge refusal falls back, and no region cycle is
+//! ever retained.
+
+use omni_mem::testing::assert_no_live_regions;
+use omni_mem::*;
+
+fn int(n: i64) -> Value {
+    Value::fixnum(n).unwrap()
+}
+
+fn list(r: Region, n: i64) -> Value {
+    let items: Vec<Value> = (0..n).map(int).collect();
+    alloc_list(r, &items).unwrap()
+}
+
+fn list_to_vec(mut v: Value) -> Vec<i64> {
+    let mut out = Vec::new();
+    while let Some(a) = car(v) {
+        out.push(int_value(a).unwrap());
+        v = cdr(v).unwrap();
+    }
+    assert_eq!(v, Value::EMPTY);
+    out
+}
+
+/// Run with a given H0 threshold, restoring the default afterwards.
+fn with_threshold<R>(t: usize, f: impl FnOnce() -> R) -> R {
+    let old = set_merge_threshold(t);
+    let out = f();
+    set_merge_threshold(old);
+    out
+}
+
+#[test]
+fn young_to_old_store_is_safe_after_young_exits() {
+    let old = region_create();
+    let container = alloc_box(old, Value::NOTHING).unwrap();
+    let young = region_create();
+    let v = list(young, 5);
+    assert!(box_set(container, v).unwrap());
+    region_exit(young);
+    let stored = box_get(container).unwrap();
+    assert!(region_of(stored).unwrap().same_as(old));
+    assert_eq!(list_to_vec(stored), vec![0, 1, 2, 3, 4]);
+    region_exit(old);
+    assert_no_live_regions();
+}
+
+#[test]
+fn low_threshold_forces_merge() {
+    with_threshold(0, || {
+        let before = heap_stats();
+        let old = region_create();
+        let dict = alloc_dict(old).unwrap();
+        let young = region_create();
+        let v = list(young, 100);
+        assert!(dict_set(dict, int(1), v).unwrap());
+        let after = heap_stats();
+        assert_eq!(after.repairs_merge, before.repairs_merge + 1);
+        assert_eq!(after.repairs_transmigrate, before.repairs_transmigrate);
+        assert!(young.is_merged());
+        // The value was not copied: the same object is now in `old`.
+        assert_eq!(dict_get(dict, int(1)), Some(v));
+        assert!(region_of(v).unwrap().same_as(old));
+        region_exit(young); // no-op: merged
+        assert_eq!(list_to_vec(dict_get(dict, int(1)).unwrap()).len(), 100);
+        region_exit(old);
+    });
+    assert_no_live_regions();
+}
+
+#[test]
+fn high_threshold_forces_transmigrate() {
+    with_threshold(usize::MAX, || {
+        let before = heap_stats();
+        let old = region_create();
+        let arr = alloc_array(old, 1, Value::NOTHING).unwrap();
+        let young = region_create();
+        let v = list(young, 100);
+        assert!(array_set(arr, 0, v).unwrap());
+        let after = heap_stats();
+        assert_eq!(after.repairs_transmigrate, before.repairs_transmigrate + 1);
+        assert_eq!(after.repairs_merge, before.repairs_merge);
+        let stored = array_get(arr, 0).unwrap();
+        assert_ne!(stored, v, "a copy was stored");
+        assert!(region_of(stored).unwrap().same_as(old));
+        region_exit(young);
+        assert_eq!(
+            list_to_vec(array_get(arr, 0).unwrap()),
+            (0..100).collect::<Vec<_>>()
+        );
+        region_exit(old);
+    });
+    assert_no_live_regions();
+}
+
+#[test]
+fn merge_not_permitted_falls_back_to_transmigrate() {
+    with_threshold(0, || {
+        let before = heap_stats();
+        let old = region_create();
+        let cell = alloc_pair(old, Value::NOTHING, Value::EMPTY).unwrap();
+        let middle = region_create(); // sits between: merge must be refused
+        let young = region_create();
+        let v = list(young, 10);
+        assert!(set_car(cell, v).unwrap());
+        let after = heap_stats();
+        assert_eq!(after.merges_refused, before.merges_refused + 1);
+        assert_eq!(after.repairs_transmigrate, before.repairs_transmigrate + 1);
+        assert!(!young.is_merged());
+        region_exit(young);
+        region_exit(middle);
+        assert_eq!(list_to_vec(car(cell).unwrap()).len(), 10);
+        region_exit(old);
+    });
+    assert_no_live_regions();
+}
+
+#[test]
+fn tethered_young_region_is_not_merged() {
+    with_threshold(0, || {
+        let old = region_create();
+        let cell = alloc_box(old, Value::NOTHING).unwrap();
+        let young = region_create();
+        let v = list(young, 3);
+        let t = tether_start(young);
+        assert!(box_set(cell, v).unwrap());
+        assert!(!young.is_merged());
+        assert_ne!(box_get(cell), Some(v));
+        tether_end(t).unwrap();
+        region_exit(young);
+        region_exit(old);
+    });
+    assert_no_live_regions();
+}
+
+#[test]
+fn would_be_region_cycle_is_repaired_and_everything_is_freed() {
+    // Without repair: old.box -> young.pair and young.pair -> old.box would
+    // make old and young keep each other alive (a region cycle).
+    with_threshold(usize::MAX, || {
+        let old = region_create();
+        let obox = alloc_box(old, Value::NOTHING).unwrap();
+        let young = region_create();
+        let ypair = alloc_pair(young, obox, Value::EMPTY).unwrap(); // young -> old: fine
+        assert!(box_set(obox, ypair).unwrap()); // old -> young: repaired
+        let stored = box_get(obox).unwrap();
+        assert!(region_of(stored).unwrap().same_as(old));
+        // The copy's car is the old box itself (external root, not copied).
+        assert_eq!(car(stored), Some(obox));
+        region_exit(young);
+        assert!(!young.is_alive());
+        region_exit(old);
+    });
+    assert_no_live_regions();
+}
+
+#[test]
+fn cycle_through_merge_path_also_frees_everything() {
+    with_threshold(0, || {
+        let old = region_create();
+        let obox = alloc_box(old, Value::NOTHING).unwrap();
+        let young = region_create();
+        let ypair = alloc_pair(young, obox, Value::EMPTY).unwrap();
+        assert!(box_set(obox, ypair).unwrap());
+        assert!(young.is_merged());
+        assert_eq!(box_get(obox), Some(ypair));
+        region_exit(young);
+        region_exit(old);
+    });
+    assert_no_live_regions();
+}
+
+#[test]
+fn constructors_repair_their_fields_too() {
+    let old = region_create();
+    let young = region_create();
+    let v = alloc_str(young, "young").unwrap();
+    let p = alloc_pair(old, v, Value::EMPTY).unwrap();
+    let a = alloc_array_from(old, &[v]).unwrap();
+    let c = alloc_closure(old, 7, &[v]).unwrap();
+    region_exit(young);
+    for stored in [
+        car(p).unwrap(),
+        array_get(a, 0).unwrap(),
+        closure_capture(c, 0).unwrap(),
+    ] {
+        assert!(region_of(stored).unwrap().same_as(old));
+        assert_eq!(with_str(stored, str::to_owned).as_deref(), Some("young"));
+    }
+    region_exit(old);
+    assert_no_live_regions();
+}
+
+#[test]
+fn older_and_same_region_stores_take_the_fast_path() {
+    let before = heap_stats();
+    let old = region_create();
+    let young = region_create();
+    let ov = alloc_str(old, "old").unwrap();
+    let ybox = alloc_box(young, Value::NOTHING).unwrap();
+    assert!(box_set(ybox, ov).unwrap());
+    assert_eq!(box_get(ybox), Some(ov));
+    let yv = alloc_str(young, "y").unwrap();
+    assert!(box_set(ybox, yv).unwrap());
+    assert_eq!(box_get(ybox), Some(yv));
+    let after = heap_stats();
+    assert_eq!(
+        after.repairs_merge + after.repairs_transmigrate,
+        before.repairs_merge + before.repairs_transmigrate
+    );
+    region_exit(young);
+    region_exit(old);
+    assert_no_live_regions();
+}
+
+#[test]
+fn transitive_middle_region_edges_are_copied_too() {
+    // young value points into `middle`; storing it into `old` must copy the
+    // middle object as well, or old would point into a younger region.
+    with_threshold(usize::MAX, || {
+        let old = region_create();
+        let obox = alloc_box(old, Value::NOTHING).unwrap();
+        let middle = region_create();
+        let m = alloc_str(middle, "middle").unwrap();
+        let young = region_create();
+        let y = alloc_pair(young, m, Value::EMPTY).unwrap();
+        assert!(box_set(obox, y).unwrap());
+        region_exit(young);
+        region_exit(middle);
+        let stored = box_get(obox).unwrap();
+        let inner = car(stored).unwrap();
+        assert!(region_of(inner).unwrap().same_as(old));
+        assert_eq!(with_str(inner, str::to_owned).as_deref(), Some("middle"));
+        region_exit(old);
+    });
+    assert_no_live_regions();
+}
+
+#[test]
+fn dict_operations_with_repair() {
+    let old = region_create();
+    let d = alloc_dict(old).unwrap();
+    let young = region_create();
+    for i in 0..200 {
+        let k = alloc_str(young, &format!("k{i}")).unwrap();
+        let v = list(young, i % 5);
+        assert!(dict_set(d, k, v).unwrap());
+    }
+    for i in (0..200).step_by(2) {
+        let k = alloc_str(young, &format!("k{i}")).unwrap();
+        assert!(dict_remove(d, k));
+    }
+    region_exit(young);
+    assert_eq!(dict_count(d), Some(100));
+    let probe = region_create();
+    for i in 0..200 {
+        let k = alloc_str(probe, &format!("k{i}")).unwrap();
+        let got = dict_get(d, k);
+        if i % 2 == 0 {
+            assert_eq!(got, None);
+        } else {
+            assert_eq!(list_to_vec(got.unwrap()).len() as i64, i % 5);
+        }
+    }
+    region_exit(probe);
+    let keys: Vec<String> = dict_entries(d)
+        .unwrap()
+        .into_iter()
+        .map(|(k, _)| with_str(k, str::to_owned).unwrap())
+        .collect();
+    assert_eq!(keys.first().map(String::as_str), Some("k1"));
+    assert_eq!(keys.len(), 100);
+    region_exit(old);
+    assert_no_live_regions();
+}
