@@ -1,1 +1,186 @@
-fn main() {}
+//! The `omni` command: run, -e, explain, check.
+
+use std::io::{BufWriter, Write};
+use std::process::ExitCode;
+
+use omni_lang::{explain_source, run_source, with_big_stack, Diagnostic};
+use omni_mem::{heap_stats, HeapStats};
+
+const USAGE: &str = "\
+usage:
+  omni run FILE [ARGS...] [--stats]   run a program
+  omni -e EXPR [--stats]              evaluate an expression (or several forms)
+  omni explain FILE                   print the region schedule CTRR chose
+  omni check FILE                     read and compile without running
+  omni --help                         this message
+
+--stats prints region accounting at exit and checks that every byte was freed.";
+
+struct Opts {
+    cmd: String,
+    target: String,
+    args: Vec<String>,
+    stats: bool,
+}
+
+fn parse(argv: Vec<String>) -> Result<Opts, String> {
+    let mut stats = false;
+    let mut rest = Vec::new();
+    let mut after_target = false;
+    for a in argv {
+        if !after_target && a == "--stats" {
+            stats = true;
+        } else {
+            if rest.len() >= 2 {
+                after_target = true;
+            }
+            rest.push(a);
+        }
+    }
+    let mut it = rest.into_iter();
+    let cmd = it.next().ok_or("missing command")?;
+    match cmd.as_str() {
+        "--help" | "-h" | "help" => Ok(Opts {
+            cmd: "help".into(),
+            target: String::new(),
+            args: vec![],
+            stats,
+        }),
+        "run" | "-e" | "explain" | "check" => {
+            let target = it
+                .next()
+                .ok_or_else(|| format!("'{cmd}' needs an argument"))?;
+            let args: Vec<String> = it.collect();
+            let args = args.into_iter().filter(|a| a != "--stats").collect();
+            Ok(Opts {
+                cmd,
+                target,
+                args,
+                stats,
+            })
+        }
+        other => Err(format!("unknown command '{other}'")),
+    }
+}
+
+fn print_diags(file: &str, src: &str, diags: &[Diagnostic]) {
+    let mut err = std::io::stderr().lock();
+    for d in diags {
+        let _ = err.write_all(d.render(file, src).as_bytes());
+    }
+}
+
+fn print_stats(s: &HeapStats, vm: Option<&omni_lang::vm::VmStats>) {
+    let mut e = std::io::stderr().lock();
+    let _ = writeln!(e, "--- omni stats ---");
+    let _ = writeln!(e, "regions created        {}", s.regions_created);
+    let _ = writeln!(e, "regions freed          {}", s.regions_freed);
+    let _ = writeln!(e, "regions merged         {}", s.regions_merged);
+    let _ = writeln!(e, "peak live bytes        {}", s.peak_live_bytes);
+    let _ = writeln!(e, "peak segment bytes     {}", s.peak_segment_bytes);
+    let _ = writeln!(e, "transmigrations        {}", s.transmigrations);
+    let _ = writeln!(e, "bytes transmigrated    {}", s.transmigrated_bytes);
+    let _ = writeln!(e, "objects transmigrated  {}", s.transmigrated_objects);
+    let _ = writeln!(e, "merges                 {}", s.merges);
+    let _ = writeln!(e, "repairs: transmigrate  {}", s.repairs_transmigrate);
+    let _ = writeln!(e, "repairs: merge         {}", s.repairs_merge);
+    if let Some(v) = vm {
+        let _ = writeln!(e, "calls                  {}", v.calls);
+        let _ = writeln!(e, "tail calls             {}", v.tail_calls);
+        let _ = writeln!(e, "scratch regions used   {}", v.scratch_regions);
+        let _ = writeln!(
+            e,
+            "return repairs         {} transmigrate, {} merge",
+            v.return_repairs_transmigrate, v.return_repairs_merge
+        );
+        let _ = writeln!(e, "global-store repairs   {}", v.global_repairs);
+    }
+    let _ = writeln!(e, "live regions at exit   {}", s.live_regions);
+    let _ = writeln!(e, "live bytes at exit     {}", s.live_bytes);
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let opts = match parse(argv) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("omni: {e}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    if opts.cmd == "help" {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let (file, src) = if opts.cmd == "-e" {
+        ("<expr>".to_string(), opts.target.clone())
+    } else {
+        match std::fs::read(&opts.target) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(s) => (opts.target.clone(), s),
+                Err(e) => {
+                    let upto = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+                    let line = upto.iter().filter(|&&b| b == b'\n').count() + 1;
+                    let col = upto.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+                    eprintln!("{}:{line}:{col}: read error: invalid UTF-8", opts.target);
+                    return ExitCode::from(1);
+                }
+            },
+            Err(e) => {
+                eprintln!("omni: cannot read {}: {e}", opts.target);
+                return ExitCode::from(1);
+            }
+        }
+    };
+    with_big_stack(move || run_cmd(opts, file, src))
+}
+
+fn run_cmd(opts: Opts, file: String, src: String) -> ExitCode {
+    match opts.cmd.as_str() {
+        "explain" => match explain_source(&src) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(d) => {
+                print_diags(&file, &src, &d);
+                ExitCode::from(1)
+            }
+        },
+        "check" => {
+            let mut vm = omni_lang::vm::Vm::new(Box::new(std::io::sink()));
+            let r = omni_lang::compile_program(&mut vm, &src);
+            vm.shutdown();
+            match r {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(d) => {
+                    print_diags(&file, &src, &d);
+                    ExitCode::from(1)
+                }
+            }
+        }
+        _ => {
+            let out = Box::new(BufWriter::new(std::io::stdout()));
+            let r = run_source(&src, out, opts.args.clone());
+            let s = heap_stats();
+            let (code, vm) = match r {
+                Ok(v) => (ExitCode::SUCCESS, Some(v)),
+                Err(d) => {
+                    print_diags(&file, &src, &d);
+                    (ExitCode::from(1), None)
+                }
+            };
+            if opts.stats {
+                print_stats(&s, vm.as_ref());
+                if s.live_bytes != 0 || s.live_regions != 0 {
+                    eprintln!(
+                        "omni: internal error: {} bytes in {} regions still live at exit",
+                        s.live_bytes, s.live_regions
+                    );
+                    return ExitCode::from(3);
+                }
+            }
+            code
+        }
+    }
+}

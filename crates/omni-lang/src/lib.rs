@@ -1,1 +1,243 @@
-//! OmniLisp language: reader -> syntax -> ctrr -> compile -> vm.
+//! OmniLisp language: reader -> syntax -> CTRR/compile -> VM, on omni-mem.
+//! See docs/ARCHITECTURE.md for the data flow and docs/CTRR.md for the
+//! region contract the compiler and VM keep.
+
+pub mod builtins;
+pub mod compile;
+pub mod explain;
+pub mod ir;
+mod prims;
+pub mod printer;
+pub mod reader;
+pub mod syntax;
+pub mod vm;
+
+use std::io::Write;
+use std::rc::Rc;
+
+use omni_mem::Value;
+
+use crate::compile::{redefined_globals, Compiler};
+use crate::ir::Proto;
+use crate::reader::Span;
+use crate::syntax::{Ast, Desugar};
+use crate::vm::{LispError, Vm};
+
+/// A message tied to a source position, rendered like a compiler error.
+#[derive(Debug, Clone)]
+pub struct Diagnostic {
+    pub kind: &'static str,
+    pub message: String,
+    pub span: Option<Span>,
+    pub trace: Vec<(String, Span)>,
+}
+
+impl Diagnostic {
+    /// `file:line:col: kind: message`, the source line, a caret, then the
+    /// Lisp backtrace.
+    pub fn render(&self, file: &str, src: &str) -> String {
+        let mut out = String::new();
+        match self.span {
+            Some(s) => {
+                out.push_str(&format!(
+                    "{file}:{}:{}: {}: {}\n",
+                    s.line, s.col, self.kind, self.message
+                ));
+                if let Some(line) = src.lines().nth(s.line.saturating_sub(1) as usize) {
+                    let num = s.line.to_string();
+                    out.push_str(&format!("{} |\n", " ".repeat(num.len())));
+                    out.push_str(&format!("{num} | {line}\n"));
+                    let caret_pad: String = line
+                        .chars()
+                        .take(s.col.saturating_sub(1) as usize)
+                        .map(|c| if c == '\t' { '\t' } else { ' ' })
+                        .collect();
+                    out.push_str(&format!("{} | {caret_pad}^\n", " ".repeat(num.len())));
+                }
+            }
+            None => out.push_str(&format!("{file}: {}: {}\n", self.kind, self.message)),
+        }
+        // Collapse runs of identical frames (deep recursion) and keep the
+        // innermost and outermost frames when the trace is long.
+        let mut runs: Vec<(&(String, Span), usize)> = Vec::new();
+        for f in &self.trace {
+            match runs.last_mut() {
+                Some((g, n)) if *g == f => *n += 1,
+                _ => runs.push((f, 1)),
+            }
+        }
+        let shown: Vec<usize> = if runs.len() > 20 {
+            (0..10).chain(runs.len() - 10..runs.len()).collect()
+        } else {
+            (0..runs.len()).collect()
+        };
+        for (k, &i) in shown.iter().enumerate() {
+            if k > 0 && i != shown[k - 1] + 1 {
+                out.push_str(&format!(
+                    "  ... {} frames omitted ...\n",
+                    i - shown[k - 1] - 1
+                ));
+            }
+            let ((name, span), n) = runs[i];
+            out.push_str(&format!(
+                "  in {name} called at {file}:{}:{}",
+                span.line, span.col
+            ));
+            if n > 1 {
+                out.push_str(&format!(" (repeated {n} times)"));
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+impl From<Box<LispError>> for Diagnostic {
+    fn from(e: Box<LispError>) -> Self {
+        let e = *e;
+        Diagnostic {
+            kind: "error",
+            message: e.message,
+            span: e.span,
+            trace: e.trace,
+        }
+    }
+}
+
+/// One compiled top-level form.
+pub struct Compiled {
+    pub protos: Vec<Rc<Proto>>,
+    pub defines: bool,
+}
+
+/// Read and compile a whole program. Reports every compile error at once.
+pub fn compile_program(vm: &mut Vm, src: &str) -> Result<Vec<Compiled>, Vec<Diagnostic>> {
+    let data = reader::read(src).map_err(|e| {
+        vec![Diagnostic {
+            kind: "read error",
+            message: e.message,
+            span: Some(e.span),
+            trace: vec![],
+        }]
+    })?;
+    let mut desugar = Desugar::new();
+    let mut errors = Vec::new();
+    let mut forms = Vec::new();
+    for d in &data {
+        match desugar.toplevel(d) {
+            Ok(a) => forms.push((a, d.span)),
+            Err(e) => errors.push(compile_diag(e)),
+        }
+    }
+    let redefined = redefined_globals(&forms.iter().map(|f| f.0.clone()).collect::<Vec<_>>());
+    let mut out = Vec::new();
+    for (ast, span) in &forms {
+        let mut c = Compiler::new(vm, redefined.clone());
+        match c.toplevel(ast, *span) {
+            Ok(protos) => {
+                vm.register(protos.clone());
+                out.push(Compiled {
+                    protos,
+                    defines: defines(ast),
+                });
+            }
+            Err(e) => errors.push(compile_diag(e)),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
+fn compile_diag(e: syntax::CompileError) -> Diagnostic {
+    Diagnostic {
+        kind: "compile error",
+        message: e.message,
+        span: Some(e.span),
+        trace: vec![],
+    }
+}
+
+fn defines(a: &Ast) -> bool {
+    match a {
+        Ast::Define(..) => true,
+        Ast::Begin(xs) => xs.iter().any(defines),
+        _ => false,
+    }
+}
+
+/// Run compiled forms in order; `each` sees each expression form's value.
+pub fn run_compiled(
+    vm: &mut Vm,
+    forms: &[Compiled],
+    each: &mut dyn FnMut(&Vm, Value),
+) -> Result<(), Diagnostic> {
+    for f in forms {
+        let Some(top) = f.protos.last() else { continue };
+        vm.run_toplevel(top, f.defines, each)?;
+    }
+    vm.flush();
+    Ok(())
+}
+
+/// Compile and run a program, writing its output to `out`. Frees every
+/// region before returning (success or error).
+pub fn run_source(
+    src: &str,
+    out: Box<dyn Write>,
+    args: Vec<String>,
+) -> Result<vm::VmStats, Vec<Diagnostic>> {
+    let mut vm = Vm::new(out);
+    vm.args = args;
+    let r = compile_program(&mut vm, src)
+        .and_then(|forms| run_compiled(&mut vm, &forms, &mut |_, _| {}).map_err(|d| vec![d]));
+    let stats = vm.stats;
+    vm.shutdown();
+    r.map(|_| stats)
+}
+
+/// The explain listing of a whole program.
+pub fn explain_source(src: &str) -> Result<String, Vec<Diagnostic>> {
+    let mut vm = Vm::new(Box::new(std::io::sink()));
+    let r = compile_program(&mut vm, src).map(|forms| {
+        let mut out = String::new();
+        for (i, f) in forms.iter().enumerate() {
+            if let Some(top) = f.protos.last() {
+                out.push_str(&format!(
+                    "form {} ({}):\n",
+                    i + 1,
+                    if f.defines {
+                        "definition: dst = global region"
+                    } else {
+                        "expression: dst = temporary region"
+                    }
+                ));
+                explain::explain_proto(top, &mut out, 1);
+            }
+        }
+        out
+    });
+    vm.shutdown();
+    r
+}
+
+/// Stack of the VM thread: enough for the VM's 100,000-call recursion
+/// limit even in debug builds (about 12 KiB per Lisp call there). Only the
+/// pages actually touched are ever backed by memory.
+pub const VM_STACK_BYTES: usize = 4 << 30;
+
+/// Run `f` on a thread with a stack big enough for the VM's recursion
+/// limit; regions are per thread, so everything `f` does stays there.
+pub fn with_big_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let handle = std::thread::Builder::new()
+        .name("omni-vm".into())
+        .stack_size(VM_STACK_BYTES)
+        .spawn(f)
+        .expect("spawn the VM thread");
+    match handle.join() {
+        Ok(v) => v,
+        Err(p) => std::panic::resume_unwind(p),
+    }
+}

@@ -12,6 +12,7 @@
 
 pub mod atomic;
 mod barrier;
+mod build_info;
 mod equal;
 mod error;
 mod intern;
@@ -25,6 +26,7 @@ mod transmigrate;
 mod value;
 
 pub use barrier::{admit_into, Repair};
+pub use build_info::build_info;
 pub use equal::{equal, eqv, hash_value};
 pub use error::{MemError, MemResult};
 pub use intern::{intern, symbol_name};
@@ -38,9 +40,9 @@ pub use obj::{
 };
 pub use region::{
     heap_stats, live_regions, merge, merge_permitted, merge_threshold, region_create,
-    region_create_process, region_exit, region_of, region_release, region_retain,
-    set_merge_threshold, trim_pools, MergeRefusal, Region, DEFAULT_MERGE_THRESHOLD_BYTES,
-    LARGE_OBJECT, RANK_PROCESS, RANK_RETAINED, SEGMENT_SIZE,
+    region_create_at, region_create_process, region_exit, region_of, region_release, region_retain,
+    reserve_rank, set_merge_threshold, trim_pools, MergeRefusal, Region,
+    DEFAULT_MERGE_THRESHOLD_BYTES, LARGE_OBJECT, RANK_PROCESS, RANK_RETAINED, SEGMENT_SIZE,
 };
 pub use stats::{HeapStats, RegionStats};
 pub use tether::{tether_end, tether_start, BorrowedRef, Tether};

@@ -443,6 +443,60 @@ pub fn region_create() -> Region {
     Region::from_block(b)
 }
 
+/// Reserve a rank now for a region that may be created later with
+/// [`region_create_at`]. Costs one counter increment. A reserved rank keeps
+/// its place in the order: regions created after the reservation are
+/// younger even if the reserved region is created after them.
+pub fn reserve_rank() -> u64 {
+    with_heap(|h| {
+        let r = h.next_rank.get();
+        h.next_rank.set(r + 1);
+        r
+    })
+}
+
+/// Create a region with a rank from [`reserve_rank`]. It is placed in the
+/// thread's rank-ordered live list behind every younger live region, so
+/// the order, merge checks and the barrier see it exactly as if it had been
+/// created when the rank was reserved.
+///
+/// The caller must only do this while no live object could hold a pointer
+/// that the new region's rank would make illegal: regions are born empty,
+/// so that holds as long as the rank came from `reserve_rank` on this
+/// thread.
+pub fn region_create_at(rank: u64) -> Region {
+    // SAFETY: `new_block` initialises every field.
+    let b = unsafe { new_block(rank) };
+    with_heap(|h| {
+        // Walk back from the youngest region to the first one older than `b`.
+        let mut after = h.live_tail.get();
+        // SAFETY: blocks on the live list are live and owned by this thread.
+        unsafe {
+            while !after.is_null() && (*after).rank > rank {
+                after = (*after).prev_live;
+            }
+            let next = if after.is_null() {
+                h.live_head.get()
+            } else {
+                (*after).next_live
+            };
+            (*b).prev_live = after;
+            (*b).next_live = next;
+            if after.is_null() {
+                h.live_head.set(b);
+            } else {
+                (*after).next_live = b;
+            }
+            if next.is_null() {
+                h.live_tail.set(b);
+            } else {
+                (*next).prev_live = b;
+            }
+        }
+    });
+    Region::from_block(b)
+}
+
 /// Create a region that lives as long as the process (rank 0): the oldest
 /// region, into which anything may point. Its scope is open until
 /// `region_exit` is called on it at shutdown.
@@ -1042,6 +1096,29 @@ mod tests {
         }
         assert!(r.stats().segments > 2);
         region_exit(r);
+        assert_no_live_regions();
+    }
+
+    #[test]
+    fn reserved_rank_keeps_creation_order() {
+        let old = region_create();
+        let reserved = reserve_rank();
+        let young = region_create();
+        let mid = region_create_at(reserved);
+        assert!(old.rank() < mid.rank() && mid.rank() < young.rank());
+        let order: Vec<u64> = live_regions().iter().map(|r| r.rank()).collect();
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(order, sorted, "live list stays in rank order");
+        // `old` is not mid's immediate elder... it is: nothing in between.
+        assert!(merge_permitted(mid, old).is_ok());
+        assert_eq!(
+            merge_permitted(young, old),
+            Err(MergeRefusal::RegionBetween)
+        );
+        region_exit(young);
+        region_exit(mid);
+        region_exit(old);
         assert_no_live_regions();
     }
 

@@ -1,0 +1,220 @@
+//! The primitive table: names, arities, and how each primitive's arguments
+//! flow into its result (what the CTRR pass needs). The implementations
+//! live in `vm/prims.rs`.
+
+/// How a primitive's arguments relate to its result, for escape analysis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// The result is a fresh object that embeds the arguments.
+    Embeds,
+    /// The result is (part of) the first argument.
+    ReadsFirst,
+    /// Arguments are only inspected; the result, if allocated, holds none.
+    Inspects,
+    /// First argument is a container; the others are stored into it.
+    Stores,
+    /// Calls procedures; results and arguments may end up in the result.
+    Higher,
+}
+
+const ANY: usize = usize::MAX;
+
+macro_rules! prims {
+    ($($id:ident = $name:literal, $min:expr, $max:expr, $flow:ident;)*) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Prim { $($id),* }
+
+        pub const PRIMS: &[(Prim, &str, usize, usize, Flow)] = &[
+            $((Prim::$id, $name, $min, $max, Flow::$flow)),*
+        ];
+    };
+}
+
+prims! {
+    Add = "+", 0, ANY, Inspects;
+    Sub = "-", 1, ANY, Inspects;
+    Mul = "*", 0, ANY, Inspects;
+    Div = "/", 1, ANY, Inspects;
+    Quotient = "quotient", 2, 2, Inspects;
+    Remainder = "remainder", 2, 2, Inspects;
+    Modulo = "modulo", 2, 2, Inspects;
+    NumEq = "=", 1, ANY, Inspects;
+    Lt = "<", 1, ANY, Inspects;
+    Gt = ">", 1, ANY, Inspects;
+    Le = "<=", 1, ANY, Inspects;
+    Ge = ">=", 1, ANY, Inspects;
+    Abs = "abs", 1, 1, Inspects;
+    Min = "min", 1, ANY, Inspects;
+    Max = "max", 1, ANY, Inspects;
+    IsZero = "zero?", 1, 1, Inspects;
+    IsEven = "even?", 1, 1, Inspects;
+    IsOdd = "odd?", 1, 1, Inspects;
+    IsPositive = "positive?", 1, 1, Inspects;
+    IsNegative = "negative?", 1, 1, Inspects;
+    NumberToString = "number->string", 1, 1, Inspects;
+    ExactToInexact = "exact->inexact", 1, 1, Inspects;
+    Sqrt = "sqrt", 1, 1, Inspects;
+    IsEq = "eq?", 2, 2, Inspects;
+    IsEqv = "eqv?", 2, 2, Inspects;
+    IsEqual = "equal?", 2, 2, Inspects;
+    IsNull = "null?", 1, 1, Inspects;
+    IsPair = "pair?", 1, 1, Inspects;
+    IsList = "list?", 1, 1, Inspects;
+    IsSymbol = "symbol?", 1, 1, Inspects;
+    IsString = "string?", 1, 1, Inspects;
+    IsNumber = "number?", 1, 1, Inspects;
+    IsInteger = "integer?", 1, 1, Inspects;
+    IsFloat = "float?", 1, 1, Inspects;
+    IsChar = "char?", 1, 1, Inspects;
+    IsProcedure = "procedure?", 1, 1, Inspects;
+    IsArray = "array?", 1, 1, Inspects;
+    IsDict = "dict?", 1, 1, Inspects;
+    IsBoolean = "boolean?", 1, 1, Inspects;
+    IsNothing = "nothing?", 1, 1, Inspects;
+    Not = "not", 1, 1, Inspects;
+    Cons = "cons", 2, 2, Embeds;
+    Car = "car", 1, 1, ReadsFirst;
+    Cdr = "cdr", 1, 1, ReadsFirst;
+    Caar = "caar", 1, 1, ReadsFirst;
+    Cadr = "cadr", 1, 1, ReadsFirst;
+    Cdar = "cdar", 1, 1, ReadsFirst;
+    Cddr = "cddr", 1, 1, ReadsFirst;
+    Caddr = "caddr", 1, 1, ReadsFirst;
+    List = "list", 0, ANY, Embeds;
+    Length = "length", 1, 1, Inspects;
+    Append = "append", 0, ANY, Embeds;
+    Reverse = "reverse", 1, 1, Embeds;
+    ListRef = "list-ref", 2, 2, ReadsFirst;
+    Map = "map", 2, ANY, Higher;
+    ForEach = "for-each", 2, ANY, Higher;
+    Filter = "filter", 2, 2, Higher;
+    FoldLeft = "fold-left", 3, 3, Higher;
+    Assoc = "assoc", 2, 2, ReadsFirst;
+    Assq = "assq", 2, 2, ReadsFirst;
+    Member = "member", 2, 2, ReadsFirst;
+    Memq = "memq", 2, 2, ReadsFirst;
+    Apply = "apply", 2, ANY, Higher;
+    SetCar = "set-car!", 2, 2, Stores;
+    SetCdr = "set-cdr!", 2, 2, Stores;
+    Array = "array", 0, ANY, Embeds;
+    MakeArray = "make-array", 1, 2, Embeds;
+    ArrayRef = "array-ref", 2, 2, ReadsFirst;
+    ArraySet = "array-set!", 3, 3, Stores;
+    ArrayLength = "array-length", 1, 1, Inspects;
+    ArrayPush = "array-push!", 2, 2, Stores;
+    ArrayToList = "array->list", 1, 1, Embeds;
+    ListToArray = "list->array", 1, 1, Embeds;
+    Dict = "dict", 0, ANY, Embeds;
+    DictRef = "dict-ref", 2, 3, ReadsFirst;
+    DictSet = "dict-set!", 3, 3, Stores;
+    DictRemove = "dict-remove!", 2, 2, Inspects;
+    DictHas = "dict-has?", 2, 2, Inspects;
+    DictKeys = "dict-keys", 1, 1, Embeds;
+    DictCount = "dict-count", 1, 1, Inspects;
+    StringLength = "string-length", 1, 1, Inspects;
+    StringAppend = "string-append", 0, ANY, Inspects;
+    Substring = "substring", 2, 3, Inspects;
+    StringEq = "string=?", 2, ANY, Inspects;
+    StringLt = "string<?", 2, ANY, Inspects;
+    StringRef = "string-ref", 2, 2, Inspects;
+    StringToSymbol = "string->symbol", 1, 1, Inspects;
+    SymbolToString = "symbol->string", 1, 1, Inspects;
+    StringToList = "string->list", 1, 1, Inspects;
+    ListToString = "list->string", 1, 1, Inspects;
+    StringToNumber = "string->number", 1, 1, Inspects;
+    Box = "box", 1, 1, Embeds;
+    Unbox = "unbox", 1, 1, ReadsFirst;
+    SetBox = "set-box!", 2, 2, Stores;
+    Display = "display", 1, 1, Inspects;
+    Write = "write", 1, 1, Inspects;
+    Println = "println", 0, ANY, Inspects;
+    Newline = "newline", 0, 0, Inspects;
+    Error = "error", 1, ANY, Inspects;
+    GuardError = "guard-error", 2, 2, Higher;
+    CommandLine = "command-line", 0, 0, Inspects;
+    Coalesce = "coalesce!", 0, 0, Inspects;
+}
+
+impl Prim {
+    pub fn name(self) -> &'static str {
+        PRIMS[self as usize].1
+    }
+
+    pub fn arity(self) -> (usize, usize) {
+        let e = &PRIMS[self as usize];
+        (e.2, e.3)
+    }
+
+    pub fn flow(self) -> Flow {
+        PRIMS[self as usize].4
+    }
+
+    pub fn by_name(name: &str) -> Option<Prim> {
+        PRIMS.iter().find(|e| e.1 == name).map(|e| e.0)
+    }
+
+    pub fn from_index(i: usize) -> Option<Prim> {
+        PRIMS.get(i).map(|e| e.0)
+    }
+
+    /// Whether the primitive allocates its result (so its site has a region).
+    pub fn allocates(self) -> bool {
+        use Prim::*;
+        matches!(
+            self,
+            Add | Sub
+                | Mul
+                | Div
+                | Quotient
+                | Remainder
+                | Modulo
+                | Abs
+                | Min
+                | Max
+                | NumberToString
+                | ExactToInexact
+                | Sqrt
+                | Cons
+                | List
+                | Append
+                | Reverse
+                | Map
+                | Filter
+                | FoldLeft
+                | Apply
+                | Array
+                | MakeArray
+                | ArrayToList
+                | ListToArray
+                | Dict
+                | DictKeys
+                | StringAppend
+                | Substring
+                | SymbolToString
+                | StringToList
+                | ListToString
+                | StringToNumber
+                | Box
+                | GuardError
+                | CommandLine
+        )
+    }
+
+    /// Whether the primitive stores into an existing structure (a barrier site).
+    pub fn is_store(self) -> bool {
+        self.flow() == Flow::Stores
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_indexed_by_discriminant() {
+        for (i, e) in PRIMS.iter().enumerate() {
+            assert_eq!(e.0 as usize, i, "{}", e.1);
+            assert_eq!(Prim::by_name(e.1), Some(e.0));
+        }
+    }
+}

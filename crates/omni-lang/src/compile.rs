@@ -1,0 +1,702 @@
+//! Compiler with the CTRR pass: resolves variables to frame slots, closure
+//! captures or globals, and gives every allocation site a region
+//! (docs/CTRR.md, docs/CTRR_REGION_INFERENCE_ROADMAP.md).
+//!
+//! Region inference, per function activation:
+//! * Each expression is compiled in a *context*: `Escape` (its value may
+//!   flow into the function's result, so it belongs in the caller-named
+//!   destination region `dst`), `Local` (it dies with the activation: the
+//!   scratch region), or `Global` (it is stored in a global).
+//! * The body's tail is `Escape`. Arguments of primitives inherit the
+//!   context when the primitive embeds them in its result, are `Local`
+//!   otherwise. Arguments of calls to unknown functions inherit the call's
+//!   context (the callee may return them). Tail-call arguments are
+//!   `Escape`: the scratch region is exited before the jump.
+//! * A variable referenced in an `Escape`/`Global` context *escapes*; its
+//!   initialiser is then compiled in `Escape`. A variable captured by a
+//!   closure that escapes also escapes. Escape facts are found by
+//!   recompiling until they stop changing (a monotone fixpoint).
+//! * A fresh value stored straight into a structure (`(array-set! a i
+//!   (cons x y))`) is allocated in the structure's own region.
+//! * Calls pass their context's region as the callee's `dst`: results are
+//!   built where they will live (destination passing).
+//!
+//! Everything the analysis cannot prove is repaired at run time by
+//! omni-mem's barrier at the boundaries: return (admit into `dst`), tail
+//! call (admit arguments into `dst`), global store, mutation, capture.
+
+use std::collections::HashSet;
+use std::rc::Rc;
+
+use omni_mem::Value;
+
+use crate::builtins::{Flow, Prim};
+use crate::ir::{CapSrc, Node, Proto, Target};
+use crate::reader::{Datum, Span};
+use crate::syntax::{Ast, CompileError, Lambda};
+
+type R<T> = Result<T, CompileError>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ctx {
+    Local,
+    Escape,
+    Global,
+}
+
+impl Ctx {
+    fn target(self) -> Target {
+        match self {
+            Ctx::Local => Target::Scratch,
+            Ctx::Escape => Target::Dst,
+            Ctx::Global => Target::Global,
+        }
+    }
+
+    fn escapes(self) -> bool {
+        self != Ctx::Local
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct BindingInfo {
+    captured: bool,
+    mutated: bool,
+    escapes: bool,
+    letrec: bool,
+}
+
+struct Var {
+    name: String,
+    slot: u32,
+    bid: usize,
+}
+
+struct FnState {
+    scopes: Vec<Vec<Var>>,
+    nslots: u32,
+    /// (name, binding id, where the parent finds it)
+    captures: Vec<(String, usize, CapSrc)>,
+    self_name: Option<(String, usize)>,
+    /// Context in which this function's lambda expression appears.
+    ctx_in_parent: Ctx,
+}
+
+enum Resolved {
+    Local(u32, usize),
+    Capture(u32, usize),
+    SelfRef,
+    Global(u32),
+}
+
+/// Converts quoted data to values in the global region.
+pub trait ConstSink {
+    fn constant(&mut self, d: &Datum) -> Value;
+    fn global_id(&mut self, name: &str) -> u32;
+    /// The first free procedure id.
+    fn proto_base(&self) -> usize;
+}
+
+pub struct Compiler<'s> {
+    sink: &'s mut dyn ConstSink,
+    fns: Vec<FnState>,
+    info: Vec<BindingInfo>,
+    next_info: Vec<BindingInfo>,
+    bid_counter: usize,
+    /// Globals the program defines or assigns: calls to them are never
+    /// inlined as primitives.
+    redefined: HashSet<String>,
+    protos: Vec<Rc<Proto>>,
+    proto_counter: usize,
+    /// Captures of the function compiled last (its parent builds the closure).
+    last_captures: Vec<(String, usize, CapSrc)>,
+}
+
+impl<'s> Compiler<'s> {
+    pub fn new(sink: &'s mut dyn ConstSink, redefined: HashSet<String>) -> Self {
+        Compiler {
+            sink,
+            fns: Vec::new(),
+            info: Vec::new(),
+            next_info: Vec::new(),
+            bid_counter: 0,
+            redefined,
+            protos: Vec::new(),
+            last_captures: Vec::new(),
+            proto_counter: 0,
+        }
+    }
+
+    /// Compile one top-level form into a zero-argument procedure. Returns
+    /// it and every procedure it contains (the top-level one last).
+    pub fn toplevel(&mut self, ast: &Ast, span: Span) -> R<Vec<Rc<Proto>>> {
+        // Fixpoint over binding facts: recompile until they are stable. The
+        // facts only ever grow (4 flags per binding), so this terminates;
+        // code is only used from a round whose input facts were complete.
+        self.info.clear();
+        let mut stable = false;
+        for _ in 0..256 {
+            self.next_info = self.info.clone();
+            self.bid_counter = 0;
+            self.proto_counter = 0;
+            self.protos.clear();
+            self.function(
+                Some("toplevel".into()),
+                &[],
+                None,
+                ast,
+                Ctx::Escape,
+                None,
+                span,
+            )?;
+            stable = self.next_info == self.info;
+            self.info = std::mem::take(&mut self.next_info);
+            if stable {
+                break;
+            }
+        }
+        if !stable {
+            return Err(CompileError {
+                span,
+                message: "region analysis did not converge for this form".into(),
+            });
+        }
+        Ok(std::mem::take(&mut self.protos))
+    }
+
+    fn new_binding(&mut self, letrec: bool) -> usize {
+        let bid = self.bid_counter;
+        self.bid_counter += 1;
+        if self.next_info.len() <= bid {
+            self.next_info.resize(bid + 1, BindingInfo::default());
+        }
+        if letrec {
+            self.next_info[bid].letrec = true;
+        }
+        bid
+    }
+
+    fn prev(&self, bid: usize) -> BindingInfo {
+        self.info.get(bid).copied().unwrap_or_default()
+    }
+
+    fn boxed(&self, bid: usize) -> bool {
+        let i = self.prev(bid);
+        i.captured && (i.mutated || i.letrec)
+    }
+
+    fn var_ctx(&self, bid: usize) -> Ctx {
+        if self.prev(bid).escapes {
+            Ctx::Escape
+        } else {
+            Ctx::Local
+        }
+    }
+
+    fn cur(&mut self) -> &mut FnState {
+        self.fns.last_mut().expect("inside a function")
+    }
+
+    fn bind(&mut self, name: &str, letrec: bool) -> (u32, usize) {
+        let bid = self.new_binding(letrec);
+        let f = self.cur();
+        let slot = f.nslots;
+        f.nslots += 1;
+        f.scopes.last_mut().expect("scope").push(Var {
+            name: name.into(),
+            slot,
+            bid,
+        });
+        (slot, bid)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn function(
+        &mut self,
+        name: Option<String>,
+        params: &[String],
+        rest: Option<&String>,
+        body: &Ast,
+        ctx_in_parent: Ctx,
+        self_name: Option<(String, usize)>,
+        span: Span,
+    ) -> R<Rc<Proto>> {
+        self.fns.push(FnState {
+            scopes: vec![Vec::new()],
+            nslots: 0,
+            captures: Vec::new(),
+            self_name,
+            ctx_in_parent,
+        });
+        let mut prologue = Vec::new();
+        let mut param_bids = Vec::new();
+        for p in params.iter().chain(rest) {
+            let (slot, bid) = self.bind(p, false);
+            param_bids.push((slot, bid));
+        }
+        for (slot, bid) in param_bids {
+            if self.boxed(bid) {
+                let t = self.var_ctx(bid).target();
+                prologue.push(Node::BindBox(slot, Box::new(Node::Local(slot)), t, span));
+            }
+        }
+        let body_node = self.expr(body, Ctx::Escape, true)?;
+        let f = self.fns.pop().expect("pushed above");
+        let body_node = if prologue.is_empty() {
+            body_node
+        } else {
+            prologue.push(body_node);
+            Node::Seq(prologue)
+        };
+        let proto = Rc::new(Proto {
+            id: {
+                self.proto_counter += 1;
+                self.sink.proto_base() + self.proto_counter - 1
+            },
+            name: name.unwrap_or_else(|| "lambda".into()),
+            nparams: params.len(),
+            rest: rest.is_some(),
+            nslots: f.nslots as usize,
+            body: body_node,
+            span,
+        });
+        // Stash captures for the caller (the parent builds the closure).
+        self.last_captures = f.captures;
+        self.protos.push(proto.clone());
+        Ok(proto)
+    }
+
+    fn resolve(&mut self, name: &str) -> Resolved {
+        let depth = self.fns.len();
+        self.resolve_at(name, depth - 1)
+    }
+
+    fn lookup_local(&self, level: usize, name: &str) -> Option<(u32, usize)> {
+        for scope in self.fns[level].scopes.iter().rev() {
+            if let Some(v) = scope.iter().rev().find(|v| v.name == name) {
+                return Some((v.slot, v.bid));
+            }
+        }
+        None
+    }
+
+    fn resolve_at(&mut self, name: &str, level: usize) -> Resolved {
+        if let Some((slot, bid)) = self.lookup_local(level, name) {
+            return Resolved::Local(slot, bid);
+        }
+        if let Some((n, bid)) = &self.fns[level].self_name {
+            if n == name && !self.prev(*bid).mutated {
+                return Resolved::SelfRef;
+            }
+        }
+        if let Some(i) = self.fns[level].captures.iter().position(|c| c.0 == name) {
+            let bid = self.fns[level].captures[i].1;
+            return Resolved::Capture(i as u32, bid);
+        }
+        if level == 0 {
+            return Resolved::Global(self.sink.global_id(name));
+        }
+        let from_parent = match self.resolve_at(name, level - 1) {
+            Resolved::Global(g) => return Resolved::Global(g),
+            Resolved::Local(slot, bid) => {
+                // Captured from the function that binds it: the closure
+                // created at `level` holds it, so it must outlive that
+                // closure's region.
+                if self.fns[level].ctx_in_parent.escapes() {
+                    self.next_info[bid].escapes = true;
+                }
+                (CapSrc::Local(slot), bid)
+            }
+            Resolved::Capture(i, bid) => (CapSrc::Capture(i), bid),
+            Resolved::SelfRef => {
+                let bid = usize::MAX;
+                (CapSrc::SelfRef, bid)
+            }
+        };
+        let (src, bid) = from_parent;
+        if bid != usize::MAX {
+            self.next_info[bid].captured = true;
+        }
+        let f = &mut self.fns[level];
+        f.captures.push((name.to_string(), bid, src));
+        Resolved::Capture((f.captures.len() - 1) as u32, bid)
+    }
+
+    fn note_use(&mut self, bid: usize, ctx: Ctx) {
+        if bid != usize::MAX && ctx.escapes() {
+            self.next_info[bid].escapes = true;
+        }
+    }
+
+    fn is_prim_call(&mut self, f: &Ast) -> Option<Prim> {
+        let Ast::Var(name, _) = f else { return None };
+        let p = Prim::by_name(name)?;
+        if self.redefined.contains(name.as_str()) {
+            return None;
+        }
+        match self.resolve(name) {
+            Resolved::Global(_) => Some(p),
+            _ => None,
+        }
+    }
+
+    fn expr(&mut self, ast: &Ast, ctx: Ctx, tail: bool) -> R<Node> {
+        Ok(match ast {
+            Ast::Quote(d) => Node::Const(self.sink.constant(d)),
+            Ast::Var(name, span) => match self.resolve(name) {
+                Resolved::Local(slot, bid) => {
+                    self.note_use(bid, ctx);
+                    if self.boxed(bid) {
+                        Node::LocalBox(slot)
+                    } else {
+                        Node::Local(slot)
+                    }
+                }
+                Resolved::Capture(i, bid) => {
+                    self.note_use(bid, ctx);
+                    if bid != usize::MAX && self.boxed(bid) {
+                        Node::CaptureBox(i)
+                    } else {
+                        Node::Capture(i)
+                    }
+                }
+                Resolved::SelfRef => Node::SelfRef,
+                Resolved::Global(g) => Node::Global(g, *span),
+            },
+            Ast::Set(name, value, span) => match self.resolve(name) {
+                Resolved::Local(slot, bid) => {
+                    self.next_info[bid].mutated = true;
+                    let v = self.expr(value, self.var_ctx(bid), false)?;
+                    if self.boxed(bid) {
+                        Node::SetLocalBox(slot, Box::new(v), *span)
+                    } else {
+                        Node::SetLocal(slot, Box::new(v))
+                    }
+                }
+                Resolved::Capture(i, bid) => {
+                    if bid != usize::MAX {
+                        self.next_info[bid].mutated = true;
+                    }
+                    let v = self.expr(value, Ctx::Local, false)?;
+                    // Captured and mutated => boxed once the fixpoint sees it.
+                    Node::SetCaptureBox(i, Box::new(v), *span)
+                }
+                Resolved::SelfRef => {
+                    return Err(CompileError {
+                        span: *span,
+                        message: format!(
+                            "set! of the function's own name '{name}' inside its body"
+                        ),
+                    })
+                }
+                Resolved::Global(g) => {
+                    let v = self.expr(value, Ctx::Global, false)?;
+                    Node::SetGlobal(g, Box::new(v), *span)
+                }
+            },
+            Ast::Define(name, value, span) => {
+                if self.fns.len() != 1 {
+                    return Err(CompileError {
+                        span: *span,
+                        message: "define is only allowed at top level or at the start of a body"
+                            .into(),
+                    });
+                }
+                let g = self.sink.global_id(name);
+                let v = self.expr(value, Ctx::Global, false)?;
+                Node::DefGlobal(g, Box::new(v), *span)
+            }
+            Ast::If(c, t, e) => Node::If(
+                Box::new(self.expr(c, Ctx::Local, false)?),
+                Box::new(self.expr(t, ctx, tail)?),
+                Box::new(self.expr(e, ctx, tail)?),
+            ),
+            Ast::Begin(items) => {
+                if items.is_empty() {
+                    return Ok(Node::Const(Value::NOTHING));
+                }
+                let mut out = Vec::with_capacity(items.len());
+                for (i, x) in items.iter().enumerate() {
+                    let last = i + 1 == items.len();
+                    out.push(self.expr(x, if last { ctx } else { Ctx::Local }, tail && last)?);
+                }
+                Node::Seq(out)
+            }
+            Ast::Lambda(l) => self.lambda(l, ctx, None)?,
+            Ast::Let(bindings, body) => {
+                let mut out = Vec::new();
+                let mut inits = Vec::new();
+                for (_, init) in bindings {
+                    inits.push(init);
+                }
+                // Inits are compiled before the names are in scope; their
+                // context comes from the bindings created below (same bids
+                // in every fixpoint round, since binding order is fixed).
+                let first_bid = self.bid_counter;
+                let mut compiled = Vec::new();
+                for (i, init) in inits.iter().enumerate() {
+                    let bid = first_bid + i;
+                    let c = if self.prev(bid).escapes {
+                        Ctx::Escape
+                    } else {
+                        Ctx::Local
+                    };
+                    compiled.push((c, init));
+                }
+                let mut nodes = Vec::new();
+                // Reserve the bids now so nested bindings inside the inits
+                // get later numbers.
+                for _ in bindings {
+                    self.new_binding(false);
+                }
+                for (c, init) in compiled {
+                    nodes.push(self.expr(init, c, false)?);
+                }
+                self.cur().scopes.push(Vec::new());
+                for (i, ((name, _), node)) in bindings.iter().zip(nodes).enumerate() {
+                    let bid = first_bid + i;
+                    let f = self.cur();
+                    let slot = f.nslots;
+                    f.nslots += 1;
+                    f.scopes.last_mut().expect("scope").push(Var {
+                        name: name.clone(),
+                        slot,
+                        bid,
+                    });
+                    out.push(self.bind_node(slot, bid, node));
+                }
+                out.push(self.expr(body, ctx, tail)?);
+                self.cur().scopes.pop();
+                Node::Seq(out)
+            }
+            Ast::Letrec(bindings, body) => {
+                self.cur().scopes.push(Vec::new());
+                let mut slots = Vec::new();
+                for (name, _) in bindings {
+                    slots.push(self.bind(name, true));
+                }
+                let mut out = Vec::new();
+                // Boxed letrec variables get their box first, so closures
+                // created by earlier inits can capture it.
+                for &(slot, bid) in &slots {
+                    if self.boxed(bid) {
+                        let t = self.var_ctx(bid).target();
+                        out.push(Node::BindBox(
+                            slot,
+                            Box::new(Node::Const(Value::UNDEFINED)),
+                            t,
+                            Span::default(),
+                        ));
+                    }
+                }
+                for ((name, init), &(slot, bid)) in bindings.iter().zip(&slots) {
+                    let c = self.var_ctx(bid);
+                    let node = match init {
+                        Ast::Lambda(l) => self.lambda(l, c, Some((name.clone(), bid)))?,
+                        _ => self.expr(init, c, false)?,
+                    };
+                    if self.boxed(bid) {
+                        out.push(Node::SetLocalBox(slot, Box::new(node), Span::default()));
+                    } else {
+                        out.push(Node::Bind(slot, Box::new(node)));
+                    }
+                }
+                out.push(self.expr(body, ctx, tail)?);
+                self.cur().scopes.pop();
+                Node::Seq(out)
+            }
+            Ast::App(f, args, span) => self.app(f, args, ctx, tail, *span)?,
+        })
+    }
+
+    fn bind_node(&mut self, slot: u32, bid: usize, init: Node) -> Node {
+        if self.boxed(bid) {
+            let t = self.var_ctx(bid).target();
+            Node::BindBox(slot, Box::new(init), t, Span::default())
+        } else {
+            Node::Bind(slot, Box::new(init))
+        }
+    }
+
+    fn lambda(&mut self, l: &Rc<Lambda>, ctx: Ctx, self_name: Option<(String, usize)>) -> R<Node> {
+        let proto = self.function(
+            l.name
+                .clone()
+                .or_else(|| self_name.as_ref().map(|s| s.0.clone())),
+            &l.params,
+            l.rest.as_ref(),
+            &l.body,
+            ctx,
+            self_name,
+            l.span,
+        )?;
+        let caps = std::mem::take(&mut self.last_captures);
+        let srcs = caps.iter().map(|c| c.2).collect();
+        // The captured variables' values are read in this context.
+        for (_, bid, _) in &caps {
+            self.note_use(*bid, ctx);
+        }
+        Ok(Node::Closure(proto, srcs, ctx.target(), l.span))
+    }
+
+    fn app(&mut self, f: &Ast, args: &[Ast], ctx: Ctx, tail: bool, span: Span) -> R<Node> {
+        if let Some(op) = self.is_prim_call(f) {
+            let (min, max) = op.arity();
+            if args.len() < min || args.len() > max {
+                let expect = if min == max {
+                    format!("{min}")
+                } else if max == usize::MAX {
+                    format!("at least {min}")
+                } else {
+                    format!("{min} to {max}")
+                };
+                return Err(CompileError {
+                    span,
+                    message: format!(
+                        "{}: expected {expect} argument(s), got {}",
+                        op.name(),
+                        args.len()
+                    ),
+                });
+            }
+            return self.prim(op, args, ctx, span);
+        }
+        // A tail call's callee and arguments outlive this activation's
+        // scratch region (it is exited before the jump): they escape.
+        let actx = if tail { Ctx::Escape } else { ctx };
+        let fnode = self.expr(f, if tail { Ctx::Escape } else { Ctx::Local }, false)?;
+        let mut a = Vec::with_capacity(args.len());
+        for x in args {
+            a.push(self.expr(x, actx, false)?);
+        }
+        Ok(Node::Call {
+            f: Box::new(fnode),
+            args: a,
+            target: ctx.target(),
+            tail,
+            span,
+        })
+    }
+
+    fn prim(&mut self, op: Prim, args: &[Ast], ctx: Ctx, span: Span) -> R<Node> {
+        let target = ctx.target();
+        match op.flow() {
+            Flow::Stores => {
+                // Evaluate the container into a hidden slot, then allocate a
+                // fresh stored value directly in the container's region.
+                self.cur().scopes.push(Vec::new());
+                let (slot, _) = self.bind(" container", false);
+                let container = self.expr(&args[0], Ctx::Local, false)?;
+                let mut a = vec![Node::Local(slot)];
+                for x in &args[1..] {
+                    let n = match x {
+                        Ast::App(g, gargs, gspan) if self.allocating_prim(g) => {
+                            let inner = self.app(g, gargs, Ctx::Escape, false, *gspan)?;
+                            retarget(inner, Target::RegionOfSlot(slot))
+                        }
+                        Ast::Var(..) => {
+                            // A variable stored into a structure outlives
+                            // this activation unless the structure is local.
+                            let c = self.stored_var_ctx(&args[0]);
+                            self.expr(x, c, false)?
+                        }
+                        _ => self.expr(x, Ctx::Local, false)?,
+                    };
+                    a.push(n);
+                }
+                self.cur().scopes.pop();
+                Ok(Node::Seq(vec![
+                    Node::Bind(slot, Box::new(container)),
+                    Node::Prim {
+                        op,
+                        args: a,
+                        target,
+                        span,
+                    },
+                ]))
+            }
+            flow => {
+                let mut a = Vec::with_capacity(args.len());
+                for (i, x) in args.iter().enumerate() {
+                    let c = match flow {
+                        Flow::Embeds | Flow::Higher => ctx,
+                        Flow::ReadsFirst if i == 0 => ctx,
+                        _ => Ctx::Local,
+                    };
+                    a.push(self.expr(x, c, false)?);
+                }
+                Ok(Node::Prim {
+                    op,
+                    args: a,
+                    target,
+                    span,
+                })
+            }
+        }
+    }
+
+    /// A stored variable escapes unless the container is a local variable
+    /// that does not escape itself.
+    fn stored_var_ctx(&mut self, container: &Ast) -> Ctx {
+        if let Ast::Var(name, _) = container {
+            if let Resolved::Local(_, bid) = self.resolve(name) {
+                return self.var_ctx(bid);
+            }
+        }
+        Ctx::Escape
+    }
+
+    fn allocating_prim(&mut self, f: &Ast) -> bool {
+        self.is_prim_call(f)
+            .is_some_and(|p| p.allocates() && p.flow() != Flow::Higher)
+    }
+}
+
+/// Give an allocation node a different region.
+fn retarget(n: Node, t: Target) -> Node {
+    match n {
+        Node::Prim { op, args, span, .. } => Node::Prim {
+            op,
+            args,
+            target: t,
+            span,
+        },
+        other => other,
+    }
+}
+
+/// Globals a program defines or assigns (so primitives named like them are
+/// not inlined).
+pub fn redefined_globals(forms: &[Ast]) -> HashSet<String> {
+    fn walk(a: &Ast, out: &mut HashSet<String>) {
+        match a {
+            Ast::Define(n, v, _) => {
+                out.insert(n.clone());
+                walk(v, out);
+            }
+            Ast::Set(n, v, _) => {
+                out.insert(n.clone());
+                walk(v, out);
+            }
+            Ast::If(c, t, e) => {
+                walk(c, out);
+                walk(t, out);
+                walk(e, out);
+            }
+            Ast::Begin(xs) => xs.iter().for_each(|x| walk(x, out)),
+            Ast::Lambda(l) => walk(&l.body, out),
+            Ast::Let(bs, b) | Ast::Letrec(bs, b) => {
+                bs.iter().for_each(|(_, x)| walk(x, out));
+                walk(b, out);
+            }
+            Ast::App(f, xs, _) => {
+                walk(f, out);
+                xs.iter().for_each(|x| walk(x, out));
+            }
+            Ast::Quote(_) | Ast::Var(..) => {}
+        }
+    }
+    let mut out = HashSet::new();
+    forms.iter().for_each(|f| walk(f, &mut out));
+    out
+}

@@ -1,0 +1,151 @@
+//! `omni explain`: the region schedule of a compiled program, one line per
+//! decision: region create/exit points, each allocation site's region,
+//! each repair point and each barrier.
+
+use std::fmt::Write as _;
+
+use crate::ir::{CapSrc, Node, Proto, Target};
+
+fn target_name(t: Target) -> String {
+    match t {
+        Target::Dst => "dst".into(),
+        Target::Scratch => "scratch".into(),
+        Target::Global => "global".into(),
+        Target::RegionOfSlot(s) => format!("region-of(slot {s})"),
+    }
+}
+
+/// Explain one procedure (and, nested, every procedure it creates).
+pub fn explain_proto(p: &Proto, out: &mut String, indent: usize) {
+    let pad = "  ".repeat(indent);
+    let _ = writeln!(
+        out,
+        "{pad}procedure {} @{} params={}{} slots={}",
+        p.name,
+        p.span,
+        p.nparams,
+        if p.rest { "+rest" } else { "" },
+        p.nslots
+    );
+    let mut lines = Vec::new();
+    let mut nested = Vec::new();
+    walk(&p.body, &mut lines, &mut nested);
+    let uses_scratch = lines.iter().any(|l: &String| l.contains("-> scratch"));
+    if uses_scratch {
+        let _ = writeln!(
+            out,
+            "{pad}  region scratch: created at first use; exited at return and before each tail call"
+        );
+    } else {
+        let _ = writeln!(out, "{pad}  region scratch: none (no allocation dies here)");
+    }
+    for l in &lines {
+        let _ = writeln!(out, "{pad}  {l}");
+    }
+    let _ = writeln!(
+        out,
+        "{pad}  repair return: result admitted into dst (reuse if already there or older, else merge/transmigrate by H0)"
+    );
+    for n in nested {
+        explain_proto(n, out, indent + 1);
+    }
+}
+
+fn walk<'a>(n: &'a Node, lines: &mut Vec<String>, nested: &mut Vec<&'a Proto>) {
+    match n {
+        Node::Const(_)
+        | Node::Local(_)
+        | Node::LocalBox(_)
+        | Node::Capture(_)
+        | Node::CaptureBox(_)
+        | Node::SelfRef
+        | Node::Global(..) => {}
+        Node::SetLocal(_, x) | Node::Bind(_, x) => walk(x, lines, nested),
+        Node::SetLocalBox(_, x, span) | Node::SetCaptureBox(_, x, span) => {
+            walk(x, lines, nested);
+            lines.push(format!(
+                "barrier set! of captured variable @{span} (box store helper)"
+            ));
+        }
+        Node::SetGlobal(g, x, span) => {
+            walk(x, lines, nested);
+            lines.push(format!(
+                "repair global set! (global #{g}) @{span}: admitted into global region"
+            ));
+        }
+        Node::DefGlobal(g, x, span) => {
+            walk(x, lines, nested);
+            lines.push(format!(
+                "repair define (global #{g}) @{span}: admitted into global region"
+            ));
+        }
+        Node::If(c, t, e) => {
+            walk(c, lines, nested);
+            walk(t, lines, nested);
+            walk(e, lines, nested);
+        }
+        Node::Seq(xs) => xs.iter().for_each(|x| walk(x, lines, nested)),
+        Node::BindBox(_, x, t, span) => {
+            walk(x, lines, nested);
+            lines.push(format!(
+                "alloc box (mutable captured variable) @{span} -> {}",
+                target_name(*t)
+            ));
+        }
+        Node::Closure(p, caps, t, span) => {
+            let self_refs = caps.iter().filter(|c| matches!(c, CapSrc::SelfRef)).count();
+            lines.push(format!(
+                "alloc closure {} @{span} -> {} (captures {}, admitted by the barrier{})",
+                p.name,
+                target_name(*t),
+                caps.len(),
+                if self_refs > 0 {
+                    ", self by reference"
+                } else {
+                    ""
+                }
+            ));
+            nested.push(p);
+        }
+        Node::Call {
+            f,
+            args,
+            target,
+            tail,
+            span,
+        } => {
+            walk(f, lines, nested);
+            args.iter().for_each(|a| walk(a, lines, nested));
+            if *tail {
+                lines.push(format!(
+                    "tail call @{span}: arguments admitted into dst, scratch exited, frame reused"
+                ));
+            } else {
+                lines.push(format!(
+                    "call @{span} -> callee dst = {}",
+                    target_name(*target)
+                ));
+            }
+        }
+        Node::Prim {
+            op,
+            args,
+            target,
+            span,
+        } => {
+            args.iter().for_each(|a| walk(a, lines, nested));
+            if op.is_store() {
+                lines.push(format!(
+                    "barrier {} @{span} (store helper: same/older fast path, else repair)",
+                    op.name()
+                ));
+            } else if op.allocates() {
+                lines.push(format!(
+                    "alloc {} @{span} -> {}",
+                    op.name(),
+                    target_name(*target)
+                ));
+            }
+        }
+    }
+}

@@ -1,0 +1,80 @@
+//! The compiled form: a tree IR with resolved variables and an explicit
+//! region for every allocation site (chosen by the CTRR pass in
+//! `compile.rs`). The VM walks it; `explain.rs` prints its schedule.
+
+use std::rc::Rc;
+
+use omni_mem::Value;
+
+use crate::builtins::Prim;
+use crate::reader::Span;
+
+/// Where an allocation site puts its object (docs/CTRR.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// The caller-named destination region of this activation: the value
+    /// may flow into the function's result.
+    Dst,
+    /// This activation's scratch region (created on first use, exited at
+    /// return or before a tail call): the value dies with the activation.
+    Scratch,
+    /// The program's global region (process lifetime).
+    Global,
+    /// The region of the container held in a local slot: a fresh value
+    /// stored straight into an existing structure is born where it lives.
+    RegionOfSlot(u32),
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum CapSrc {
+    Local(u32),
+    Capture(u32),
+    SelfRef,
+}
+
+#[derive(Debug)]
+pub struct Proto {
+    pub id: usize,
+    pub name: String,
+    pub nparams: usize,
+    pub rest: bool,
+    pub nslots: usize,
+    pub body: Node,
+    pub span: Span,
+}
+
+#[derive(Debug)]
+pub enum Node {
+    Const(Value),
+    Local(u32),
+    LocalBox(u32),
+    Capture(u32),
+    CaptureBox(u32),
+    SelfRef,
+    Global(u32, Span),
+    SetLocal(u32, Box<Node>),
+    SetLocalBox(u32, Box<Node>, Span),
+    SetCaptureBox(u32, Box<Node>, Span),
+    SetGlobal(u32, Box<Node>, Span),
+    DefGlobal(u32, Box<Node>, Span),
+    If(Box<Node>, Box<Node>, Box<Node>),
+    Seq(Vec<Node>),
+    /// slot := value
+    Bind(u32, Box<Node>),
+    /// slot := a new box holding value, in `Target`
+    BindBox(u32, Box<Node>, Target, Span),
+    Closure(Rc<Proto>, Vec<CapSrc>, Target, Span),
+    Call {
+        f: Box<Node>,
+        args: Vec<Node>,
+        target: Target,
+        tail: bool,
+        span: Span,
+    },
+    Prim {
+        op: Prim,
+        args: Vec<Node>,
+        target: Target,
+        span: Span,
+    },
+}

@@ -1,0 +1,190 @@
+//! Printing values: `display` (plain) and `write` (readable) forms.
+//! Cycles print as `#<cycle>` instead of looping.
+
+use std::collections::HashSet;
+use std::fmt::Write as _;
+
+use omni_mem::{
+    array_items, box_get, car, cdr, closure_code, dict_entries, float_value, int_value, kind,
+    symbol_name, with_str, Kind, Value,
+};
+
+pub fn format_float(x: f64) -> String {
+    if x.is_nan() {
+        return "+nan.0".into();
+    }
+    if x.is_infinite() {
+        return if x > 0.0 {
+            "+inf.0".into()
+        } else {
+            "-inf.0".into()
+        };
+    }
+    let s = format!("{x}");
+    if s.contains(['.', 'e']) {
+        s
+    } else {
+        s + ".0"
+    }
+}
+
+fn write_char_literal(c: char, out: &mut String) {
+    match c {
+        ' ' => out.push_str("#\\space"),
+        '\n' => out.push_str("#\\newline"),
+        '\t' => out.push_str("#\\tab"),
+        '\r' => out.push_str("#\\return"),
+        '\0' => out.push_str("#\\nul"),
+        c => {
+            out.push_str("#\\");
+            out.push(c);
+        }
+    }
+}
+
+fn write_string_literal(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Print `v`; `readable` selects `write` over `display`. `proc_name` names
+/// closures by their code reference.
+pub fn print(v: Value, readable: bool, out: &mut String, proc_name: &dyn Fn(u64) -> String) {
+    let mut path = HashSet::new();
+    print_rec(v, readable, out, proc_name, &mut path);
+}
+
+fn print_rec(
+    v: Value,
+    readable: bool,
+    out: &mut String,
+    proc_name: &dyn Fn(u64) -> String,
+    path: &mut HashSet<Value>,
+) {
+    let k = kind(v);
+    let compound = matches!(k, Kind::Pair | Kind::Array | Kind::Dict | Kind::Box);
+    if compound && !path.insert(v) {
+        out.push_str("#<cycle>");
+        return;
+    }
+    match k {
+        Kind::Fixnum | Kind::Int => {
+            let _ = write!(out, "{}", int_value(v).unwrap_or(0));
+        }
+        Kind::Float => out.push_str(&format_float(float_value(v).unwrap_or(0.0))),
+        Kind::Char => {
+            let c = v.as_char().unwrap_or('?');
+            if readable {
+                write_char_literal(c, out)
+            } else {
+                out.push(c)
+            }
+        }
+        Kind::Symbol => out.push_str(symbol_name(v).unwrap_or("?")),
+        Kind::Str => {
+            with_str(v, |s| {
+                if readable {
+                    write_string_literal(s, out)
+                } else {
+                    out.push_str(s)
+                }
+            });
+        }
+        Kind::Empty => out.push_str("()"),
+        Kind::True => out.push_str("true"),
+        Kind::False => out.push_str("false"),
+        Kind::Nothing => out.push_str("nothing"),
+        Kind::Undefined => out.push_str("#<undefined>"),
+        Kind::Pair => {
+            out.push('(');
+            let mut cur = v;
+            let mut first = true;
+            let mut spine = vec![];
+            loop {
+                if !first {
+                    out.push(' ');
+                }
+                first = false;
+                let (Some(a), Some(d)) = (car(cur), cdr(cur)) else {
+                    break;
+                };
+                print_rec(a, readable, out, proc_name, path);
+                if kind(d) == Kind::Pair {
+                    if !path.insert(d) {
+                        out.push_str(" . #<cycle>");
+                        break;
+                    }
+                    spine.push(d);
+                    cur = d;
+                } else {
+                    if d != Value::EMPTY {
+                        out.push_str(" . ");
+                        print_rec(d, readable, out, proc_name, path);
+                    }
+                    break;
+                }
+            }
+            out.push(')');
+            for s in spine {
+                path.remove(&s);
+            }
+        }
+        Kind::Array => {
+            out.push('[');
+            for (i, x) in array_items(v).unwrap_or_default().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                print_rec(x, readable, out, proc_name, path);
+            }
+            out.push(']');
+        }
+        Kind::Dict => {
+            out.push_str("#{");
+            for (i, (key, x)) in dict_entries(v).unwrap_or_default().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(' ');
+                }
+                if key.as_symbol().is_some() {
+                    out.push(':');
+                }
+                print_rec(key, readable, out, proc_name, path);
+                out.push(' ');
+                print_rec(x, readable, out, proc_name, path);
+            }
+            out.push('}');
+        }
+        Kind::Box => {
+            out.push_str("#<box ");
+            print_rec(
+                box_get(v).unwrap_or(Value::NOTHING),
+                readable,
+                out,
+                proc_name,
+                path,
+            );
+            out.push('>');
+        }
+        Kind::Closure => {
+            let _ = write!(
+                out,
+                "#<procedure {}>",
+                proc_name(closure_code(v).unwrap_or(0))
+            );
+        }
+        Kind::Other => out.push_str("#<internal>"),
+    }
+    if compound {
+        path.remove(&v);
+    }
+}

@@ -1,0 +1,736 @@
+//! The VM: walks the IR. It allocates Lisp values only through omni-mem,
+//! always in a region named by the CTRR schedule, and runs every escape
+//! boundary through omni-mem's barrier (`admit_into`):
+//!
+//! * return: the result is admitted into the activation's `dst` before the
+//!   scratch region is exited;
+//! * tail call: the arguments are admitted into `dst`, then scratch exits;
+//! * global definition and `set!`: admitted into the global region;
+//! * capture and mutation: inside omni-mem's constructors and store helper.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::rc::Rc;
+
+use omni_mem::{
+    admit_into, alloc_box, alloc_closure, box_get, box_set, closure_capture, closure_code,
+    region_create, region_create_at, region_create_process, region_exit, region_of, reserve_rank,
+    MemError, Region, Repair, Value,
+};
+
+use crate::builtins::Prim;
+use crate::compile::ConstSink;
+use crate::ir::{CapSrc, Node, Proto, Target};
+use crate::printer;
+use crate::reader::{Datum, DatumKind, Span};
+
+/// Closures whose code has this bit set are primitives.
+pub const PRIM_BIT: u64 = 1 << 63;
+
+/// A runtime error with the Lisp frames it unwound through.
+#[derive(Debug, Clone)]
+pub struct LispError {
+    pub message: String,
+    pub span: Option<Span>,
+    /// (procedure name, call site), innermost first.
+    pub trace: Vec<(String, Span)>,
+}
+
+impl LispError {
+    /// Errors travel boxed so results stay one word wide on the VM's
+    /// deeply recursive paths.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(message: impl Into<String>, span: Span) -> Box<LispError> {
+        Box::new(LispError {
+            message: message.into(),
+            span: Some(span),
+            trace: Vec::new(),
+        })
+    }
+}
+
+pub type VmResult<T> = Result<T, Box<LispError>>;
+
+pub(crate) enum Tail {
+    Value(Value),
+    Call(Value, Vec<Value>, Span),
+}
+
+/// Where a call's result goes: a region, or an activation's scratch region
+/// that is created only if something is actually put there. Its rank was
+/// reserved when the activation started, so creating it late keeps the
+/// region order of a strict nesting.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Dst {
+    Region(Region),
+    Scratch(usize),
+}
+
+struct ScratchSlot {
+    rank: u64,
+    region: Option<Region>,
+}
+
+pub(crate) struct Frame {
+    pub(crate) slots: Vec<Value>,
+    pub(crate) closure: Value,
+    pub(crate) dst: Dst,
+    /// Index of this activation's scratch slot on the VM's scratch stack.
+    pub(crate) scratch: usize,
+}
+
+/// Counts of the VM's own region work, printed by `--stats`.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct VmStats {
+    pub calls: u64,
+    pub tail_calls: u64,
+    pub scratch_regions: u64,
+    pub return_repairs_transmigrate: u64,
+    pub return_repairs_merge: u64,
+    pub global_repairs: u64,
+}
+
+pub struct Vm {
+    pub(crate) protos: Vec<Option<Rc<Proto>>>,
+    pub(crate) globals: Vec<Value>,
+    pub(crate) global_names: Vec<String>,
+    global_ids: HashMap<String, u32>,
+    pub global_region: Region,
+    pub(crate) out: Box<dyn Write>,
+    pub(crate) depth: usize,
+    pub max_depth: usize,
+    pub args: Vec<String>,
+    pub stats: VmStats,
+    scratch_stack: Vec<ScratchSlot>,
+    closed: bool,
+}
+
+impl ConstSink for Vm {
+    fn constant(&mut self, d: &Datum) -> Value {
+        self.datum_value(d).unwrap_or(Value::NOTHING)
+    }
+
+    fn global_id(&mut self, name: &str) -> u32 {
+        if let Some(&g) = self.global_ids.get(name) {
+            return g;
+        }
+        let g = self.globals.len() as u32;
+        self.globals.push(Value::UNDEFINED);
+        self.global_names.push(name.to_string());
+        self.global_ids.insert(name.to_string(), g);
+        g
+    }
+
+    fn proto_base(&self) -> usize {
+        self.protos.len()
+    }
+}
+
+fn mem_err(e: MemError, span: Span) -> Box<LispError> {
+    LispError::new(e.to_string(), span)
+}
+
+impl Vm {
+    pub fn new(out: Box<dyn Write>) -> Vm {
+        let global_region = region_create_process();
+        let mut vm = Vm {
+            protos: Vec::new(),
+            globals: Vec::new(),
+            global_names: Vec::new(),
+            global_ids: HashMap::new(),
+            global_region,
+            out,
+            depth: 0,
+            max_depth: 100_000,
+            args: Vec::new(),
+            stats: VmStats::default(),
+            scratch_stack: Vec::new(),
+            closed: false,
+        };
+        for (i, e) in crate::builtins::PRIMS.iter().enumerate() {
+            let g = vm.global_id(e.1);
+            // Primitive procedures are closures with no captures.
+            if let Ok(c) = alloc_closure(global_region, PRIM_BIT | i as u64, &[]) {
+                vm.globals[g as usize] = c;
+            }
+        }
+        vm
+    }
+
+    pub fn register(&mut self, protos: Vec<Rc<Proto>>) {
+        for p in protos {
+            if self.protos.len() <= p.id {
+                self.protos.resize(p.id + 1, None);
+            }
+            let id = p.id;
+            self.protos[id] = Some(p);
+        }
+    }
+
+    /// Free the global region (every value dies). Idempotent.
+    pub fn shutdown(&mut self) {
+        if !self.closed {
+            self.closed = true;
+            let _ = self.out.flush();
+            self.globals.clear();
+            region_exit(self.global_region);
+        }
+    }
+
+    pub fn flush(&mut self) {
+        let _ = self.out.flush();
+    }
+
+    pub fn proc_name(&self, code: u64) -> String {
+        if code & PRIM_BIT != 0 {
+            return Prim::from_index((code & !PRIM_BIT) as usize)
+                .map(|p| p.name().to_string())
+                .unwrap_or_else(|| "primitive".into());
+        }
+        self.protos
+            .get(code as usize)
+            .and_then(|p| p.as_ref())
+            .map(|p| p.name.clone())
+            .unwrap_or_else(|| "procedure".into())
+    }
+
+    pub fn show(&self, v: Value, readable: bool) -> String {
+        let mut s = String::new();
+        printer::print(v, readable, &mut s, &|c| self.proc_name(c));
+        s
+    }
+
+    /// A quoted datum as a value in the global region.
+    pub fn datum_value(&mut self, d: &Datum) -> Result<Value, MemError> {
+        let r = self.global_region;
+        Ok(match &d.kind {
+            DatumKind::Int(n) => omni_mem::make_int(r, *n)?,
+            DatumKind::Float(x) => omni_mem::alloc_float(r, *x)?,
+            DatumKind::Str(s) => omni_mem::alloc_str(r, s)?,
+            DatumKind::Char(c) => Value::char(*c),
+            DatumKind::Sym(s) => omni_mem::intern(s),
+            DatumKind::Bool(b) => Value::bool(*b),
+            DatumKind::Nothing => Value::NOTHING,
+            DatumKind::List(items, tail) => {
+                let mut out = match tail {
+                    Some(t) => self.datum_value(t)?,
+                    None => Value::EMPTY,
+                };
+                for x in items.iter().rev() {
+                    let v = self.datum_value(x)?;
+                    out = omni_mem::alloc_pair(r, v, out)?;
+                }
+                out
+            }
+            DatumKind::Array(items) => {
+                let vs = items
+                    .iter()
+                    .map(|x| self.datum_value(x))
+                    .collect::<Result<Vec<_>, _>>()?;
+                omni_mem::alloc_array_from(r, &vs)?
+            }
+            DatumKind::Dict(items) => {
+                let d = omni_mem::alloc_dict(r)?;
+                for kv in items.chunks(2) {
+                    let k = self.datum_value(&kv[0])?;
+                    let v = self.datum_value(&kv[1])?;
+                    omni_mem::dict_set(d, k, v)?;
+                }
+                d
+            }
+        })
+    }
+
+    /// Run a compiled top-level form. Definitions land in the global
+    /// region; any other result lives in a temporary region that is exited
+    /// once `keep` has seen the value.
+    pub fn run_toplevel(
+        &mut self,
+        proto: &Rc<Proto>,
+        defines: bool,
+        keep: &mut dyn FnMut(&Vm, Value),
+    ) -> VmResult<()> {
+        let dst = if defines {
+            self.global_region
+        } else {
+            region_create()
+        };
+        let scratch = self.push_scratch();
+        let mut fr = Frame {
+            slots: vec![Value::UNDEFINED; proto.nslots],
+            closure: Value::NOTHING,
+            dst: Dst::Region(dst),
+            scratch,
+        };
+        let r = self.eval_tail(&proto.body, &mut fr);
+        let r = match r {
+            Ok(Tail::Value(v)) => Ok(v),
+            Ok(Tail::Call(f, args, span)) => self.apply(f, args, Dst::Region(dst), span),
+            Err(e) => Err(e),
+        };
+        let r = r.and_then(|v| {
+            let (v, _) = admit_into(dst, v).map_err(|e| mem_err(e, proto.span))?;
+            keep(self, v);
+            Ok(())
+        });
+        self.pop_scratch(scratch);
+        if !defines {
+            region_exit(dst);
+        }
+        r
+    }
+
+    fn push_scratch(&mut self) -> usize {
+        self.scratch_stack.push(ScratchSlot {
+            rank: reserve_rank(),
+            region: None,
+        });
+        self.scratch_stack.len() - 1
+    }
+
+    /// End an activation's scratch slot (and region, if it was created).
+    fn pop_scratch(&mut self, idx: usize) {
+        debug_assert_eq!(idx + 1, self.scratch_stack.len(), "scratch slots nest");
+        if let Some(slot) = self.scratch_stack.pop() {
+            if let Some(r) = slot.region {
+                self.stats.scratch_regions += 1;
+                region_exit(r);
+            }
+        }
+    }
+
+    fn scratch_region(&mut self, idx: usize) -> Region {
+        let slot = &mut self.scratch_stack[idx];
+        match slot.region {
+            Some(r) => r,
+            None => {
+                let r = region_create_at(slot.rank);
+                slot.region = Some(r);
+                r
+            }
+        }
+    }
+
+    pub(crate) fn dst_region(&mut self, d: Dst) -> Region {
+        match d {
+            Dst::Region(r) => r,
+            Dst::Scratch(i) => self.scratch_region(i),
+        }
+    }
+
+    /// Admit `v` into destination `d`; immediates never create a region.
+    fn admit_dst(&mut self, d: Dst, v: Value) -> Result<(Value, Repair), MemError> {
+        if !v.is_heap() {
+            return Ok((v, Repair::None));
+        }
+        let r = self.dst_region(d);
+        admit_into(r, v)
+    }
+
+    fn target(&mut self, t: Target, fr: &mut Frame) -> Region {
+        match t {
+            Target::Dst => self.dst_region(fr.dst),
+            Target::Scratch => self.scratch_region(fr.scratch),
+            Target::Global => self.global_region,
+            Target::RegionOfSlot(k) => match region_of(fr.slots[k as usize]) {
+                Some(r) => r,
+                None => self.scratch_region(fr.scratch),
+            },
+        }
+    }
+
+    /// A callee's destination: passed on lazily where possible.
+    fn call_dst(&mut self, t: Target, fr: &mut Frame) -> Dst {
+        match t {
+            Target::Dst => fr.dst,
+            Target::Scratch => Dst::Scratch(fr.scratch),
+            other => Dst::Region(self.target(other, fr)),
+        }
+    }
+
+    pub(crate) fn eval(&mut self, n: &Node, fr: &mut Frame) -> VmResult<Value> {
+        match self.eval_inner(n, fr, false)? {
+            Tail::Value(v) => Ok(v),
+            Tail::Call(..) => unreachable_tail(),
+        }
+    }
+
+    fn eval_tail(&mut self, n: &Node, fr: &mut Frame) -> VmResult<Tail> {
+        self.eval_inner(n, fr, true)
+    }
+
+    fn eval_inner(&mut self, n: &Node, fr: &mut Frame, tail_ok: bool) -> VmResult<Tail> {
+        let v = match n {
+            Node::Const(v) => *v,
+            Node::Local(s) => fr.slots[*s as usize],
+            Node::LocalBox(s) => self.unbox_var(fr.slots[*s as usize], Span::default())?,
+            Node::Capture(i) => closure_capture(fr.closure, *i as usize).unwrap_or(Value::NOTHING),
+            Node::CaptureBox(i) => {
+                let b = closure_capture(fr.closure, *i as usize).unwrap_or(Value::NOTHING);
+                self.unbox_var(b, Span::default())?
+            }
+            Node::SelfRef => fr.closure,
+            Node::Global(g, span) => {
+                let v = self.globals[*g as usize];
+                if v == Value::UNDEFINED {
+                    return Err(LispError::new(
+                        format!("unbound variable '{}'", self.global_names[*g as usize]),
+                        *span,
+                    ));
+                }
+                v
+            }
+            Node::SetLocal(s, x) => {
+                let v = self.eval(x, fr)?;
+                fr.slots[*s as usize] = v;
+                Value::NOTHING
+            }
+            Node::SetLocalBox(s, x, span) => {
+                let v = self.eval(x, fr)?;
+                box_set(fr.slots[*s as usize], v).map_err(|e| mem_err(e, *span))?;
+                Value::NOTHING
+            }
+            Node::SetCaptureBox(i, x, span) => {
+                let v = self.eval(x, fr)?;
+                let b = closure_capture(fr.closure, *i as usize).unwrap_or(Value::NOTHING);
+                box_set(b, v).map_err(|e| mem_err(e, *span))?;
+                Value::NOTHING
+            }
+            Node::SetGlobal(g, x, span) => {
+                if self.globals[*g as usize] == Value::UNDEFINED {
+                    return Err(LispError::new(
+                        format!(
+                            "set! of undefined variable '{}'",
+                            self.global_names[*g as usize]
+                        ),
+                        *span,
+                    ));
+                }
+                let v = self.eval(x, fr)?;
+                self.globals[*g as usize] = self.admit_global(v, *span)?;
+                Value::NOTHING
+            }
+            Node::DefGlobal(g, x, span) => {
+                let v = self.eval(x, fr)?;
+                self.globals[*g as usize] = self.admit_global(v, *span)?;
+                Value::NOTHING
+            }
+            Node::If(c, t, e) => {
+                let c = self.eval(c, fr)?;
+                let branch = if c.is_truthy() { t } else { e };
+                return self.eval_inner(branch, fr, tail_ok);
+            }
+            Node::Seq(items) => {
+                let Some((last, init)) = items.split_last() else {
+                    return Ok(Tail::Value(Value::NOTHING));
+                };
+                for x in init {
+                    self.eval(x, fr)?;
+                }
+                return self.eval_inner(last, fr, tail_ok);
+            }
+            Node::Bind(s, x) => {
+                let v = self.eval(x, fr)?;
+                fr.slots[*s as usize] = v;
+                Value::NOTHING
+            }
+            Node::BindBox(s, x, t, span) => {
+                let v = self.eval(x, fr)?;
+                let r = self.target(*t, fr);
+                fr.slots[*s as usize] = alloc_box(r, v).map_err(|e| mem_err(e, *span))?;
+                Value::NOTHING
+            }
+            Node::Closure(proto, caps, t, span) => self.make_closure(proto, caps, *t, *span, fr)?,
+            Node::Call {
+                f,
+                args,
+                target,
+                tail,
+                span,
+            } => {
+                let fv = self.eval(f, fr)?;
+                let mut av = Vec::with_capacity(args.len());
+                for a in args {
+                    av.push(self.eval(a, fr)?);
+                }
+                if *tail && tail_ok {
+                    return Ok(Tail::Call(fv, av, *span));
+                }
+                let dst = self.call_dst(*target, fr);
+                self.apply(fv, av, dst, *span)?
+            }
+            Node::Prim {
+                op,
+                args,
+                target,
+                span,
+            } => self.eval_prim(*op, args, *target, *span, fr)?,
+        };
+        Ok(Tail::Value(v))
+    }
+
+    #[inline(never)]
+    fn make_closure(
+        &mut self,
+        proto: &Rc<Proto>,
+        caps: &[CapSrc],
+        t: Target,
+        span: Span,
+        fr: &mut Frame,
+    ) -> VmResult<Value> {
+        let mut vals = Vec::with_capacity(caps.len());
+        for c in caps {
+            vals.push(match c {
+                CapSrc::Local(s) => fr.slots[*s as usize],
+                CapSrc::Capture(i) => {
+                    closure_capture(fr.closure, *i as usize).unwrap_or(Value::NOTHING)
+                }
+                CapSrc::SelfRef => fr.closure,
+            });
+        }
+        let r = self.target(t, fr);
+        alloc_closure(r, proto.id as u64, &vals).map_err(|e| mem_err(e, span))
+    }
+
+    /// Primitive calls: arguments, the fixnum fast path, then the general
+    /// implementation with the region the schedule named.
+    #[inline(never)]
+    fn eval_prim(
+        &mut self,
+        op: Prim,
+        args: &[Node],
+        target: Target,
+        span: Span,
+        fr: &mut Frame,
+    ) -> VmResult<Value> {
+        let mut av: smallvec_like::Args = smallvec_like::Args::new();
+        for a in args {
+            av.push(self.eval(a, fr)?);
+        }
+        if let Some(v) = fixnum_fast_path(op, av.as_slice()) {
+            return Ok(v);
+        }
+        let dst = if op.allocates() {
+            Some(self.target(target, fr))
+        } else {
+            None
+        };
+        self.call_prim(op, av.as_slice(), dst, span)
+    }
+
+    fn unbox_var(&self, b: Value, span: Span) -> VmResult<Value> {
+        match box_get(b) {
+            Some(v) if v != Value::UNDEFINED => Ok(v),
+            Some(_) => Err(LispError::new("variable used before its definition", span)),
+            None => Err(LispError::new("internal: variable box missing", span)),
+        }
+    }
+
+    fn admit_global(&mut self, v: Value, span: Span) -> VmResult<Value> {
+        let (v, how) = admit_into(self.global_region, v).map_err(|e| mem_err(e, span))?;
+        if how != Repair::None {
+            self.stats.global_repairs += 1;
+        }
+        Ok(v)
+    }
+
+    /// Call procedure `f` with `args`; its result is built in (or repaired
+    /// into) region `dst`.
+    pub(crate) fn apply(
+        &mut self,
+        f: Value,
+        args: Vec<Value>,
+        dst: Dst,
+        span: Span,
+    ) -> VmResult<Value> {
+        let mut f = f;
+        let mut args = args;
+        loop {
+            let Some(code) = closure_code(f) else {
+                return Err(LispError::new(
+                    format!("not a procedure: {}", self.show(f, true)),
+                    span,
+                ));
+            };
+            if code & PRIM_BIT != 0 {
+                let op = Prim::from_index((code & !PRIM_BIT) as usize)
+                    .ok_or_else(|| LispError::new("internal: bad primitive", span))?;
+                let (min, max) = op.arity();
+                if args.len() < min || args.len() > max {
+                    return Err(LispError::new(
+                        format!("{}: wrong number of arguments ({})", op.name(), args.len()),
+                        span,
+                    ));
+                }
+                let r = if op.allocates() {
+                    Some(self.dst_region(dst))
+                } else {
+                    None
+                };
+                return self.call_prim(op, &args, r, span);
+            }
+            let proto = match self.protos.get(code as usize).and_then(|p| p.clone()) {
+                Some(p) => p,
+                None => return Err(LispError::new("internal: unknown procedure", span)),
+            };
+            if args.len() < proto.nparams || (!proto.rest && args.len() > proto.nparams) {
+                return Err(LispError::new(
+                    format!(
+                        "{}: expected {}{} argument(s), got {}",
+                        proto.name,
+                        if proto.rest { "at least " } else { "" },
+                        proto.nparams,
+                        args.len()
+                    ),
+                    span,
+                ));
+            }
+            if self.depth >= self.max_depth {
+                return Err(LispError::new(
+                    format!("stack overflow: more than {} nested calls", self.max_depth),
+                    span,
+                ));
+            }
+            let mut slots = vec![Value::UNDEFINED; proto.nslots.max(args.len())];
+            if proto.rest {
+                let extra = args.split_off(proto.nparams);
+                let mut l = Value::EMPTY;
+                if !extra.is_empty() {
+                    let r = self.dst_region(dst);
+                    for x in extra.into_iter().rev() {
+                        l = omni_mem::alloc_pair(r, x, l).map_err(|e| mem_err(e, span))?;
+                    }
+                }
+                slots[proto.nparams] = l;
+            }
+            for (i, a) in args.into_iter().enumerate() {
+                slots[i] = a;
+            }
+            let scratch = self.push_scratch();
+            let mut fr = Frame {
+                slots,
+                closure: f,
+                dst,
+                scratch,
+            };
+            self.stats.calls += 1;
+            self.depth += 1;
+            let r = self.eval_tail(&proto.body, &mut fr);
+            self.depth -= 1;
+            match r {
+                Ok(Tail::Value(v)) => {
+                    // Return boundary: the result must live in dst before
+                    // the scratch region goes away.
+                    let out = self.admit_dst(dst, v).map_err(|e| mem_err(e, span));
+                    if let Ok((_, how)) = &out {
+                        match how {
+                            Repair::Transmigrate => self.stats.return_repairs_transmigrate += 1,
+                            Repair::Merge => self.stats.return_repairs_merge += 1,
+                            Repair::None => {}
+                        }
+                    }
+                    self.pop_scratch(scratch);
+                    return out.map(|(v, _)| v);
+                }
+                Ok(Tail::Call(mut g, mut a2, sp)) => {
+                    // Tail-call boundary: callee and arguments move to dst,
+                    // then the scratch region is exited and the frame reused.
+                    match self.admit_dst(dst, g) {
+                        Ok((v, _)) => g = v,
+                        Err(e) => {
+                            self.pop_scratch(scratch);
+                            return Err(mem_err(e, sp));
+                        }
+                    }
+                    for x in a2.iter_mut() {
+                        match self.admit_dst(dst, *x) {
+                            Ok((v, _)) => *x = v,
+                            Err(e) => {
+                                self.pop_scratch(scratch);
+                                return Err(mem_err(e, sp));
+                            }
+                        }
+                    }
+                    self.pop_scratch(scratch);
+                    self.stats.tail_calls += 1;
+                    f = g;
+                    args = a2;
+                }
+                Err(mut e) => {
+                    self.pop_scratch(scratch);
+                    e.trace.push((proto.name.clone(), span));
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+/// Arithmetic and comparison on two fixnums need no region; everything
+/// else (overflow, floats, errors) takes the general path.
+#[inline]
+fn fixnum_fast_path(op: Prim, a: &[Value]) -> Option<Value> {
+    let [x, y] = a else { return None };
+    let (x, y) = (x.as_fixnum()?, y.as_fixnum()?);
+    match op {
+        Prim::Add => Value::fixnum(x + y),
+        Prim::Sub => Value::fixnum(x - y),
+        Prim::Mul => x.checked_mul(y).and_then(Value::fixnum),
+        Prim::Lt => Some(Value::bool(x < y)),
+        Prim::Gt => Some(Value::bool(x > y)),
+        Prim::Le => Some(Value::bool(x <= y)),
+        Prim::Ge => Some(Value::bool(x >= y)),
+        Prim::NumEq => Some(Value::bool(x == y)),
+        _ => None,
+    }
+}
+
+fn unreachable_tail() -> VmResult<Value> {
+    // eval_inner only returns Tail::Call when tail_ok is set.
+    Err(Box::new(LispError {
+        message: "internal: tail call outside tail position".into(),
+        span: None,
+        trace: Vec::new(),
+    }))
+}
+
+/// A tiny inline argument buffer (no heap allocation for up to 4 args).
+mod smallvec_like {
+    use omni_mem::Value;
+
+    pub struct Args {
+        inline: [Value; 4],
+        len: usize,
+        heap: Vec<Value>,
+    }
+
+    impl Args {
+        pub fn new() -> Self {
+            Args {
+                inline: [Value::NOTHING; 4],
+                len: 0,
+                heap: Vec::new(),
+            }
+        }
+
+        pub fn push(&mut self, v: Value) {
+            if self.len < 4 && self.heap.is_empty() {
+                self.inline[self.len] = v;
+                self.len += 1;
+            } else {
+                if self.heap.is_empty() {
+                    self.heap.extend_from_slice(&self.inline[..self.len]);
+                }
+                self.heap.push(v);
+            }
+        }
+
+        pub fn as_slice(&self) -> &[Value] {
+            if self.heap.is_empty() {
+                &self.inline[..self.len]
+            } else {
+                &self.heap
+            }
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Conformance programs: every `tests/programs/*.omni` file carries its
+//! expected output in comments:
+//!
+//! * `;; out: TEXT` — the next expected line of standard output;
+//! * `;; err: TEXT` — the next expected line of the rendered diagnostic
+//!   (the program must then fail).
+//!
+//! Each program runs on its own thread (regions are per thread), and the
+//! runner itself checks that the program ended with zero live regions and
+//! zero live bytes on that thread.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use omni_lang::{run_source, VM_STACK_BYTES};
+
+#[derive(Clone, Default)]
+struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+
+impl Write for SharedBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct Outcome {
+    stdout: String,
+    stderr: String,
+    live_regions: u64,
+    live_bytes: usize,
+}
+
+fn run_program(path: &Path) -> Outcome {
+    let src = std::fs::read_to_string(path).expect("read program");
+    let name = path.file_name().unwrap().to_string_lossy().to_string();
+    let handle = std::thread::Builder::new()
+        .stack_size(VM_STACK_BYTES)
+        .spawn(move || {
+            let buf = SharedBuf::default();
+            let r = run_source(
+                &src,
+                Box::new(buf.clone()),
+                vec!["arg1".into(), "arg2".into()],
+            );
+            let stderr = match r {
+                Ok(_) => String::new(),
+                Err(ds) => ds.iter().map(|d| d.render(&name, &src)).collect(),
+            };
+            let stats = omni_mem::heap_stats();
+            let stdout = String::from_utf8_lossy(&buf.0.lock().unwrap()).to_string();
+            Outcome {
+                stdout,
+                stderr,
+                live_regions: stats.live_regions,
+                live_bytes: stats.live_bytes,
+            }
+        })
+        .expect("spawn");
+    handle.join().expect("program thread panicked")
+}
+
+fn expectations(src: &str, tag: &str) -> Option<String> {
+    let mut out = String::new();
+    let mut any = false;
+    for line in src.lines() {
+        if let Some(rest) = line.strip_prefix(tag) {
+            any = true;
+            out.push_str(rest.strip_prefix(' ').unwrap_or(rest));
+            out.push('\n');
+        }
+    }
+    any.then_some(out)
+}
+
+fn programs() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/programs");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("tests/programs exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "omni"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn conformance_programs() {
+    let progs = programs();
+    assert!(
+        progs.len() >= 60,
+        "expected at least 60 programs, found {}",
+        progs.len()
+    );
+    let mut failures = Vec::new();
+    for p in &progs {
+        let src = std::fs::read_to_string(p).unwrap();
+        let want_out = expectations(&src, ";; out:").unwrap_or_default();
+        let want_err = expectations(&src, ";; err:");
+        let got = run_program(p);
+        let name = p.file_name().unwrap().to_string_lossy();
+        if got.stdout != want_out {
+            failures.push(format!(
+                "{name}: stdout\n--- want\n{want_out}--- got\n{}",
+                got.stdout
+            ));
+        }
+        match &want_err {
+            Some(e) if &got.stderr != e => failures.push(format!(
+                "{name}: stderr\n--- want\n{e}--- got\n{}",
+                got.stderr
+            )),
+            None if !got.stderr.is_empty() => {
+                failures.push(format!("{name}: unexpected error\n{}", got.stderr))
+            }
+            _ => {}
+        }
+        if got.live_regions != 0 || got.live_bytes != 0 {
+            failures.push(format!(
+                "{name}: {} live regions / {} live bytes at exit",
+                got.live_regions, got.live_bytes
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} programs failed:\n{}",
+        failures.len(),
+        progs.len(),
+        failures.join("\n")
+    );
+}
