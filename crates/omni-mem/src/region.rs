@@ -119,7 +119,6 @@ const fn round_up_const(n: usize, to: usize) -> usize {
     (n + to - 1) & !(to - 1)
 }
 
-static NEXT_REGION_ID: Counter64 = Counter64::new(1);
 static NEXT_THREAD_TOKEN: Counter64 = Counter64::new(1);
 
 /// Per-thread heap state: segment pools, rank counter, the ordered list of
@@ -131,6 +130,9 @@ struct ThreadHeap {
     live_head: Cell<*mut RegionBlock>,
     live_tail: Cell<*mut RegionBlock>,
     token: Cell<u64>,
+    /// Per-thread region id counter (ids are `token << 40 | counter`, so
+    /// creating a region needs no atomic operation).
+    next_local_id: Cell<u64>,
     merge_threshold: Cell<usize>,
     stats: UnsafeCell<HeapStats>,
 }
@@ -158,6 +160,7 @@ thread_local! {
             live_head: Cell::new(ptr::null_mut()),
             live_tail: Cell::new(ptr::null_mut()),
             token: Cell::new(0),
+            next_local_id: Cell::new(1),
             merge_threshold: Cell::new(DEFAULT_MERGE_THRESHOLD_BYTES),
             stats: UnsafeCell::new(HeapStats {
                 regions_created: 0,
@@ -194,16 +197,28 @@ pub(crate) fn with_stats<R>(f: impl FnOnce(&mut HeapStats) -> R) -> R {
     with_heap(|h| f(unsafe { &mut *h.stats.get() }))
 }
 
+/// This thread's statistics, from inside a `with_heap` closure.
+///
+/// # Safety
+/// The caller must not hold another reference to the stats cell.
+#[allow(clippy::mut_from_ref)]
+unsafe fn stats_in(h: &ThreadHeap) -> &mut HeapStats {
+    // SAFETY: per the contract; the heap is thread-local.
+    unsafe { &mut *h.stats.get() }
+}
+
+fn token_in(h: &ThreadHeap) -> u64 {
+    let t = h.token.get();
+    if t != 0 {
+        return t;
+    }
+    let t = NEXT_THREAD_TOKEN.fetch_add_relaxed(1);
+    h.token.set(t);
+    t
+}
+
 fn thread_token() -> u64 {
-    with_heap(|h| {
-        let t = h.token.get();
-        if t != 0 {
-            return t;
-        }
-        let t = NEXT_THREAD_TOKEN.fetch_add_relaxed(1);
-        h.token.set(t);
-        t
-    })
+    with_heap(token_in)
 }
 
 /// This thread's heap statistics (live byte figures folded in first).
@@ -235,6 +250,13 @@ pub fn merge_threshold() -> usize {
 /// # Safety
 /// `size` must be a non-zero multiple of `SEGMENT_SIZE`.
 unsafe fn os_alloc_segment(size: usize) -> *mut u8 {
+    // SAFETY: forwarded contract.
+    with_heap(|h| unsafe { os_alloc_segment_in(h, size) })
+}
+
+/// # Safety
+/// `size` must be a non-zero multiple of `SEGMENT_SIZE`.
+unsafe fn os_alloc_segment_in(h: &ThreadHeap, size: usize) -> *mut u8 {
     let layout = match Layout::from_size_align(size, SEGMENT_SIZE) {
         Ok(l) => l,
         Err(_) => handle_alloc_error(Layout::new::<u8>()),
@@ -244,7 +266,8 @@ unsafe fn os_alloc_segment(size: usize) -> *mut u8 {
     if p.is_null() {
         handle_alloc_error(layout);
     }
-    with_stats(|s| s.segments_from_os += 1);
+    // SAFETY: no other reference to the stats is live here.
+    unsafe { stats_in(h).segments_from_os += 1 };
     p
 }
 
@@ -432,14 +455,16 @@ pub fn region_of(v: Value) -> Option<Region> {
 /// Create a region whose scope is open, younger than every live region of
 /// this thread.
 pub fn region_create() -> Region {
-    let rank = with_heap(|h| {
-        let r = h.next_rank.get();
-        h.next_rank.set(r + 1);
-        r
+    // One thread-local access for the whole operation: this is on the path
+    // of every function activation that allocates.
+    let b = with_heap(|h| {
+        let rank = h.next_rank.get();
+        h.next_rank.set(rank + 1);
+        // SAFETY: `new_block_in` initialises every field.
+        let b = unsafe { new_block_in(h, rank) };
+        link_live_tail_in(h, b);
+        b
     });
-    // SAFETY: `new_block` initialises every field.
-    let b = unsafe { new_block(rank) };
-    link_live_tail(b);
     Region::from_block(b)
 }
 
@@ -510,17 +535,25 @@ pub fn region_create_process() -> Region {
 /// # Safety
 /// Returns a fully initialised, unlinked control block.
 unsafe fn new_block(rank: u64) -> *mut RegionBlock {
-    let pooled = with_heap(|h| {
-        // SAFETY: pools are only touched by this thread, never re-entrantly.
-        unsafe { (*h.header_pool.get()).pop() }
-    });
-    let owner = thread_token();
+    // SAFETY: forwarded contract.
+    with_heap(|h| unsafe { new_block_in(h, rank) })
+}
+
+/// # Safety
+/// Returns a fully initialised, unlinked control block.
+unsafe fn new_block_in(h: &ThreadHeap, rank: u64) -> *mut RegionBlock {
+    // SAFETY: pools are only touched by this thread, never re-entrantly.
+    let pooled = unsafe { (*h.header_pool.get()).pop() };
+    let owner = token_in(h);
+    let local = h.next_local_id.get();
+    h.next_local_id.set(local + 1);
+    let id = (owner << 40) | local;
     // SAFETY: `p` is a SEGMENT_SIZE-aligned segment of SEGMENT_SIZE bytes we
     // own exclusively; every field is written before the block is used.
     unsafe {
         let (p, epoch) = match pooled {
             Some(p) => (p, (*p.cast::<RegionBlock>()).epoch),
-            None => (os_alloc_segment(SEGMENT_SIZE), 0),
+            None => (os_alloc_segment_in(h, SEGMENT_SIZE), 0),
         };
         let b = p.cast::<RegionBlock>();
         addr_of_mut!((*b).seg).write(SegHeader {
@@ -538,7 +571,7 @@ unsafe fn new_block(rank: u64) -> *mut RegionBlock {
         addr_of_mut!((*b).cur_seg_start).write(start);
         addr_of_mut!((*b).tail).write(b.cast());
         addr_of_mut!((*b).forward).write(ptr::null_mut());
-        addr_of_mut!((*b).id).write(NEXT_REGION_ID.fetch_add_relaxed(1));
+        addr_of_mut!((*b).id).write(id);
         addr_of_mut!((*b).epoch).write(epoch);
         addr_of_mut!((*b).rank).write(rank);
         addr_of_mut!((*b).external_rc).write(Counter32::new(0));
@@ -556,31 +589,32 @@ unsafe fn new_block(rank: u64) -> *mut RegionBlock {
         addr_of_mut!((*b).quota).write(0);
         addr_of_mut!((*b).prev_live).write(ptr::null_mut());
         addr_of_mut!((*b).next_live).write(ptr::null_mut());
-        with_stats(|s| {
-            s.regions_created += 1;
-            s.live_regions += 1;
-            s.live_segment_bytes += SEGMENT_SIZE;
-            s.peak_segment_bytes = s.peak_segment_bytes.max(s.live_segment_bytes);
-        });
+        let s = stats_in(h);
+        s.regions_created += 1;
+        s.live_regions += 1;
+        s.live_segment_bytes += SEGMENT_SIZE;
+        s.peak_segment_bytes = s.peak_segment_bytes.max(s.live_segment_bytes);
         b
     }
 }
 
 fn link_live_tail(b: *mut RegionBlock) {
-    with_heap(|h| {
-        let tail = h.live_tail.get();
-        // SAFETY: b and tail are live blocks of this thread.
-        unsafe {
-            (*b).prev_live = tail;
-            (*b).next_live = ptr::null_mut();
-            if tail.is_null() {
-                h.live_head.set(b);
-            } else {
-                (*tail).next_live = b;
-            }
+    with_heap(|h| link_live_tail_in(h, b))
+}
+
+fn link_live_tail_in(h: &ThreadHeap, b: *mut RegionBlock) {
+    let tail = h.live_tail.get();
+    // SAFETY: b and tail are live blocks of this thread.
+    unsafe {
+        (*b).prev_live = tail;
+        (*b).next_live = ptr::null_mut();
+        if tail.is_null() {
+            h.live_head.set(b);
+        } else {
+            (*tail).next_live = b;
         }
-        h.live_tail.set(b);
-    })
+    }
+    h.live_tail.set(b);
 }
 
 fn link_live_head(b: *mut RegionBlock) {
@@ -601,24 +635,26 @@ fn link_live_head(b: *mut RegionBlock) {
 }
 
 fn unlink_live(b: *mut RegionBlock) {
-    with_heap(|h| {
-        // SAFETY: b is on this thread's live list.
-        unsafe {
-            let (p, n) = ((*b).prev_live, (*b).next_live);
-            if p.is_null() {
-                h.live_head.set(n);
-            } else {
-                (*p).next_live = n;
-            }
-            if n.is_null() {
-                h.live_tail.set(p);
-            } else {
-                (*n).prev_live = p;
-            }
-            (*b).prev_live = ptr::null_mut();
-            (*b).next_live = ptr::null_mut();
+    with_heap(|h| unlink_live_in(h, b))
+}
+
+fn unlink_live_in(h: &ThreadHeap, b: *mut RegionBlock) {
+    // SAFETY: b is on this thread's live list.
+    unsafe {
+        let (p, n) = ((*b).prev_live, (*b).next_live);
+        if p.is_null() {
+            h.live_head.set(n);
+        } else {
+            (*p).next_live = n;
         }
-    })
+        if n.is_null() {
+            h.live_tail.set(p);
+        } else {
+            (*n).prev_live = p;
+        }
+        (*b).prev_live = ptr::null_mut();
+        (*b).next_live = ptr::null_mut();
+    }
 }
 
 /// End the region's scope. It is freed now unless it is still counted or
@@ -691,30 +727,41 @@ pub(crate) unsafe fn maybe_free(b: *mut RegionBlock) -> bool {
 /// # Safety
 /// `b` must be dead by the liveness rule; no value may point into it.
 unsafe fn free_region(b: *mut RegionBlock) {
-    // SAFETY: per the contract, every segment on the list is ours to recycle.
-    unsafe {
-        account(b);
-        unlink_live(b);
-        let (reported, seg_bytes) = ((*b).reported, (*b).seg_bytes);
-        with_stats(|s| {
-            s.live_bytes -= reported;
-            s.live_segment_bytes -= seg_bytes;
+    // One thread-local access for the whole free (hot: every scope exit).
+    with_heap(|h| {
+        // SAFETY: per the contract, every segment on the list is ours to
+        // recycle; no other reference to the stats is live.
+        unsafe {
+            unlink_live_in(h, b);
+            // Fold the region's last bytes into the peak and drop them, with
+            // one read and one write per counter (a separate `account` first
+            // made the compiler reload just-stored counters: a store-forwarding
+            // stall on every region exit).
+            let s = stats_in(h);
+            let now = bytes_allocated(b);
+            let live = s.live_bytes + (now - (*b).reported);
+            if live > s.peak_live_bytes {
+                s.peak_live_bytes = live;
+            }
+            s.live_bytes = live - now;
+            s.live_segment_bytes -= (*b).seg_bytes;
             s.live_regions -= 1;
             s.regions_freed += 1;
-        });
-        let mut seg: *mut SegHeader = b.cast();
-        while !seg.is_null() {
-            let next = (*seg).next;
-            release_segment(seg);
-            seg = next;
+            let mut seg: *mut SegHeader = b.cast();
+            while !seg.is_null() {
+                let next = (*seg).next;
+                release_segment_in(h, seg);
+                seg = next;
+            }
         }
-    }
+    })
 }
 
 /// # Safety
 /// `seg` must be a segment of a dying region.
-unsafe fn release_segment(seg: *mut SegHeader) {
-    // SAFETY: the segment is no longer reachable from any live value.
+unsafe fn release_segment_in(h: &ThreadHeap, seg: *mut SegHeader) {
+    // SAFETY: the segment is no longer reachable from any live value; the
+    // pools are only touched by this thread, never re-entrantly.
     unsafe {
         (*seg).state = STATE_FREE;
         let base: *mut u8 = seg.cast();
@@ -725,32 +772,22 @@ unsafe fn release_segment(seg: *mut SegHeader) {
                 (*blk).forward = ptr::null_mut();
                 #[cfg(debug_assertions)]
                 ptr::write_bytes(base.add(BLOCK_SIZE), POISON, SEGMENT_SIZE - BLOCK_SIZE);
-                let keep = with_heap(|h| {
-                    let pool = &mut *h.header_pool.get();
-                    #[cfg(not(debug_assertions))]
-                    if pool.len() >= HEADER_POOL_CAP {
-                        return false;
-                    }
-                    pool.push(base);
-                    true
-                });
-                if !keep {
+                let pool = &mut *h.header_pool.get();
+                #[cfg(not(debug_assertions))]
+                if pool.len() >= HEADER_POOL_CAP {
                     os_free_segment(base, SEGMENT_SIZE);
+                    return;
                 }
+                pool.push(base);
             }
             SegKind::Data => {
                 #[cfg(debug_assertions)]
                 ptr::write_bytes(base.add(SEG_HDR), POISON, SEGMENT_SIZE - SEG_HDR);
-                let keep = with_heap(|h| {
-                    let pool = &mut *h.data_pool.get();
-                    if pool.len() >= DATA_POOL_CAP {
-                        return false;
-                    }
-                    pool.push(base);
-                    true
-                });
-                if !keep {
+                let pool = &mut *h.data_pool.get();
+                if pool.len() >= DATA_POOL_CAP {
                     os_free_segment(base, SEGMENT_SIZE);
+                } else {
+                    pool.push(base);
                 }
             }
             SegKind::Large => os_free_segment(base, (*seg).size),
@@ -802,6 +839,13 @@ unsafe fn inline_used(b: *mut RegionBlock) -> usize {
 /// # Safety
 /// `b` must be a live control block owned by this thread.
 unsafe fn account(b: *mut RegionBlock) {
+    // SAFETY: forwarded contract.
+    with_heap(|h| unsafe { account_in(h, b) })
+}
+
+/// # Safety
+/// As `account`; no other reference to the stats may be live.
+unsafe fn account_in(h: &ThreadHeap, b: *mut RegionBlock) {
     // SAFETY: per the contract.
     unsafe {
         let now = bytes_allocated(b);
@@ -810,10 +854,9 @@ unsafe fn account(b: *mut RegionBlock) {
             return;
         }
         (*b).reported = now;
-        with_stats(|s| {
-            s.live_bytes += delta;
-            s.peak_live_bytes = s.peak_live_bytes.max(s.live_bytes);
-        });
+        let s = stats_in(h);
+        s.live_bytes += delta;
+        s.peak_live_bytes = s.peak_live_bytes.max(s.live_bytes);
     }
 }
 
