@@ -455,11 +455,7 @@ impl Desugar {
     }
 
     /// Bindings in either style, then the body forms.
-    fn bindings<'d>(
-        &mut self,
-        d: &Datum,
-        args: &'d [Datum],
-    ) -> R<Bindings<'d>> {
+    fn bindings<'d>(&mut self, d: &Datum, args: &'d [Datum]) -> R<Bindings<'d>> {
         let Some(first) = args.first() else {
             return err(d.span, "let: expected bindings and a body");
         };

@@ -102,6 +102,28 @@ fn bench_transmigrate(c: &mut Criterion) {
     g.finish();
 }
 
+/// The memcpy bound: copying the same number of bytes the list_100k and
+/// tree_d20 transmigrations copy (2.4 MB and 25.2 MB).
+fn bench_memcpy(c: &mut Criterion) {
+    let mut g = c.benchmark_group("memcpy");
+    for (name, bytes) in [
+        ("bytes_of_list_100k", 2_400_000usize),
+        ("bytes_of_tree_d20", 25_165_800),
+    ] {
+        let src = vec![7u8; bytes];
+        let mut dst = vec![0u8; bytes];
+        g.throughput(Throughput::Bytes(bytes as u64));
+        g.sample_size(20);
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                dst.copy_from_slice(black_box(&src));
+                black_box(&dst);
+            })
+        });
+    }
+    g.finish();
+}
+
 fn bench_regions(c: &mut Criterion) {
     let mut g = c.benchmark_group("region");
     g.bench_function("create_exit", |b| {
@@ -204,6 +226,7 @@ criterion_group!(
     bench_regions,
     bench_barrier,
     bench_transmigrate,
+    bench_memcpy,
     bench_merge
 );
 

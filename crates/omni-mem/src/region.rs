@@ -177,6 +177,7 @@ thread_local! {
                 transmigrations: 0,
                 transmigrated_objects: 0,
                 transmigrated_bytes: 0,
+                peak_transmigration_side_bytes: 0,
                 repairs_transmigrate: 0,
                 repairs_merge: 0,
                 quota_errors: 0,
@@ -276,6 +277,13 @@ unsafe fn os_alloc_segment_in(h: &ThreadHeap, size: usize) -> *mut u8 {
 unsafe fn os_free_segment(p: *mut u8, size: usize) {
     // SAFETY: same layout as the allocation, per the contract.
     unsafe { dealloc(p, Layout::from_size_align_unchecked(size, SEGMENT_SIZE)) }
+}
+
+/// The address of the segment holding `p` (an object start): objects with
+/// the same segment address are in the same region.
+#[inline]
+pub(crate) fn segment_addr(p: *mut u8) -> usize {
+    p.addr() & SEG_MASK
 }
 
 /// The segment header of the segment holding `p` (an object start).

@@ -24,6 +24,9 @@ pub struct HeapStats {
     pub transmigrations: u64,
     pub transmigrated_objects: u64,
     pub transmigrated_bytes: u64,
+    /// Largest side memory one transmigration used (restore log + work
+    /// stack, in bytes): the forwarding table's overhead.
+    pub peak_transmigration_side_bytes: usize,
     /// Barrier repairs by kind.
     pub repairs_transmigrate: u64,
     pub repairs_merge: u64,

@@ -18,7 +18,9 @@
 use crate::error::MemResult;
 use crate::meta::meta_of;
 use crate::obj::{field, header_tag, make_header, HeapTag, HDR};
-use crate::region::{alloc_raw, block_of_ptr, note_transmigrated, with_stats, Region, RegionBlock};
+use crate::region::{
+    alloc_raw, block_of_ptr, note_transmigrated, segment_addr, with_stats, Region, RegionBlock,
+};
 use crate::value::Value;
 
 /// Which objects are copied.
@@ -39,21 +41,34 @@ struct Transmigration {
     /// Source objects whose headers hold forwarding addresses.
     log: Vec<*mut u8>,
     bytes: u64,
+    /// Domain memo: the last segment looked up and whether it is in the
+    /// domain. Neighbouring objects usually share a segment, so most
+    /// domain tests are one compare. (Segments never change region during
+    /// a transmigration: nothing merges while it runs.)
+    memo_seg: usize,
+    memo_in: bool,
 }
 
 const FORWARDED: usize = 1;
 
 impl Transmigration {
     #[inline]
-    unsafe fn in_domain(&self, p: *mut u8) -> bool {
+    unsafe fn in_domain(&mut self, p: *mut u8) -> bool {
+        let seg = segment_addr(p);
+        if seg == self.memo_seg {
+            return self.memo_in;
+        }
         // SAFETY: `p` is an object start in a live region (graph invariant).
-        unsafe {
+        let inside = unsafe {
             let b = block_of_ptr(p);
             match self.domain {
                 Domain::Region(src) => b == src,
                 Domain::YoungerThan(rank) => (*b).rank > rank && b != self.dst,
             }
-        }
+        };
+        self.memo_seg = seg;
+        self.memo_in = inside;
+        inside
     }
 
     /// The forwarding address stored in `p`'s header, if any.
@@ -102,11 +117,16 @@ impl Transmigration {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     unsafe fn rewrite(&mut self, slot: *mut Value) -> MemResult<()> {
         // SAFETY: `slot` is a value slot of a copy we own.
         unsafe {
-            let v = self.forward(slot.read())?;
+            let old = slot.read();
+            // Immediates are the common case in list cars: no call.
+            if !old.is_heap() {
+                return Ok(());
+            }
+            let v = self.forward(old)?;
             slot.write(v);
         }
         Ok(())
@@ -211,20 +231,24 @@ pub(crate) unsafe fn transmigrate_into(
         dst,
         domain,
         stack: Vec::new(),
-        log: Vec::new(),
+        log: Vec::with_capacity(64),
         bytes: 0,
+        memo_seg: 0,
+        memo_in: false,
     };
     // SAFETY: per the contract; `restore` runs whatever `run` returned.
     let result = unsafe { t.run(root) };
     // SAFETY: as above.
     unsafe { t.restore() };
     let objects = t.log.len() as u64;
+    let side = (t.log.capacity() + t.stack.capacity()) * std::mem::size_of::<*mut u8>();
     // SAFETY: dst is live.
     unsafe { note_transmigrated(dst, objects, t.bytes) };
     with_stats(|s| {
         s.transmigrations += 1;
         s.transmigrated_objects += objects;
         s.transmigrated_bytes += t.bytes;
+        s.peak_transmigration_side_bytes = s.peak_transmigration_side_bytes.max(side);
     });
     result
 }
