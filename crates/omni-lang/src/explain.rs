@@ -85,10 +85,15 @@ fn walk<'a>(n: &'a Node, lines: &mut Vec<String>, nested: &mut Vec<&'a Proto>) {
             walk(e, lines, nested);
         }
         Node::Seq(xs) => xs.iter().for_each(|x| walk(x, lines, nested)),
-        Node::BindBox(_, x, t, span) => {
+        Node::BindBox(slot, x, t, span) => {
             walk(x, lines, nested);
+            let at = if span.line == 0 {
+                format!("for slot {slot}")
+            } else {
+                format!("@{span}")
+            };
             lines.push(format!(
-                "alloc box (mutable captured variable) @{span} -> {}",
+                "alloc box (captured and assigned variable) {at} -> {}",
                 target_name(*t)
             ));
         }

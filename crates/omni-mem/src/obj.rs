@@ -181,6 +181,7 @@ fn words(n: usize) -> MemResult<usize> {
 // ---------------------------------------------------------------------------
 // Pairs
 
+#[inline]
 pub fn alloc_pair(r: Region, car: Value, cdr: Value) -> MemResult<Value> {
     let b = r.block();
     // SAFETY: `b` is live and ours; fields are written before the value is
