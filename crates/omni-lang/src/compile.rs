@@ -42,6 +42,11 @@ pub enum Ctx {
     Local,
     Escape,
     Global,
+    /// A tail-call argument built only from fresh data (it names none of
+    /// this activation's locals): it lives in the next iteration's region,
+    /// which dies at the next iteration's end, so values a loop replaces on
+    /// every round are not retained.
+    Iter,
 }
 
 impl Ctx {
@@ -50,6 +55,7 @@ impl Ctx {
             Ctx::Local => Target::Scratch,
             Ctx::Escape => Target::Dst,
             Ctx::Global => Target::Global,
+            Ctx::Iter => Target::Iter,
         }
     }
 
@@ -562,12 +568,19 @@ impl<'s> Compiler<'s> {
             return self.prim(op, args, ctx, span);
         }
         // A tail call's callee and arguments outlive this activation's
-        // scratch region (it is exited before the jump): they escape.
+        // scratch region (it is exited before the jump): they escape, or,
+        // when an argument names none of this activation's locals, live in
+        // the next iteration's region.
         let actx = if tail { Ctx::Escape } else { ctx };
         let fnode = self.expr(f, if tail { Ctx::Escape } else { Ctx::Local }, false)?;
         let mut a = Vec::with_capacity(args.len());
         for x in args {
-            a.push(self.expr(x, actx, false)?);
+            let c = if tail && !self.names_own_locals(x) {
+                Ctx::Iter
+            } else {
+                actx
+            };
+            a.push(self.expr(x, c, false)?);
         }
         Ok(Node::Call {
             f: Box::new(fnode),
@@ -635,6 +648,20 @@ impl<'s> Compiler<'s> {
         }
     }
 
+    /// Whether `a` mentions a variable bound by the current activation
+    /// (conservative: any name that is bound here counts, even if an inner
+    /// binding shadows it).
+    fn names_own_locals(&self, a: &Ast) -> bool {
+        let level = self.fns.len() - 1;
+        let mut found = false;
+        walk_vars(a, &mut |name| {
+            if self.lookup_local(level, name).is_some() {
+                found = true;
+            }
+        });
+        found
+    }
+
     /// A stored variable escapes unless the container is a local variable
     /// that does not escape itself.
     fn stored_var_ctx(&mut self, container: &Ast) -> Ctx {
@@ -649,6 +676,34 @@ impl<'s> Compiler<'s> {
     fn allocating_prim(&mut self, f: &Ast) -> bool {
         self.is_prim_call(f)
             .is_some_and(|p| p.allocates() && p.flow() != Flow::Higher)
+    }
+}
+
+/// Call `f` on every variable name `a` mentions (including `set!` targets
+/// and names inside nested lambdas).
+fn walk_vars(a: &Ast, f: &mut dyn FnMut(&str)) {
+    match a {
+        Ast::Quote(_) => {}
+        Ast::Var(n, _) => f(n),
+        Ast::Set(n, v, _) | Ast::Define(n, v, _) => {
+            f(n);
+            walk_vars(v, f);
+        }
+        Ast::If(c, t, e) => {
+            walk_vars(c, f);
+            walk_vars(t, f);
+            walk_vars(e, f);
+        }
+        Ast::Begin(xs) => xs.iter().for_each(|x| walk_vars(x, f)),
+        Ast::Lambda(l) => walk_vars(&l.body, f),
+        Ast::Let(bs, b) | Ast::Letrec(bs, b) => {
+            bs.iter().for_each(|(_, x)| walk_vars(x, f));
+            walk_vars(b, f);
+        }
+        Ast::App(g, xs, _) => {
+            walk_vars(g, f);
+            xs.iter().for_each(|x| walk_vars(x, f));
+        }
     }
 }
 

@@ -23,6 +23,10 @@ pub enum Target {
     /// The region of the container held in a local slot: a fresh value
     /// stored straight into an existing structure is born where it lives.
     RegionOfSlot(u32),
+    /// The next iteration's region: tail-call arguments made of fresh data.
+    /// It is handed to the callee's activation with the arguments and dies
+    /// when that activation returns or tail-calls again.
+    Iter,
 }
 
 #[derive(Clone, Copy, Debug)]

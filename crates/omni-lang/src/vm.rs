@@ -77,6 +77,10 @@ pub(crate) struct Frame {
     pub(crate) dst: Dst,
     /// Index of this activation's scratch slot on the VM's scratch stack.
     pub(crate) scratch: usize,
+    /// Rank reserved for the next iteration's region (older than scratch).
+    pub(crate) iter_rank: u64,
+    /// The next iteration's region, once a tail-call argument needed it.
+    pub(crate) iter_next: Option<Region>,
 }
 
 /// Counts of the VM's own region work, printed by `--stats`.
@@ -88,6 +92,8 @@ pub struct VmStats {
     pub return_repairs_transmigrate: u64,
     pub return_repairs_merge: u64,
     pub global_repairs: u64,
+    /// Next-iteration regions created for tail-call arguments.
+    pub iteration_regions: u64,
 }
 
 pub struct Vm {
@@ -255,19 +261,28 @@ impl Vm {
         } else {
             region_create()
         };
+        let iter_rank = reserve_rank();
         let scratch = self.push_scratch();
         let mut fr = Frame {
             slots: vec![Value::UNDEFINED; proto.nslots],
             closure: Value::NOTHING,
             dst: Dst::Region(dst),
             scratch,
+            iter_rank,
+            iter_next: None,
         };
         let r = self.eval_tail(&proto.body, &mut fr);
         let r = match r {
             Ok(Tail::Value(v)) => Ok(v),
-            Ok(Tail::Call(f, args, span)) => self.apply(f, args, Dst::Region(dst), span),
+            Ok(Tail::Call(f, args, span)) => {
+                let iter = fr.iter_next.take();
+                self.apply_owning(f, args, Dst::Region(dst), span, iter)
+            }
             Err(e) => Err(e),
         };
+        if let Some(r) = fr.iter_next.take() {
+            region_exit(r);
+        }
         let r = r.and_then(|v| {
             let (v, _) = admit_into(dst, v).map_err(|e| mem_err(e, proto.span))?;
             keep(self, v);
@@ -335,6 +350,15 @@ impl Vm {
             Target::RegionOfSlot(k) => match region_of(fr.slots[k as usize]) {
                 Some(r) => r,
                 None => self.scratch_region(fr.scratch),
+            },
+            Target::Iter => match fr.iter_next {
+                Some(r) => r,
+                None => {
+                    let r = region_create_at(fr.iter_rank);
+                    fr.iter_next = Some(r);
+                    self.stats.iteration_regions += 1;
+                    r
+                }
             },
         }
     }
@@ -543,6 +567,36 @@ impl Vm {
         dst: Dst,
         span: Span,
     ) -> VmResult<Value> {
+        self.apply_owning(f, args, dst, span, None)
+    }
+
+    /// `apply`, where `iter` (if any) is a region holding some of `args`
+    /// that this call now owns: it is exited when the activation chain
+    /// started here returns, or at its next tail call.
+    fn apply_owning(
+        &mut self,
+        f: Value,
+        args: Vec<Value>,
+        dst: Dst,
+        span: Span,
+        iter: Option<Region>,
+    ) -> VmResult<Value> {
+        let mut iter_cur = iter;
+        let r = self.apply_loop(f, args, dst, span, &mut iter_cur);
+        if let Some(r) = iter_cur.take() {
+            region_exit(r);
+        }
+        r
+    }
+
+    fn apply_loop(
+        &mut self,
+        f: Value,
+        args: Vec<Value>,
+        dst: Dst,
+        span: Span,
+        iter_cur: &mut Option<Region>,
+    ) -> VmResult<Value> {
         let mut f = f;
         let mut args = args;
         loop {
@@ -606,12 +660,17 @@ impl Vm {
             for (i, a) in args.into_iter().enumerate() {
                 slots[i] = a;
             }
+            // The next iteration's region is older than this scratch, so
+            // the barrier repairs any pointer from it into the scratch.
+            let iter_rank = reserve_rank();
             let scratch = self.push_scratch();
             let mut fr = Frame {
                 slots,
                 closure: f,
                 dst,
                 scratch,
+                iter_rank,
+                iter_next: None,
             };
             self.stats.calls += 1;
             self.depth += 1;
@@ -630,34 +689,51 @@ impl Vm {
                         }
                     }
                     self.pop_scratch(scratch);
+                    if let Some(r) = fr.iter_next.take() {
+                        region_exit(r);
+                    }
                     return out.map(|(v, _)| v);
                 }
                 Ok(Tail::Call(mut g, mut a2, sp)) => {
-                    // Tail-call boundary: callee and arguments move to dst,
-                    // then the scratch region is exited and the frame reused.
-                    match self.admit_dst(dst, g) {
-                        Ok((v, _)) => g = v,
-                        Err(e) => {
-                            self.pop_scratch(scratch);
-                            return Err(mem_err(e, sp));
+                    // Tail-call boundary: callee and arguments move to dst
+                    // (except those already in the next iteration's region),
+                    // then scratch and this iteration's region are exited
+                    // and the frame reused.
+                    let next = fr.iter_next.take();
+                    let mut failed = None;
+                    for x in std::iter::once(&mut g).chain(a2.iter_mut()) {
+                        let in_next = match (next, region_of(*x)) {
+                            (Some(n), Some(r)) => r.same_as(n),
+                            _ => false,
+                        };
+                        if in_next {
+                            continue;
                         }
-                    }
-                    for x in a2.iter_mut() {
                         match self.admit_dst(dst, *x) {
                             Ok((v, _)) => *x = v,
                             Err(e) => {
-                                self.pop_scratch(scratch);
-                                return Err(mem_err(e, sp));
+                                failed = Some(mem_err(e, sp));
+                                break;
                             }
                         }
                     }
                     self.pop_scratch(scratch);
+                    if let Some(r) = iter_cur.take() {
+                        region_exit(r);
+                    }
+                    *iter_cur = next;
+                    if let Some(e) = failed {
+                        return Err(e);
+                    }
                     self.stats.tail_calls += 1;
                     f = g;
                     args = a2;
                 }
                 Err(mut e) => {
                     self.pop_scratch(scratch);
+                    if let Some(r) = fr.iter_next.take() {
+                        region_exit(r);
+                    }
                     e.trace.push((proto.name.clone(), span));
                     return Err(e);
                 }

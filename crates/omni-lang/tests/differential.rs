@@ -75,11 +75,17 @@ impl Gen {
     }
 
     fn var(&mut self, env: &[(String, Ty)], ty: Ty) -> Option<E> {
-        let cands: Vec<&String> = env.iter().filter(|(_, t)| *t == ty).map(|(n, _)| n).collect();
+        let cands: Vec<&String> = env
+            .iter()
+            .filter(|(_, t)| *t == ty)
+            .map(|(n, _)| n)
+            .collect();
         if cands.is_empty() {
             None
         } else {
-            Some(E::Var(cands[self.rng.below(cands.len() as u64) as usize].clone()))
+            Some(E::Var(
+                cands[self.rng.below(cands.len() as u64) as usize].clone(),
+            ))
         }
     }
 
@@ -93,7 +99,10 @@ impl Gen {
             }
             return match ty {
                 Ty::Int => E::Int(self.rng.below(21) as i64 - 10),
-                Ty::Bool => E::Lt(b(E::Int(self.rng.below(5) as i64)), b(E::Int(self.rng.below(5) as i64))),
+                Ty::Bool => E::Lt(
+                    b(E::Int(self.rng.below(5) as i64)),
+                    b(E::Int(self.rng.below(5) as i64)),
+                ),
                 Ty::List => {
                     if self.rng.below(3) == 0 {
                         E::Nil
@@ -136,7 +145,10 @@ impl Gen {
             Ty::Int => match self.rng.below(7) {
                 0 => E::Add(b(self.expr(Ty::Int, d, env)), b(self.expr(Ty::Int, d, env))),
                 1 => E::Sub(b(self.expr(Ty::Int, d, env)), b(self.expr(Ty::Int, d, env))),
-                2 => E::Mul(b(self.expr(Ty::Int, d.min(2), env)), b(E::Int(self.rng.below(5) as i64))),
+                2 => E::Mul(
+                    b(self.expr(Ty::Int, d.min(2), env)),
+                    b(E::Int(self.rng.below(5) as i64)),
+                ),
                 3 => E::Length(b(self.expr(Ty::List, d, env))),
                 4 => E::Sum(b(self.expr(Ty::List, d, env))),
                 _ => {
@@ -149,7 +161,10 @@ impl Gen {
             Ty::Bool => match self.rng.below(4) {
                 0 => E::Lt(b(self.expr(Ty::Int, d, env)), b(self.expr(Ty::Int, d, env))),
                 1 => E::NumEq(b(self.expr(Ty::Int, d, env)), b(self.expr(Ty::Int, d, env))),
-                2 => E::And(b(self.expr(Ty::Bool, d, env)), b(self.expr(Ty::Bool, d, env))),
+                2 => E::And(
+                    b(self.expr(Ty::Bool, d, env)),
+                    b(self.expr(Ty::Bool, d, env)),
+                ),
                 _ => {
                     if self.rng.below(2) == 0 {
                         E::Not(b(self.expr(Ty::Bool, d, env)))
@@ -159,9 +174,15 @@ impl Gen {
                 }
             },
             Ty::List => match self.rng.below(6) {
-                0 => E::Cons(b(self.expr(Ty::Int, d, env)), b(self.expr(Ty::List, d, env))),
+                0 => E::Cons(
+                    b(self.expr(Ty::Int, d, env)),
+                    b(self.expr(Ty::List, d, env)),
+                ),
                 1 => E::Reverse(b(self.expr(Ty::List, d, env))),
-                2 => E::Append(b(self.expr(Ty::List, d, env)), b(self.expr(Ty::List, d, env))),
+                2 => E::Append(
+                    b(self.expr(Ty::List, d, env)),
+                    b(self.expr(Ty::List, d, env)),
+                ),
                 3 => {
                     let l = self.expr(Ty::List, d, env);
                     let n = self.name();
@@ -198,13 +219,22 @@ fn src(e: &E) -> String {
         E::Let(n, i, b) => format!("(let (({n} {})) {})", src(i), src(b)),
         E::App(n, body, arg) => format!("((fn [{n}] {}) {})", src(body), src(arg)),
         E::Cons(a, b) => format!("(cons {} {})", src(a), src(b)),
-        E::List(xs) => format!("(list{})", xs.iter().map(|x| format!(" {}", src(x))).collect::<String>()),
+        E::List(xs) => format!(
+            "(list{})",
+            xs.iter()
+                .map(|x| format!(" {}", src(x)))
+                .collect::<String>()
+        ),
         E::Length(a) => format!("(length {})", src(a)),
         E::Reverse(a) => format!("(reverse {})", src(a)),
         E::Append(a, b) => format!("(append {} {})", src(a), src(b)),
         E::Map(n, body, l) => format!("(map (fn [{n}] {}) {})", src(body), src(l)),
         E::Sum(l) => format!("(fold-left + 0 {})", src(l)),
-        E::SafeCar(n, l, d) => format!("(let (({n} {})) (if (null? {n}) {} (car {n})))", src(l), src(d)),
+        E::SafeCar(n, l, d) => format!(
+            "(let (({n} {})) (if (null? {n}) {} (car {n})))",
+            src(l),
+            src(d)
+        ),
         E::SafeCdr(n, l) => format!("(let (({n} {})) (if (null? {n}) '() (cdr {n})))", src(l)),
     }
 }
@@ -230,7 +260,12 @@ fn eval(e: &E, env: &mut Vec<(String, V)>) -> V {
     let truthy = |v: &V| !matches!(v, V::Bool(false));
     match e {
         E::Int(n) => V::Int(*n),
-        E::Var(x) => env.iter().rev().find(|(n, _)| n == x).map(|(_, v)| v.clone()).expect("bound"),
+        E::Var(x) => env
+            .iter()
+            .rev()
+            .find(|(n, _)| n == x)
+            .map(|(_, v)| v.clone())
+            .expect("bound"),
         E::Nil => V::List(Rc::new(vec![])),
         E::Add(a, b) => V::Int(int(eval(a, env)) + int(eval(b, env))),
         E::Sub(a, b) => V::Int(int(eval(a, env)) - int(eval(b, env))),
@@ -304,7 +339,13 @@ fn show(v: &V) -> String {
     match v {
         V::Int(n) => n.to_string(),
         V::Bool(b) => b.to_string(),
-        V::List(l) => format!("({})", l.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(" ")),
+        V::List(l) => format!(
+            "({})",
+            l.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        ),
     }
 }
 
@@ -313,7 +354,10 @@ struct SharedBuf(Arc<Mutex<Vec<u8>>>);
 
 impl Write for SharedBuf {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(b);
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(b);
         Ok(b.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -356,7 +400,9 @@ fn random_programs_match_the_reference_evaluator() {
         let (result, live) = std::thread::Builder::new()
             .stack_size(omni_lang::VM_STACK_BYTES)
             .spawn(move || {
-                let r = omni_lang::run_source(&prog, Box::new(out), vec![]).map(|_| ()).map_err(|d| format!("{d:?}"));
+                let r = omni_lang::run_source(&prog, Box::new(out), vec![])
+                    .map(|_| ())
+                    .map_err(|d| format!("{d:?}"));
                 (r, omni_mem::heap_stats().live_bytes)
             })
             .unwrap()

@@ -13,9 +13,16 @@ fn explain_snapshots() {
     let update = std::env::var_os("OMNI_UPDATE_SNAPSHOTS").is_some();
     let mut checked = 0;
     let mut failures = Vec::new();
-    let mut entries: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).map(|e| e.path()).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .collect();
     entries.sort();
-    for p in entries.into_iter().filter(|p| p.extension().is_some_and(|e| e == "omni")) {
+    for p in entries
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "omni"))
+    {
         let src = std::fs::read_to_string(&p).unwrap();
         let got = std::thread::Builder::new()
             .stack_size(omni_lang::VM_STACK_BYTES)
@@ -35,20 +42,32 @@ fn explain_snapshots() {
         }
         checked += 1;
     }
-    assert!(checked >= 5, "expected the canonical programs, found {checked}");
+    assert!(
+        checked >= 5,
+        "expected the canonical programs, found {checked}"
+    );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
 fn schedule_shows_destination_passing_and_in_place_stores() {
-    let acc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/explain/accumulator_loop.omni")).unwrap();
+    let acc = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/explain/accumulator_loop.omni"),
+    )
+    .unwrap();
     let text = explain_source(&acc).unwrap();
     // The accumulator is built where it lives: the loop's destination.
     assert!(text.contains("alloc cons @3:43 -> dst"), "{text}");
     // ...which for the loop is `work`'s scratch (length only inspects it).
     assert!(text.contains("-> callee dst = scratch"), "{text}");
-    let store = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/explain/store_into_old.omni")).unwrap();
+    let store = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/explain/store_into_old.omni"),
+    )
+    .unwrap();
     let text = explain_source(&store).unwrap();
-    assert!(text.contains("alloc list @2:47 -> region-of(slot"), "{text}");
+    assert!(
+        text.contains("alloc list @2:47 -> region-of(slot"),
+        "{text}"
+    );
     assert!(text.contains("barrier array-set! @2:27"), "{text}");
 }

@@ -1,0 +1,10 @@
+(defun make (d) (if (= d 0) (cons nil nil) (cons (make (- d 1)) (make (- d 1)))))
+(defun check (tr) (if (null (car tr)) 1 (+ 1 (check (car tr)) (check (cdr tr)))))
+(defparameter *max-depth* 18)
+(format t "stretch tree of depth ~a check: ~a~%" (+ *max-depth* 1) (check (make (+ *max-depth* 1))))
+(defparameter *long-lived* (make *max-depth*))
+(loop for d from 4 to *max-depth* by 2
+      do (let ((n (expt 2 (+ (- *max-depth* d) 4))) (sum 0))
+           (dotimes (i n) (incf sum (check (make d))))
+           (format t "~a trees of depth ~a check: ~a~%" n d sum)))
+(format t "long lived tree of depth ~a check: ~a~%" *max-depth* (check *long-lived*))

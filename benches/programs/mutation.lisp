@@ -1,0 +1,8 @@
+(defparameter *store* (make-array 1000 :initial-element nil))
+(defparameter *index* (make-hash-table :test 'equal))
+(defun round! (r)
+  (dotimes (i 1000)
+    (setf (aref *store* i) (list r i (* r i)))
+    (when (= (rem i 10) 0) (setf (gethash i *index*) (cons r i)))))
+(dotimes (r 1000) (round! r))
+(format t "~a ~a~%" (aref *store* 999) (gethash 990 *index*))

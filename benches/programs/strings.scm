@@ -1,0 +1,5 @@
+(define (digits n)
+  (let loop ((i 0) (s ""))
+    (if (= i n) s (loop (+ i 1) (string-append s (number->string (remainder i 10)))))))
+(define (run k total) (if (= k 0) total (run (- k 1) (+ total (string-length (digits 300))))))
+(display (run 3000 0)) (newline)
