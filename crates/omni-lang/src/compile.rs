@@ -47,6 +47,9 @@ pub enum Ctx {
     /// which dies at the next iteration's end, so values a loop replaces on
     /// every round are not retained.
     Iter,
+    /// A value being stored into the container held in this slot: built in
+    /// the container's region (calls get it as their destination).
+    Into(u32),
 }
 
 impl Ctx {
@@ -56,6 +59,7 @@ impl Ctx {
             Ctx::Escape => Target::Dst,
             Ctx::Global => Target::Global,
             Ctx::Iter => Target::Iter,
+            Ctx::Into(slot) => Target::RegionOfSlot(slot),
         }
     }
 
@@ -603,17 +607,14 @@ impl<'s> Compiler<'s> {
                 let mut a = vec![Node::Local(slot)];
                 for x in &args[1..] {
                     let n = match x {
-                        Ast::App(g, gargs, gspan) if self.allocating_prim(g) => {
-                            let inner = self.app(g, gargs, Ctx::Escape, false, *gspan)?;
-                            retarget(inner, Target::RegionOfSlot(slot))
-                        }
                         Ast::Var(..) => {
                             // A variable stored into a structure outlives
                             // this activation unless the structure is local.
                             let c = self.stored_var_ctx(&args[0]);
                             self.expr(x, c, false)?
                         }
-                        _ => self.expr(x, Ctx::Local, false)?,
+                        // Anything else is built where it will live.
+                        _ => self.expr(x, Ctx::Into(slot), false)?,
                     };
                     a.push(n);
                 }
@@ -672,11 +673,6 @@ impl<'s> Compiler<'s> {
         }
         Ctx::Escape
     }
-
-    fn allocating_prim(&mut self, f: &Ast) -> bool {
-        self.is_prim_call(f)
-            .is_some_and(|p| p.allocates() && p.flow() != Flow::Higher)
-    }
 }
 
 /// Call `f` on every variable name `a` mentions (including `set!` targets
@@ -704,19 +700,6 @@ fn walk_vars(a: &Ast, f: &mut dyn FnMut(&str)) {
             walk_vars(g, f);
             xs.iter().for_each(|x| walk_vars(x, f));
         }
-    }
-}
-
-/// Give an allocation node a different region.
-fn retarget(n: Node, t: Target) -> Node {
-    match n {
-        Node::Prim { op, args, span, .. } => Node::Prim {
-            op,
-            args,
-            target: t,
-            span,
-        },
-        other => other,
     }
 }
 

@@ -45,11 +45,15 @@ pub const DEFAULT_MERGE_THRESHOLD_BYTES: usize = 64 * 1024;
 pub const RANK_PROCESS: u64 = 0;
 /// Rank of regions whose scope ended while still pinned (youngest of all).
 pub const RANK_RETAINED: u64 = u64::MAX;
-/// Data segments kept per thread for reuse.
-const DATA_POOL_CAP: usize = 256;
-/// Region control-block segments kept per thread in release builds. Debug
-/// builds keep all of them so stale handles and borrows can always read the
-/// epoch they are checked against.
+/// Standard segments are carved out of slabs of this many segments (1 MiB):
+/// one system allocation per slab keeps the alignment overhead at one
+/// segment per slab instead of up to a segment per segment.
+const SLAB_SEGMENTS: usize = 64;
+const SLAB_BYTES: usize = SLAB_SEGMENTS * SEGMENT_SIZE;
+/// Region control-block segments kept as such per thread in release builds
+/// (the rest go back to the data pool). Debug builds keep all of them so
+/// stale handles and borrows can always read the epoch they are checked
+/// against.
 #[cfg(not(debug_assertions))]
 const HEADER_POOL_CAP: usize = 1024;
 
@@ -126,6 +130,9 @@ static NEXT_THREAD_TOKEN: Counter64 = Counter64::new(1);
 struct ThreadHeap {
     header_pool: UnsafeCell<Vec<*mut u8>>,
     data_pool: UnsafeCell<Vec<*mut u8>>,
+    /// Slabs this thread allocated (sorted by address), freed at thread
+    /// exit or by `trim_pools` once every segment of one is pooled.
+    slabs: UnsafeCell<Vec<*mut u8>>,
     next_rank: Cell<u64>,
     live_head: Cell<*mut RegionBlock>,
     live_tail: Cell<*mut RegionBlock>,
@@ -139,14 +146,12 @@ struct ThreadHeap {
 
 impl Drop for ThreadHeap {
     fn drop(&mut self) {
-        for p in self.header_pool.get_mut().drain(..) {
-            // SAFETY: pooled header segments are standard segments owned by
-            // this pool and no longer part of any region.
-            unsafe { os_free_segment(p, SEGMENT_SIZE) }
-        }
-        for p in self.data_pool.get_mut().drain(..) {
-            // SAFETY: as above, for data segments.
-            unsafe { os_free_segment(p, SEGMENT_SIZE) }
+        self.header_pool.get_mut().clear();
+        self.data_pool.get_mut().clear();
+        for p in self.slabs.get_mut().drain(..) {
+            // SAFETY: the thread is ending; its regions are gone (values are
+            // not Send), so no segment of its slabs is in use.
+            unsafe { os_free(p, SLAB_BYTES) }
         }
     }
 }
@@ -156,6 +161,7 @@ thread_local! {
         ThreadHeap {
             header_pool: UnsafeCell::new(Vec::new()),
             data_pool: UnsafeCell::new(Vec::new()),
+            slabs: UnsafeCell::new(Vec::new()),
             next_rank: Cell::new(1),
             live_head: Cell::new(ptr::null_mut()),
             live_tail: Cell::new(ptr::null_mut()),
@@ -248,16 +254,11 @@ pub fn merge_threshold() -> usize {
 // ---------------------------------------------------------------------------
 // Segments
 
+/// `size` bytes aligned to `SEGMENT_SIZE` from the system allocator.
+///
 /// # Safety
 /// `size` must be a non-zero multiple of `SEGMENT_SIZE`.
-unsafe fn os_alloc_segment(size: usize) -> *mut u8 {
-    // SAFETY: forwarded contract.
-    with_heap(|h| unsafe { os_alloc_segment_in(h, size) })
-}
-
-/// # Safety
-/// `size` must be a non-zero multiple of `SEGMENT_SIZE`.
-unsafe fn os_alloc_segment_in(h: &ThreadHeap, size: usize) -> *mut u8 {
+unsafe fn os_alloc(size: usize) -> *mut u8 {
     let layout = match Layout::from_size_align(size, SEGMENT_SIZE) {
         Ok(l) => l,
         Err(_) => handle_alloc_error(Layout::new::<u8>()),
@@ -267,16 +268,39 @@ unsafe fn os_alloc_segment_in(h: &ThreadHeap, size: usize) -> *mut u8 {
     if p.is_null() {
         handle_alloc_error(layout);
     }
-    // SAFETY: no other reference to the stats is live here.
-    unsafe { stats_in(h).segments_from_os += 1 };
     p
 }
 
 /// # Safety
-/// `p` must come from `os_alloc_segment(size)` and be unused.
-unsafe fn os_free_segment(p: *mut u8, size: usize) {
+/// `p` must come from `os_alloc(size)` and be unused.
+unsafe fn os_free(p: *mut u8, size: usize) {
     // SAFETY: same layout as the allocation, per the contract.
     unsafe { dealloc(p, Layout::from_size_align_unchecked(size, SEGMENT_SIZE)) }
+}
+
+/// A standard segment for data: from the pool, else from a new slab.
+///
+/// # Safety
+/// The pools are only touched by this thread, never re-entrantly.
+unsafe fn take_segment_in(h: &ThreadHeap) -> *mut u8 {
+    // SAFETY: per the contract.
+    unsafe {
+        let pool = &mut *h.data_pool.get();
+        if let Some(p) = pool.pop() {
+            return p;
+        }
+        let slab = os_alloc(SLAB_BYTES);
+        let slabs = &mut *h.slabs.get();
+        let at = slabs.partition_point(|&s| s.addr() < slab.addr());
+        slabs.insert(at, slab);
+        // Hand out the lowest segment now, pool the rest (highest first, so
+        // pops walk the slab upwards).
+        for i in (1..SLAB_SEGMENTS).rev() {
+            pool.push(slab.add(i * SEGMENT_SIZE));
+        }
+        stats_in(h).segments_from_os += SLAB_SEGMENTS as u64;
+        slab
+    }
 }
 
 /// The address of the segment holding `p` (an object start): objects with
@@ -561,7 +585,7 @@ unsafe fn new_block_in(h: &ThreadHeap, rank: u64) -> *mut RegionBlock {
     unsafe {
         let (p, epoch) = match pooled {
             Some(p) => (p, (*p.cast::<RegionBlock>()).epoch),
-            None => (os_alloc_segment_in(h, SEGMENT_SIZE), 0),
+            None => (take_segment_in(h), 0),
         };
         let b = p.cast::<RegionBlock>();
         addr_of_mut!((*b).seg).write(SegHeader {
@@ -783,7 +807,7 @@ unsafe fn release_segment_in(h: &ThreadHeap, seg: *mut SegHeader) {
                 let pool = &mut *h.header_pool.get();
                 #[cfg(not(debug_assertions))]
                 if pool.len() >= HEADER_POOL_CAP {
-                    os_free_segment(base, SEGMENT_SIZE);
+                    (*h.data_pool.get()).push(base);
                     return;
                 }
                 pool.push(base);
@@ -791,31 +815,47 @@ unsafe fn release_segment_in(h: &ThreadHeap, seg: *mut SegHeader) {
             SegKind::Data => {
                 #[cfg(debug_assertions)]
                 ptr::write_bytes(base.add(SEG_HDR), POISON, SEGMENT_SIZE - SEG_HDR);
-                let pool = &mut *h.data_pool.get();
-                if pool.len() >= DATA_POOL_CAP {
-                    os_free_segment(base, SEGMENT_SIZE);
-                } else {
-                    pool.push(base);
-                }
+                (*h.data_pool.get()).push(base);
             }
-            SegKind::Large => os_free_segment(base, (*seg).size),
+            SegKind::Large => os_free(base, (*seg).size),
         }
     }
 }
 
-/// Return pooled segments to the system allocator (e.g. after a peak).
-pub fn trim_pools() {
+/// Return every slab whose segments are all pooled as data segments to the
+/// system allocator (e.g. after a peak). Returns the bytes released.
+pub fn trim_pools() -> usize {
     with_heap(|h| {
-        // SAFETY: pools are only touched by this thread, never re-entrantly;
-        // pooled segments belong to no region.
+        // SAFETY: pools and slabs are only touched by this thread, never
+        // re-entrantly; a slab all of whose segments sit in the data pool
+        // belongs to no region.
         unsafe {
-            for p in (*h.data_pool.get()).drain(..) {
-                os_free_segment(p, SEGMENT_SIZE);
+            let slabs = &mut *h.slabs.get();
+            let pool = &mut *h.data_pool.get();
+            let mut free_count = vec![0usize; slabs.len()];
+            let slab_of = |p: *mut u8, slabs: &[*mut u8]| {
+                let i = slabs.partition_point(|&s| s.addr() <= p.addr());
+                i.checked_sub(1)
+                    .filter(|&i| p.addr() < slabs[i].addr() + SLAB_BYTES)
+            };
+            for &p in pool.iter() {
+                if let Some(i) = slab_of(p, slabs) {
+                    free_count[i] += 1;
+                }
             }
-            #[cfg(not(debug_assertions))]
-            for p in (*h.header_pool.get()).drain(..) {
-                os_free_segment(p, SEGMENT_SIZE);
+            pool.retain(|&p| slab_of(p, slabs).is_none_or(|i| free_count[i] < SLAB_SEGMENTS));
+            let mut released = 0;
+            let mut keep = Vec::with_capacity(slabs.len());
+            for (i, &s) in slabs.iter().enumerate() {
+                if free_count[i] == SLAB_SEGMENTS {
+                    os_free(s, SLAB_BYTES);
+                    released += SLAB_BYTES;
+                } else {
+                    keep.push(s);
+                }
             }
+            *slabs = keep;
+            released
         }
     })
 }
@@ -922,7 +962,8 @@ unsafe fn alloc_slow(b: *mut RegionBlock, size: usize) -> MemResult<*mut u8> {
                 .filter(|t| *t <= isize::MAX as usize / 2)
                 .ok_or(MemError::TooLarge { requested: size })?
                 & SEG_MASK;
-            let p = os_alloc_segment(total);
+            let p = os_alloc(total);
+            with_stats(|s| s.segments_from_os += (total / SEGMENT_SIZE) as u64);
             let seg: *mut SegHeader = p.cast();
             seg.write(SegHeader {
                 region: b,
@@ -946,11 +987,7 @@ unsafe fn alloc_slow(b: *mut RegionBlock, size: usize) -> MemResult<*mut u8> {
             (*b).inline_used_frozen = used;
         }
         (*b).bytes_closed += used;
-        let pooled = with_heap(|h| (*h.data_pool.get()).pop());
-        let p = match pooled {
-            Some(p) => p,
-            None => os_alloc_segment(SEGMENT_SIZE),
-        };
+        let p = with_heap(|h| take_segment_in(h));
         let seg: *mut SegHeader = p.cast();
         seg.write(SegHeader {
             region: b,
