@@ -14,7 +14,7 @@ use std::rc::Rc;
 
 use omni_mem::{
     admit_into, alloc_box, alloc_closure, box_get, box_set, closure_capture, closure_code,
-    region_create, region_create_at, region_create_process, region_exit, region_of, reserve_rank,
+    region_create, region_create_at, region_create_process, region_exit, region_of, reserve_ranks,
     MemError, Region, Repair, Value,
 };
 
@@ -53,7 +53,9 @@ pub type VmResult<T> = Result<T, Box<LispError>>;
 
 pub(crate) enum Tail {
     Value(Value),
-    Call(Value, Vec<Value>, Span),
+    /// A call in tail position: the callee, and how many arguments sit on
+    /// top of the VM's value stack.
+    Call(Value, usize, Span),
 }
 
 /// Where a call's result goes: a region, or an activation's scratch region
@@ -72,7 +74,8 @@ struct ScratchSlot {
 }
 
 pub(crate) struct Frame {
-    pub(crate) slots: Vec<Value>,
+    /// Index of slot 0 on the VM's value stack.
+    pub(crate) base: usize,
     pub(crate) closure: Value,
     pub(crate) dst: Dst,
     /// Index of this activation's scratch slot on the VM's scratch stack.
@@ -108,6 +111,9 @@ pub struct Vm {
     pub args: Vec<String>,
     pub stats: VmStats,
     scratch_stack: Vec<ScratchSlot>,
+    /// Frame slots and pending call arguments of every activation: one
+    /// growable stack instead of an allocation per call.
+    stack: Vec<Value>,
     closed: bool,
 }
 
@@ -151,6 +157,7 @@ impl Vm {
             args: Vec::new(),
             stats: VmStats::default(),
             scratch_stack: Vec::new(),
+            stack: Vec::new(),
             closed: false,
         };
         for (i, e) in crate::builtins::PRIMS.iter().enumerate() {
@@ -261,10 +268,11 @@ impl Vm {
         } else {
             region_create()
         };
-        let iter_rank = reserve_rank();
-        let scratch = self.push_scratch();
+        let base = self.stack.len();
+        self.stack.resize(base + proto.nslots, Value::UNDEFINED);
+        let (iter_rank, scratch) = self.push_activation();
         let mut fr = Frame {
-            slots: vec![Value::UNDEFINED; proto.nslots],
+            base,
             closure: Value::NOTHING,
             dst: Dst::Region(dst),
             scratch,
@@ -274,15 +282,16 @@ impl Vm {
         let r = self.eval_tail(&proto.body, &mut fr);
         let r = match r {
             Ok(Tail::Value(v)) => Ok(v),
-            Ok(Tail::Call(f, args, span)) => {
+            Ok(Tail::Call(f, argc, span)) => {
                 let iter = fr.iter_next.take();
-                self.apply_owning(f, args, Dst::Region(dst), span, iter)
+                self.call_owning(f, argc, Dst::Region(dst), span, iter)
             }
             Err(e) => Err(e),
         };
         if let Some(r) = fr.iter_next.take() {
             region_exit(r);
         }
+        self.stack.truncate(base);
         let r = r.and_then(|v| {
             let (v, _) = admit_into(dst, v).map_err(|e| mem_err(e, proto.span))?;
             keep(self, v);
@@ -295,12 +304,15 @@ impl Vm {
         r
     }
 
-    fn push_scratch(&mut self) -> usize {
+    /// Reserve an activation's two ranks (next-iteration region, then
+    /// scratch: the iteration region is the older) and its scratch slot.
+    fn push_activation(&mut self) -> (u64, usize) {
+        let iter_rank = reserve_ranks(2);
         self.scratch_stack.push(ScratchSlot {
-            rank: reserve_rank(),
+            rank: iter_rank + 1,
             region: None,
         });
-        self.scratch_stack.len() - 1
+        (iter_rank, self.scratch_stack.len() - 1)
     }
 
     /// End an activation's scratch slot (and region, if it was created).
@@ -347,7 +359,7 @@ impl Vm {
             Target::Dst => self.dst_region(fr.dst),
             Target::Scratch => self.scratch_region(fr.scratch),
             Target::Global => self.global_region,
-            Target::RegionOfSlot(k) => match region_of(fr.slots[k as usize]) {
+            Target::RegionOfSlot(k) => match region_of(self.stack[fr.base + k as usize]) {
                 Some(r) => r,
                 None => self.scratch_region(fr.scratch),
             },
@@ -386,8 +398,8 @@ impl Vm {
     fn eval_inner(&mut self, n: &Node, fr: &mut Frame, tail_ok: bool) -> VmResult<Tail> {
         let v = match n {
             Node::Const(v) => *v,
-            Node::Local(s) => fr.slots[*s as usize],
-            Node::LocalBox(s) => self.unbox_var(fr.slots[*s as usize], Span::default())?,
+            Node::Local(s) => self.stack[fr.base + *s as usize],
+            Node::LocalBox(s) => self.unbox_var(self.stack[fr.base + *s as usize], Span::default())?,
             Node::Capture(i) => closure_capture(fr.closure, *i as usize).unwrap_or(Value::NOTHING),
             Node::CaptureBox(i) => {
                 let b = closure_capture(fr.closure, *i as usize).unwrap_or(Value::NOTHING);
@@ -406,12 +418,12 @@ impl Vm {
             }
             Node::SetLocal(s, x) => {
                 let v = self.eval(x, fr)?;
-                fr.slots[*s as usize] = v;
+                self.stack[fr.base + *s as usize] = v;
                 Value::NOTHING
             }
             Node::SetLocalBox(s, x, span) => {
                 let v = self.eval(x, fr)?;
-                box_set(fr.slots[*s as usize], v).map_err(|e| mem_err(e, *span))?;
+                box_set(self.stack[fr.base + *s as usize], v).map_err(|e| mem_err(e, *span))?;
                 Value::NOTHING
             }
             Node::SetCaptureBox(i, x, span) => {
@@ -455,13 +467,13 @@ impl Vm {
             }
             Node::Bind(s, x) => {
                 let v = self.eval(x, fr)?;
-                fr.slots[*s as usize] = v;
+                self.stack[fr.base + *s as usize] = v;
                 Value::NOTHING
             }
             Node::BindBox(s, x, t, span) => {
                 let v = self.eval(x, fr)?;
                 let r = self.target(*t, fr);
-                fr.slots[*s as usize] = alloc_box(r, v).map_err(|e| mem_err(e, *span))?;
+                self.stack[fr.base + *s as usize] = alloc_box(r, v).map_err(|e| mem_err(e, *span))?;
                 Value::NOTHING
             }
             Node::Closure(proto, caps, t, span) => self.make_closure(proto, caps, *t, *span, fr)?,
@@ -473,15 +485,17 @@ impl Vm {
                 span,
             } => {
                 let fv = self.eval(f, fr)?;
-                let mut av = Vec::with_capacity(args.len());
+                // Arguments go straight onto the value stack; on an error
+                // the enclosing activation truncates the stack.
                 for a in args {
-                    av.push(self.eval(a, fr)?);
+                    let v = self.eval(a, fr)?;
+                    self.stack.push(v);
                 }
                 if *tail && tail_ok {
-                    return Ok(Tail::Call(fv, av, *span));
+                    return Ok(Tail::Call(fv, args.len(), *span));
                 }
                 let dst = self.call_dst(*target, fr);
-                self.apply(fv, av, dst, *span)?
+                self.call_owning(fv, args.len(), dst, *span, None)?
             }
             Node::Prim {
                 op,
@@ -505,7 +519,7 @@ impl Vm {
         let mut vals = Vec::with_capacity(caps.len());
         for c in caps {
             vals.push(match c {
-                CapSrc::Local(s) => fr.slots[*s as usize],
+                CapSrc::Local(s) => self.stack[fr.base + *s as usize],
                 CapSrc::Capture(i) => {
                     closure_capture(fr.closure, *i as usize).unwrap_or(Value::NOTHING)
                 }
@@ -559,7 +573,7 @@ impl Vm {
     }
 
     /// Call procedure `f` with `args`; its result is built in (or repaired
-    /// into) region `dst`.
+    /// into) `dst`.
     pub(crate) fn apply(
         &mut self,
         f: Value,
@@ -567,38 +581,44 @@ impl Vm {
         dst: Dst,
         span: Span,
     ) -> VmResult<Value> {
-        self.apply_owning(f, args, dst, span, None)
+        let argc = args.len();
+        self.stack.extend(args);
+        self.call_owning(f, argc, dst, span, None)
     }
 
-    /// `apply`, where `iter` (if any) is a region holding some of `args`
-    /// that this call now owns: it is exited when the activation chain
-    /// started here returns, or at its next tail call.
-    fn apply_owning(
+    /// Call `f` with the top `argc` values of the stack as arguments (they
+    /// are consumed). `iter` (if any) is a region holding some of the
+    /// arguments that this call now owns: it is exited when the activation
+    /// chain started here returns, or at its next tail call.
+    fn call_owning(
         &mut self,
         f: Value,
-        args: Vec<Value>,
+        argc: usize,
         dst: Dst,
         span: Span,
         iter: Option<Region>,
     ) -> VmResult<Value> {
+        let base = self.stack.len() - argc;
         let mut iter_cur = iter;
-        let r = self.apply_loop(f, args, dst, span, &mut iter_cur);
+        let r = self.call_loop(f, argc, base, dst, span, &mut iter_cur);
         if let Some(r) = iter_cur.take() {
             region_exit(r);
         }
+        self.stack.truncate(base);
         r
     }
 
-    fn apply_loop(
+    fn call_loop(
         &mut self,
         f: Value,
-        args: Vec<Value>,
+        argc: usize,
+        base: usize,
         dst: Dst,
         span: Span,
         iter_cur: &mut Option<Region>,
     ) -> VmResult<Value> {
         let mut f = f;
-        let mut args = args;
+        let mut argc = argc;
         loop {
             let Some(code) = closure_code(f) else {
                 return Err(LispError::new(
@@ -610,9 +630,9 @@ impl Vm {
                 let op = Prim::from_index((code & !PRIM_BIT) as usize)
                     .ok_or_else(|| LispError::new("internal: bad primitive", span))?;
                 let (min, max) = op.arity();
-                if args.len() < min || args.len() > max {
+                if argc < min || argc > max {
                     return Err(LispError::new(
-                        format!("{}: wrong number of arguments ({})", op.name(), args.len()),
+                        format!("{}: wrong number of arguments ({argc})", op.name()),
                         span,
                     ));
                 }
@@ -621,20 +641,20 @@ impl Vm {
                 } else {
                     None
                 };
+                let args: Vec<Value> = self.stack[base..base + argc].to_vec();
                 return self.call_prim(op, &args, r, span);
             }
             let proto = match self.protos.get(code as usize).and_then(|p| p.clone()) {
                 Some(p) => p,
                 None => return Err(LispError::new("internal: unknown procedure", span)),
             };
-            if args.len() < proto.nparams || (!proto.rest && args.len() > proto.nparams) {
+            if argc < proto.nparams || (!proto.rest && argc > proto.nparams) {
                 return Err(LispError::new(
                     format!(
-                        "{}: expected {}{} argument(s), got {}",
+                        "{}: expected {}{} argument(s), got {argc}",
                         proto.name,
                         if proto.rest { "at least " } else { "" },
                         proto.nparams,
-                        args.len()
                     ),
                     span,
                 ));
@@ -645,27 +665,26 @@ impl Vm {
                     span,
                 ));
             }
-            let mut slots = vec![Value::UNDEFINED; proto.nslots.max(args.len())];
             if proto.rest {
-                let extra = args.split_off(proto.nparams);
                 let mut l = Value::EMPTY;
-                if !extra.is_empty() {
+                if argc > proto.nparams {
                     let r = self.dst_region(dst);
-                    for x in extra.into_iter().rev() {
+                    for i in (proto.nparams..argc).rev() {
+                        let x = self.stack[base + i];
                         l = omni_mem::alloc_pair(r, x, l).map_err(|e| mem_err(e, span))?;
                     }
                 }
-                slots[proto.nparams] = l;
+                self.stack.truncate(base + proto.nparams);
+                self.stack.push(l);
             }
-            for (i, a) in args.into_iter().enumerate() {
-                slots[i] = a;
+            if self.stack.len() < base + proto.nslots {
+                self.stack.resize(base + proto.nslots, Value::UNDEFINED);
             }
             // The next iteration's region is older than this scratch, so
             // the barrier repairs any pointer from it into the scratch.
-            let iter_rank = reserve_rank();
-            let scratch = self.push_scratch();
+            let (iter_rank, scratch) = self.push_activation();
             let mut fr = Frame {
-                slots,
+                base,
                 closure: f,
                 dst,
                 scratch,
@@ -694,23 +713,31 @@ impl Vm {
                     }
                     return out.map(|(v, _)| v);
                 }
-                Ok(Tail::Call(mut g, mut a2, sp)) => {
+                Ok(Tail::Call(mut g, argc2, sp)) => {
                     // Tail-call boundary: callee and arguments move to dst
                     // (except those already in the next iteration's region),
                     // then scratch and this iteration's region are exited
                     // and the frame reused.
                     let next = fr.iter_next.take();
+                    let top = self.stack.len();
                     let mut failed = None;
-                    for x in std::iter::once(&mut g).chain(a2.iter_mut()) {
-                        let in_next = match (next, region_of(*x)) {
+                    for i in 0..=argc2 {
+                        let x = if i == 0 { g } else { self.stack[top - argc2 + i - 1] };
+                        let in_next = match (next, region_of(x)) {
                             (Some(n), Some(r)) => r.same_as(n),
                             _ => false,
                         };
                         if in_next {
                             continue;
                         }
-                        match self.admit_dst(dst, *x) {
-                            Ok((v, _)) => *x = v,
+                        match self.admit_dst(dst, x) {
+                            Ok((v, _)) => {
+                                if i == 0 {
+                                    g = v;
+                                } else {
+                                    self.stack[top - argc2 + i - 1] = v;
+                                }
+                            }
                             Err(e) => {
                                 failed = Some(mem_err(e, sp));
                                 break;
@@ -725,9 +752,12 @@ impl Vm {
                     if let Some(e) = failed {
                         return Err(e);
                     }
+                    // Slide the new arguments down over the old frame.
+                    self.stack.copy_within(top - argc2..top, base);
+                    self.stack.truncate(base + argc2);
                     self.stats.tail_calls += 1;
                     f = g;
-                    args = a2;
+                    argc = argc2;
                 }
                 Err(mut e) => {
                     self.pop_scratch(scratch);

@@ -505,9 +505,14 @@ pub fn region_create() -> Region {
 /// its place in the order: regions created after the reservation are
 /// younger even if the reserved region is created after them.
 pub fn reserve_rank() -> u64 {
+    reserve_ranks(1)
+}
+
+/// Reserve `n` consecutive ranks at once; returns the first (oldest).
+pub fn reserve_ranks(n: u64) -> u64 {
     with_heap(|h| {
         let r = h.next_rank.get();
-        h.next_rank.set(r + 1);
+        h.next_rank.set(r + n);
         r
     })
 }
