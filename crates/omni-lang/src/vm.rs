@@ -399,7 +399,9 @@ impl Vm {
         let v = match n {
             Node::Const(v) => *v,
             Node::Local(s) => self.stack[fr.base + *s as usize],
-            Node::LocalBox(s) => self.unbox_var(self.stack[fr.base + *s as usize], Span::default())?,
+            Node::LocalBox(s) => {
+                self.unbox_var(self.stack[fr.base + *s as usize], Span::default())?
+            }
             Node::Capture(i) => closure_capture(fr.closure, *i as usize).unwrap_or(Value::NOTHING),
             Node::CaptureBox(i) => {
                 let b = closure_capture(fr.closure, *i as usize).unwrap_or(Value::NOTHING);
@@ -473,7 +475,8 @@ impl Vm {
             Node::BindBox(s, x, t, span) => {
                 let v = self.eval(x, fr)?;
                 let r = self.target(*t, fr);
-                self.stack[fr.base + *s as usize] = alloc_box(r, v).map_err(|e| mem_err(e, *span))?;
+                self.stack[fr.base + *s as usize] =
+                    alloc_box(r, v).map_err(|e| mem_err(e, *span))?;
                 Value::NOTHING
             }
             Node::Closure(proto, caps, t, span) => self.make_closure(proto, caps, *t, *span, fr)?,
@@ -722,7 +725,11 @@ impl Vm {
                     let top = self.stack.len();
                     let mut failed = None;
                     for i in 0..=argc2 {
-                        let x = if i == 0 { g } else { self.stack[top - argc2 + i - 1] };
+                        let x = if i == 0 {
+                            g
+                        } else {
+                            self.stack[top - argc2 + i - 1]
+                        };
                         let in_next = match (next, region_of(x)) {
                             (Some(n), Some(r)) => r.same_as(n),
                             _ => false,
