@@ -928,6 +928,28 @@ unsafe fn clamp_end(b: *mut RegionBlock) {
     }
 }
 
+/// The region's bump window `(cur, end)`, for loops that allocate many
+/// objects and keep the window in registers (transmigration's pair
+/// kernel). Hand the new `cur` back with [`set_bump_cur`] before anything
+/// else allocates in `b`.
+///
+/// # Safety
+/// `b` must be a live, unmerged control block owned by this thread.
+#[inline]
+pub(crate) unsafe fn bump_window(b: *mut RegionBlock) -> (*mut u8, *mut u8) {
+    // SAFETY: per the contract.
+    unsafe { ((*b).cur, (*b).end) }
+}
+
+/// # Safety
+/// `cur` must lie in `b`'s current window, at or after the window's start
+/// as last returned by [`bump_window`], with everything below it allocated.
+#[inline]
+pub(crate) unsafe fn set_bump_cur(b: *mut RegionBlock, cur: *mut u8) {
+    // SAFETY: per the contract.
+    unsafe { (*b).cur = cur }
+}
+
 /// Allocate `size` bytes (a multiple of 8) in region `b`.
 ///
 /// # Safety

@@ -19,7 +19,8 @@ use crate::error::MemResult;
 use crate::meta::meta_of;
 use crate::obj::{field, header_tag, make_header, HeapTag, HDR};
 use crate::region::{
-    alloc_raw, block_of_ptr, note_transmigrated, segment_addr, with_stats, Region, RegionBlock,
+    alloc_raw, block_of_ptr, bump_window, note_transmigrated, segment_addr, set_bump_cur,
+    with_stats, Region, RegionBlock,
 };
 use crate::value::Value;
 
@@ -40,6 +41,12 @@ struct Transmigration {
     stack: Vec<*mut u8>,
     /// Source objects whose headers hold forwarding addresses.
     log: Vec<*mut u8>,
+    /// Runs of source pairs copied by the micro-kernel: (first pair, count).
+    /// Each run is a cdr chain, so restoring walks it through the (intact)
+    /// source cdr fields; pair headers are all the same word. One entry per
+    /// list spine instead of one per pair.
+    chains: Vec<(*mut u8, usize)>,
+    chain_pairs: u64,
     bytes: u64,
     /// Domain memo: the last segment looked up and whether it is in the
     /// domain. Neighbouring objects usually share a segment, so most
@@ -108,9 +115,19 @@ impl Transmigration {
                 return Ok(Value::from_heap(copy));
             }
             let hdr = p.cast::<u64>().read();
-            let m = meta_of(header_tag(hdr))?;
-            let copy = (m.clone)(p, hdr, self.dst)?;
-            self.bytes += copy_size(copy, hdr);
+            let copy = if header_tag(hdr) == HeapTag::Pair as u8 {
+                // Pair micro-kernel, clone half: no metadata dispatch.
+                let c = alloc_raw(self.dst, HDR + 16)?;
+                c.cast::<u64>().write(hdr);
+                std::ptr::copy_nonoverlapping(field(p, 0), field(c, 0), 2);
+                self.bytes += (HDR + 16) as u64;
+                c
+            } else {
+                let m = meta_of(header_tag(hdr))?;
+                let c = (m.clone)(p, hdr, self.dst)?;
+                self.bytes += copy_size(c, hdr);
+                c
+            };
             self.set_forward(p, copy);
             self.stack.push(copy);
             Ok(Value::from_heap(copy))
@@ -133,46 +150,102 @@ impl Transmigration {
     }
 
     /// Rewrite every slot of `copy`; pairs run the micro-kernel.
-    unsafe fn scan(&mut self, mut copy: *mut u8) -> MemResult<()> {
+    unsafe fn scan(&mut self, copy: *mut u8) -> MemResult<()> {
         // SAFETY: `copy` is a fresh copy in dst with a restored header.
         unsafe {
+            let hdr = copy.cast::<u64>().read();
+            if header_tag(hdr) == HeapTag::Pair as u8 {
+                return self.pair_kernel(copy);
+            }
+            let m = meta_of(header_tag(hdr))?;
+            let s = (m.trace)(copy, hdr);
+            for i in 0..s.count {
+                let group = s.base.add(i * s.stride);
+                for j in 0..s.width {
+                    self.rewrite(group.add(j))?;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    /// The pair micro-kernel: rewrite the car through the choke point; while
+    /// the cdr is an unvisited in-domain pair, copy it inline and continue
+    /// with it (no push, no metadata dispatch, no per-pair log entry).
+    ///
+    /// # Safety
+    /// `copy` is a fresh pair copy in dst whose slots hold source values.
+    unsafe fn pair_kernel(&mut self, mut copy: *mut u8) -> MemResult<()> {
+        const PAIR_HDR: u64 = HeapTag::Pair as u64;
+        let mut start: *mut u8 = std::ptr::null_mut();
+        let mut len = 0usize;
+        // SAFETY: per the contract; source pairs keep their cdr fields
+        // intact (only headers are overwritten), which the restore relies on.
+        let result = unsafe {
+            // The current copy's car and cdr are kept in registers (read from
+            // the source), so the loop never reads back what it just wrote;
+            // the destination's bump window is kept in registers too and
+            // handed back around anything else that may allocate.
+            let mut car = field(copy, 0).read();
+            let mut next = field(copy, 1).read();
+            let dst = self.dst;
+            let (mut cur, mut end) = bump_window(dst);
             loop {
-                let hdr = copy.cast::<u64>().read();
-                if header_tag(hdr) == HeapTag::Pair as u8 {
-                    self.rewrite(field(copy, 0))?;
-                    let cdr_slot = field(copy, 1);
-                    let next = cdr_slot.read();
-                    // Micro-kernel: an unvisited in-domain pair in the cdr is
-                    // copied and scanned right here instead of pushed.
-                    if next.is_heap() && self.in_domain(next.heap_ptr()) {
-                        let np = next.heap_ptr();
-                        if Self::forwarded(np).is_none() {
-                            let nh = np.cast::<u64>().read();
-                            if header_tag(nh) == HeapTag::Pair as u8 {
-                                let c = alloc_raw(self.dst, HDR + 16)?;
-                                c.cast::<u64>().write(make_header(HeapTag::Pair, 0));
-                                std::ptr::copy_nonoverlapping(field(np, 0), field(c, 0), 2);
-                                self.bytes += (HDR + 16) as u64;
-                                self.set_forward(np, c);
-                                cdr_slot.write(Value::from_heap(c));
-                                copy = c;
-                                continue;
+                if car.is_heap() {
+                    set_bump_cur(dst, cur);
+                    let r = self.forward(car);
+                    (cur, end) = bump_window(dst);
+                    match r {
+                        Ok(v) => field(copy, 0).write(v),
+                        Err(e) => break Err(e),
+                    }
+                }
+                if next.is_heap() {
+                    let np = next.heap_ptr();
+                    if self.in_domain(np) {
+                        let w = np.cast::<*mut u8>().read();
+                        if w.addr() & FORWARDED == 0 && w.addr() as u64 & 0xff == PAIR_HDR {
+                            const PAIR_BYTES: usize = HDR + 16;
+                            let c = if end.addr() - cur.addr() >= PAIR_BYTES {
+                                let c = cur;
+                                cur = cur.add(PAIR_BYTES);
+                                c
+                            } else {
+                                set_bump_cur(dst, cur);
+                                let r = alloc_raw(dst, PAIR_BYTES);
+                                (cur, end) = bump_window(dst);
+                                match r {
+                                    Ok(c) => c,
+                                    Err(e) => break Err(e),
+                                }
+                            };
+                            let ncar = field(np, 0).read();
+                            let ncdr = field(np, 1).read();
+                            c.cast::<u64>().write(make_header(HeapTag::Pair, 0));
+                            field(c, 0).write(ncar);
+                            field(c, 1).write(ncdr);
+                            np.cast::<*mut u8>().write(c.map_addr(|a| a | FORWARDED));
+                            if len == 0 {
+                                start = np;
                             }
+                            len += 1;
+                            field(copy, 1).write(Value::from_heap(c));
+                            copy = c;
+                            car = ncar;
+                            next = ncdr;
+                            continue;
                         }
                     }
-                    return self.rewrite(cdr_slot);
                 }
-                let m = meta_of(header_tag(hdr))?;
-                let s = (m.trace)(copy, hdr);
-                for i in 0..s.count {
-                    let group = s.base.add(i * s.stride);
-                    for j in 0..s.width {
-                        self.rewrite(group.add(j))?;
-                    }
-                }
-                return Ok(());
+                set_bump_cur(dst, cur);
+                break self.rewrite(field(copy, 1));
             }
+        };
+        if len > 0 {
+            self.chains.push((start, len));
+            self.chain_pairs += len as u64;
         }
+        result
     }
 
     unsafe fn run(&mut self, root: Value) -> MemResult<Value> {
@@ -188,6 +261,20 @@ impl Transmigration {
 
     /// Put every forwarded source header back.
     unsafe fn restore(&mut self) {
+        for &(start, len) in &self.chains {
+            let mut p = start;
+            for i in 0..len {
+                // SAFETY: a chain is `len` source pairs linked through their
+                // intact cdr fields, each with a forwarded header.
+                unsafe {
+                    let next = field(p, 1).read();
+                    p.cast::<u64>().write(make_header(HeapTag::Pair, 0));
+                    if i + 1 < len {
+                        p = next.heap_ptr();
+                    }
+                }
+            }
+        }
         for &src in &self.log {
             // SAFETY: each logged object's header holds its copy's address;
             // the copy carries the original header word.
@@ -232,6 +319,8 @@ pub(crate) unsafe fn transmigrate_into(
         domain,
         stack: Vec::new(),
         log: Vec::with_capacity(64),
+        chains: Vec::new(),
+        chain_pairs: 0,
         bytes: 0,
         memo_seg: 0,
         memo_in: false,
@@ -240,8 +329,10 @@ pub(crate) unsafe fn transmigrate_into(
     let result = unsafe { t.run(root) };
     // SAFETY: as above.
     unsafe { t.restore() };
-    let objects = t.log.len() as u64;
-    let side = (t.log.capacity() + t.stack.capacity()) * std::mem::size_of::<*mut u8>();
+    let objects = t.log.len() as u64 + t.chain_pairs;
+    t.bytes += t.chain_pairs * (HDR as u64 + 16);
+    let side = (t.log.capacity() + t.stack.capacity()) * std::mem::size_of::<*mut u8>()
+        + t.chains.capacity() * std::mem::size_of::<(*mut u8, usize)>();
     // SAFETY: dst is live.
     unsafe { note_transmigrated(dst, objects, t.bytes) };
     with_stats(|s| {
