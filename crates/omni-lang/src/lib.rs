@@ -189,8 +189,38 @@ pub fn run_source(
     out: Box<dyn Write>,
     args: Vec<String>,
 ) -> Result<vm::VmStats, Vec<Diagnostic>> {
+    run_source_with(src, out, args, Limits::default())
+}
+
+/// Resource limits for running untrusted or generated programs.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Nested non-tail calls before `stack overflow`.
+    pub max_depth: usize,
+    /// Calls (including tail calls) before `step budget exhausted`.
+    pub fuel: Option<u64>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_depth: 100_000,
+            fuel: None,
+        }
+    }
+}
+
+/// `run_source` with explicit limits.
+pub fn run_source_with(
+    src: &str,
+    out: Box<dyn Write>,
+    args: Vec<String>,
+    limits: Limits,
+) -> Result<vm::VmStats, Vec<Diagnostic>> {
     let mut vm = Vm::new(out);
     vm.args = args;
+    vm.max_depth = limits.max_depth;
+    vm.fuel = limits.fuel;
     let r = compile_program(&mut vm, src)
         .and_then(|forms| run_compiled(&mut vm, &forms, &mut |_, _| {}).map_err(|d| vec![d]));
     let stats = vm.stats;

@@ -108,6 +108,9 @@ pub struct Vm {
     pub(crate) out: Box<dyn Write>,
     pub(crate) depth: usize,
     pub max_depth: usize,
+    /// Calls (including tail calls) left before the program is stopped
+    /// with an error; `None`: unlimited (fuzzing sets a budget).
+    pub fuel: Option<u64>,
     pub args: Vec<String>,
     pub stats: VmStats,
     scratch_stack: Vec<ScratchSlot>,
@@ -154,6 +157,7 @@ impl Vm {
             out,
             depth: 0,
             max_depth: 100_000,
+            fuel: None,
             args: Vec::new(),
             stats: VmStats::default(),
             scratch_stack: Vec::new(),
@@ -661,6 +665,12 @@ impl Vm {
                     ),
                     span,
                 ));
+            }
+            if let Some(fuel) = self.fuel.as_mut() {
+                if *fuel == 0 {
+                    return Err(LispError::new("step budget exhausted", span));
+                }
+                *fuel -= 1;
             }
             if self.depth >= self.max_depth {
                 return Err(LispError::new(

@@ -5,8 +5,8 @@
 use std::collections::HashSet;
 
 use crate::obj::{
-    array_get, array_len, box_get, car, cdr, dict_count, dict_entries, dict_get, float_value,
-    int_value, kind, with_str, Kind,
+    array_get, array_len, box_get, car, cdr, dict_count, dict_entries, float_value, int_value,
+    kind, with_str, Kind,
 };
 use crate::value::Value;
 
@@ -79,14 +79,19 @@ pub fn equal(a: Value, b: Value) -> bool {
                 }
             }
             Kind::Dict => {
-                if dict_count(a) != dict_count(b) {
+                // Entry by entry in insertion order. (Looking keys up in `b`
+                // would call `equal` recursively through the dict's index,
+                // which never terminates on a dict that is its own key: a
+                // fuzzer found that.)
+                let (Some(ea), Some(eb)) = (dict_entries(a), dict_entries(b)) else {
+                    return false;
+                };
+                if ea.len() != eb.len() {
                     return false;
                 }
-                for (k, v) in dict_entries(a).unwrap_or_default() {
-                    match dict_get(b, k) {
-                        Some(w) => stack.push((v, w)),
-                        None => return false,
-                    }
+                for ((ka, va), (kb, vb)) in ea.into_iter().zip(eb).rev() {
+                    stack.push((va, vb));
+                    stack.push((ka, kb));
                 }
             }
             Kind::Box => match (box_get(a), box_get(b)) {

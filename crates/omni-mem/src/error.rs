@@ -26,6 +26,8 @@ pub enum MemError {
     NoMetadata { tag: u8 },
     /// A region operation was attempted from a thread that does not own it.
     WrongThread { region_id: u64 },
+    /// The thread's heap limit (`set_heap_limit`) would be exceeded.
+    HeapLimit { limit: usize, live: usize },
 }
 
 impl fmt::Display for MemError {
@@ -58,6 +60,10 @@ impl fmt::Display for MemError {
                     "region #{region_id} used from a thread that does not own it"
                 )
             }
+            MemError::HeapLimit { limit, live } => write!(
+                f,
+                "heap limit exceeded: {live} bytes of segments live, limit {limit} bytes"
+            ),
         }
     }
 }

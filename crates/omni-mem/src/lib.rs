@@ -41,8 +41,8 @@ pub use obj::{
 pub use region::{
     heap_stats, live_regions, merge, merge_permitted, merge_threshold, region_create,
     region_create_at, region_create_process, region_exit, region_of, region_release, region_retain,
-    reserve_rank, reserve_ranks, set_merge_threshold, trim_pools, MergeRefusal, Region,
-    DEFAULT_MERGE_THRESHOLD_BYTES, LARGE_OBJECT, RANK_PROCESS, RANK_RETAINED, SEGMENT_SIZE,
+    reserve_rank, reserve_ranks, set_heap_limit, set_merge_threshold, trim_pools, MergeRefusal,
+    Region, DEFAULT_MERGE_THRESHOLD_BYTES, LARGE_OBJECT, RANK_PROCESS, RANK_RETAINED, SEGMENT_SIZE,
 };
 pub use stats::{HeapStats, RegionStats};
 pub use tether::{tether_end, tether_start, BorrowedRef, Tether};

@@ -141,6 +141,8 @@ struct ThreadHeap {
     /// creating a region needs no atomic operation).
     next_local_id: Cell<u64>,
     merge_threshold: Cell<usize>,
+    /// Optional limit on this thread's live segment bytes (0: none).
+    heap_limit: Cell<usize>,
     stats: UnsafeCell<HeapStats>,
 }
 
@@ -168,6 +170,7 @@ thread_local! {
             token: Cell::new(0),
             next_local_id: Cell::new(1),
             merge_threshold: Cell::new(DEFAULT_MERGE_THRESHOLD_BYTES),
+            heap_limit: Cell::new(0),
             stats: UnsafeCell::new(HeapStats {
                 regions_created: 0,
                 regions_freed: 0,
@@ -249,6 +252,14 @@ pub fn set_merge_threshold(bytes: usize) -> usize {
 
 pub fn merge_threshold() -> usize {
     with_heap(|h| h.merge_threshold.get())
+}
+
+/// Limit this thread's live segment bytes (`None`: no limit). An
+/// allocation that needs a new segment past the limit fails with
+/// `MemError::HeapLimit`. Returns the old limit.
+pub fn set_heap_limit(bytes: Option<usize>) -> Option<usize> {
+    let old = with_heap(|h| h.heap_limit.replace(bytes.unwrap_or(0)));
+    (old != 0).then_some(old)
 }
 
 // ---------------------------------------------------------------------------
@@ -982,6 +993,15 @@ unsafe fn alloc_slow(b: *mut RegionBlock, size: usize) -> MemResult<*mut u8> {
                 requested: size,
                 allocated,
             });
+        }
+        let needed = if size > LARGE_OBJECT {
+            size.saturating_add(SEG_HDR)
+        } else {
+            SEGMENT_SIZE
+        };
+        let (limit, live) = with_heap(|h| (h.heap_limit.get(), stats_in(h).live_segment_bytes));
+        if limit != 0 && live.saturating_add(needed) > limit {
+            return Err(MemError::HeapLimit { limit, live });
         }
         if size > LARGE_OBJECT {
             let total = size

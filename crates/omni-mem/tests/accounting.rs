@@ -113,3 +113,22 @@ fn trim_returns_fully_free_slabs() {
     region_exit(r);
     assert_no_live_regions();
 }
+
+#[test]
+fn heap_limit_is_an_error_value() {
+    let old = set_heap_limit(Some(256 * 1024));
+    let r = region_create();
+    let mut err = None;
+    for i in 0..100_000 {
+        if let Err(e) = alloc_pair(r, Value::fixnum(i).unwrap(), Value::EMPTY) {
+            err = Some(e);
+            break;
+        }
+    }
+    set_heap_limit(old);
+    let err = err.expect("the limit must trip");
+    assert!(matches!(err, MemError::HeapLimit { .. }));
+    assert!(err.to_string().starts_with("heap limit exceeded"));
+    region_exit(r);
+    assert_no_live_regions();
+}

@@ -1,0 +1,228 @@
+//! The whole pipeline on generated programs: bytes drive a grammar of the
+//! language, the program runs with a step budget and a heap limit, and
+//! must end without a panic and with zero live bytes.
+#![no_main]
+use libfuzzer_sys::fuzz_target;
+
+struct Gen<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+const VARS: &[&str] = &["a", "b", "c", "x", "y", "lst", "tbl", "f", "g"];
+const UNARY: &[&str] = &[
+    "car",
+    "cdr",
+    "length",
+    "reverse",
+    "null?",
+    "pair?",
+    "list?",
+    "not",
+    "abs",
+    "array-length",
+    "dict-count",
+    "dict-keys",
+    "string-length",
+    "number->string",
+    "unbox",
+    "box",
+    "list->array",
+    "array->list",
+    "symbol->string",
+    "string->list",
+    "exact->inexact",
+    "zero?",
+];
+const BINARY: &[&str] = &[
+    "cons",
+    "+",
+    "-",
+    "*",
+    "/",
+    "quotient",
+    "modulo",
+    "<",
+    "=",
+    "eq?",
+    "equal?",
+    "append",
+    "list-ref",
+    "array-ref",
+    "dict-ref",
+    "string-append",
+    "max",
+    "assoc",
+    "member",
+];
+const STORES: &[&str] = &["set-car!", "set-cdr!", "set-box!", "array-push!"];
+
+impl Gen<'_> {
+    fn byte(&mut self) -> u8 {
+        let b = self.data.get(self.pos).copied().unwrap_or(0);
+        self.pos += 1;
+        b
+    }
+    fn pick<'s>(&mut self, xs: &[&'s str]) -> &'s str {
+        xs[self.byte() as usize % xs.len()]
+    }
+    fn done(&self) -> bool {
+        self.pos >= self.data.len()
+    }
+
+    fn expr(&mut self, depth: u32, out: &mut String) {
+        if depth == 0 || self.done() {
+            return self.atom(out);
+        }
+        let d = depth - 1;
+        match self.byte() % 16 {
+            0 | 1 => self.atom(out),
+            2 => {
+                out.push_str(&format!("({} ", self.pick(UNARY)));
+                self.expr(d, out);
+                out.push(')');
+            }
+            3 | 4 => {
+                out.push_str(&format!("({} ", self.pick(BINARY)));
+                self.expr(d, out);
+                out.push(' ');
+                self.expr(d, out);
+                out.push(')');
+            }
+            5 => {
+                out.push_str("(if ");
+                self.expr(d, out);
+                out.push(' ');
+                self.expr(d, out);
+                out.push(' ');
+                self.expr(d, out);
+                out.push(')');
+            }
+            6 => {
+                out.push_str(&format!("(let (({} ", self.pick(VARS)));
+                self.expr(d, out);
+                out.push_str(")) ");
+                self.expr(d, out);
+                out.push(')');
+            }
+            7 => {
+                out.push_str(&format!("(fn [{}] ", self.pick(VARS)));
+                self.expr(d, out);
+                out.push(')');
+            }
+            8 => {
+                out.push('(');
+                self.expr(d, out);
+                out.push(' ');
+                self.expr(d, out);
+                out.push(')');
+            }
+            9 => {
+                out.push_str("(list ");
+                for _ in 0..self.byte() % 4 {
+                    self.expr(d, out);
+                    out.push(' ');
+                }
+                out.push(')');
+            }
+            10 => {
+                out.push_str(&format!("(set! {} ", self.pick(VARS)));
+                self.expr(d, out);
+                out.push(')');
+            }
+            11 => {
+                out.push_str(&format!("({} ", self.pick(STORES)));
+                self.expr(d, out);
+                out.push(' ');
+                self.expr(d, out);
+                out.push(')');
+            }
+            12 => {
+                out.push_str("(array-set! ");
+                self.expr(d, out);
+                out.push_str(" 0 ");
+                self.expr(d, out);
+                out.push(')');
+            }
+            13 => {
+                out.push_str("(dict-set! ");
+                self.expr(d, out);
+                out.push(' ');
+                self.expr(d, out);
+                out.push(' ');
+                self.expr(d, out);
+                out.push(')');
+            }
+            14 => {
+                out.push_str("(let loop ((i ");
+                out.push_str(&(self.byte() % 50).to_string());
+                out.push_str(") (acc ");
+                self.expr(d, out);
+                out.push_str(")) (if (< i 1) acc (loop (- i 1) ");
+                self.expr(d, out);
+                out.push_str(")))");
+            }
+            _ => {
+                out.push_str("(guard-error (fn [] ");
+                self.expr(d, out);
+                out.push_str(") (fn [m] m))");
+            }
+        }
+    }
+
+    fn atom(&mut self, out: &mut String) {
+        let s = match self.byte() % 12 {
+            0 => (self.byte() as i64 - 128).to_string(),
+            1 => "1.5".into(),
+            2 => "\"str\"".into(),
+            3 => "'()".into(),
+            4 => "'sym".into(),
+            5 => "[1 2 3]".into(),
+            6 => "#{:k 1}".into(),
+            7 => "nothing".into(),
+            8 => "true".into(),
+            9 => "4611686018427387904".into(),
+            _ => self.pick(VARS).to_string(),
+        };
+        out.push_str(&s);
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut g = Gen { data, pos: 0 };
+    let mut src = String::from(
+        "(define a 1) (define b (list 1 2)) (define c (box 0)) (define x \"s\") (define y [1 2]) \
+         (define lst '(1 2 3)) (define tbl (dict)) (define (f v) (cons v v)) (define (g v) (f v))\n",
+    );
+    while !g.done() && src.len() < 4000 {
+        if g.byte() % 3 == 0 {
+            src.push_str(&format!("(define {} ", g.pick(VARS)));
+            g.expr(5, &mut src);
+            src.push_str(")\n");
+        } else {
+            src.push_str("(display ");
+            g.expr(5, &mut src);
+            src.push_str(")\n");
+        }
+    }
+    let live = std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(move || {
+            omni_mem::set_heap_limit(Some(64 << 20));
+            let limits = omni_lang::Limits {
+                max_depth: 2_000,
+                fuel: Some(20_000),
+            };
+            let _ = omni_lang::run_source_with(&src, Box::new(std::io::sink()), vec![], limits);
+            let s = omni_mem::heap_stats();
+            (s.live_regions, s.live_bytes)
+        })
+        .expect("spawn")
+        .join()
+        .expect("the VM thread panicked");
+    assert_eq!(
+        live,
+        (0, 0),
+        "regions or bytes still live after the program"
+    );
+});
