@@ -136,6 +136,7 @@ prims! {
 }
 
 impl Prim {
+    #[inline]
     pub fn name(self) -> &'static str {
         PRIMS[self as usize].1
     }
@@ -158,6 +159,7 @@ impl Prim {
     }
 
     /// Whether the primitive allocates its result (so its site has a region).
+    #[inline]
     pub fn allocates(self) -> bool {
         use Prim::*;
         matches!(

@@ -388,10 +388,24 @@ impl Vm {
         }
     }
 
+    /// Evaluate a node whose value is needed here (not in tail position).
+    /// The most frequent leaves and primitive calls are handled inline; the
+    /// rest goes through `eval_inner`.
+    #[inline]
     pub(crate) fn eval(&mut self, n: &Node, fr: &mut Frame) -> VmResult<Value> {
-        match self.eval_inner(n, fr, false)? {
-            Tail::Value(v) => Ok(v),
-            Tail::Call(..) => unreachable_tail(),
+        match n {
+            Node::Const(v) => Ok(*v),
+            Node::Local(s) => Ok(self.stack[fr.base + *s as usize]),
+            Node::Prim {
+                op,
+                args,
+                target,
+                span,
+            } => self.eval_prim(*op, args, *target, *span, fr),
+            _ => match self.eval_inner(n, fr, false)? {
+                Tail::Value(v) => Ok(v),
+                Tail::Call(..) => unreachable_tail(),
+            },
         }
     }
 
@@ -548,6 +562,40 @@ impl Vm {
         span: Span,
         fr: &mut Frame,
     ) -> VmResult<Value> {
+        // One- and two-argument calls: the common list and fixnum
+        // operations need neither an argument buffer nor a region.
+        match args {
+            [a] => {
+                let x = self.eval(a, fr)?;
+                if let Some(v) = unary_fast_path(op, x) {
+                    return Ok(v);
+                }
+                let dst = if op.allocates() {
+                    Some(self.target(target, fr))
+                } else {
+                    None
+                };
+                return self.call_prim(op, &[x], dst, span);
+            }
+            [a, b] => {
+                let x = self.eval(a, fr)?;
+                let y = self.eval(b, fr)?;
+                if let Some(v) = fixnum_fast_path(op, &[x, y]) {
+                    return Ok(v);
+                }
+                if op == Prim::Cons {
+                    let r = self.target(target, fr);
+                    return omni_mem::alloc_pair(r, x, y).map_err(|e| mem_err(e, span));
+                }
+                let dst = if op.allocates() {
+                    Some(self.target(target, fr))
+                } else {
+                    None
+                };
+                return self.call_prim(op, &[x, y], dst, span);
+            }
+            _ => {}
+        }
         let mut av: smallvec_like::Args = smallvec_like::Args::new();
         for a in args {
             av.push(self.eval(a, fr)?);
@@ -789,23 +837,52 @@ impl Vm {
     }
 }
 
+/// Type tests and pair accessors that cannot fail or allocate; errors and
+/// everything else take the general path.
+#[inline]
+fn unary_fast_path(op: Prim, x: Value) -> Option<Value> {
+    match op {
+        Prim::Car => omni_mem::car(x),
+        Prim::Cdr => omni_mem::cdr(x),
+        Prim::IsNull => Some(Value::bool(x == Value::EMPTY)),
+        Prim::IsPair => Some(Value::bool(omni_mem::is_pair(x))),
+        Prim::Not => Some(Value::bool(!x.is_truthy())),
+        Prim::IsZero => x.as_fixnum().map(|n| Value::bool(n == 0)),
+        _ => None,
+    }
+}
+
 /// Arithmetic and comparison on two fixnums need no region; everything
 /// else (overflow, floats, errors) takes the general path.
 #[inline]
 fn fixnum_fast_path(op: Prim, a: &[Value]) -> Option<Value> {
-    let [x, y] = a else { return None };
-    let (x, y) = (x.as_fixnum()?, y.as_fixnum()?);
-    match op {
-        Prim::Add => Value::fixnum(x + y),
-        Prim::Sub => Value::fixnum(x - y),
-        Prim::Mul => x.checked_mul(y).and_then(Value::fixnum),
-        Prim::Lt => Some(Value::bool(x < y)),
-        Prim::Gt => Some(Value::bool(x > y)),
-        Prim::Le => Some(Value::bool(x <= y)),
-        Prim::Ge => Some(Value::bool(x >= y)),
-        Prim::NumEq => Some(Value::bool(x == y)),
-        _ => None,
+    if let [x, y] = a {
+        let (x, y) = (x.as_fixnum()?, y.as_fixnum()?);
+        return match op {
+            Prim::Add => Value::fixnum(x + y),
+            Prim::Sub => Value::fixnum(x - y),
+            Prim::Mul => x.checked_mul(y).and_then(Value::fixnum),
+            Prim::Lt => Some(Value::bool(x < y)),
+            Prim::Gt => Some(Value::bool(x > y)),
+            Prim::Le => Some(Value::bool(x <= y)),
+            Prim::Ge => Some(Value::bool(x >= y)),
+            Prim::NumEq => Some(Value::bool(x == y)),
+            _ => None,
+        };
     }
+    // n-ary sums and products of fixnums (overflow takes the general path,
+    // which reports it or boxes the result).
+    type Step = fn(i64, i64) -> Option<i64>;
+    let (init, f): (i64, Step) = match op {
+        Prim::Add => (0, i64::checked_add),
+        Prim::Mul => (1, i64::checked_mul),
+        _ => return None,
+    };
+    let mut acc = init;
+    for v in a {
+        acc = f(acc, v.as_fixnum()?)?;
+    }
+    Value::fixnum(acc)
 }
 
 fn unreachable_tail() -> VmResult<Value> {
