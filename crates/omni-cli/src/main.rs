@@ -12,6 +12,7 @@ usage:
   omni -e EXPR [--stats]              evaluate an expression (or several forms)
   omni explain FILE                   print the region schedule CTRR chose
   omni check FILE                     read and compile without running
+  omni repl                           interactive session (:help inside)
   omni --help                         this message
 
 --stats prints region accounting at exit and checks that every byte was freed.";
@@ -42,6 +43,12 @@ fn parse(argv: Vec<String>) -> Result<Opts, String> {
     match cmd.as_str() {
         "--help" | "-h" | "help" => Ok(Opts {
             cmd: "help".into(),
+            target: String::new(),
+            args: vec![],
+            stats,
+        }),
+        "repl" => Ok(Opts {
+            cmd,
             target: String::new(),
             args: vec![],
             stats,
@@ -112,6 +119,9 @@ fn main() -> ExitCode {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
     }
+    if opts.cmd == "repl" {
+        return with_big_stack(repl);
+    }
     let (file, src) = if opts.cmd == "-e" {
         ("<expr>".to_string(), opts.target.clone())
     } else {
@@ -133,6 +143,53 @@ fn main() -> ExitCode {
         }
     };
     with_big_stack(move || run_cmd(opts, file, src))
+}
+
+/// The interactive loop: line editing and history on a terminal, plain
+/// lines otherwise (so it can be scripted and tested through stdin).
+fn repl() -> ExitCode {
+    use std::io::{BufRead, IsTerminal};
+    let mut session = omni_lang::repl::Repl::new(Box::new(std::io::stdout()));
+    let show = |reply: &omni_lang::repl::Reply| {
+        print!("{}", reply.out);
+        eprint!("{}", reply.err);
+        let _ = std::io::stdout().flush();
+    };
+    if std::io::stdin().is_terminal() {
+        let mut editor = match rustyline::DefaultEditor::new() {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("omni: cannot start line editing: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        println!("OmniLisp-rs REPL. :help for commands, Ctrl-D to leave.");
+        loop {
+            match editor.readline(session.prompt()) {
+                Ok(line) => {
+                    let _ = editor.add_history_entry(line.as_str());
+                    let reply = session.feed(&line);
+                    show(&reply);
+                    if reply.quit {
+                        break;
+                    }
+                }
+                Err(rustyline::error::ReadlineError::Interrupted) => continue,
+                Err(_) => break,
+            }
+        }
+    } else {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            let reply = session.feed(&line);
+            show(&reply);
+            if reply.quit {
+                break;
+            }
+        }
+    }
+    session.finish();
+    ExitCode::SUCCESS
 }
 
 fn run_cmd(opts: Opts, file: String, src: String) -> ExitCode {

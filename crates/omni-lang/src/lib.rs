@@ -9,6 +9,7 @@ pub mod ir;
 mod prims;
 pub mod printer;
 pub mod reader;
+pub mod repl;
 pub mod syntax;
 pub mod vm;
 

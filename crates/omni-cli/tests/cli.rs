@@ -1,0 +1,128 @@
+//! The `omni` binary as people use it: every subcommand, exit statuses,
+//! diagnostics on stderr, the REPL through stdin.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+fn omni(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_omni"))
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run omni");
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    } else {
+        drop(child.stdin.take());
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_string()
+}
+
+#[test]
+fn run_prints_program_output() {
+    let o = omni(&["run", "examples/hello.omni"], None);
+    assert!(o.status.success());
+    assert!(text(&o.stdout).starts_with("squares: (1 4 9 16 25)\n"));
+}
+
+#[test]
+fn program_arguments_reach_the_program() {
+    let dir = std::env::temp_dir().join(format!("omni-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("args.omni");
+    std::fs::write(&f, "(println (command-line))").unwrap();
+    let o = omni(&["run", f.to_str().unwrap(), "one", "two"], None);
+    assert_eq!(text(&o.stdout), "(one two)\n");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn eval_expression_and_stats() {
+    let o = omni(&["-e", "(println (+ 1 2))", "--stats"], None);
+    assert!(o.status.success());
+    assert_eq!(text(&o.stdout), "3\n");
+    let err = text(&o.stderr);
+    assert!(err.contains("live regions at exit   0"), "{err}");
+    assert!(err.contains("live bytes at exit     0"), "{err}");
+}
+
+#[test]
+fn runtime_error_exits_1_with_position_and_backtrace() {
+    let o = omni(&["-e", "(define (f x) (car x)) (f 5)"], None);
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(
+        err.starts_with("<expr>:1:15: error: car: expected a pair, got 5"),
+        "{err}"
+    );
+    assert!(err.contains("in f called at <expr>:1:24"), "{err}");
+}
+
+#[test]
+fn explain_and_check() {
+    let o = omni(&["explain", "tests/explain/accumulator_loop.omni"], None);
+    assert!(o.status.success());
+    assert!(text(&o.stdout).contains("alloc cons @3:43 -> dst"));
+    let ok = omni(&["check", "examples/hello.omni"], None);
+    assert!(ok.status.success());
+    let bad = omni(&["check", "tests/programs/072_err_compile.omni"], None);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(text(&bad.stderr).contains("compile error: if: expected (if test then [else])"));
+}
+
+#[test]
+fn missing_file_and_bad_usage() {
+    let o = omni(&["run", "no/such/file.omni"], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o.stderr).contains("cannot read no/such/file.omni"));
+    let u = omni(&["frobnicate"], None);
+    assert_eq!(u.status.code(), Some(2));
+    assert!(text(&u.stderr).contains("unknown command 'frobnicate'"));
+    let h = omni(&["--help"], None);
+    assert!(h.status.success());
+    assert!(text(&h.stdout).contains("omni repl"));
+}
+
+#[test]
+fn invalid_utf8_is_a_positioned_error() {
+    let dir = std::env::temp_dir().join(format!("omni-utf8-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("bad.omni");
+    std::fs::write(&f, b"(println 1)\n(println \"\xff\")").unwrap();
+    let o = omni(&["run", f.to_str().unwrap()], None);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains(":2:11: read error: invalid UTF-8"),
+        "{}",
+        text(&o.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn repl_through_stdin() {
+    let input = "(define (f x)\n  (* x 2))\n(f 21)\n(car 1)\n(f 5)\n:stats\n:quit\n(f 1)\n";
+    let o = omni(&["repl"], Some(input));
+    assert!(o.status.success());
+    let out = text(&o.stdout);
+    assert!(out.starts_with("42\n"), "{out}");
+    assert!(
+        out.contains("10\n"),
+        "the session survived the error: {out}"
+    );
+    assert!(out.contains("live regions"), "{out}");
+    assert!(!out.contains("\n2\n"), ":quit stops reading: {out}");
+    assert!(text(&o.stderr).contains("car: expected a pair, got 1"));
+}
