@@ -3,7 +3,9 @@
 use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 
-use omni_lang::{explain_source, run_source, with_big_stack, Diagnostic};
+use omni_lang::{explain_source, run_source_with, with_big_stack, Diagnostic};
+
+mod trace_out;
 use omni_mem::{heap_stats, HeapStats};
 
 const USAGE: &str = "\
@@ -13,61 +15,97 @@ usage:
   omni explain FILE                   print the region schedule CTRR chose
   omni check FILE                     read and compile without running
   omni repl                           interactive session (:help inside)
+
+options (anywhere; `--` passes the rest to the program):
+  --stats                  region accounting at exit; fails if anything is still live
+  --trace-regions FILE     Chrome/Perfetto trace-event JSON of region lifetimes
+  --plot FILE              SVG plot of live segment bytes over time
+  --region-quota BYTES     every region may hold at most BYTES (error otherwise)
+  --max-heap BYTES         all regions together may hold at most BYTES of segments
   omni --help                         this message
 
---stats prints region accounting at exit and checks that every byte was freed.";
+";
 
 struct Opts {
     cmd: String,
     target: String,
     args: Vec<String>,
     stats: bool,
+    trace: Option<String>,
+    plot: Option<String>,
+    region_quota: Option<usize>,
+    max_heap: Option<usize>,
 }
 
+fn bytes_arg(flag: &str, v: Option<String>) -> Result<usize, String> {
+    let v = v.ok_or_else(|| format!("{flag} needs a number of bytes"))?;
+    v.parse::<usize>()
+        .map_err(|_| format!("{flag}: '{v}' is not a number of bytes"))
+}
+
+/// omni's own flags are recognised anywhere (use `--` to pass one of them
+/// to the program); the first two other words are the command and its
+/// target, the rest are program arguments.
 fn parse(argv: Vec<String>) -> Result<Opts, String> {
-    let mut stats = false;
-    let mut rest = Vec::new();
-    let mut after_target = false;
-    for a in argv {
-        if !after_target && a == "--stats" {
-            stats = true;
-        } else {
-            if rest.len() >= 2 {
-                after_target = true;
+    let mut o = Opts {
+        cmd: String::new(),
+        target: String::new(),
+        args: vec![],
+        stats: false,
+        trace: None,
+        plot: None,
+        region_quota: None,
+        max_heap: None,
+    };
+    let mut positional = Vec::new();
+    let mut it = argv.into_iter();
+    let mut literal = false;
+    while let Some(a) = it.next() {
+        if !literal {
+            match a.as_str() {
+                "--" => {
+                    literal = true;
+                    continue;
+                }
+                "--stats" => {
+                    o.stats = true;
+                    continue;
+                }
+                "--trace-regions" => {
+                    o.trace = Some(it.next().ok_or("--trace-regions needs a file name")?);
+                    continue;
+                }
+                "--plot" => {
+                    o.plot = Some(it.next().ok_or("--plot needs a file name")?);
+                    continue;
+                }
+                "--region-quota" => {
+                    o.region_quota = Some(bytes_arg("--region-quota", it.next())?);
+                    continue;
+                }
+                "--max-heap" => {
+                    o.max_heap = Some(bytes_arg("--max-heap", it.next())?);
+                    continue;
+                }
+                _ => {}
             }
-            rest.push(a);
         }
+        positional.push(a);
     }
-    let mut it = rest.into_iter();
-    let cmd = it.next().ok_or("missing command")?;
-    match cmd.as_str() {
-        "--help" | "-h" | "help" => Ok(Opts {
-            cmd: "help".into(),
-            target: String::new(),
-            args: vec![],
-            stats,
-        }),
-        "repl" => Ok(Opts {
-            cmd,
-            target: String::new(),
-            args: vec![],
-            stats,
-        }),
+    let mut p = positional.into_iter();
+    o.cmd = p.next().ok_or("missing command")?;
+    match o.cmd.as_str() {
+        "--help" | "-h" | "help" => o.cmd = "help".into(),
+        "repl" => {}
         "run" | "-e" | "explain" | "check" => {
-            let target = it
+            o.target = p
                 .next()
-                .ok_or_else(|| format!("'{cmd}' needs an argument"))?;
-            let args: Vec<String> = it.collect();
-            let args = args.into_iter().filter(|a| a != "--stats").collect();
-            Ok(Opts {
-                cmd,
-                target,
-                args,
-                stats,
-            })
+                .ok_or_else(|| format!("'{}' needs an argument", o.cmd))?;
+            o.args = p.collect();
         }
-        other => Err(format!("unknown command '{other}'")),
+        other => return Err(format!("unknown command '{other}'")),
     }
+    Ok(o)
 }
 
 fn print_diags(file: &str, src: &str, diags: &[Diagnostic]) {
@@ -218,8 +256,38 @@ fn run_cmd(opts: Opts, file: String, src: String) -> ExitCode {
         }
         _ => {
             let out = Box::new(BufWriter::new(std::io::stdout()));
-            let r = run_source(&src, out, opts.args.clone());
+            if opts.trace.is_some() || opts.plot.is_some() {
+                omni_mem::trace_start();
+            }
+            omni_mem::set_heap_limit(opts.max_heap);
+            let limits = omni_lang::Limits {
+                region_quota: opts.region_quota,
+                ..omni_lang::Limits::default()
+            };
+            let r = run_source_with(&src, out, opts.args.clone(), limits);
             let s = heap_stats();
+            if opts.trace.is_some() || opts.plot.is_some() {
+                let events = omni_mem::trace_stop();
+                if events.len() > trace_out::MAX_EVENTS {
+                    eprintln!(
+                        "omni: trace truncated to the first {} of {} events",
+                        trace_out::MAX_EVENTS,
+                        events.len()
+                    );
+                }
+                let outputs = [
+                    (&opts.trace, trace_out::chrome_trace(&events)),
+                    (&opts.plot, trace_out::svg_plot(&events, &file)),
+                ];
+                for (path, text) in outputs {
+                    if let Some(path) = path {
+                        if let Err(e) = std::fs::write(path, text) {
+                            eprintln!("omni: cannot write {path}: {e}");
+                            return ExitCode::from(1);
+                        }
+                    }
+                }
+            }
             let (code, vm) = match r {
                 Ok(v) => (ExitCode::SUCCESS, Some(v)),
                 Err(d) => {

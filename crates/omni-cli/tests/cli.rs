@@ -126,3 +126,88 @@ fn repl_through_stdin() {
     assert!(!out.contains("\n2\n"), ":quit stops reading: {out}");
     assert!(text(&o.stderr).contains("car: expected a pair, got 1"));
 }
+
+#[test]
+fn trace_regions_and_plot_files() {
+    let dir = std::env::temp_dir().join(format!("omni-trace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (json, svg) = (dir.join("t.json"), dir.join("t.svg"));
+    let o = omni(
+        &[
+            "run",
+            "tests/programs/044_tree.omni",
+            "--trace-regions",
+            json.to_str().unwrap(),
+            "--plot",
+            svg.to_str().unwrap(),
+            "--stats",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let created: u64 = text(&o.stderr)
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("regions created")
+                .map(|n| n.trim().parse().unwrap())
+        })
+        .unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let events = doc["traceEvents"].as_array().unwrap();
+    let count = |ph: &str| events.iter().filter(|e| e["ph"] == ph).count() as u64;
+    // Every region created has a begin, and an end (freed or merged).
+    assert_eq!(count("b"), created);
+    assert_eq!(count("e"), created);
+    assert!(count("C") > 0);
+    for e in events {
+        assert!(e["ts"].as_f64().is_some(), "every event has a timestamp");
+    }
+    let svg_text = std::fs::read_to_string(&svg).unwrap();
+    let xml = roxmltree::Document::parse(&svg_text).expect("well-formed SVG");
+    assert_eq!(xml.root_element().tag_name().name(), "svg");
+    assert!(xml.descendants().any(|n| n.tag_name().name() == "polyline"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn region_quota_reports_the_retention_site() {
+    let o = omni(
+        &[
+            "run",
+            "benches/programs/mutation.omni",
+            "--region-quota",
+            "1000000",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("error: region exceeded quota; likely escape/retention"),
+        "{err}"
+    );
+    assert!(err.contains("mutation.omni:7:27"), "{err}");
+    let bad = omni(&["run", "x.omni", "--region-quota", "lots"], None);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(text(&bad.stderr).contains("'lots' is not a number of bytes"));
+}
+
+#[test]
+fn max_heap_stops_a_runaway_program() {
+    let o = omni(
+        &[
+            "-e",
+            "(define (grow l) (grow (cons 1 l))) (grow '())",
+            "--max-heap",
+            "4000000",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("heap limit exceeded"),
+        "{}",
+        text(&o.stderr)
+    );
+}

@@ -200,6 +200,10 @@ pub struct Limits {
     pub max_depth: usize,
     /// Calls (including tail calls) before `step budget exhausted`.
     pub fuel: Option<u64>,
+    /// A byte quota for every region the program uses (the global region
+    /// included): exceeding it is the error "region exceeded quota; likely
+    /// escape/retention".
+    pub region_quota: Option<usize>,
 }
 
 impl Default for Limits {
@@ -207,6 +211,7 @@ impl Default for Limits {
         Limits {
             max_depth: 100_000,
             fuel: None,
+            region_quota: None,
         }
     }
 }
@@ -222,6 +227,7 @@ pub fn run_source_with(
     vm.args = args;
     vm.max_depth = limits.max_depth;
     vm.fuel = limits.fuel;
+    vm.set_region_quota(limits.region_quota);
     let r = compile_program(&mut vm, src)
         .and_then(|forms| run_compiled(&mut vm, &forms, &mut |_, _| {}).map_err(|d| vec![d]));
     let stats = vm.stats;

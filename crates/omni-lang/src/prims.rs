@@ -9,8 +9,8 @@ use omni_mem::{
     alloc_array, alloc_array_from, alloc_box, alloc_dict, alloc_float, alloc_pair, alloc_str,
     array_get, array_items, array_len, array_push, array_set, box_get, box_set, car, cdr,
     dict_count, dict_entries, dict_get, dict_remove, dict_set, equal, eqv, float_value, int_value,
-    intern, kind, make_int, region_create, region_exit, set_car, set_cdr, symbol_name, with_str,
-    Kind, MemError, Region, Value,
+    intern, kind, make_int, region_exit, set_car, set_cdr, symbol_name, with_str, Kind, MemError,
+    Region, Value,
 };
 
 use crate::builtins::Prim;
@@ -113,7 +113,7 @@ impl Vm {
     /// Run `f` on each of `items` with a fresh region per call for its
     /// (discarded) result.
     fn call_discard(&mut self, f: Value, args: Vec<Value>, span: Span) -> VmResult<Value> {
-        let tmp = region_create();
+        let tmp = self.new_region();
         let r = self.apply(f, args, Dst::Region(tmp), span);
         // Only immediates survive the temporary region.
         let r = r.map(|v| if v.is_heap() { Value::TRUE } else { v });

@@ -111,6 +111,8 @@ pub struct Vm {
     /// Calls (including tail calls) left before the program is stopped
     /// with an error; `None`: unlimited (fuzzing sets a budget).
     pub fuel: Option<u64>,
+    /// Quota applied to every region the VM creates (`--region-quota`).
+    region_quota: Option<usize>,
     pub args: Vec<String>,
     pub stats: VmStats,
     scratch_stack: Vec<ScratchSlot>,
@@ -158,6 +160,7 @@ impl Vm {
             depth: 0,
             max_depth: 100_000,
             fuel: None,
+            region_quota: None,
             args: Vec::new(),
             stats: VmStats::default(),
             scratch_stack: Vec::new(),
@@ -172,6 +175,29 @@ impl Vm {
             }
         }
         vm
+    }
+
+    /// Give every region the VM creates from now on (and the global
+    /// region) a byte quota.
+    pub fn set_region_quota(&mut self, quota: Option<usize>) {
+        self.region_quota = quota;
+        self.global_region.set_quota(quota);
+    }
+
+    pub(crate) fn new_region(&self) -> Region {
+        let r = region_create();
+        if self.region_quota.is_some() {
+            r.set_quota(self.region_quota);
+        }
+        r
+    }
+
+    fn new_region_at(&self, rank: u64) -> Region {
+        let r = region_create_at(rank);
+        if self.region_quota.is_some() {
+            r.set_quota(self.region_quota);
+        }
+        r
     }
 
     pub fn register(&mut self, protos: Vec<Rc<Proto>>) {
@@ -270,7 +296,7 @@ impl Vm {
         let dst = if defines {
             self.global_region
         } else {
-            region_create()
+            self.new_region()
         };
         let base = self.stack.len();
         self.stack.resize(base + proto.nslots, Value::UNDEFINED);
@@ -331,12 +357,12 @@ impl Vm {
     }
 
     fn scratch_region(&mut self, idx: usize) -> Region {
-        let slot = &mut self.scratch_stack[idx];
+        let slot = &self.scratch_stack[idx];
         match slot.region {
             Some(r) => r,
             None => {
-                let r = region_create_at(slot.rank);
-                slot.region = Some(r);
+                let r = self.new_region_at(slot.rank);
+                self.scratch_stack[idx].region = Some(r);
                 r
             }
         }
@@ -370,7 +396,7 @@ impl Vm {
             Target::Iter => match fr.iter_next {
                 Some(r) => r,
                 None => {
-                    let r = region_create_at(fr.iter_rank);
+                    let r = self.new_region_at(fr.iter_rank);
                     fr.iter_next = Some(r);
                     self.stats.iteration_regions += 1;
                     r

@@ -22,6 +22,7 @@ mod region;
 mod stats;
 pub mod testing;
 mod tether;
+mod trace;
 mod transmigrate;
 mod value;
 
@@ -41,10 +42,12 @@ pub use obj::{
 pub use region::{
     heap_stats, live_regions, merge, merge_permitted, merge_threshold, region_create,
     region_create_at, region_create_process, region_exit, region_of, region_release, region_retain,
-    reserve_rank, reserve_ranks, set_heap_limit, set_merge_threshold, trim_pools, MergeRefusal,
-    Region, DEFAULT_MERGE_THRESHOLD_BYTES, LARGE_OBJECT, RANK_PROCESS, RANK_RETAINED, SEGMENT_SIZE,
+    reserve_rank, reserve_ranks, set_heap_limit, set_merge_threshold, trace_start, trace_stop,
+    trim_pools, MergeRefusal, Region, DEFAULT_MERGE_THRESHOLD_BYTES, LARGE_OBJECT, RANK_PROCESS,
+    RANK_RETAINED, SEGMENT_SIZE,
 };
 pub use stats::{HeapStats, RegionStats};
 pub use tether::{tether_end, tether_start, BorrowedRef, Tether};
+pub use trace::{TraceEvent, TraceKind};
 pub use transmigrate::{transmigrate, transmigrate_younger};
 pub use value::{Value, FIXNUM_MAX, FIXNUM_MIN};

@@ -31,6 +31,7 @@ use std::ptr::{self, addr_of_mut, NonNull};
 use crate::atomic::{Counter32, Counter64};
 use crate::error::{MemError, MemResult};
 use crate::stats::{HeapStats, RegionStats};
+use crate::trace::{TraceEvent, TraceKind};
 use crate::value::Value;
 
 /// Size and alignment of a standard segment.
@@ -143,6 +144,10 @@ struct ThreadHeap {
     merge_threshold: Cell<usize>,
     /// Optional limit on this thread's live segment bytes (0: none).
     heap_limit: Cell<usize>,
+    /// Region event log (`trace_start`), and its time origin.
+    tracing: Cell<bool>,
+    trace_origin: Cell<Option<std::time::Instant>>,
+    trace: UnsafeCell<Vec<TraceEvent>>,
     stats: UnsafeCell<HeapStats>,
 }
 
@@ -171,6 +176,9 @@ thread_local! {
             next_local_id: Cell::new(1),
             merge_threshold: Cell::new(DEFAULT_MERGE_THRESHOLD_BYTES),
             heap_limit: Cell::new(0),
+            tracing: Cell::new(false),
+            trace_origin: Cell::new(None),
+            trace: UnsafeCell::new(Vec::new()),
             stats: UnsafeCell::new(HeapStats {
                 regions_created: 0,
                 regions_freed: 0,
@@ -252,6 +260,55 @@ pub fn set_merge_threshold(bytes: usize) -> usize {
 
 pub fn merge_threshold() -> usize {
     with_heap(|h| h.merge_threshold.get())
+}
+
+/// Start recording this thread's region events (clears earlier ones).
+pub fn trace_start() {
+    with_heap(|h| {
+        // SAFETY: the trace vector is only touched by this thread, never
+        // re-entrantly.
+        unsafe { (*h.trace.get()).clear() };
+        h.trace_origin.set(Some(std::time::Instant::now()));
+        h.tracing.set(true);
+    })
+}
+
+/// Stop recording and return the events, oldest first.
+pub fn trace_stop() -> Vec<TraceEvent> {
+    with_heap(|h| {
+        h.tracing.set(false);
+        // SAFETY: as in `trace_start`.
+        unsafe { std::mem::take(&mut *h.trace.get()) }
+    })
+}
+
+#[cold]
+fn record_in(h: &ThreadHeap, region: u64, kind: TraceKind) {
+    let t_ns = h
+        .trace_origin
+        .get()
+        .map(|o| o.elapsed().as_nanos() as u64)
+        .unwrap_or(0);
+    // SAFETY: stats and trace are only touched by this thread, never
+    // re-entrantly.
+    unsafe {
+        let live_segment_bytes = stats_in(h).live_segment_bytes;
+        (*h.trace.get()).push(TraceEvent {
+            t_ns,
+            region,
+            kind,
+            live_segment_bytes,
+        });
+    }
+}
+
+/// Record an event if tracing is on (for other modules).
+pub(crate) fn trace_event(region: u64, kind: TraceKind) {
+    with_heap(|h| {
+        if h.tracing.get() {
+            record_in(h, region, kind);
+        }
+    })
 }
 
 /// Limit this thread's live segment bytes (`None`: no limit). An
@@ -642,6 +699,9 @@ unsafe fn new_block_in(h: &ThreadHeap, rank: u64) -> *mut RegionBlock {
         s.live_regions += 1;
         s.live_segment_bytes += SEGMENT_SIZE;
         s.peak_segment_bytes = s.peak_segment_bytes.max(s.live_segment_bytes);
+        if h.tracing.get() {
+            record_in(h, id, TraceKind::Create);
+        }
         b
     }
 }
@@ -795,6 +855,9 @@ unsafe fn free_region(b: *mut RegionBlock) {
             s.live_segment_bytes -= (*b).seg_bytes;
             s.live_regions -= 1;
             s.regions_freed += 1;
+            if h.tracing.get() {
+                record_in(h, (*b).id, TraceKind::Free { bytes: now });
+            }
             let mut seg: *mut SegHeader = b.cast();
             while !seg.is_null() {
                 let next = (*seg).next;
@@ -1154,6 +1217,13 @@ pub fn merge(young: Region, old: Region) -> Result<(), MergeRefusal> {
             s.regions_merged += 1;
             s.live_regions -= 1;
         });
+        trace_event(
+            (*y).id,
+            TraceKind::Merge {
+                into: (*o).id,
+                bytes: ybytes,
+            },
+        );
     }
     Ok(())
 }
@@ -1171,6 +1241,15 @@ pub fn live_regions() -> Vec<Region> {
         r = unsafe { (*r).next_live };
     }
     out
+}
+
+/// The id of a live control block.
+///
+/// # Safety
+/// `b` must be a live control block.
+pub(crate) unsafe fn block_id(b: *mut RegionBlock) -> u64 {
+    // SAFETY: per the contract.
+    unsafe { (*b).id }
 }
 
 /// Record transmigration totals against the destination region.

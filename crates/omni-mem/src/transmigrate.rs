@@ -22,6 +22,7 @@ use crate::region::{
     alloc_raw, block_of_ptr, bump_window, note_transmigrated, segment_addr, set_bump_cur,
     with_stats, Region, RegionBlock,
 };
+use crate::trace::TraceKind;
 use crate::value::Value;
 
 /// Which objects are copied.
@@ -335,6 +336,14 @@ pub(crate) unsafe fn transmigrate_into(
         + t.chains.capacity() * std::mem::size_of::<(*mut u8, usize)>();
     // SAFETY: dst is live.
     unsafe { note_transmigrated(dst, objects, t.bytes) };
+    // SAFETY: dst is live.
+    crate::region::trace_event(
+        unsafe { crate::region::block_id(dst) },
+        TraceKind::Transmigrate {
+            objects,
+            bytes: t.bytes,
+        },
+    );
     with_stats(|s| {
         s.transmigrations += 1;
         s.transmigrated_objects += objects;

@@ -132,3 +132,42 @@ fn heap_limit_is_an_error_value() {
     region_exit(r);
     assert_no_live_regions();
 }
+
+#[test]
+fn trace_records_region_lifetimes_and_repairs() {
+    trace_start();
+    let old = region_create();
+    let young = region_create();
+    let l = alloc_list(young, &[Value::TRUE]).unwrap();
+    let copy = transmigrate(l, young, old).unwrap();
+    assert_eq!(car(copy), Some(Value::TRUE));
+    merge(young, old).unwrap();
+    region_exit(young);
+    region_exit(old);
+    let events = trace_stop();
+    let (oid, yid) = (old_id(&events, 0), old_id(&events, 1));
+    let kinds: Vec<(u64, TraceKind)> = events.iter().map(|e| (e.region, e.kind)).collect();
+    assert_eq!(kinds[0], (oid, TraceKind::Create));
+    assert_eq!(kinds[1], (yid, TraceKind::Create));
+    assert!(kinds.contains(&(
+        oid,
+        TraceKind::Transmigrate {
+            objects: 1,
+            bytes: 24
+        }
+    )));
+    assert!(kinds
+        .iter()
+        .any(|k| matches!(k, (id, TraceKind::Merge { into, .. }) if *id == yid && *into == oid)));
+    assert!(matches!(kinds.last(), Some((id, TraceKind::Free { .. })) if *id == oid));
+    assert!(events.windows(2).all(|w| w[0].t_ns <= w[1].t_ns));
+    assert_eq!(events.last().unwrap().live_segment_bytes, 0);
+    // Off again: nothing more is recorded.
+    region_exit(region_create());
+    assert!(trace_stop().is_empty());
+    assert_no_live_regions();
+}
+
+fn old_id(events: &[TraceEvent], i: usize) -> u64 {
+    events[i].region
+}
