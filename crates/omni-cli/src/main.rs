@@ -129,6 +129,23 @@ fn print_stats(s: &HeapStats, vm: Option<&omni_lang::vm::VmStats>) {
     let _ = writeln!(e, "merges                 {}", s.merges);
     let _ = writeln!(e, "repairs: transmigrate  {}", s.repairs_transmigrate);
     let _ = writeln!(e, "repairs: merge         {}", s.repairs_merge);
+    // The ladder: why copies happened instead of merges.
+    let refusals: Vec<String> = omni_mem::MergeRefusal::ALL
+        .iter()
+        .filter(|r| s.merge_refusals[**r as usize] > 0)
+        .map(|r| format!("{} {}", s.merge_refusals[*r as usize], r.reason()))
+        .collect();
+    let _ = writeln!(
+        e,
+        "copies instead of merge {} below threshold{}{}",
+        s.repairs_below_merge_threshold,
+        if refusals.is_empty() {
+            ""
+        } else {
+            ", refused: "
+        },
+        refusals.join(", ")
+    );
     if let Some(v) = vm {
         let _ = writeln!(e, "calls                  {}", v.calls);
         let _ = writeln!(e, "tail calls             {}", v.tail_calls);

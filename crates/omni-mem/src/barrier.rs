@@ -56,11 +56,16 @@ unsafe fn repair(
 ) -> MemResult<(Value, Repair)> {
     // SAFETY: per `admit`'s contract.
     unsafe {
-        if bytes_allocated(rv) >= merge_threshold()
-            && merge(Region::from_block(rv), Region::from_block(dst)).is_ok()
-        {
-            with_stats(|s| s.repairs_merge += 1);
-            return Ok((v, Repair::Merge));
+        // The repair ladder: reuse (the caller's fast path) -> merge the
+        // young region whole -> copy. Which rung failed and why is counted
+        // (`repairs_below_merge_threshold`, `merge_refusals`).
+        if bytes_allocated(rv) >= merge_threshold() {
+            if merge(Region::from_block(rv), Region::from_block(dst)).is_ok() {
+                with_stats(|s| s.repairs_merge += 1);
+                return Ok((v, Repair::Merge));
+            }
+        } else {
+            with_stats(|s| s.repairs_below_merge_threshold += 1);
         }
         let copy = transmigrate_into(v, dst, Domain::YoungerThan((*dst).rank))?;
         with_stats(|s| s.repairs_transmigrate += 1);

@@ -191,6 +191,8 @@ thread_local! {
                 segments_from_os: 0,
                 merges: 0,
                 merges_refused: 0,
+                merge_refusals: [0; 7],
+                repairs_below_merge_threshold: 0,
                 transmigrations: 0,
                 transmigrated_objects: 0,
                 transmigrated_bytes: 0,
@@ -1138,6 +1140,7 @@ unsafe fn note_segment(b: *mut RegionBlock, bytes: usize) {
 
 /// Why a merge was refused (the caller falls back to transmigration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(usize)]
 pub enum MergeRefusal {
     SameRegion,
     NotYounger,
@@ -1148,6 +1151,31 @@ pub enum MergeRefusal {
     Counted,
     ScopeEnded,
     OtherThread,
+}
+
+impl MergeRefusal {
+    pub const ALL: [MergeRefusal; 7] = [
+        MergeRefusal::SameRegion,
+        MergeRefusal::NotYounger,
+        MergeRefusal::RegionBetween,
+        MergeRefusal::Tethered,
+        MergeRefusal::Counted,
+        MergeRefusal::ScopeEnded,
+        MergeRefusal::OtherThread,
+    ];
+
+    /// A short reason, for statistics and `omni --stats`.
+    pub fn reason(self) -> &'static str {
+        match self {
+            MergeRefusal::SameRegion => "same region",
+            MergeRefusal::NotYounger => "not younger",
+            MergeRefusal::RegionBetween => "a live region in between",
+            MergeRefusal::Tethered => "tethered",
+            MergeRefusal::Counted => "externally counted",
+            MergeRefusal::ScopeEnded => "scope ended",
+            MergeRefusal::OtherThread => "other thread",
+        }
+    }
 }
 
 /// Whether `young` may be spliced into `old`.
@@ -1194,7 +1222,10 @@ pub fn merge(young: Region, old: Region) -> Result<(), MergeRefusal> {
     // SAFETY: live blocks owned by this thread (checked by merge_check).
     unsafe {
         if let Err(e) = merge_check(y, o) {
-            with_stats(|s| s.merges_refused += 1);
+            with_stats(|s| {
+                s.merges_refused += 1;
+                s.merge_refusals[e as usize] += 1;
+            });
             return Err(e);
         }
         account(y);

@@ -21,6 +21,11 @@ pub struct HeapStats {
     pub segments_from_os: u64,
     pub merges: u64,
     pub merges_refused: u64,
+    /// Merge refusals by reason, indexed by `MergeRefusal as usize`.
+    pub merge_refusals: [u64; 7],
+    /// Barrier repairs that did not try a merge because the young region
+    /// was below the H0 threshold (the first rung that failed).
+    pub repairs_below_merge_threshold: u64,
     pub transmigrations: u64,
     pub transmigrated_objects: u64,
     pub transmigrated_bytes: u64,

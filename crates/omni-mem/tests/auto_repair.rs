@@ -295,3 +295,42 @@ fn dict_that_is_its_own_key_compares_without_recursion() {
     region_exit(r);
     assert_no_live_regions();
 }
+
+#[test]
+fn the_repair_ladder_records_why_cheaper_rungs_failed() {
+    let before = heap_stats();
+    with_threshold(0, || {
+        let old = region_create();
+        let cell = alloc_box(old, Value::NOTHING).unwrap();
+        let _between = region_create();
+        let young = region_create();
+        box_set(cell, list(young, 3)).unwrap();
+        region_exit(young);
+        region_exit(_between);
+        region_exit(old);
+    });
+    with_threshold(usize::MAX, || {
+        let old = region_create();
+        let cell = alloc_box(old, Value::NOTHING).unwrap();
+        let young = region_create();
+        box_set(cell, list(young, 3)).unwrap();
+        region_exit(young);
+        region_exit(old);
+    });
+    let after = heap_stats();
+    let between = MergeRefusal::RegionBetween as usize;
+    assert_eq!(
+        after.merge_refusals[between],
+        before.merge_refusals[between] + 1
+    );
+    assert_eq!(
+        after.repairs_below_merge_threshold,
+        before.repairs_below_merge_threshold + 1
+    );
+    assert_eq!(after.repairs_transmigrate, before.repairs_transmigrate + 2);
+    assert_eq!(
+        MergeRefusal::RegionBetween.reason(),
+        "a live region in between"
+    );
+    assert_no_live_regions();
+}
