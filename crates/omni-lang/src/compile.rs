@@ -101,7 +101,8 @@ enum Resolved {
 
 /// Converts quoted data to values in the global region.
 pub trait ConstSink {
-    fn constant(&mut self, d: &Datum) -> Value;
+    /// The node that produces a quoted datum's value.
+    fn constant(&mut self, d: &Datum) -> Node;
     fn global_id(&mut self, name: &str) -> u32;
     /// The first free procedure id.
     fn proto_base(&self) -> usize;
@@ -352,7 +353,7 @@ impl<'s> Compiler<'s> {
 
     fn expr(&mut self, ast: &Ast, ctx: Ctx, tail: bool) -> R<Node> {
         Ok(match ast {
-            Ast::Quote(d) => Node::Const(self.sink.constant(d)),
+            Ast::Quote(d) => self.sink.constant(d),
             Ast::Var(name, span) => match self.resolve(name) {
                 Resolved::Local(slot, bid) => {
                     self.note_use(bid, ctx);

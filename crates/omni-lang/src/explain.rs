@@ -55,6 +55,7 @@ pub fn explain_proto(p: &Proto, out: &mut String, indent: usize) {
 fn walk<'a>(n: &'a Node, lines: &mut Vec<String>, nested: &mut Vec<&'a Proto>) {
     match n {
         Node::Const(_)
+        | Node::HeapConst(_)
         | Node::Local(_)
         | Node::LocalBox(_)
         | Node::Capture(_)

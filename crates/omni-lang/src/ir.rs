@@ -49,7 +49,11 @@ pub struct Proto {
 
 #[derive(Debug)]
 pub enum Node {
+    /// An immediate constant.
     Const(Value),
+    /// A heap constant: index into the VM's constant table (a root the
+    /// VM can update when it compacts the global region).
+    HeapConst(u32),
     Local(u32),
     LocalBox(u32),
     Capture(u32),

@@ -109,6 +109,8 @@ impl From<Box<LispError>> for Diagnostic {
 pub struct Compiled {
     pub protos: Vec<Rc<Proto>>,
     pub defines: bool,
+    /// The form is `(coalesce!)`: compact the global region here.
+    pub coalesce: bool,
 }
 
 /// Read and compile a whole program. Reports every compile error at once.
@@ -133,6 +135,14 @@ pub fn compile_program(vm: &mut Vm, src: &str) -> Result<Vec<Compiled>, Vec<Diag
     let redefined = redefined_globals(&forms.iter().map(|f| f.0.clone()).collect::<Vec<_>>());
     let mut out = Vec::new();
     for (ast, span) in &forms {
+        if is_coalesce_form(ast, &redefined) {
+            out.push(Compiled {
+                protos: vec![],
+                defines: false,
+                coalesce: true,
+            });
+            continue;
+        }
         let mut c = Compiler::new(vm, redefined.clone());
         match c.toplevel(ast, *span) {
             Ok(protos) => {
@@ -140,6 +150,7 @@ pub fn compile_program(vm: &mut Vm, src: &str) -> Result<Vec<Compiled>, Vec<Diag
                 out.push(Compiled {
                     protos,
                     defines: defines(ast),
+                    coalesce: false,
                 });
             }
             Err(e) => errors.push(compile_diag(e)),
@@ -161,6 +172,13 @@ fn compile_diag(e: syntax::CompileError) -> Diagnostic {
     }
 }
 
+/// `(coalesce!)` as a whole top-level form, unless the program redefines it.
+fn is_coalesce_form(a: &Ast, redefined: &std::collections::HashSet<String>) -> bool {
+    matches!(a, Ast::App(f, args, _) if args.is_empty()
+        && matches!(&**f, Ast::Var(n, _) if n == "coalesce!")
+        && !redefined.contains("coalesce!"))
+}
+
 fn defines(a: &Ast) -> bool {
     match a {
         Ast::Define(..) => true,
@@ -176,6 +194,15 @@ pub fn run_compiled(
     each: &mut dyn FnMut(&Vm, Value),
 ) -> Result<(), Diagnostic> {
     for f in forms {
+        if f.coalesce {
+            vm.coalesce().map_err(|e| Diagnostic {
+                kind: "error",
+                message: format!("coalesce!: {e}"),
+                span: None,
+                trace: vec![],
+            })?;
+            continue;
+        }
         let Some(top) = f.protos.last() else { continue };
         vm.run_toplevel(top, f.defines, each)?;
     }

@@ -764,7 +764,12 @@ impl Vm {
                 }
                 out
             }
-            Coalesce => Value::NOTHING,
+            Coalesce => {
+                return Err(LispError::new(
+                    "coalesce! is only allowed as a top-level form (no activation may hold values then)",
+                    span,
+                ))
+            }
         })
     }
 

@@ -86,6 +86,15 @@ pub(crate) struct Frame {
     pub(crate) iter_next: Option<Region>,
 }
 
+/// What `coalesce` did: global-region bytes before and after, and bytes
+/// of whole slabs returned to the system allocator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CoalesceReport {
+    pub before: usize,
+    pub after: usize,
+    pub released: usize,
+}
+
 /// Counts of the VM's own region work, printed by `--stats`.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct VmStats {
@@ -102,6 +111,8 @@ pub struct VmStats {
 pub struct Vm {
     pub(crate) protos: Vec<Option<Rc<Proto>>>,
     pub(crate) globals: Vec<Value>,
+    /// Heap constants of compiled code (all in the global region).
+    consts: Vec<Value>,
     pub(crate) global_names: Vec<String>,
     global_ids: HashMap<String, u32>,
     pub global_region: Region,
@@ -123,8 +134,14 @@ pub struct Vm {
 }
 
 impl ConstSink for Vm {
-    fn constant(&mut self, d: &Datum) -> Value {
-        self.datum_value(d).unwrap_or(Value::NOTHING)
+    fn constant(&mut self, d: &Datum) -> Node {
+        let v = self.datum_value(d).unwrap_or(Value::NOTHING);
+        if v.is_heap() {
+            self.consts.push(v);
+            Node::HeapConst((self.consts.len() - 1) as u32)
+        } else {
+            Node::Const(v)
+        }
     }
 
     fn global_id(&mut self, name: &str) -> u32 {
@@ -153,6 +170,7 @@ impl Vm {
         let mut vm = Vm {
             protos: Vec::new(),
             globals: Vec::new(),
+            consts: Vec::new(),
             global_names: Vec::new(),
             global_ids: HashMap::new(),
             global_region,
@@ -216,8 +234,44 @@ impl Vm {
             self.closed = true;
             let _ = self.out.flush();
             self.globals.clear();
+            self.consts.clear();
             region_exit(self.global_region);
         }
+    }
+
+    /// Compact the global region (docs/REGION_COALESCE_POLICY.md): copy
+    /// everything the globals and the compiled constants reach into a
+    /// fresh region, in one transmigration session, then free the old
+    /// region and return whole free slabs to the system. Only called
+    /// between top-level forms, when no activation holds a value.
+    pub fn coalesce(&mut self) -> Result<CoalesceReport, MemError> {
+        let old = self.global_region;
+        let before = old.bytes_allocated();
+        let new = region_create_process();
+        if self.region_quota.is_some() {
+            new.set_quota(self.region_quota);
+        }
+        let mut roots: Vec<Value> = self
+            .globals
+            .iter()
+            .chain(self.consts.iter())
+            .copied()
+            .collect();
+        if let Err(e) = omni_mem::transmigrate_roots(&mut roots, old, new) {
+            region_exit(new);
+            return Err(e);
+        }
+        let (g, c) = roots.split_at(self.globals.len());
+        self.globals.copy_from_slice(g);
+        self.consts.copy_from_slice(c);
+        self.global_region = new;
+        region_exit(old);
+        let released = omni_mem::trim_pools();
+        Ok(CoalesceReport {
+            before,
+            after: new.bytes_allocated(),
+            released,
+        })
     }
 
     pub fn flush(&mut self) {
@@ -421,6 +475,7 @@ impl Vm {
     pub(crate) fn eval(&mut self, n: &Node, fr: &mut Frame) -> VmResult<Value> {
         match n {
             Node::Const(v) => Ok(*v),
+            Node::HeapConst(i) => Ok(self.consts[*i as usize]),
             Node::Local(s) => Ok(self.stack[fr.base + *s as usize]),
             Node::Prim {
                 op,
@@ -442,6 +497,7 @@ impl Vm {
     fn eval_inner(&mut self, n: &Node, fr: &mut Frame, tail_ok: bool) -> VmResult<Tail> {
         let v = match n {
             Node::Const(v) => *v,
+            Node::HeapConst(i) => self.consts[*i as usize],
             Node::Local(s) => self.stack[fr.base + *s as usize],
             Node::LocalBox(s) => {
                 self.unbox_var(self.stack[fr.base + *s as usize], Span::default())?

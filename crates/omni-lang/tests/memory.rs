@@ -102,3 +102,32 @@ fn accumulator_is_built_where_it_lives() {
     assert_eq!(r.transmigrated, 0, "the accumulator was copied");
     assert!(r.peak < 50000 * 24 + 64 * 1024, "peak {}", r.peak);
 }
+
+#[test]
+fn coalesce_compacts_the_global_region_to_what_globals_reach() {
+    std::thread::Builder::new()
+        .stack_size(VM_STACK_BYTES)
+        .spawn(|| {
+            let mut vm = omni_lang::vm::Vm::new(Box::new(std::io::sink()));
+            let init = "(define table (make-array 100 '()))
+                        (define (fill! r) (let loop ((i 0)) (when (< i 100) (array-set! table i (list r i)) (loop (+ i 1)))))
+                        (let loop ((r 0)) (when (< r 100) (fill! r) (loop (+ r 1))))";
+            let forms = omni_lang::compile_program(&mut vm, init).unwrap();
+            omni_lang::run_compiled(&mut vm, &forms, &mut |_, _| {}).unwrap();
+            let before = vm.global_region.bytes_allocated();
+            let report = vm.coalesce().unwrap();
+            assert_eq!(report.before, before);
+            // 100 rounds x 100 lists of 2 pairs were stored; only the last
+            // round's 100 lists (plus the table and the closures) survive.
+            assert!(before > 100 * 100 * 48, "{before}");
+            assert!(report.after < before / 20, "after {} of {}", report.after, before);
+            let check = "(println (array-ref table 42))";
+            let forms = omni_lang::compile_program(&mut vm, check).unwrap();
+            omni_lang::run_compiled(&mut vm, &forms, &mut |_, _| {}).unwrap();
+            vm.shutdown();
+            assert_eq!(omni_mem::heap_stats().live_bytes, 0);
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}

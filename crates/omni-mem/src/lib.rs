@@ -49,5 +49,5 @@ pub use region::{
 pub use stats::{HeapStats, RegionStats};
 pub use tether::{tether_end, tether_start, BorrowedRef, Tether};
 pub use trace::{TraceEvent, TraceKind};
-pub use transmigrate::{transmigrate, transmigrate_younger};
+pub use transmigrate::{transmigrate, transmigrate_roots, transmigrate_younger};
 pub use value::{Value, FIXNUM_MAX, FIXNUM_MIN};

@@ -249,14 +249,16 @@ impl Transmigration {
         result
     }
 
-    unsafe fn run(&mut self, root: Value) -> MemResult<Value> {
+    unsafe fn run_all(&mut self, roots: &mut [Value]) -> MemResult<()> {
         // SAFETY: per `transmigrate_into`'s contract.
         unsafe {
-            let out = self.forward(root)?;
-            while let Some(c) = self.stack.pop() {
-                self.scan(c)?;
+            for r in roots.iter_mut() {
+                *r = self.forward(*r)?;
+                while let Some(c) = self.stack.pop() {
+                    self.scan(c)?;
+                }
             }
-            Ok(out)
+            Ok(())
         }
     }
 
@@ -315,6 +317,22 @@ pub(crate) unsafe fn transmigrate_into(
     dst: *mut RegionBlock,
     domain: Domain,
 ) -> MemResult<Value> {
+    let mut roots = [root];
+    // SAFETY: forwarded contract.
+    unsafe { transmigrate_all(&mut roots, dst, domain)? };
+    Ok(roots[0])
+}
+
+/// Transmigrate several roots in one session: one forwarding table, so
+/// objects shared between roots are copied once and stay shared.
+///
+/// # Safety
+/// As `transmigrate_into`, for every root.
+unsafe fn transmigrate_all(
+    roots: &mut [Value],
+    dst: *mut RegionBlock,
+    domain: Domain,
+) -> MemResult<()> {
     let mut t = Transmigration {
         dst,
         domain,
@@ -327,7 +345,7 @@ pub(crate) unsafe fn transmigrate_into(
         memo_in: false,
     };
     // SAFETY: per the contract; `restore` runs whatever `run` returned.
-    let result = unsafe { t.run(root) };
+    let result = unsafe { t.run_all(roots) };
     // SAFETY: as above.
     unsafe { t.restore() };
     let objects = t.log.len() as u64 + t.chain_pairs;
@@ -351,6 +369,21 @@ pub(crate) unsafe fn transmigrate_into(
         s.peak_transmigration_side_bytes = s.peak_transmigration_side_bytes.max(side);
     });
     result
+}
+
+/// Copy every object reachable from `roots` that lives in `src` into `dst`,
+/// in one session (sharing between roots is preserved), and replace each
+/// root by its image. This is compaction: afterwards nothing the roots
+/// reach is in `src`, so `src` may be exited if nothing else points into
+/// it (the caller's duty: see docs/REGION_COALESCE_POLICY.md).
+pub fn transmigrate_roots(roots: &mut [Value], src: Region, dst: Region) -> MemResult<()> {
+    let (s, d) = (src.block(), dst.block());
+    if s == d {
+        return Ok(());
+    }
+    // SAFETY: both regions are live and owned by this thread; the roots
+    // are held by the mutator, so their graphs are live.
+    unsafe { transmigrate_all(roots, d, Domain::Region(s)) }
 }
 
 /// Copy every object of `root`'s graph that lives in `src` into `dst`.

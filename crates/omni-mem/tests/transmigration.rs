@@ -358,3 +358,28 @@ fn quota_error_mid_transmigration_leaves_source_intact() {
     region_exit(dst);
     assert_no_live_regions();
 }
+
+#[test]
+fn roots_transmigrated_together_keep_their_sharing() {
+    let dst = region_create();
+    let src = region_create();
+    let shared = alloc_str(src, "shared").unwrap();
+    let a = alloc_pair(src, shared, Value::EMPTY).unwrap();
+    let b = alloc_box(src, shared).unwrap();
+    let mut roots = [a, b, Value::fixnum(3).unwrap()];
+    transmigrate_roots(&mut roots, src, dst).unwrap();
+    region_exit(src);
+    assert_eq!(
+        car(roots[0]),
+        box_get(roots[1]),
+        "one copy of the shared string"
+    );
+    assert!(region_of(roots[0]).unwrap().same_as(dst));
+    assert_eq!(
+        with_str(car(roots[0]).unwrap(), str::to_owned).as_deref(),
+        Some("shared")
+    );
+    assert_eq!(roots[2], Value::fixnum(3).unwrap());
+    region_exit(dst);
+    assert_no_live_regions();
+}
