@@ -4,9 +4,10 @@
 //! uses plain Rust `Rc` values and no regions at all. Seeded: failures are
 //! reproducible and print the program.
 
-use std::io::Write;
+mod common;
+use common::SharedBuf;
+
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
 
 /// A tiny deterministic generator (SplitMix64).
 struct Rng(u64);
@@ -349,22 +350,6 @@ fn show(v: &V) -> String {
     }
 }
 
-#[derive(Clone, Default)]
-struct SharedBuf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for SharedBuf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn random_programs_match_the_reference_evaluator() {
     let programs = 300;
@@ -408,7 +393,7 @@ fn random_programs_match_the_reference_evaluator() {
             .unwrap()
             .join()
             .unwrap();
-        let got = String::from_utf8_lossy(&buf.0.lock().unwrap()).to_string();
+        let got = buf.text();
         assert!(result.is_ok(), "seed {seed}: error {result:?}\n{program}");
         assert_eq!(got, expected, "seed {seed}: output differs\n{program}");
         assert_eq!(live, 0, "seed {seed}: live bytes at exit\n{program}");

@@ -6,6 +6,9 @@
 //! * an accumulator that survives the loop is allocated once, where it lives
 //!   (no copies on the way out).
 
+mod common;
+use common::SharedBuf;
+
 use omni_lang::{run_source, VM_STACK_BYTES};
 
 struct Run {
@@ -18,21 +21,11 @@ fn run(src: &'static str) -> Run {
     std::thread::Builder::new()
         .stack_size(VM_STACK_BYTES)
         .spawn(move || {
-            let out = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
-            struct W(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-            impl std::io::Write for W {
-                fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                    self.0.lock().unwrap().extend_from_slice(b);
-                    Ok(b.len())
-                }
-                fn flush(&mut self) -> std::io::Result<()> {
-                    Ok(())
-                }
-            }
-            run_source(src, Box::new(W(out.clone())), vec![]).expect("program runs");
+            let out = SharedBuf::default();
+            run_source(src, Box::new(out.clone()), vec![]).expect("program runs");
             let s = omni_mem::heap_stats();
             assert_eq!(s.live_bytes, 0);
-            let text = String::from_utf8(out.lock().unwrap().clone()).unwrap();
+            let text = out.text();
             Run {
                 peak: s.peak_live_bytes,
                 transmigrated: s.transmigrated_bytes,

@@ -9,27 +9,12 @@
 //! runner itself checks that the program ended with zero live regions and
 //! zero live bytes on that thread.
 
-use std::io::Write;
+mod common;
+use common::SharedBuf;
+
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 
 use omni_lang::{run_source, VM_STACK_BYTES};
-
-#[derive(Clone, Default)]
-struct SharedBuf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for SharedBuf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 struct Outcome {
     stdout: String,
@@ -55,7 +40,7 @@ fn run_program(path: &Path) -> Outcome {
                 Err(ds) => ds.iter().map(|d| d.render(&name, &src)).collect(),
             };
             let stats = omni_mem::heap_stats();
-            let stdout = String::from_utf8_lossy(&buf.0.lock().unwrap()).to_string();
+            let stdout = buf.text();
             Outcome {
                 stdout,
                 stderr,
