@@ -212,6 +212,7 @@ fuzz_target!(|data: &[u8]| {
             let limits = omni_lang::Limits {
                 max_depth: 2_000,
                 fuel: Some(20_000),
+                ..omni_lang::Limits::default()
             };
             let _ = omni_lang::run_source_with(&src, Box::new(std::io::sink()), vec![], limits);
             let s = omni_mem::heap_stats();
