@@ -634,7 +634,21 @@ impl<'s> Compiler<'s> {
                 let mut a = Vec::with_capacity(args.len());
                 for (i, x) in args.iter().enumerate() {
                     let c = match flow {
-                        Flow::Embeds | Flow::Higher => ctx,
+                        Flow::Embeds => ctx,
+                        // map/for-each/filter/fold-left build their result
+                        // afresh: the procedure and the input lists die here
+                        // (an element that ends up in the result is admitted
+                        // by the barrier). apply and guard-error pass their
+                        // arguments on to a callee that may return them.
+                        Flow::Higher
+                            if matches!(
+                                op,
+                                Prim::Map | Prim::ForEach | Prim::Filter | Prim::FoldLeft
+                            ) =>
+                        {
+                            Ctx::Local
+                        }
+                        Flow::Higher => ctx,
                         Flow::ReadsFirst if i == 0 => ctx,
                         _ => Ctx::Local,
                     };
