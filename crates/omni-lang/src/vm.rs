@@ -475,7 +475,6 @@ impl Vm {
     pub(crate) fn eval(&mut self, n: &Node, fr: &mut Frame) -> VmResult<Value> {
         match n {
             Node::Const(v) => Ok(*v),
-            Node::HeapConst(i) => Ok(self.consts[*i as usize]),
             Node::Local(s) => Ok(self.stack[fr.base + *s as usize]),
             Node::Prim {
                 op,
