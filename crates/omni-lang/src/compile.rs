@@ -690,66 +690,50 @@ impl<'s> Compiler<'s> {
     }
 }
 
+/// Visit `a` and every sub-form, including the bodies of nested lambdas
+/// (pre-order). The one traversal the pre-passes share.
+fn visit(a: &Ast, f: &mut dyn FnMut(&Ast)) {
+    f(a);
+    match a {
+        Ast::Quote(_) | Ast::Var(..) => {}
+        Ast::Set(_, v, _) | Ast::Define(_, v, _) => visit(v, f),
+        Ast::If(c, t, e) => {
+            visit(c, f);
+            visit(t, f);
+            visit(e, f);
+        }
+        Ast::Begin(xs) => xs.iter().for_each(|x| visit(x, f)),
+        Ast::Lambda(l) => visit(&l.body, f),
+        Ast::Let(bs, b) | Ast::Letrec(bs, b) => {
+            bs.iter().for_each(|(_, x)| visit(x, f));
+            visit(b, f);
+        }
+        Ast::App(g, xs, _) => {
+            visit(g, f);
+            xs.iter().for_each(|x| visit(x, f));
+        }
+    }
+}
+
 /// Call `f` on every variable name `a` mentions (including `set!` targets
 /// and names inside nested lambdas).
 fn walk_vars(a: &Ast, f: &mut dyn FnMut(&str)) {
-    match a {
-        Ast::Quote(_) => {}
-        Ast::Var(n, _) => f(n),
-        Ast::Set(n, v, _) | Ast::Define(n, v, _) => {
-            f(n);
-            walk_vars(v, f);
-        }
-        Ast::If(c, t, e) => {
-            walk_vars(c, f);
-            walk_vars(t, f);
-            walk_vars(e, f);
-        }
-        Ast::Begin(xs) => xs.iter().for_each(|x| walk_vars(x, f)),
-        Ast::Lambda(l) => walk_vars(&l.body, f),
-        Ast::Let(bs, b) | Ast::Letrec(bs, b) => {
-            bs.iter().for_each(|(_, x)| walk_vars(x, f));
-            walk_vars(b, f);
-        }
-        Ast::App(g, xs, _) => {
-            walk_vars(g, f);
-            xs.iter().for_each(|x| walk_vars(x, f));
-        }
-    }
+    visit(a, &mut |x| match x {
+        Ast::Var(n, _) | Ast::Set(n, ..) | Ast::Define(n, ..) => f(n),
+        _ => {}
+    });
 }
 
 /// Globals a program defines or assigns (so primitives named like them are
 /// not inlined).
 pub fn redefined_globals(forms: &[Ast]) -> HashSet<String> {
-    fn walk(a: &Ast, out: &mut HashSet<String>) {
-        match a {
-            Ast::Define(n, v, _) => {
-                out.insert(n.clone());
-                walk(v, out);
-            }
-            Ast::Set(n, v, _) => {
-                out.insert(n.clone());
-                walk(v, out);
-            }
-            Ast::If(c, t, e) => {
-                walk(c, out);
-                walk(t, out);
-                walk(e, out);
-            }
-            Ast::Begin(xs) => xs.iter().for_each(|x| walk(x, out)),
-            Ast::Lambda(l) => walk(&l.body, out),
-            Ast::Let(bs, b) | Ast::Letrec(bs, b) => {
-                bs.iter().for_each(|(_, x)| walk(x, out));
-                walk(b, out);
-            }
-            Ast::App(f, xs, _) => {
-                walk(f, out);
-                xs.iter().for_each(|x| walk(x, out));
-            }
-            Ast::Quote(_) | Ast::Var(..) => {}
-        }
-    }
     let mut out = HashSet::new();
-    forms.iter().for_each(|f| walk(f, &mut out));
+    for form in forms {
+        visit(form, &mut |x| {
+            if let Ast::Define(n, ..) | Ast::Set(n, ..) = x {
+                out.insert(n.clone());
+            }
+        });
+    }
     out
 }

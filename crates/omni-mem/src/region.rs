@@ -607,24 +607,8 @@ pub fn region_create_at(rank: u64) -> Region {
             while !after.is_null() && (*after).rank > rank {
                 after = (*after).prev_live;
             }
-            let next = if after.is_null() {
-                h.live_head.get()
-            } else {
-                (*after).next_live
-            };
-            (*b).prev_live = after;
-            (*b).next_live = next;
-            if after.is_null() {
-                h.live_head.set(b);
-            } else {
-                (*after).next_live = b;
-            }
-            if next.is_null() {
-                h.live_tail.set(b);
-            } else {
-                (*next).prev_live = b;
-            }
         }
+        link_live_after_in(h, b, after);
     });
     Region::from_block(b)
 }
@@ -713,35 +697,36 @@ fn link_live_tail(b: *mut RegionBlock) {
 }
 
 fn link_live_tail_in(h: &ThreadHeap, b: *mut RegionBlock) {
-    let tail = h.live_tail.get();
-    // SAFETY: b and tail are live blocks of this thread.
-    unsafe {
-        (*b).prev_live = tail;
-        (*b).next_live = ptr::null_mut();
-        if tail.is_null() {
-            h.live_head.set(b);
-        } else {
-            (*tail).next_live = b;
-        }
-    }
-    h.live_tail.set(b);
+    link_live_after_in(h, b, h.live_tail.get());
 }
 
 fn link_live_head(b: *mut RegionBlock) {
-    with_heap(|h| {
-        let head = h.live_head.get();
-        // SAFETY: b and head are live blocks of this thread.
-        unsafe {
-            (*b).prev_live = ptr::null_mut();
-            (*b).next_live = head;
-            if head.is_null() {
-                h.live_tail.set(b);
-            } else {
-                (*head).prev_live = b;
-            }
+    with_heap(|h| link_live_after_in(h, b, ptr::null_mut()))
+}
+
+/// Insert `b` into the live list right after `after` (at the head when
+/// `after` is null). The one place that links a region in.
+fn link_live_after_in(h: &ThreadHeap, b: *mut RegionBlock, after: *mut RegionBlock) {
+    // SAFETY: b, after and its successor are live blocks of this thread.
+    unsafe {
+        let next = if after.is_null() {
+            h.live_head.get()
+        } else {
+            (*after).next_live
+        };
+        (*b).prev_live = after;
+        (*b).next_live = next;
+        if after.is_null() {
+            h.live_head.set(b);
+        } else {
+            (*after).next_live = b;
         }
-        h.live_head.set(b);
-    })
+        if next.is_null() {
+            h.live_tail.set(b);
+        } else {
+            (*next).prev_live = b;
+        }
+    }
 }
 
 fn unlink_live(b: *mut RegionBlock) {
