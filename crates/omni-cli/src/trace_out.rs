@@ -48,6 +48,14 @@ pub fn chrome_trace(events: &[TraceEvent]) -> String {
                     format!("{{\"name\":\"merge\",\"cat\":\"repair\",\"ph\":\"i\",\"s\":\"t\",\"ts\":{ts},\"pid\":1,\"tid\":1,\"args\":{{\"region\":{r},\"into\":{into},\"bytes\":{bytes}}}}}"),
                 );
             }
+            TraceKind::Send => push(
+                &mut out,
+                format!("{{\"name\":\"region {r}\",\"cat\":\"region\",\"ph\":\"e\",\"id\":{r},\"ts\":{ts},\"pid\":1,\"tid\":1,\"args\":{{\"sent_to_another_thread\":true}}}}"),
+            ),
+            TraceKind::Adopt { into, bytes } => push(
+                &mut out,
+                format!("{{\"name\":\"adopt\",\"cat\":\"handoff\",\"ph\":\"i\",\"s\":\"t\",\"ts\":{ts},\"pid\":1,\"tid\":1,\"args\":{{\"region\":{r},\"into\":{into},\"bytes\":{bytes}}}}}"),
+            ),
             TraceKind::Transmigrate { objects, bytes } => push(
                 &mut out,
                 format!("{{\"name\":\"transmigrate\",\"cat\":\"repair\",\"ph\":\"i\",\"s\":\"t\",\"ts\":{ts},\"pid\":1,\"tid\":1,\"args\":{{\"into\":{r},\"objects\":{objects},\"bytes\":{bytes}}}}}"),

@@ -66,6 +66,13 @@ impl Counter64 {
         self.0.fetch_add(v, Ordering::Relaxed)
     }
 
+    /// Statistics that go down as well as up (parcels in flight): only
+    /// atomicity matters; nothing is published with the value.
+    #[inline]
+    pub fn fetch_sub_relaxed(&self, v: u64) -> u64 {
+        self.0.fetch_sub(v, Ordering::Relaxed)
+    }
+
     #[inline]
     pub fn load_relaxed(&self) -> u64 {
         self.0.load(Ordering::Relaxed)

@@ -3,13 +3,15 @@
 //! docs/REGION_DEPENDENCY_RULES.md).
 //!
 //! Rule: an object in region O may point into region V only if V == O or V
-//! is strictly older (smaller rank). Anything else is repaired before the
-//! store, never refused:
+//! is strictly older (`V.rank < O.admit_rank`; the admit rank is the rank
+//! itself except for closed and retained regions, see region.rs). Anything
+//! else is repaired before the store, never refused:
 //!
 //! * policy H0: if `bytes_allocated(V) >= merge_threshold()` and the merge is
 //!   permitted, V is spliced into O (the value stays where it is);
 //! * otherwise the value is transmigrated into O, copying every object that
-//!   lives in a region younger than O.
+//!   lives in a region younger than O (every object outside O when O is a
+//!   closed message region, which never merges).
 
 use crate::error::MemResult;
 use crate::region::{
@@ -41,7 +43,7 @@ pub(crate) unsafe fn admit(dst: *mut RegionBlock, v: Value) -> MemResult<Value> 
     // SAFETY: per the contract.
     unsafe {
         let rv = block_of_ptr(v.heap_ptr());
-        if rv == dst || (*rv).rank < (*dst).rank {
+        if rv == dst || (*rv).rank < (*dst).admit_rank {
             return Ok(v);
         }
         repair(dst, rv, v).map(|(v, _)| v)
@@ -59,6 +61,12 @@ unsafe fn repair(
         // The repair ladder: reuse (the caller's fast path) -> merge the
         // young region whole -> copy. Which rung failed and why is counted
         // (`repairs_below_merge_threshold`, `merge_refusals`).
+        if (*dst).closed {
+            // A message region takes copies of everything outside it.
+            let copy = transmigrate_into(v, dst, Domain::AllBut)?;
+            with_stats(|s| s.repairs_transmigrate += 1);
+            return Ok((copy, Repair::Transmigrate));
+        }
         if bytes_allocated(rv) >= merge_threshold() {
             if merge(Region::from_block(rv), Region::from_block(dst)).is_ok() {
                 with_stats(|s| s.repairs_merge += 1);
@@ -99,7 +107,7 @@ pub fn admit_into(dst: Region, v: Value) -> MemResult<(Value, Repair)> {
     // SAFETY: `b` is live and ours; `v` is held by the mutator, hence live.
     unsafe {
         let rv = block_of_ptr(v.heap_ptr());
-        if rv == b || (*rv).rank < (*b).rank {
+        if rv == b || (*rv).rank < (*b).admit_rank {
             return Ok((v, Repair::None));
         }
         repair(b, rv, v)

@@ -18,6 +18,7 @@ mod error;
 mod intern;
 mod meta;
 mod obj;
+mod parcel;
 mod region;
 mod stats;
 pub mod testing;
@@ -39,12 +40,14 @@ pub use obj::{
     dict_entries, dict_get, dict_remove, dict_set, float_value, int_value, is_dict, is_pair,
     is_str, kind, make_int, set_car, set_cdr, with_str, HeapTag, Kind,
 };
+pub use parcel::{parcels_in_flight, region_bytes, Handoff, Parcel};
 pub use region::{
     heap_stats, live_regions, merge, merge_permitted, merge_threshold, region_create,
-    region_create_at, region_create_process, region_exit, region_of, region_release, region_retain,
-    reserve_rank, reserve_ranks, set_heap_limit, set_merge_threshold, trace_start, trace_stop,
-    trim_pools, MergeRefusal, Region, DEFAULT_MERGE_THRESHOLD_BYTES, LARGE_OBJECT, RANK_PROCESS,
-    RANK_RETAINED, SEGMENT_SIZE,
+    region_create_at, region_create_message, region_create_process, region_exit, region_of,
+    region_release, region_retain, reserve_rank, reserve_ranks, set_heap_limit,
+    set_merge_threshold, trace_start, trace_stop, trim_pools, MergeRefusal, Region,
+    TransferRefusal, DEFAULT_MERGE_THRESHOLD_BYTES, LARGE_OBJECT, RANK_PROCESS, RANK_RETAINED,
+    SEGMENT_SIZE,
 };
 pub use stats::{HeapStats, RegionStats};
 pub use tether::{tether_end, tether_start, BorrowedRef, Tether};

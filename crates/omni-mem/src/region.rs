@@ -21,12 +21,18 @@
 //! thread keeps its live regions in a list ordered by rank; merge uses it to
 //! prove no live region sits between the two it splices.
 //!
-//! Threading: a region belongs to the thread that created it; only
-//! `external_rc` is touched by other threads (atomic, see atomic.rs).
+//! Threading (docs/REGION_THREADING_MODEL.md): a region belongs to the
+//! thread that created it; only `external_rc` is touched by other threads
+//! (atomic, see atomic.rs). The one exception is a *closed* region (a
+//! message region, see parcel.rs): nothing outside points into it and it
+//! points into nothing outside, and its segments come from the process-wide
+//! [`SharedPool`] rather than a thread's slabs, so it can change owner
+//! thread as a whole. A thread's own slabs never leave it.
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::cell::{Cell, UnsafeCell};
 use std::ptr::{self, addr_of_mut, NonNull};
+use std::sync::{Mutex, MutexGuard};
 
 use crate::atomic::{Counter32, Counter64};
 use crate::error::{MemError, MemResult};
@@ -80,6 +86,9 @@ pub(crate) struct SegHeader {
     size: usize,
     state: u64,
     kind: SegKind,
+    /// From the process-wide shared pool (closed regions): goes back there
+    /// when freed, whatever thread frees it.
+    shared: bool,
 }
 
 const SEG_HDR: usize = round_up_const(std::mem::size_of::<SegHeader>(), 16);
@@ -99,7 +108,17 @@ pub(crate) struct RegionBlock {
     /// Bumped every time this control block's region dies. Survives reuse of
     /// the segment (header segments are pooled apart from data segments).
     pub(crate) epoch: u64,
+    /// Lifetime rank when this region is the *target* of an edge: an
+    /// object elsewhere may point here only if this rank is lower than its
+    /// region's `admit_rank`.
     pub(crate) rank: u64,
+    /// Rank when this region *holds* the pointer: an edge from here to a
+    /// region of rank r is allowed only if `r < admit_rank`. Equal to
+    /// `rank` for ordinary regions; 0 for closed regions (every outgoing
+    /// edge is repaired by copying in) and 1 for retained ones.
+    pub(crate) admit_rank: u64,
+    /// A closed (message) region: see the module comment.
+    pub(crate) closed: bool,
     pub(crate) external_rc: Counter32,
     pub(crate) tethers: u32,
     pub(crate) scope_alive: bool,
@@ -191,7 +210,7 @@ thread_local! {
                 segments_from_os: 0,
                 merges: 0,
                 merges_refused: 0,
-                merge_refusals: [0; 7],
+                merge_refusals: [0; 8],
                 repairs_below_merge_threshold: 0,
                 transmigrations: 0,
                 transmigrated_objects: 0,
@@ -200,6 +219,8 @@ thread_local! {
                 repairs_transmigrate: 0,
                 repairs_merge: 0,
                 quota_errors: 0,
+                regions_sent: 0,
+                regions_adopted: 0,
             }),
         }
     };
@@ -370,6 +391,90 @@ unsafe fn take_segment_in(h: &ThreadHeap) -> *mut u8 {
         }
         stats_in(h).segments_from_os += SLAB_SEGMENTS as u64;
         slab
+    }
+}
+
+/// Segments of closed regions, shared by all threads. Closed regions are
+/// the only ones that change owner thread, so their segments must not
+/// belong to a thread (a thread's slabs are freed when it exits).
+pub(crate) struct SharedPool {
+    /// Control-block segments, kept as such so a stale handle's epoch
+    /// check reads an epoch (release builds cap them like the thread pool).
+    headers: Vec<*mut u8>,
+    data: Vec<*mut u8>,
+    slabs: Vec<*mut u8>,
+}
+
+// SAFETY: a pooled segment belongs to the pool alone (no region and no value
+// refers to it) and the pool is only reached under its mutex, so handing the
+// pointers to whichever thread holds the lock hands over exclusive ownership.
+unsafe impl Send for SharedPool {}
+
+static SHARED_POOL: Mutex<SharedPool> = Mutex::new(SharedPool {
+    headers: Vec::new(),
+    data: Vec::new(),
+    slabs: Vec::new(),
+});
+
+/// The shared pool, locked. Never held across a call back into omni-mem.
+pub(crate) fn shared_pool() -> MutexGuard<'static, SharedPool> {
+    // A panic while holding the lock leaves the vectors consistent (every
+    // operation on them is a single push or pop), so poisoning is ignored.
+    SHARED_POOL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A data segment from the shared pool, else from a new shared slab.
+fn take_shared_segment(h: &ThreadHeap) -> *mut u8 {
+    let mut pool = shared_pool();
+    if let Some(p) = pool.data.pop() {
+        return p;
+    }
+    // SAFETY: SLAB_BYTES is a non-zero multiple of SEGMENT_SIZE; the new
+    // slab is carved into segments owned by the pool, the first one by us.
+    unsafe {
+        let slab = os_alloc(SLAB_BYTES);
+        pool.slabs.push(slab);
+        for i in (1..SLAB_SEGMENTS).rev() {
+            pool.data.push(slab.add(i * SEGMENT_SIZE));
+        }
+        stats_in(h).segments_from_os += SLAB_SEGMENTS as u64;
+        slab
+    }
+}
+
+/// Return a shared segment to the shared pool (large ones to the system).
+/// Touches no thread-local state, so any thread may call it, even while
+/// its thread-locals are being torn down.
+///
+/// # Safety
+/// `seg` must be a shared segment of a dying region.
+unsafe fn release_shared_segment(seg: *mut SegHeader) {
+    // SAFETY: per the contract nothing refers to the segment any more.
+    unsafe {
+        (*seg).state = STATE_FREE;
+        let base: *mut u8 = seg.cast();
+        match (*seg).kind {
+            SegKind::Header => {
+                let blk: *mut RegionBlock = seg.cast();
+                (*blk).epoch += 1;
+                (*blk).forward = ptr::null_mut();
+                #[cfg(debug_assertions)]
+                ptr::write_bytes(base.add(BLOCK_SIZE), POISON, SEGMENT_SIZE - BLOCK_SIZE);
+                let mut pool = shared_pool();
+                #[cfg(not(debug_assertions))]
+                if pool.headers.len() >= HEADER_POOL_CAP {
+                    pool.data.push(base);
+                    return;
+                }
+                pool.headers.push(base);
+            }
+            SegKind::Data => {
+                #[cfg(debug_assertions)]
+                ptr::write_bytes(base.add(SEG_HDR), POISON, SEGMENT_SIZE - SEG_HDR);
+                shared_pool().data.push(base);
+            }
+            SegKind::Large => os_free(base, (*seg).size),
+        }
     }
 }
 
@@ -563,7 +668,7 @@ pub fn region_create() -> Region {
         let rank = h.next_rank.get();
         h.next_rank.set(rank + 1);
         // SAFETY: `new_block_in` initialises every field.
-        let b = unsafe { new_block_in(h, rank) };
+        let b = unsafe { new_block_in(h, rank, false) };
         link_live_tail_in(h, b);
         b
     });
@@ -627,14 +732,19 @@ pub fn region_create_process() -> Region {
 /// Returns a fully initialised, unlinked control block.
 unsafe fn new_block(rank: u64) -> *mut RegionBlock {
     // SAFETY: forwarded contract.
-    with_heap(|h| unsafe { new_block_in(h, rank) })
+    with_heap(|h| unsafe { new_block_in(h, rank, false) })
 }
 
 /// # Safety
-/// Returns a fully initialised, unlinked control block.
-unsafe fn new_block_in(h: &ThreadHeap, rank: u64) -> *mut RegionBlock {
-    // SAFETY: pools are only touched by this thread, never re-entrantly.
-    let pooled = unsafe { (*h.header_pool.get()).pop() };
+/// Returns a fully initialised, unlinked control block. A `closed` block
+/// gets rank `RANK_RETAINED`, admit rank 0 and a shared-pool segment.
+unsafe fn new_block_in(h: &ThreadHeap, rank: u64, closed: bool) -> *mut RegionBlock {
+    let pooled = if closed {
+        shared_pool().headers.pop()
+    } else {
+        // SAFETY: pools are only touched by this thread, never re-entrantly.
+        unsafe { (*h.header_pool.get()).pop() }
+    };
     let owner = token_in(h);
     let local = h.next_local_id.get();
     h.next_local_id.set(local + 1);
@@ -644,6 +754,7 @@ unsafe fn new_block_in(h: &ThreadHeap, rank: u64) -> *mut RegionBlock {
     unsafe {
         let (p, epoch) = match pooled {
             Some(p) => (p, (*p.cast::<RegionBlock>()).epoch),
+            None if closed => (take_shared_segment(h), 0),
             None => (take_segment_in(h), 0),
         };
         let b = p.cast::<RegionBlock>();
@@ -653,6 +764,7 @@ unsafe fn new_block_in(h: &ThreadHeap, rank: u64) -> *mut RegionBlock {
             size: SEGMENT_SIZE,
             state: STATE_LIVE,
             kind: SegKind::Header,
+            shared: closed,
         });
         let start = p.add(BLOCK_SIZE);
         let seg_end = p.add(SEGMENT_SIZE);
@@ -664,7 +776,9 @@ unsafe fn new_block_in(h: &ThreadHeap, rank: u64) -> *mut RegionBlock {
         addr_of_mut!((*b).forward).write(ptr::null_mut());
         addr_of_mut!((*b).id).write(id);
         addr_of_mut!((*b).epoch).write(epoch);
-        addr_of_mut!((*b).rank).write(rank);
+        addr_of_mut!((*b).rank).write(if closed { RANK_RETAINED } else { rank });
+        addr_of_mut!((*b).admit_rank).write(if closed { 0 } else { rank });
+        addr_of_mut!((*b).closed).write(closed);
         addr_of_mut!((*b).external_rc).write(Counter32::new(0));
         addr_of_mut!((*b).tethers).write(0);
         addr_of_mut!((*b).scope_alive).write(true);
@@ -771,6 +885,10 @@ pub fn region_exit(r: Region) {
         (*raw).scope_alive = false;
         if !maybe_free(raw) {
             (*raw).rank = RANK_RETAINED;
+            // A retained region may die at any release: it may keep
+            // pointing only into process regions (rank 0). Edges already
+            // stored stay; new ones are copied in by the barrier.
+            (*raw).admit_rank = (*raw).admit_rank.min(RANK_PROCESS + 1);
             unlink_live(raw);
             link_live_tail(raw);
         }
@@ -861,6 +979,10 @@ unsafe fn release_segment_in(h: &ThreadHeap, seg: *mut SegHeader) {
     // SAFETY: the segment is no longer reachable from any live value; the
     // pools are only touched by this thread, never re-entrantly.
     unsafe {
+        if (*seg).shared {
+            release_shared_segment(seg);
+            return;
+        }
         (*seg).state = STATE_FREE;
         let base: *mut u8 = seg.cast();
         match (*seg).kind {
@@ -889,41 +1011,52 @@ unsafe fn release_segment_in(h: &ThreadHeap, seg: *mut SegHeader) {
 }
 
 /// Return every slab whose segments are all pooled as data segments to the
-/// system allocator (e.g. after a peak). Returns the bytes released.
+/// system allocator (e.g. after a peak), this thread's and the shared
+/// pool's. Returns the bytes released.
 pub fn trim_pools() -> usize {
-    with_heap(|h| {
+    let own = with_heap(|h| {
         // SAFETY: pools and slabs are only touched by this thread, never
-        // re-entrantly; a slab all of whose segments sit in the data pool
-        // belongs to no region.
-        unsafe {
-            let slabs = &mut *h.slabs.get();
-            let pool = &mut *h.data_pool.get();
-            let mut free_count = vec![0usize; slabs.len()];
-            let slab_of = |p: *mut u8, slabs: &[*mut u8]| {
-                let i = slabs.partition_point(|&s| s.addr() <= p.addr());
-                i.checked_sub(1)
-                    .filter(|&i| p.addr() < slabs[i].addr() + SLAB_BYTES)
-            };
-            for &p in pool.iter() {
-                if let Some(i) = slab_of(p, slabs) {
-                    free_count[i] += 1;
-                }
-            }
-            pool.retain(|&p| slab_of(p, slabs).is_none_or(|i| free_count[i] < SLAB_SEGMENTS));
-            let mut released = 0;
-            let mut keep = Vec::with_capacity(slabs.len());
-            for (i, &s) in slabs.iter().enumerate() {
-                if free_count[i] == SLAB_SEGMENTS {
-                    os_free(s, SLAB_BYTES);
-                    released += SLAB_BYTES;
-                } else {
-                    keep.push(s);
-                }
-            }
-            *slabs = keep;
-            released
+        // re-entrantly.
+        unsafe { trim_slabs(&mut *h.slabs.get(), &mut *h.data_pool.get()) }
+    });
+    let mut shared = shared_pool();
+    let shared = &mut *shared;
+    // SAFETY: the shared pool is locked.
+    own + unsafe { trim_slabs(&mut shared.slabs, &mut shared.data) }
+}
+
+/// Free the slabs (sorted by address) all of whose segments sit in `pool`.
+///
+/// # Safety
+/// `pool` must hold only unused segments; a slab all of whose segments are
+/// in it belongs to no region.
+unsafe fn trim_slabs(slabs: &mut Vec<*mut u8>, pool: &mut Vec<*mut u8>) -> usize {
+    slabs.sort_by_key(|s| s.addr());
+    let mut free_count = vec![0usize; slabs.len()];
+    let slab_of = |p: *mut u8, slabs: &[*mut u8]| {
+        let i = slabs.partition_point(|&s| s.addr() <= p.addr());
+        i.checked_sub(1)
+            .filter(|&i| p.addr() < slabs[i].addr() + SLAB_BYTES)
+    };
+    for &p in pool.iter() {
+        if let Some(i) = slab_of(p, slabs) {
+            free_count[i] += 1;
         }
-    })
+    }
+    pool.retain(|&p| slab_of(p, slabs).is_none_or(|i| free_count[i] < SLAB_SEGMENTS));
+    let mut released = 0;
+    let mut keep = Vec::with_capacity(slabs.len());
+    for (i, &s) in slabs.iter().enumerate() {
+        if free_count[i] == SLAB_SEGMENTS {
+            // SAFETY: per the contract, every segment of the slab is unused.
+            unsafe { os_free(s, SLAB_BYTES) };
+            released += SLAB_BYTES;
+        } else {
+            keep.push(s);
+        }
+    }
+    *slabs = keep;
+    released
 }
 
 // ---------------------------------------------------------------------------
@@ -1068,6 +1201,7 @@ unsafe fn alloc_slow(b: *mut RegionBlock, size: usize) -> MemResult<*mut u8> {
                 size: total,
                 state: STATE_LIVE,
                 kind: SegKind::Large,
+                shared: false,
             });
             (*b).seg.next = seg;
             if (*b).tail == b.cast() {
@@ -1084,7 +1218,14 @@ unsafe fn alloc_slow(b: *mut RegionBlock, size: usize) -> MemResult<*mut u8> {
             (*b).inline_used_frozen = used;
         }
         (*b).bytes_closed += used;
-        let p = with_heap(|h| take_segment_in(h));
+        let closed = (*b).closed;
+        let p = with_heap(|h| {
+            if closed {
+                take_shared_segment(h)
+            } else {
+                take_segment_in(h)
+            }
+        });
         let seg: *mut SegHeader = p.cast();
         seg.write(SegHeader {
             region: b,
@@ -1092,6 +1233,7 @@ unsafe fn alloc_slow(b: *mut RegionBlock, size: usize) -> MemResult<*mut u8> {
             size: SEGMENT_SIZE,
             state: STATE_LIVE,
             kind: SegKind::Data,
+            shared: closed,
         });
         (*(*b).tail).next = seg;
         (*b).tail = seg;
@@ -1136,10 +1278,13 @@ pub enum MergeRefusal {
     Counted,
     ScopeEnded,
     OtherThread,
+    /// The older region is closed (a message region): it takes copies only,
+    /// so it never holds a thread's own segments.
+    Closed,
 }
 
 impl MergeRefusal {
-    pub const ALL: [MergeRefusal; 7] = [
+    pub const ALL: [MergeRefusal; 8] = [
         MergeRefusal::SameRegion,
         MergeRefusal::NotYounger,
         MergeRefusal::RegionBetween,
@@ -1147,6 +1292,7 @@ impl MergeRefusal {
         MergeRefusal::Counted,
         MergeRefusal::ScopeEnded,
         MergeRefusal::OtherThread,
+        MergeRefusal::Closed,
     ];
 
     /// A short reason, for statistics and `omni --stats`.
@@ -1159,6 +1305,7 @@ impl MergeRefusal {
             MergeRefusal::Counted => "externally counted",
             MergeRefusal::ScopeEnded => "scope ended",
             MergeRefusal::OtherThread => "other thread",
+            MergeRefusal::Closed => "closed message region",
         }
     }
 }
@@ -1181,6 +1328,9 @@ unsafe fn merge_check(y: *mut RegionBlock, o: *mut RegionBlock) -> Result<(), Me
         }
         if !(*y).scope_alive || !(*o).scope_alive {
             return Err(MergeRefusal::ScopeEnded);
+        }
+        if (*o).closed || (*y).closed {
+            return Err(MergeRefusal::Closed);
         }
         if (*y).rank <= (*o).rank {
             return Err(MergeRefusal::NotYounger);
@@ -1242,6 +1392,174 @@ pub fn merge(young: Region, old: Region) -> Result<(), MergeRefusal> {
         );
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Closed regions and ownership transfer (used by parcel.rs)
+
+/// Create a closed region (a *message region*) on this thread: its scope
+/// is open like any region's, but nothing outside may point into it (its
+/// rank is the youngest) and it may point into nothing outside (its admit
+/// rank is 0: the barrier copies in whatever is stored into it), and its
+/// segments come from the shared pool. Such a region can be handed to
+/// another thread whole: see [`crate::Parcel::transfer`].
+pub fn region_create_message() -> Region {
+    let b = with_heap(|h| {
+        // SAFETY: `new_block_in` initialises every field.
+        let b = unsafe { new_block_in(h, RANK_RETAINED, true) };
+        link_live_tail_in(h, b);
+        b
+    });
+    Region::from_block(b)
+}
+
+/// Why a region cannot be handed to another thread as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferRefusal {
+    /// Not a message region: other regions may point into it or it into them.
+    NotClosed,
+    /// The value does not live in the region.
+    ValueElsewhere,
+    /// The region was merged away, or its scope already ended.
+    NotOpen,
+    Counted,
+    Tethered,
+    OtherThread,
+}
+
+/// Check that `b` can leave this thread with `root` as its only entry.
+///
+/// # Safety
+/// `b` must be a live or merged control block.
+pub(crate) unsafe fn transfer_check(
+    b: *mut RegionBlock,
+    root: Value,
+) -> Result<(), TransferRefusal> {
+    // SAFETY: per the contract.
+    unsafe {
+        if !(*b).closed {
+            return Err(TransferRefusal::NotClosed);
+        }
+        if !(*b).forward.is_null() || !(*b).scope_alive {
+            return Err(TransferRefusal::NotOpen);
+        }
+        if (*b).owner != thread_token() {
+            return Err(TransferRefusal::OtherThread);
+        }
+        if root.is_heap() && block_of_ptr(root.heap_ptr()) != b {
+            return Err(TransferRefusal::ValueElsewhere);
+        }
+        if (*b).external_rc.load_acquire() > 0 {
+            return Err(TransferRefusal::Counted);
+        }
+        if (*b).tethers > 0 {
+            return Err(TransferRefusal::Tethered);
+        }
+        Ok(())
+    }
+}
+
+/// Take a checked closed region off this thread: off the live list and out
+/// of the thread's accounting. Returns its object bytes.
+///
+/// # Safety
+/// `transfer_check(b, _)` must have succeeded, and the caller must hold no
+/// pointer into `b` other than the one it hands over with it.
+pub(crate) unsafe fn detach(b: *mut RegionBlock) -> usize {
+    with_heap(|h| {
+        // SAFETY: per the contract `b` is live, ours and unmerged.
+        unsafe {
+            account_in(h, b);
+            unlink_live_in(h, b);
+            let s = stats_in(h);
+            s.live_bytes -= (*b).reported;
+            s.live_segment_bytes -= (*b).seg_bytes;
+            s.live_regions -= 1;
+            s.regions_sent += 1;
+            (*b).reported = 0;
+            (*b).owner = 0;
+            if h.tracing.get() {
+                record_in(h, (*b).id, TraceKind::Send);
+            }
+            bytes_allocated(b)
+        }
+    })
+}
+
+/// Splice a detached closed region into `into` (a region of this thread)
+/// in O(1), like a merge: its objects now live and die with `into`.
+///
+/// No ordering check is needed, unlike `merge`: a closed region points
+/// into no other region, so its objects may join a region of any rank.
+///
+/// # Safety
+/// `y` must be a detached closed region (from `detach`) that nothing
+/// else refers to; `into` must be live and owned by this thread.
+pub(crate) unsafe fn adopt(y: *mut RegionBlock, into: Region) {
+    let o = into.block();
+    // SAFETY: per the contract.
+    unsafe {
+        debug_assert!((*y).closed && (*y).forward.is_null() && (*y).owner == 0);
+        let ybytes = bytes_allocated(y);
+        (*(*o).tail).next = y.cast();
+        (*o).tail = (*y).tail;
+        (*o).bytes_closed += ybytes;
+        (*o).segments += (*y).segments;
+        (*o).seg_bytes += (*y).seg_bytes;
+        (*o).transmigrated_objects_in += (*y).transmigrated_objects_in;
+        (*o).transmigrated_bytes_in += (*y).transmigrated_bytes_in;
+        (*y).scope_alive = false;
+        (*y).forward = o;
+        (*y).owner = (*o).owner;
+        clamp_end(o);
+        let seg_bytes = (*y).seg_bytes;
+        with_heap(|h| {
+            let s = stats_in(h);
+            s.live_segment_bytes += seg_bytes;
+            s.peak_segment_bytes = s.peak_segment_bytes.max(s.live_segment_bytes);
+            s.regions_adopted += 1;
+            if h.tracing.get() {
+                record_in(
+                    h,
+                    (*y).id,
+                    TraceKind::Adopt {
+                        into: (*o).id,
+                        bytes: ybytes,
+                    },
+                );
+            }
+            account_in(h, o);
+        });
+    }
+}
+
+/// Free a detached closed region that nobody adopted (a message left in a
+/// channel nobody reads). Any thread may call this; it touches no
+/// thread-local state.
+///
+/// # Safety
+/// `y` must be a detached closed region that nothing refers to.
+pub(crate) unsafe fn free_detached(y: *mut RegionBlock) {
+    // SAFETY: per the contract; every segment of a closed region is shared
+    // or large, which `release_shared_segment` handles.
+    unsafe {
+        debug_assert!((*y).closed && (*y).owner == 0);
+        let mut seg: *mut SegHeader = y.cast();
+        while !seg.is_null() {
+            let next = (*seg).next;
+            release_shared_segment(seg);
+            seg = next;
+        }
+    }
+}
+
+/// Bytes of objects in a live or detached control block.
+///
+/// # Safety
+/// `b` must be a live or detached control block.
+pub(crate) unsafe fn block_bytes(b: *mut RegionBlock) -> usize {
+    // SAFETY: per the contract.
+    unsafe { bytes_allocated(b) }
 }
 
 // ---------------------------------------------------------------------------

@@ -22,7 +22,7 @@ pub struct HeapStats {
     pub merges: u64,
     pub merges_refused: u64,
     /// Merge refusals by reason, indexed by `MergeRefusal as usize`.
-    pub merge_refusals: [u64; 7],
+    pub merge_refusals: [u64; 8],
     /// Barrier repairs that did not try a merge because the young region
     /// was below the H0 threshold (the first rung that failed).
     pub repairs_below_merge_threshold: u64,
@@ -36,6 +36,11 @@ pub struct HeapStats {
     pub repairs_transmigrate: u64,
     pub repairs_merge: u64,
     pub quota_errors: u64,
+    /// Closed regions this thread handed off (`Parcel::transfer` and
+    /// `Parcel::copy`; docs/REGION_THREADING_MODEL.md).
+    pub regions_sent: u64,
+    /// Parcels this thread spliced into one of its regions.
+    pub regions_adopted: u64,
 }
 
 /// A snapshot of one region's accounting.

@@ -20,6 +20,13 @@ pub enum TraceKind {
         objects: u64,
         bytes: u64,
     },
+    /// Handed to another thread (a parcel left this thread).
+    Send,
+    /// A received parcel was spliced into region `into`, carrying `bytes`.
+    Adopt {
+        into: u64,
+        bytes: usize,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -33,6 +33,9 @@ pub(crate) enum Domain {
     /// Objects in any region younger (higher rank) than this rank: what the
     /// barrier needs so the copy's external edges all point to older regions.
     YoungerThan(u64),
+    /// Every object outside the destination: what a closed (message)
+    /// region needs, since it may point into no other region.
+    AllBut,
 }
 
 struct Transmigration {
@@ -72,6 +75,7 @@ impl Transmigration {
             match self.domain {
                 Domain::Region(src) => b == src,
                 Domain::YoungerThan(rank) => (*b).rank > rank && b != self.dst,
+                Domain::AllBut => b != self.dst,
             }
         };
         self.memo_seg = seg;
@@ -406,5 +410,27 @@ pub fn transmigrate(root: Value, src: Region, dst: Region) -> MemResult<Value> {
 pub fn transmigrate_younger(root: Value, dst: Region) -> MemResult<Value> {
     let d = dst.block();
     // SAFETY: as in `transmigrate`.
-    unsafe { transmigrate_into(root, d, Domain::YoungerThan((*d).rank)) }
+    unsafe {
+        let domain = if (*d).closed {
+            Domain::AllBut
+        } else {
+            Domain::YoungerThan((*d).admit_rank)
+        };
+        transmigrate_into(root, d, domain)
+    }
+}
+
+/// Copy every heap object reachable from `root` that is not already in
+/// `dst` (a closed region) into `dst`: the whole graph, process regions
+/// included. Used to build parcels.
+///
+/// # Safety
+/// `dst` must be a live closed region owned by this thread; `root` must be
+/// held by the mutator.
+pub(crate) unsafe fn transmigrate_everything(
+    root: Value,
+    dst: *mut RegionBlock,
+) -> MemResult<Value> {
+    // SAFETY: forwarded contract.
+    unsafe { transmigrate_into(root, dst, Domain::AllBut) }
 }

@@ -9,6 +9,7 @@
 //! | `010`    | character (Unicode scalar value)           |
 //! | `011`    | constant: `()`, false, true, nothing, ...  |
 //! | `100`    | symbol: index into the intern table        |
+//! | `101`    | handle: a channel or thread of the runtime |
 //!
 //! Immediates never allocate. The word is stored as a raw pointer so heap
 //! pointers keep their provenance (strict-provenance clean under Miri);
@@ -24,6 +25,9 @@ const TAG_FIX: usize = 0b001;
 const TAG_CHAR: usize = 0b010;
 const TAG_CONST: usize = 0b011;
 const TAG_SYM: usize = 0b100;
+const TAG_HANDLE: usize = 0b101;
+/// Bits of a handle's payload that name its kind (the rest is an index).
+const HANDLE_KIND_BITS: usize = 8;
 
 /// Smallest and largest integer that fits in a fixnum.
 pub const FIXNUM_MIN: i64 = -(1 << 60);
@@ -138,6 +142,28 @@ impl Value {
         }
     }
 
+    /// A handle: an immediate naming an entry of a runtime table (a
+    /// channel, a thread). `kind` says which table; handles are plain
+    /// words, so they cross threads like any immediate.
+    #[inline]
+    pub fn handle(kind: u8, index: u32) -> Value {
+        let payload = ((index as usize) << HANDLE_KIND_BITS) | kind as usize;
+        Value(ptr::without_provenance_mut(
+            (payload << TAG_BITS) | TAG_HANDLE,
+        ))
+    }
+
+    /// `(kind, index)` of a handle.
+    #[inline]
+    pub fn as_handle(self) -> Option<(u8, u32)> {
+        if self.bits() & TAG_MASK == TAG_HANDLE {
+            let payload = self.bits() >> TAG_BITS;
+            Some((payload as u8, (payload >> HANDLE_KIND_BITS) as u32))
+        } else {
+            None
+        }
+    }
+
     #[inline]
     pub fn bool(b: bool) -> Value {
         if b {
@@ -176,6 +202,8 @@ impl fmt::Debug for Value {
             write!(f, "true")
         } else if *self == Value::NOTHING {
             write!(f, "nothing")
+        } else if let Some((k, i)) = self.as_handle() {
+            write!(f, "#<handle {k}:{i}>")
         } else if self.is_heap() {
             write!(f, "#<obj {:#x}>", self.bits())
         } else {
@@ -209,6 +237,8 @@ mod tests {
             Value::char('a'),
             Value::symbol(3),
             Value::fixnum(0).unwrap(),
+            Value::handle(1, 3),
+            Value::handle(2, 3),
         ];
         for (i, a) in all.iter().enumerate() {
             assert!(!a.is_heap());
@@ -231,5 +261,8 @@ mod tests {
         assert_eq!(Value::char('λ').as_char(), Some('λ'));
         assert_eq!(Value::symbol(77).as_symbol(), Some(77));
         assert_eq!(Value::symbol(77).as_char(), None);
+        assert_eq!(Value::handle(2, u32::MAX).as_handle(), Some((2, u32::MAX)));
+        assert_eq!(Value::handle(2, 9).as_symbol(), None);
+        assert_eq!(Value::symbol(9).as_handle(), None);
     }
 }
