@@ -156,6 +156,29 @@ fn print_stats(s: &HeapStats, vm: Option<&omni_lang::vm::VmStats>) {
             v.return_repairs_transmigrate, v.return_repairs_merge
         );
         let _ = writeln!(e, "global-store repairs   {}", v.global_repairs);
+        if v.threads_spawned > 0 || v.sends_transfer + v.sends_copy + v.sends_immediate > 0 {
+            let _ = writeln!(
+                e,
+                "sends                  {} region transfer (A), {} copy (B), {} immediate; {} receives",
+                v.sends_transfer, v.sends_copy, v.sends_immediate, v.receives
+            );
+            let _ = writeln!(
+                e,
+                "regions handed off     {} sent, {} adopted (this thread)",
+                s.regions_sent, s.regions_adopted
+            );
+            let _ = writeln!(e, "threads spawned        {}", v.threads_spawned);
+            let _ = writeln!(
+                e,
+                "  their regions        {} created, {} bytes transmigrated",
+                v.thread_regions_created, v.thread_bytes_transmigrated
+            );
+            let _ = writeln!(
+                e,
+                "  live at their exit   {} regions, {} bytes",
+                v.thread_live_regions_at_exit, v.thread_live_bytes_at_exit
+            );
+        }
     }
     let _ = writeln!(e, "live regions at exit   {}", s.live_regions);
     let _ = writeln!(e, "live bytes at exit     {}", s.live_bytes);
@@ -243,7 +266,11 @@ fn repl() -> ExitCode {
             }
         }
     }
-    session.finish();
+    let errors = session.finish();
+    if !errors.is_empty() {
+        eprint!("{errors}");
+        return ExitCode::from(1);
+    }
     ExitCode::SUCCESS
 }
 
@@ -314,7 +341,10 @@ fn run_cmd(opts: Opts, file: String, src: String) -> ExitCode {
             };
             if opts.stats {
                 print_stats(&s, vm.as_ref());
-                if s.live_bytes != 0 || s.live_regions != 0 {
+                let threads_live = vm.as_ref().map_or(0, |v| {
+                    v.thread_live_bytes_at_exit as u64 + v.thread_live_regions_at_exit
+                });
+                if s.live_bytes != 0 || s.live_regions != 0 || threads_live != 0 {
                     eprintln!(
                         "omni: internal error: {} bytes in {} regions still live at exit",
                         s.live_bytes, s.live_regions

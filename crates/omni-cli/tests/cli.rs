@@ -211,3 +211,37 @@ fn max_heap_stops_a_runaway_program() {
         text(&o.stderr)
     );
 }
+
+#[test]
+fn stats_report_handoffs_and_threads() {
+    let o = omni(
+        &["run", "tests/programs/089_thread_fan_in.omni", "--stats"],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    // 4 producers x 50 fresh lists go by region transfer; the 4 'done
+    // markers too. Nothing is copied.
+    assert!(
+        err.contains(
+            "sends                  204 region transfer (A), 0 copy (B), 0 immediate; 204 receives"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("threads spawned        4"), "{err}");
+    assert!(
+        err.contains("live at their exit   0 regions, 0 bytes"),
+        "{err}"
+    );
+    assert!(err.contains("live bytes at exit     0"), "{err}");
+}
+
+#[test]
+fn repl_waits_for_threads_and_recovers_from_deadlock() {
+    let input = "(define c (chan))\n(recv c)\n(define t (spawn (lambda () (send c 7) 'ok)))\n(recv c)\n(join t)\n";
+    let o = omni(&["repl"], Some(input));
+    let out = text(&o.stdout);
+    let err = text(&o.stderr);
+    assert!(err.contains("deadlock: every thread is blocked"), "{err}");
+    assert!(out.contains("7\nok\n"), "{out}");
+}

@@ -133,6 +133,12 @@ prims! {
     GuardError = "guard-error", 2, 2, Higher;
     CommandLine = "command-line", 0, 0, Inspects;
     Coalesce = "coalesce!", 0, 0, Inspects;
+    Spawn = "spawn", 1, 1, Inspects;
+    Join = "join", 1, 1, Inspects;
+    Chan = "chan", 0, 1, Inspects;
+    Send = "send", 2, 2, Inspects;
+    Recv = "recv", 1, 1, Inspects;
+    Close = "close", 1, 1, Inspects;
 }
 
 impl Prim {
@@ -199,7 +205,16 @@ impl Prim {
                 | Box
                 | GuardError
                 | CommandLine
+                // A received message or a joined result is spliced into
+                // the region of the call site.
+                | Recv
+                | Join
         )
+    }
+
+    /// Whether the primitive may block the thread (channels, join).
+    pub fn blocks(self) -> bool {
+        matches!(self, Prim::Join | Prim::Send | Prim::Recv)
     }
 
     /// Whether the primitive stores into an existing structure (a barrier site).

@@ -50,6 +50,11 @@ pub enum Ctx {
     /// A value being stored into the container held in this slot: built in
     /// the container's region (calls get it as their destination).
     Into(u32),
+    /// Part of a fresh message being sent: built in the send's message
+    /// region, which travels to the receiver whole. Nothing referenced
+    /// here needs to outlive the activation: the barrier copies whatever
+    /// is stored into a message region.
+    Message,
 }
 
 impl Ctx {
@@ -60,11 +65,12 @@ impl Ctx {
             Ctx::Global => Target::Global,
             Ctx::Iter => Target::Iter,
             Ctx::Into(slot) => Target::RegionOfSlot(slot),
+            Ctx::Message => Target::Message,
         }
     }
 
     fn escapes(self) -> bool {
-        self != Ctx::Local
+        !matches!(self, Ctx::Local | Ctx::Message)
     }
 }
 
@@ -570,6 +576,15 @@ impl<'s> Compiler<'s> {
                     ),
                 });
             }
+            if op == Prim::Send && self.fresh_message(&args[1]) {
+                let chan = self.expr(&args[0], Ctx::Local, false)?;
+                let msg = self.expr(&args[1], Ctx::Message, false)?;
+                return Ok(Node::SendFresh {
+                    chan: Box::new(chan),
+                    msg: Box::new(msg),
+                    span,
+                });
+            }
             return self.prim(op, args, ctx, span);
         }
         // A tail call's callee and arguments outlive this activation's
@@ -661,6 +676,42 @@ impl<'s> Compiler<'s> {
                     span,
                 })
             }
+        }
+    }
+
+    /// Whether `a` is a fresh message: a call of an allocating primitive
+    /// (not a higher-order one) whose arguments are constants, variables,
+    /// lambdas or such calls again. Building it stores intermediate values
+    /// nowhere but in its own objects, so once it is built the message
+    /// region holds nothing else the sender can reach (Option A).
+    fn fresh_message(&mut self, a: &Ast) -> bool {
+        match a {
+            Ast::App(f, args, _) => match self.is_prim_call(f) {
+                Some(op)
+                    if op.allocates()
+                        && op.flow() != Flow::Higher
+                        && !op.blocks()
+                        && op.arity().0 <= args.len()
+                        && args.len() <= op.arity().1 =>
+                {
+                    args.iter().all(|x| self.message_part(x))
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    fn message_part(&mut self, a: &Ast) -> bool {
+        match a {
+            Ast::Quote(_) | Ast::Var(..) | Ast::Lambda(_) => true,
+            Ast::App(f, args, _) => match self.is_prim_call(f) {
+                Some(op) if op.flow() != Flow::Higher && !op.blocks() && !op.is_store() => {
+                    args.iter().all(|x| self.message_part(x))
+                }
+                _ => false,
+            },
+            _ => false,
         }
     }
 

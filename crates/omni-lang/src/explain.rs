@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use crate::builtins::Prim;
 use crate::ir::{CapSrc, Node, Proto, Target};
 
 fn target_name(t: Target) -> String {
@@ -13,6 +14,7 @@ fn target_name(t: Target) -> String {
         Target::Global => "global".into(),
         Target::RegionOfSlot(s) => format!("region-of(slot {s})"),
         Target::Iter => "next-iteration".into(),
+        Target::Message => "message".into(),
     }
 }
 
@@ -146,6 +148,20 @@ fn walk<'a>(n: &'a Node, lines: &mut Vec<String>, nested: &mut Vec<&'a Proto>) {
                     "barrier {} @{span} (store helper: same/older fast path, else repair)",
                     op.name()
                 ));
+            } else if *op == Prim::Send {
+                lines.push(format!(
+                    "handoff send @{span}: option B (message copied into a fresh message region, which the receiver adopts)"
+                ));
+            } else if *op == Prim::Spawn {
+                lines.push(format!(
+                    "handoff spawn @{span}: option B (thunk and globals copied into a message region for the new thread)"
+                ));
+            } else if matches!(op, Prim::Recv | Prim::Join) {
+                lines.push(format!(
+                    "adopt {} @{span} -> {} (received region spliced in, O(1))",
+                    op.name(),
+                    target_name(*target)
+                ));
             } else if op.allocates() {
                 lines.push(format!(
                     "alloc {} @{span} -> {}",
@@ -153,6 +169,16 @@ fn walk<'a>(n: &'a Node, lines: &mut Vec<String>, nested: &mut Vec<&'a Proto>) {
                     target_name(*target)
                 ));
             }
+        }
+        Node::SendFresh { chan, msg, span } => {
+            walk(chan, lines, nested);
+            lines.push(format!(
+                "region message @{span}: created for a fresh message"
+            ));
+            walk(msg, lines, nested);
+            lines.push(format!(
+                "handoff send @{span}: option A (message region handed over whole, O(1); falls back to copy if the check fails)"
+            ));
         }
     }
 }

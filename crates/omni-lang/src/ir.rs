@@ -27,6 +27,9 @@ pub enum Target {
     /// It is handed to the callee's activation with the arguments and dies
     /// when that activation returns or tail-calls again.
     Iter,
+    /// The message region of the enclosing `send` (a fresh value built
+    /// where it will travel; docs/REGION_THREADING_MODEL.md).
+    Message,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -83,6 +86,14 @@ pub enum Node {
         op: Prim,
         args: Vec<Node>,
         target: Target,
+        span: Span,
+    },
+    /// `(send chan msg)` where `msg` is a fresh constructor expression: it
+    /// is built in a new message region, which is handed to the receiver
+    /// whole (Option A). Other sends copy (Option B).
+    SendFresh {
+        chan: Box<Node>,
+        msg: Box<Node>,
         span: Span,
     },
 }

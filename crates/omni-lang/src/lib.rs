@@ -4,6 +4,7 @@
 
 pub mod builtins;
 pub mod compile;
+pub mod conc;
 pub mod explain;
 pub mod ir;
 mod prims;
@@ -12,6 +13,7 @@ pub mod reader;
 pub mod repl;
 pub mod syntax;
 pub mod vm;
+mod vm_conc;
 
 use std::io::Write;
 use std::rc::Rc;
@@ -115,6 +117,11 @@ pub struct Compiled {
 
 /// Read and compile a whole program. Reports every compile error at once.
 pub fn compile_program(vm: &mut Vm, src: &str) -> Result<Vec<Compiled>, Vec<Diagnostic>> {
+    if vm.record_batches {
+        // Spawned threads compile exactly the batches compiled so far
+        // (failed ones too: they consume numbers as well).
+        vm.rt.record_batch(src);
+    }
     let data = reader::read(src).map_err(|e| {
         vec![Diagnostic {
             kind: "read error",
@@ -214,7 +221,7 @@ pub fn run_compiled(
 /// region before returning (success or error).
 pub fn run_source(
     src: &str,
-    out: Box<dyn Write>,
+    out: Box<dyn Write + Send>,
     args: Vec<String>,
 ) -> Result<vm::VmStats, Vec<Diagnostic>> {
     run_source_with(src, out, args, Limits::default())
@@ -246,7 +253,7 @@ impl Default for Limits {
 /// `run_source` with explicit limits.
 pub fn run_source_with(
     src: &str,
-    out: Box<dyn Write>,
+    out: Box<dyn Write + Send>,
     args: Vec<String>,
     limits: Limits,
 ) -> Result<vm::VmStats, Vec<Diagnostic>> {
@@ -257,9 +264,37 @@ pub fn run_source_with(
     vm.set_region_quota(limits.region_quota);
     let r = compile_program(&mut vm, src)
         .and_then(|forms| run_compiled(&mut vm, &forms, &mut |_, _| {}).map_err(|d| vec![d]));
-    let stats = vm.stats;
+    let unjoined = finish_threads(&vm);
+    let mut stats = vm.stats;
+    let (children, heaps) = vm.rt.children_stats();
+    stats.add(&children);
+    for h in &heaps {
+        stats.add_thread_heap(h);
+    }
     vm.shutdown();
-    r.map(|_| stats)
+    match r {
+        Ok(_) if unjoined.is_empty() => Ok(stats),
+        Ok(_) => Err(unjoined),
+        Err(mut d) => {
+            d.extend(unjoined);
+            Err(d)
+        }
+    }
+}
+
+/// Wait for every thread the program spawned (a program ends when all its
+/// threads have) and report those that failed without being joined.
+pub fn finish_threads(vm: &Vm) -> Vec<Diagnostic> {
+    vm.rt
+        .finish()
+        .into_iter()
+        .map(|(id, e)| Diagnostic {
+            kind: "error",
+            message: format!("thread {id} failed (never joined): {}", e.message),
+            span: e.span.filter(|s| s.line > 0),
+            trace: e.trace,
+        })
+        .collect()
 }
 
 /// The explain listing of a whole program.

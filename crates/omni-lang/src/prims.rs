@@ -57,6 +57,7 @@ fn type_name(v: Value) -> &'static str {
         Kind::Dict => "dict",
         Kind::Box => "box",
         Kind::Closure => "procedure",
+        Kind::Handle => "handle",
         Kind::Other => "internal value",
     }
 }
@@ -105,7 +106,10 @@ impl Vm {
     }
 
     fn emit(&mut self, s: &str, span: Span) -> VmResult<()> {
-        self.out
+        self.rt
+            .out
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
             .write_all(s.as_bytes())
             .map_err(|e| LispError::new(format!("output error: {e}"), span))
     }
@@ -764,6 +768,12 @@ impl Vm {
                 }
                 out
             }
+            Chan => self.prim_chan(a, span)?,
+            Send => self.prim_send(a[0], a[1], span)?,
+            Recv => self.prim_recv(a[0], region()?, span)?,
+            Close => self.prim_close(a[0], span)?,
+            Spawn => self.prim_spawn(a[0], span)?,
+            Join => self.prim_join(a[0], region()?, span)?,
             Coalesce => {
                 return Err(LispError::new(
                     "coalesce! is only allowed as a top-level form (no activation may hold values then)",

@@ -182,6 +182,15 @@ fn print_rec(
                 proc_name(closure_code(v).unwrap_or(0))
             );
         }
+        Kind::Handle => match v.as_handle() {
+            Some((crate::conc::HANDLE_CHAN, i)) => {
+                let _ = write!(out, "#<channel {i}>");
+            }
+            Some((crate::conc::HANDLE_THREAD, i)) => {
+                let _ = write!(out, "#<thread {i}>");
+            }
+            _ => out.push_str("#<handle>"),
+        },
         Kind::Other => out.push_str("#<internal>"),
     }
     if compound {

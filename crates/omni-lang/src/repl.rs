@@ -37,7 +37,7 @@ pub const HELP: &str = "\
 
 impl Repl {
     /// A REPL whose programs write to `out`.
-    pub fn new(out: Box<dyn Write>) -> Repl {
+    pub fn new(out: Box<dyn Write + Send>) -> Repl {
         Repl {
             vm: Vm::new(out),
             buffer: String::new(),
@@ -137,8 +137,16 @@ impl Repl {
     }
 
     /// End the session: every region is freed.
-    pub fn finish(mut self) {
+    /// End the session: wait for the threads it spawned (they keep
+    /// running between inputs), free everything, and return the rendered
+    /// errors of threads nobody joined.
+    pub fn finish(mut self) -> String {
+        let errors = crate::finish_threads(&self.vm)
+            .iter()
+            .map(|d| d.render("<repl>", ""))
+            .collect();
         self.vm.shutdown();
+        errors
     }
 }
 

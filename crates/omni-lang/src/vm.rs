@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::io::Write;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use omni_mem::{
     admit_into, alloc_box, alloc_closure, box_get, box_set, closure_capture, closure_code,
@@ -20,6 +21,7 @@ use omni_mem::{
 
 use crate::builtins::Prim;
 use crate::compile::ConstSink;
+use crate::conc::Runtime;
 use crate::ir::{CapSrc, Node, Proto, Target};
 use crate::printer;
 use crate::reader::{Datum, DatumKind, Span};
@@ -106,6 +108,50 @@ pub struct VmStats {
     pub global_repairs: u64,
     /// Next-iteration regions created for tail-call arguments.
     pub iteration_regions: u64,
+    /// Messages sent by handing over their message region (Option A).
+    pub sends_transfer: u64,
+    /// Messages sent by copying into a fresh message region (Option B).
+    pub sends_copy: u64,
+    /// Messages that were immediates (no region travels).
+    pub sends_immediate: u64,
+    pub receives: u64,
+    pub threads_spawned: u64,
+    /// Heap figures of spawned threads, summed at their exit (each thread
+    /// has its own heap; `--stats` checks these are zero too).
+    pub thread_regions_created: u64,
+    pub thread_bytes_transmigrated: u64,
+    pub thread_live_regions_at_exit: u64,
+    pub thread_live_bytes_at_exit: usize,
+}
+
+impl VmStats {
+    /// Add another thread's counts.
+    pub fn add(&mut self, o: &VmStats) {
+        self.calls += o.calls;
+        self.tail_calls += o.tail_calls;
+        self.scratch_regions += o.scratch_regions;
+        self.return_repairs_transmigrate += o.return_repairs_transmigrate;
+        self.return_repairs_merge += o.return_repairs_merge;
+        self.global_repairs += o.global_repairs;
+        self.iteration_regions += o.iteration_regions;
+        self.sends_transfer += o.sends_transfer;
+        self.sends_copy += o.sends_copy;
+        self.sends_immediate += o.sends_immediate;
+        self.receives += o.receives;
+        self.threads_spawned += o.threads_spawned;
+        self.thread_regions_created += o.thread_regions_created;
+        self.thread_bytes_transmigrated += o.thread_bytes_transmigrated;
+        self.thread_live_regions_at_exit += o.thread_live_regions_at_exit;
+        self.thread_live_bytes_at_exit += o.thread_live_bytes_at_exit;
+    }
+
+    /// Add a spawned thread's final heap figures.
+    pub fn add_thread_heap(&mut self, h: &omni_mem::HeapStats) {
+        self.thread_regions_created += h.regions_created;
+        self.thread_bytes_transmigrated += h.transmigrated_bytes;
+        self.thread_live_regions_at_exit += h.live_regions;
+        self.thread_live_bytes_at_exit += h.live_bytes;
+    }
 }
 
 pub struct Vm {
@@ -116,7 +162,14 @@ pub struct Vm {
     pub(crate) global_names: Vec<String>,
     global_ids: HashMap<String, u32>,
     pub global_region: Region,
-    pub(crate) out: Box<dyn Write>,
+    /// Channels, threads and the output stream, shared with every thread
+    /// of the program.
+    pub rt: Arc<Runtime>,
+    /// Whether `compile_program` records its source for spawned threads
+    /// (off in a spawned thread, which replays the recorded batches).
+    pub(crate) record_batches: bool,
+    /// The message region being built by a `send` of a fresh value.
+    pub(crate) msg_region: Option<Region>,
     pub(crate) depth: usize,
     pub max_depth: usize,
     /// Calls (including tail calls) left before the program is stopped
@@ -165,7 +218,12 @@ fn mem_err(e: MemError, span: Span) -> Box<LispError> {
 }
 
 impl Vm {
-    pub fn new(out: Box<dyn Write>) -> Vm {
+    pub fn new(out: Box<dyn Write + Send>) -> Vm {
+        Vm::with_runtime(Runtime::new(out))
+    }
+
+    /// A VM sharing `rt` (channels, threads, output) with other threads.
+    pub fn with_runtime(rt: Arc<Runtime>) -> Vm {
         let global_region = region_create_process();
         let mut vm = Vm {
             protos: Vec::new(),
@@ -174,7 +232,9 @@ impl Vm {
             global_names: Vec::new(),
             global_ids: HashMap::new(),
             global_region,
-            out,
+            rt,
+            record_batches: true,
+            msg_region: None,
             depth: 0,
             max_depth: 100_000,
             fuel: None,
@@ -232,7 +292,7 @@ impl Vm {
     pub fn shutdown(&mut self) {
         if !self.closed {
             self.closed = true;
-            let _ = self.out.flush();
+            self.flush();
             self.globals.clear();
             self.consts.clear();
             region_exit(self.global_region);
@@ -275,7 +335,17 @@ impl Vm {
     }
 
     pub fn flush(&mut self) {
-        let _ = self.out.flush();
+        let _ = self
+            .rt
+            .out
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .flush();
+    }
+
+    /// The region quota every region of this VM gets.
+    pub fn region_quota(&self) -> Option<usize> {
+        self.region_quota
     }
 
     pub fn proc_name(&self, code: u64) -> String {
@@ -447,6 +517,10 @@ impl Vm {
                 Some(r) => r,
                 None => self.scratch_region(fr.scratch),
             },
+            Target::Message => match self.msg_region {
+                Some(r) => r,
+                None => self.scratch_region(fr.scratch),
+            },
             Target::Iter => match fr.iter_next {
                 Some(r) => r,
                 None => {
@@ -579,6 +653,7 @@ impl Vm {
                 Value::NOTHING
             }
             Node::Closure(proto, caps, t, span) => self.make_closure(proto, caps, *t, *span, fr)?,
+            Node::SendFresh { chan, msg, span } => self.send_fresh(chan, msg, *span, fr)?,
             Node::Call {
                 f,
                 args,

@@ -7,7 +7,8 @@
 //!
 //! Each program runs on its own thread (regions are per thread), and the
 //! runner itself checks that the program ended with zero live regions and
-//! zero live bytes on that thread.
+//! zero live bytes on that thread, and (for programs that succeed) on every
+//! thread the program spawned, and that no message is left in flight.
 
 mod common;
 use common::SharedBuf;
@@ -35,17 +36,21 @@ fn run_program(path: &Path) -> Outcome {
                 Box::new(buf.clone()),
                 vec!["arg1".into(), "arg2".into()],
             );
-            let stderr = match r {
-                Ok(_) => String::new(),
-                Err(ds) => ds.iter().map(|d| d.render(&name, &src)).collect(),
+            let (stderr, thread_regions, thread_bytes) = match r {
+                Ok(v) => (
+                    String::new(),
+                    v.thread_live_regions_at_exit,
+                    v.thread_live_bytes_at_exit,
+                ),
+                Err(ds) => (ds.iter().map(|d| d.render(&name, &src)).collect(), 0, 0),
             };
             let stats = omni_mem::heap_stats();
             let stdout = buf.text();
             Outcome {
                 stdout,
                 stderr,
-                live_regions: stats.live_regions,
-                live_bytes: stats.live_bytes,
+                live_regions: stats.live_regions + thread_regions,
+                live_bytes: stats.live_bytes + thread_bytes,
             }
         })
         .expect("spawn");

@@ -78,6 +78,8 @@ pub enum Kind {
     Dict,
     Box,
     Closure,
+    /// A runtime handle (channel, thread): an immediate.
+    Handle,
     /// Internal markers and foreign words; never produced for programs.
     Other,
 }
@@ -136,6 +138,9 @@ pub fn kind(v: Value) -> Kind {
     }
     if v.as_symbol().is_some() {
         return Kind::Symbol;
+    }
+    if v.as_handle().is_some() {
+        return Kind::Handle;
     }
     match v {
         Value::EMPTY => return Kind::Empty,

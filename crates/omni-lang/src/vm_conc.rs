@@ -1,0 +1,281 @@
+//! The VM side of threads and channels: the primitives, the fresh-message
+//! send (Option A) and the body of a spawned thread. The shared tables are
+//! in `conc.rs`; the handoff itself is omni-mem's `Parcel`.
+
+use std::sync::Arc;
+
+use omni_mem::{
+    alloc_array_from, array_items, closure_code, heap_stats, region_create_message, region_exit,
+    Handoff, Parcel, Region, Value,
+};
+
+use crate::conc::{ConcError, Runtime, HANDLE_CHAN, HANDLE_THREAD};
+use crate::ir::Node;
+use crate::reader::Span;
+use crate::vm::{Dst, Frame, LispError, Vm, VmResult, PRIM_BIT};
+
+fn conc_err(e: ConcError, op: &str, span: Span) -> Box<LispError> {
+    LispError::new(e.message(op), span)
+}
+
+fn mem_err(e: omni_mem::MemError, span: Span) -> Box<LispError> {
+    LispError::new(e.to_string(), span)
+}
+
+impl Vm {
+    fn handle_arg(&self, op: &str, kind: u8, v: Value, span: Span) -> VmResult<u32> {
+        match v.as_handle() {
+            Some((k, i)) if k == kind => Ok(i),
+            _ => Err(LispError::new(
+                format!(
+                    "{op}: expected a {}, got {}",
+                    if kind == HANDLE_CHAN {
+                        "channel"
+                    } else {
+                        "thread"
+                    },
+                    self.show(v, true)
+                ),
+                span,
+            )),
+        }
+    }
+
+    fn note_handoff(&mut self, how: Handoff) {
+        match how {
+            Handoff::Transfer => self.stats.sends_transfer += 1,
+            Handoff::Copy => self.stats.sends_copy += 1,
+            Handoff::Immediate => self.stats.sends_immediate += 1,
+        }
+    }
+
+    /// `(chan)` / `(chan n)`.
+    pub(crate) fn prim_chan(&mut self, a: &[Value], span: Span) -> VmResult<Value> {
+        let cap = match a.first() {
+            None => 0,
+            Some(&n) => match n.as_fixnum() {
+                Some(n) if n >= 0 => n as usize,
+                _ => {
+                    return Err(LispError::new(
+                        format!(
+                            "chan: capacity must be a non-negative integer, got {}",
+                            self.show(n, true)
+                        ),
+                        span,
+                    ))
+                }
+            },
+        };
+        Ok(Value::handle(HANDLE_CHAN, self.rt.chan_new(cap)))
+    }
+
+    /// `(send c v)` of any value: Option B, copy into a fresh message region.
+    pub(crate) fn prim_send(&mut self, c: Value, v: Value, span: Span) -> VmResult<Value> {
+        let id = self.handle_arg("send", HANDLE_CHAN, c, span)?;
+        let p = Parcel::copy(v).map_err(|e| mem_err(e, span))?;
+        self.note_handoff(if v.is_heap() {
+            Handoff::Copy
+        } else {
+            Handoff::Immediate
+        });
+        self.rt.send(id, p).map_err(|e| conc_err(e, "send", span))?;
+        Ok(Value::NOTHING)
+    }
+
+    /// `(send c <fresh expression>)`: the message is built in a message
+    /// region that travels whole (Option A; omni-mem verifies it and falls
+    /// back to a copy otherwise).
+    pub(crate) fn send_fresh(
+        &mut self,
+        chan: &Node,
+        msg: &Node,
+        span: Span,
+        fr: &mut Frame,
+    ) -> VmResult<Value> {
+        let c = self.eval(chan, fr)?;
+        let id = self.handle_arg("send", HANDLE_CHAN, c, span)?;
+        let r = region_create_message();
+        if self.region_quota().is_some() {
+            r.set_quota(self.region_quota());
+        }
+        let saved = self.msg_region.replace(r);
+        let v = self.eval(msg, fr);
+        self.msg_region = saved;
+        let v = match v {
+            Ok(v) => v,
+            Err(e) => {
+                region_exit(r);
+                return Err(e);
+            }
+        };
+        let (p, how) = Parcel::send_from(r, v).map_err(|e| mem_err(e, span))?;
+        self.note_handoff(how);
+        self.rt.send(id, p).map_err(|e| conc_err(e, "send", span))?;
+        Ok(Value::NOTHING)
+    }
+
+    /// `(recv c)`: the message's region is spliced into `dst`.
+    pub(crate) fn prim_recv(&mut self, c: Value, dst: Region, span: Span) -> VmResult<Value> {
+        let id = self.handle_arg("recv", HANDLE_CHAN, c, span)?;
+        match self.rt.recv(id).map_err(|e| conc_err(e, "recv", span))? {
+            Some(p) => {
+                self.stats.receives += 1;
+                Ok(p.adopt(dst))
+            }
+            None => Ok(Value::NOTHING),
+        }
+    }
+
+    pub(crate) fn prim_close(&mut self, c: Value, span: Span) -> VmResult<Value> {
+        let id = self.handle_arg("close", HANDLE_CHAN, c, span)?;
+        self.rt.close(id).map_err(|e| conc_err(e, "close", span))?;
+        Ok(Value::NOTHING)
+    }
+
+    /// `(join h)`: the thread's result is spliced into `dst`; its error is
+    /// raised here, with its own backtrace.
+    pub(crate) fn prim_join(&mut self, h: Value, dst: Region, span: Span) -> VmResult<Value> {
+        let id = self.handle_arg("join", HANDLE_THREAD, h, span)?;
+        match self.rt.join(id).map_err(|e| conc_err(e, "join", span))? {
+            Ok(p) => Ok(p.adopt(dst)),
+            Err(e) => {
+                let at = match e.span {
+                    Some(s) if s.line > 0 => {
+                        format!(" (raised at line {}, column {})", s.line, s.col)
+                    }
+                    _ => String::new(),
+                };
+                let mut err =
+                    LispError::new(format!("thread {id} failed: {}{at}", e.message), span);
+                err.trace = e.trace;
+                Err(err)
+            }
+        }
+    }
+
+    /// `(spawn thunk)`: copy the thunk and this thread's globals into one
+    /// message region and start a thread that compiles the program's code
+    /// and runs the thunk with those globals.
+    pub(crate) fn prim_spawn(&mut self, f: Value, span: Span) -> VmResult<Value> {
+        if closure_code(f).is_none() {
+            return Err(LispError::new(
+                format!("spawn: expected a procedure, got {}", self.show(f, true)),
+                span,
+            ));
+        }
+        // [thunk, gid, value, gid, value, ...]: globals a new VM would not
+        // already hold (primitives it makes itself).
+        let mut items = vec![f];
+        for (g, &v) in self.globals.iter().enumerate() {
+            if v == Value::UNDEFINED {
+                continue;
+            }
+            let builtin = closure_code(v).is_some_and(|c| c == PRIM_BIT | g as u64)
+                && g < crate::builtins::PRIMS.len();
+            if !builtin {
+                items.push(Value::fixnum(g as i64).unwrap_or(Value::NOTHING));
+                items.push(v);
+            }
+        }
+        let r = region_create_message();
+        let snapshot = match alloc_array_from(r, &items) {
+            Ok(a) => a,
+            Err(e) => {
+                region_exit(r);
+                return Err(mem_err(e, span));
+            }
+        };
+        let (parcel, _) = Parcel::send_from(r, snapshot).map_err(|e| mem_err(e, span))?;
+        let batches = self.rt.batches();
+        let rt = self.rt.clone();
+        let limits = (self.max_depth, self.fuel, self.region_quota());
+        let id = self
+            .rt
+            .spawn(move |id| {
+                std::thread::Builder::new()
+                    .name(format!("omni-thread-{id}"))
+                    .stack_size(crate::VM_STACK_BYTES)
+                    .spawn(move || child_main(rt, id, batches, parcel, limits, span))
+            })
+            .map_err(|m| LispError::new(m, span))?;
+        self.stats.threads_spawned += 1;
+        Ok(Value::handle(HANDLE_THREAD, id))
+    }
+}
+
+/// The body of a spawned thread: a VM of its own, the program's code
+/// compiled again, the spawner's globals adopted, the thunk run, its
+/// result handed back as a parcel. Everything the thread allocated is
+/// freed before it reports.
+fn child_main(
+    rt: Arc<Runtime>,
+    id: u32,
+    batches: Vec<Arc<str>>,
+    snapshot: Parcel,
+    limits: (usize, Option<u64>, Option<usize>),
+    spawn_site: Span,
+) {
+    let run = std::panic::AssertUnwindSafe(|| {
+        let mut vm = Vm::with_runtime(rt.clone());
+        vm.record_batches = false;
+        vm.max_depth = limits.0;
+        vm.fuel = limits.1;
+        vm.set_region_quota(limits.2);
+        for src in &batches {
+            // The spawner compiled the same batches (errors included), so
+            // this yields the same procedure and global numbering.
+            let _ = crate::compile_program(&mut vm, src);
+        }
+        let outcome = run_thunk(&mut vm, snapshot, spawn_site);
+        let stats = vm.stats;
+        vm.shutdown();
+        (outcome, stats)
+    });
+    let (outcome, stats) = match std::panic::catch_unwind(run) {
+        Ok(r) => r,
+        Err(_) => (
+            Err(Box::new(LispError {
+                message: "internal error: the thread panicked".into(),
+                span: None,
+                trace: Vec::new(),
+            })),
+            Default::default(),
+        ),
+    };
+    rt.thread_stats(stats, heap_stats());
+    rt.thread_done(id, outcome);
+}
+
+fn run_thunk(vm: &mut Vm, snapshot: Parcel, spawn_site: Span) -> crate::conc::Outcome {
+    let items = array_items(snapshot.adopt(vm.global_region)).unwrap_or_default();
+    let Some((&thunk, globals)) = items.split_first() else {
+        return Err(LispError::new(
+            "internal: empty spawn snapshot",
+            Span::default(),
+        ));
+    };
+    for pair in globals.chunks(2) {
+        if let [g, v] = pair {
+            if let Some(slot) = g
+                .as_fixnum()
+                .and_then(|g| usize::try_from(g).ok())
+                .and_then(|g| vm.globals.get_mut(g))
+            {
+                *slot = *v;
+            }
+        }
+    }
+    // The result is built straight in a message region (destination
+    // passing), so handing it back is usually a transfer.
+    let out = region_create_message();
+    let r = vm.apply(thunk, vec![], Dst::Region(out), spawn_site);
+    match r {
+        Ok(v) => Parcel::send_from(out, v)
+            .map(|(p, _)| p)
+            .map_err(|e| LispError::new(e.to_string(), Span::default())),
+        Err(e) => {
+            region_exit(out);
+            Err(e)
+        }
+    }
+}
