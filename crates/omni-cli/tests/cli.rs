@@ -237,7 +237,7 @@ fn stats_report_handoffs_and_threads() {
 }
 
 #[test]
-fn repl_waits_for_threads_and_recovers_from_deadlock() {
+fn repl_threads_outlive_an_input_and_deadlock_is_reported() {
     let input = "(define c (chan))\n(recv c)\n(define t (spawn (lambda () (send c 7) 'ok)))\n(recv c)\n(join t)\n";
     let o = omni(&["repl"], Some(input));
     let out = text(&o.stdout);

@@ -226,13 +226,239 @@ fn bench_merge(c: &mut Criterion) {
     g.finish();
 }
 
+/// Handoff (docs/REGION_THREADING_MODEL.md): the runtime's own cost of
+/// moving a value to another thread, sender and receiver halves, timed
+/// with `iter_custom` so building the message and freeing it afterwards
+/// are not counted. Option A (transfer) must not depend on the size.
+fn bench_handoff(c: &mut Criterion) {
+    let mut g = c.benchmark_group("handoff");
+    for n in [10i64, 100_000] {
+        g.bench_function(format!("transfer_adopt_list_{n}"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let msg = region_create_message();
+                    let l = list(msg, n);
+                    let home = region_create();
+                    let t = Instant::now();
+                    let p = Parcel::transfer(msg, l).unwrap();
+                    let v = black_box(p).adopt(home);
+                    total += t.elapsed();
+                    black_box(v);
+                    region_exit(home);
+                }
+                total
+            })
+        });
+        g.bench_function(format!("copy_adopt_list_{n}"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let src = region_create();
+                    let l = list(src, n);
+                    let home = region_create();
+                    let t = Instant::now();
+                    let p = Parcel::copy(l).unwrap();
+                    let v = black_box(p).adopt(home);
+                    total += t.elapsed();
+                    black_box(v);
+                    region_exit(home);
+                    region_exit(src);
+                }
+                total
+            })
+        });
+    }
+    g.finish();
+}
+
+/// Small-message throughput between two threads over the same std channel:
+/// a baseline sending owned `Vec<u64>`s of 10 numbers, against parcels of a
+/// 10-element list built in a message region (Option A) or copied (B).
+/// The consumer sums every message and frees it.
+fn bench_channel_throughput(c: &mut Criterion) {
+    const MSGS: u64 = 10_000;
+    const LEN: u64 = 10;
+    let mut g = c.benchmark_group("channel");
+    g.throughput(Throughput::Elements(MSGS));
+    g.sample_size(20);
+    g.bench_function("mpsc_vec_baseline_10", |b| {
+        b.iter(|| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u64>>(64);
+            let consumer = std::thread::spawn(move || {
+                let mut sum = 0;
+                while let Ok(v) = rx.recv() {
+                    sum += v.iter().sum::<u64>();
+                }
+                sum
+            });
+            for i in 0..MSGS {
+                tx.send((i..i + LEN).collect()).unwrap();
+            }
+            drop(tx);
+            black_box(consumer.join().unwrap())
+        })
+    });
+    for option_a in [true, false] {
+        let name = if option_a {
+            "parcel_transfer_list_10"
+        } else {
+            "parcel_copy_list_10"
+        };
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Parcel>(64);
+                let consumer = std::thread::spawn(move || {
+                    let mut sum = 0;
+                    while let Ok(p) = rx.recv() {
+                        let home = region_create();
+                        let mut l = p.adopt(home);
+                        while let Some(x) = car(l) {
+                            sum += x.as_fixnum().unwrap() as u64;
+                            l = cdr(l).unwrap();
+                        }
+                        region_exit(home);
+                    }
+                    sum
+                });
+                for i in 0..MSGS as i64 {
+                    let p = if option_a {
+                        let msg = region_create_message();
+                        let mut l = Value::EMPTY;
+                        for k in (i..i + LEN as i64).rev() {
+                            l = alloc_pair(msg, int(k), l).unwrap();
+                        }
+                        Parcel::transfer(msg, l).unwrap()
+                    } else {
+                        let r = region_create();
+                        let mut l = Value::EMPTY;
+                        for k in (i..i + LEN as i64).rev() {
+                            l = alloc_pair(r, int(k), l).unwrap();
+                        }
+                        let p = Parcel::copy(l).unwrap();
+                        region_exit(r);
+                        p
+                    };
+                    tx.send(p).unwrap();
+                }
+                drop(tx);
+                black_box(consumer.join().unwrap())
+            })
+        });
+    }
+    // Ping-pong latency: one small message there and back.
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("pingpong_mpsc_vec", |b| {
+        let (to, from_main) = std::sync::mpsc::sync_channel::<Vec<u64>>(0);
+        let (back, from_echo) = std::sync::mpsc::sync_channel::<Vec<u64>>(0);
+        let echo = std::thread::spawn(move || {
+            while let Ok(v) = from_main.recv() {
+                if back.send(v).is_err() {
+                    break;
+                }
+            }
+        });
+        b.iter(|| {
+            to.send(vec![1, 2, 3]).unwrap();
+            black_box(from_echo.recv().unwrap())
+        });
+        drop(to);
+        echo.join().unwrap();
+    });
+    g.bench_function("pingpong_parcel", |b| {
+        let (to, from_main) = std::sync::mpsc::sync_channel::<Parcel>(0);
+        let (back, from_echo) = std::sync::mpsc::sync_channel::<Parcel>(0);
+        let echo = std::thread::spawn(move || {
+            while let Ok(p) = from_main.recv() {
+                // Receive into a message region and send it straight back.
+                let msg = region_create_message();
+                let v = p.adopt(msg);
+                if back.send(Parcel::transfer(msg, v).unwrap()).is_err() {
+                    break;
+                }
+            }
+        });
+        b.iter(|| {
+            let msg = region_create_message();
+            let l = alloc_list(msg, &[int(1), int(2), int(3)]).unwrap();
+            to.send(Parcel::transfer(msg, l).unwrap()).unwrap();
+            let home = region_create();
+            black_box(from_echo.recv().unwrap().adopt(home));
+            region_exit(home);
+        });
+        drop(to);
+        echo.join().unwrap();
+    });
+    g.finish();
+}
+
+/// The intern table (docs/SMR_FOR_RUNTIME_STRUCTURES.md): lookups of an
+/// existing name, against an `RwLock<HashMap>` baseline (the table's
+/// former design), on one thread and on two threads at once.
+fn bench_intern(c: &mut Criterion) {
+    use std::collections::HashMap;
+    use std::sync::{Arc, RwLock};
+    const LOOKUPS: u64 = 100_000;
+    let names: Vec<String> = (0..1000).map(|i| format!("symbol-{i}")).collect();
+    let table = Arc::new(omni_mem::intern::SymbolTable::default());
+    let baseline: Arc<RwLock<HashMap<String, u32>>> = Arc::new(RwLock::new(HashMap::new()));
+    for n in &names {
+        let id = table.intern(n);
+        baseline.write().unwrap().insert(n.clone(), id);
+    }
+    let names = Arc::new(names);
+    // `threads` threads share `iters * LOOKUPS` lookups through `find`.
+    fn run<F: Fn(&str) -> u32 + Send + Sync + 'static>(
+        threads: usize,
+        iters: u64,
+        names: &Arc<Vec<String>>,
+        find: Arc<F>,
+    ) -> Duration {
+        let start = Instant::now();
+        let hs: Vec<_> = (0..threads)
+            .map(|k| {
+                let (n, find) = (names.clone(), find.clone());
+                std::thread::spawn(move || {
+                    let mut acc = 0u64;
+                    for i in 0..iters * LOOKUPS / threads as u64 {
+                        acc += find(&n[(i as usize * 7 + k) % n.len()]) as u64;
+                    }
+                    acc
+                })
+            })
+            .collect();
+        for h in hs {
+            black_box(h.join().unwrap());
+        }
+        start.elapsed()
+    }
+    let mut g = c.benchmark_group("intern");
+    g.throughput(Throughput::Elements(LOOKUPS));
+    for threads in [1usize, 2] {
+        let t = table.clone();
+        let lockfree = Arc::new(move |name: &str| t.lookup(name).unwrap());
+        g.bench_function(format!("hit_lockfree_{threads}_threads"), |b| {
+            b.iter_custom(|iters| run(threads, iters, &names, lockfree.clone()))
+        });
+        let t = baseline.clone();
+        let locked = Arc::new(move |name: &str| *t.read().unwrap().get(name).unwrap());
+        g.bench_function(format!("hit_rwlock_baseline_{threads}_threads"), |b| {
+            b.iter_custom(|iters| run(threads, iters, &names, locked.clone()))
+        });
+    }
+    g.finish();
+}
+
 criterion_group!(
     benches,
     bench_regions,
     bench_barrier,
     bench_transmigrate,
     bench_memcpy,
-    bench_merge
+    bench_merge,
+    bench_handoff,
+    bench_channel_throughput,
+    bench_intern
 );
 
 fn main() {
