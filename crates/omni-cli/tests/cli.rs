@@ -245,3 +245,22 @@ fn repl_threads_outlive_an_input_and_deadlock_is_reported() {
     assert!(err.contains("deadlock: every thread is blocked"), "{err}");
     assert!(out.contains("7\nok\n"), "{out}");
 }
+
+#[test]
+fn max_heap_applies_to_spawned_threads() {
+    let o = omni(
+        &[
+            "-e",
+            "(define (grow n acc) (if (= n 0) acc (grow (- n 1) (cons n acc)))) (println (join (spawn (lambda () (length (grow 10000000 '()))))))",
+            "--max-heap",
+            "8000000",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("thread 0 failed: heap limit exceeded"),
+        "{err}"
+    );
+}

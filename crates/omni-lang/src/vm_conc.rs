@@ -188,7 +188,14 @@ impl Vm {
         let (parcel, _) = Parcel::send_from(r, snapshot).map_err(|e| mem_err(e, span))?;
         let batches = self.rt.batches();
         let rt = self.rt.clone();
-        let limits = (self.max_depth, self.fuel, self.region_quota());
+        // The new thread gets the same limits (the heap limit is per
+        // thread in omni-mem, so it is passed on explicitly).
+        let limits = (
+            self.max_depth,
+            self.fuel,
+            self.region_quota(),
+            omni_mem::heap_limit(),
+        );
         let id = self
             .rt
             .spawn(move |id| {
@@ -212,7 +219,7 @@ fn child_main(
     id: u32,
     batches: Vec<Arc<str>>,
     snapshot: Parcel,
-    limits: (usize, Option<u64>, Option<usize>),
+    limits: (usize, Option<u64>, Option<usize>, Option<usize>),
     spawn_site: Span,
 ) {
     let run = std::panic::AssertUnwindSafe(|| {
@@ -221,6 +228,7 @@ fn child_main(
         vm.max_depth = limits.0;
         vm.fuel = limits.1;
         vm.set_region_quota(limits.2);
+        omni_mem::set_heap_limit(limits.3);
         for src in &batches {
             // The spawner compiled the same batches (errors included), so
             // this yields the same procedure and global numbering.

@@ -277,12 +277,23 @@ fn bench_handoff(c: &mut Criterion) {
 /// 10-element list built in a message region (Option A) or copied (B).
 /// The consumer sums every message and frees it.
 fn bench_channel_throughput(c: &mut Criterion) {
-    const MSGS: u64 = 10_000;
-    const LEN: u64 = 10;
     let mut g = c.benchmark_group("channel");
-    g.throughput(Throughput::Elements(MSGS));
     g.sample_size(20);
-    g.bench_function("mpsc_vec_baseline_10", |b| {
+    // Small messages (10 numbers), then large ones (100,000).
+    for (msgs, len) in [(10_000u64, 10u64), (50, 100_000)] {
+        channel_throughput(&mut g, msgs, len);
+    }
+    pingpong(&mut g);
+    g.finish();
+}
+
+fn channel_throughput(
+    g: &mut criterion::BenchmarkGroup<criterion::measurement::WallTime>,
+    msgs: u64,
+    len: u64,
+) {
+    g.throughput(Throughput::Elements(msgs));
+    g.bench_function(format!("mpsc_vec_baseline_{len}"), |b| {
         b.iter(|| {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u64>>(64);
             let consumer = std::thread::spawn(move || {
@@ -292,8 +303,8 @@ fn bench_channel_throughput(c: &mut Criterion) {
                 }
                 sum
             });
-            for i in 0..MSGS {
-                tx.send((i..i + LEN).collect()).unwrap();
+            for i in 0..msgs {
+                tx.send((i..i + len).collect()).unwrap();
             }
             drop(tx);
             black_box(consumer.join().unwrap())
@@ -301,9 +312,9 @@ fn bench_channel_throughput(c: &mut Criterion) {
     });
     for option_a in [true, false] {
         let name = if option_a {
-            "parcel_transfer_list_10"
+            format!("parcel_transfer_list_{len}")
         } else {
-            "parcel_copy_list_10"
+            format!("parcel_copy_list_{len}")
         };
         g.bench_function(name, |b| {
             b.iter(|| {
@@ -321,18 +332,18 @@ fn bench_channel_throughput(c: &mut Criterion) {
                     }
                     sum
                 });
-                for i in 0..MSGS as i64 {
+                for i in 0..msgs as i64 {
                     let p = if option_a {
                         let msg = region_create_message();
                         let mut l = Value::EMPTY;
-                        for k in (i..i + LEN as i64).rev() {
+                        for k in (i..i + len as i64).rev() {
                             l = alloc_pair(msg, int(k), l).unwrap();
                         }
                         Parcel::transfer(msg, l).unwrap()
                     } else {
                         let r = region_create();
                         let mut l = Value::EMPTY;
-                        for k in (i..i + LEN as i64).rev() {
+                        for k in (i..i + len as i64).rev() {
                             l = alloc_pair(r, int(k), l).unwrap();
                         }
                         let p = Parcel::copy(l).unwrap();
@@ -346,6 +357,9 @@ fn bench_channel_throughput(c: &mut Criterion) {
             })
         });
     }
+}
+
+fn pingpong(g: &mut criterion::BenchmarkGroup<criterion::measurement::WallTime>) {
     // Ping-pong latency: one small message there and back.
     g.throughput(Throughput::Elements(1));
     g.bench_function("pingpong_mpsc_vec", |b| {
@@ -389,7 +403,6 @@ fn bench_channel_throughput(c: &mut Criterion) {
         drop(to);
         echo.join().unwrap();
     });
-    g.finish();
 }
 
 /// The intern table (docs/SMR_FOR_RUNTIME_STRUCTURES.md): lookups of an

@@ -70,7 +70,7 @@ pub use obj::{
 pub use parcel::{parcels_in_flight, region_bytes, Handoff, Parcel};
 #[cfg(not(loom))]
 pub use region::{
-    heap_stats, live_regions, merge, merge_permitted, merge_threshold, region_create,
+    heap_limit, heap_stats, live_regions, merge, merge_permitted, merge_threshold, region_create,
     region_create_at, region_create_message, region_create_process, region_exit, region_of,
     region_release, region_retain, reserve_rank, reserve_ranks, set_heap_limit,
     set_merge_threshold, trace_start, trace_stop, trim_pools, MergeRefusal, Region,

@@ -334,6 +334,12 @@ pub(crate) fn trace_event(region: u64, kind: TraceKind) {
     })
 }
 
+/// This thread's limit on live segment bytes, if any.
+pub fn heap_limit() -> Option<usize> {
+    let l = with_heap(|h| h.heap_limit.get());
+    (l != 0).then_some(l)
+}
+
 /// Limit this thread's live segment bytes (`None`: no limit). An
 /// allocation that needs a new segment past the limit fails with
 /// `MemError::HeapLimit`. Returns the old limit.
