@@ -1,6 +1,8 @@
-//! The `omni` command: run, -e, explain, check.
+//! The `omni` command: run, -e, explain, check, repl.
 
 use std::io::{BufWriter, Write};
+
+use clap::{Args, Parser, Subcommand};
 use std::process::ExitCode;
 
 use omni_lang::{explain_source, run_source_with, with_big_stack, Diagnostic};
@@ -8,23 +10,80 @@ use omni_lang::{explain_source, run_source_with, with_big_stack, Diagnostic};
 mod trace_out;
 use omni_mem::{heap_stats, HeapStats};
 
-const USAGE: &str = "\
-usage:
-  omni run FILE [ARGS...] [--stats]   run a program
-  omni -e EXPR [--stats]              evaluate an expression (or several forms)
-  omni explain FILE                   print the region schedule CTRR chose
-  omni check FILE                     read and compile without running
-  omni repl                           interactive session (:help inside)
+/// Examples shown under `omni --help`.
+const EXAMPLES: &str = "\
+examples:
+  omni run examples/hello.omni            run a program
+  omni run prog.omni --stats -- a b       program arguments after `--` (or after FILE)
+  omni -e '(println (+ 1 2))'             evaluate forms given on the command line
+  omni explain prog.omni                  the region schedule CTRR chose
+  omni check prog.omni                    every read and compile error at once
+  omni repl                               interactive session (:help inside)";
 
-options (anywhere; `--` passes the rest to the program):
-  --stats                  region accounting at exit; fails if anything is still live
-  --trace-regions FILE     Chrome/Perfetto trace-event JSON of region lifetimes
-  --plot FILE              SVG plot of live segment bytes over time
-  --region-quota BYTES     every region may hold at most BYTES (error otherwise)
-  --max-heap BYTES         all regions together may hold at most BYTES of segments
-  omni --help                         this message
+/// OmniLisp-rs: a Lisp whose memory is managed by regions (CTRR and
+/// Region-RC), with no garbage collector.
+#[derive(Parser, Debug)]
+#[command(
+    name = "omni",
+    version,
+    args_conflicts_with_subcommands = true,
+    arg_required_else_help = true,
+    after_help = EXAMPLES
+)]
+struct Cli {
+    /// Evaluate EXPR (one or several forms) instead of a file; any further
+    /// values are program arguments (see `(command-line)`).
+    #[arg(short = 'e', value_name = "EXPR [ARGS]", num_args = 1..)]
+    expr: Vec<String>,
+    #[command(flatten)]
+    flags: RunFlags,
+    #[command(subcommand)]
+    cmd: Option<Cmd>,
+}
 
-";
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run a program; ARGS reach it through `(command-line)`.
+    Run {
+        /// The program (.omni source).
+        file: String,
+        /// Program arguments (put them after `--` if they start with `-`).
+        args: Vec<String>,
+        #[command(flatten)]
+        flags: RunFlags,
+    },
+    /// Print the region schedule CTRR chose for each procedure.
+    Explain {
+        /// The program (.omni source).
+        file: String,
+    },
+    /// Read and compile without running; report every error at once.
+    Check {
+        /// The program (.omni source).
+        file: String,
+    },
+    /// Interactive session with line editing (:help inside).
+    Repl,
+}
+
+#[derive(Args, Debug, Default, Clone)]
+struct RunFlags {
+    /// Print region accounting at exit; fail if anything is still live.
+    #[arg(long)]
+    stats: bool,
+    /// Write a Chrome/Perfetto trace-event JSON of region lifetimes.
+    #[arg(long = "trace-regions", value_name = "FILE")]
+    trace_regions: Option<String>,
+    /// Write an SVG plot of live segment bytes over time.
+    #[arg(long, value_name = "FILE")]
+    plot: Option<String>,
+    /// Every region may hold at most BYTES (an error names the site).
+    #[arg(long = "region-quota", value_name = "BYTES")]
+    region_quota: Option<usize>,
+    /// All regions together may hold at most BYTES of segments.
+    #[arg(long = "max-heap", value_name = "BYTES")]
+    max_heap: Option<usize>,
+}
 
 struct Opts {
     cmd: String,
@@ -37,75 +96,29 @@ struct Opts {
     max_heap: Option<usize>,
 }
 
-fn bytes_arg(flag: &str, v: Option<String>) -> Result<usize, String> {
-    let v = v.ok_or_else(|| format!("{flag} needs a number of bytes"))?;
-    v.parse::<usize>()
-        .map_err(|_| format!("{flag}: '{v}' is not a number of bytes"))
-}
-
-/// omni's own flags are recognised anywhere (use `--` to pass one of them
-/// to the program); the first two other words are the command and its
-/// target, the rest are program arguments.
-fn parse(argv: Vec<String>) -> Result<Opts, String> {
-    let mut o = Opts {
-        cmd: String::new(),
-        target: String::new(),
-        args: vec![],
-        stats: false,
-        trace: None,
-        plot: None,
-        region_quota: None,
-        max_heap: None,
+/// The command line as the rest of `main` uses it.
+fn opts(cli: Cli) -> Opts {
+    let (cmd, target, args, f) = match cli.cmd {
+        Some(Cmd::Run { file, args, flags }) => ("run", file, args, flags),
+        Some(Cmd::Explain { file }) => ("explain", file, vec![], RunFlags::default()),
+        Some(Cmd::Check { file }) => ("check", file, vec![], RunFlags::default()),
+        Some(Cmd::Repl) => ("repl", String::new(), vec![], RunFlags::default()),
+        None => {
+            let mut e = cli.expr.into_iter();
+            let expr = e.next().unwrap_or_default();
+            ("-e", expr, e.collect(), cli.flags)
+        }
     };
-    let mut positional = Vec::new();
-    let mut it = argv.into_iter();
-    let mut literal = false;
-    while let Some(a) = it.next() {
-        if !literal {
-            match a.as_str() {
-                "--" => {
-                    literal = true;
-                    continue;
-                }
-                "--stats" => {
-                    o.stats = true;
-                    continue;
-                }
-                "--trace-regions" => {
-                    o.trace = Some(it.next().ok_or("--trace-regions needs a file name")?);
-                    continue;
-                }
-                "--plot" => {
-                    o.plot = Some(it.next().ok_or("--plot needs a file name")?);
-                    continue;
-                }
-                "--region-quota" => {
-                    o.region_quota = Some(bytes_arg("--region-quota", it.next())?);
-                    continue;
-                }
-                "--max-heap" => {
-                    o.max_heap = Some(bytes_arg("--max-heap", it.next())?);
-                    continue;
-                }
-                _ => {}
-            }
-        }
-        positional.push(a);
+    Opts {
+        cmd: cmd.to_string(),
+        target,
+        args,
+        stats: f.stats,
+        trace: f.trace_regions,
+        plot: f.plot,
+        region_quota: f.region_quota,
+        max_heap: f.max_heap,
     }
-    let mut p = positional.into_iter();
-    o.cmd = p.next().ok_or("missing command")?;
-    match o.cmd.as_str() {
-        "--help" | "-h" | "help" => o.cmd = "help".into(),
-        "repl" => {}
-        "run" | "-e" | "explain" | "check" => {
-            o.target = p
-                .next()
-                .ok_or_else(|| format!("'{}' needs an argument", o.cmd))?;
-            o.args = p.collect();
-        }
-        other => return Err(format!("unknown command '{other}'")),
-    }
-    Ok(o)
 }
 
 fn print_diags(file: &str, src: &str, diags: &[Diagnostic]) {
@@ -185,18 +198,19 @@ fn print_stats(s: &HeapStats, vm: Option<&omni_lang::vm::VmStats>) {
 }
 
 fn main() -> ExitCode {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let opts = match parse(argv) {
-        Ok(o) => o,
+    let opts = match Cli::try_parse() {
+        Ok(cli) => opts(cli),
         Err(e) => {
-            eprintln!("omni: {e}\n{USAGE}");
-            return ExitCode::from(2);
+            // --help and --version print to stdout and succeed; usage
+            // errors print to stderr and exit with status 2.
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
-    if opts.cmd == "help" {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
-    }
     if opts.cmd == "repl" {
         return with_big_stack(repl);
     }
