@@ -5,7 +5,7 @@ use std::io::{BufWriter, Write};
 use clap::{Args, Parser, Subcommand};
 use std::process::ExitCode;
 
-use omni_lang::{explain_source, run_source_with, with_big_stack, Diagnostic};
+use omni_lang::{explain_source, with_big_stack, Diagnostic};
 
 mod trace_out;
 use omni_mem::{heap_stats, HeapStats};
@@ -322,7 +322,9 @@ fn run_cmd(opts: Opts, file: String, src: String) -> ExitCode {
                 region_quota: opts.region_quota,
                 ..omni_lang::Limits::default()
             };
-            let r = run_source_with(&src, out, opts.args.clone(), limits);
+            let report = omni_lang::run_source_report(&src, out, opts.args.clone(), limits);
+            print_diags(&file, &src, &report.warnings);
+            let r = report.result;
             let s = heap_stats();
             if opts.trace.is_some() || opts.plot.is_some() {
                 let events = omni_mem::trace_stop();

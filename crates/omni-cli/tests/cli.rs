@@ -299,3 +299,38 @@ fn every_subcommand_has_help_and_bad_flags_are_usage_errors() {
         text(&bad.stderr)
     );
 }
+
+#[test]
+fn retention_smell_is_reported_with_its_site() {
+    // Each round replaces every slot of a global array with fresh data: the
+    // old values stay in the global region.
+    let churn = "(define store (make-array 100 0))\n\
+(define (fill r) (let loop ((i 0)) (when (< i 100) (array-set! store i (list r i (make-array 50 r))) (loop (+ i 1)))))\n\
+(let loop ((r 0)) (when (< r 300) (fill r) (loop (+ r 1))))";
+    let o = omni(&["-e", churn], None);
+    assert!(o.status.success(), "a warning does not fail the run");
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("<expr>:2:82: warning: retention smell: the global region holds"),
+        "{err}"
+    );
+    assert!(err.contains("this site put"), "{err}");
+    assert!(
+        err.contains("note: 2.1 MiB put there at <expr>:2:72"),
+        "{err}"
+    );
+    // Over 1 MiB of global data, all of it reachable: no warning.
+    let quiet = omni(
+        &[
+            "-e",
+            "(define big (make-array 200000 0)) (println (array-length big))",
+        ],
+        None,
+    );
+    assert!(quiet.status.success());
+    assert!(
+        !text(&quiet.stderr).contains("retention smell"),
+        "{}",
+        text(&quiet.stderr)
+    );
+}

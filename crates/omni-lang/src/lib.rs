@@ -33,6 +33,8 @@ pub struct Diagnostic {
     pub message: String,
     pub span: Option<Span>,
     pub trace: Vec<(String, Span)>,
+    /// Further positions worth showing (`note: TEXT at file:line:col`).
+    pub notes: Vec<(String, Span)>,
 }
 
 impl Diagnostic {
@@ -91,6 +93,12 @@ impl Diagnostic {
             }
             out.push('\n');
         }
+        for (text, span) in &self.notes {
+            out.push_str(&format!(
+                "  note: {text} at {file}:{}:{}\n",
+                span.line, span.col
+            ));
+        }
         out
     }
 }
@@ -103,6 +111,7 @@ impl From<Box<LispError>> for Diagnostic {
             message: e.message,
             span: e.span,
             trace: e.trace,
+            notes: Vec::new(),
         }
     }
 }
@@ -128,6 +137,7 @@ pub fn compile_program(vm: &mut Vm, src: &str) -> Result<Vec<Compiled>, Vec<Diag
             message: e.message,
             span: Some(e.span),
             trace: vec![],
+            notes: Vec::new(),
         }]
     })?;
     let mut desugar = Desugar::new();
@@ -176,6 +186,7 @@ fn compile_diag(e: syntax::CompileError) -> Diagnostic {
         message: e.message,
         span: Some(e.span),
         trace: vec![],
+        notes: Vec::new(),
     }
 }
 
@@ -207,6 +218,7 @@ pub fn run_compiled(
                 message: format!("coalesce!: {e}"),
                 span: None,
                 trace: vec![],
+                notes: Vec::new(),
             })?;
             continue;
         }
@@ -257,6 +269,23 @@ pub fn run_source_with(
     args: Vec<String>,
     limits: Limits,
 ) -> Result<vm::VmStats, Vec<Diagnostic>> {
+    run_source_report(src, out, args, limits).result
+}
+
+/// What running a program produced besides its output.
+pub struct RunReport {
+    pub result: Result<vm::VmStats, Vec<Diagnostic>>,
+    /// Warnings that do not change the outcome (the retention smell).
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// `run_source_with`, also returning warnings.
+pub fn run_source_report(
+    src: &str,
+    out: Box<dyn Write + Send>,
+    args: Vec<String>,
+    limits: Limits,
+) -> RunReport {
     let mut vm = Vm::new(out);
     vm.args = args;
     vm.max_depth = limits.max_depth;
@@ -265,6 +294,7 @@ pub fn run_source_with(
     let r = compile_program(&mut vm, src)
         .and_then(|forms| run_compiled(&mut vm, &forms, &mut |_, _| {}).map_err(|d| vec![d]));
     let unjoined = finish_threads(&vm);
+    let warnings: Vec<Diagnostic> = vm.retention_warning().into_iter().collect();
     let mut stats = vm.stats;
     let (children, heaps) = vm.rt.children_stats();
     stats.add(&children);
@@ -272,14 +302,15 @@ pub fn run_source_with(
         stats.add_thread_heap(h);
     }
     vm.shutdown();
-    match r {
+    let result = match r {
         Ok(_) if unjoined.is_empty() => Ok(stats),
         Ok(_) => Err(unjoined),
         Err(mut d) => {
             d.extend(unjoined);
             Err(d)
         }
-    }
+    };
+    RunReport { result, warnings }
 }
 
 /// Wait for every thread the program spawned (a program ends when all its
@@ -293,6 +324,7 @@ pub fn finish_threads(vm: &Vm) -> Vec<Diagnostic> {
             message: format!("thread {id} failed (never joined): {}", e.message),
             span: e.span.filter(|s| s.line > 0),
             trace: e.trace,
+            notes: Vec::new(),
         })
         .collect()
 }

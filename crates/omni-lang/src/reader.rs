@@ -4,7 +4,7 @@
 use std::fmt;
 
 /// A 1-based line and column, plus the byte offset of the start.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Span {
     pub line: u32,
     pub col: u32,

@@ -170,6 +170,10 @@ pub struct Vm {
     pub(crate) record_batches: bool,
     /// The message region being built by a `send` of a fresh value.
     pub(crate) msg_region: Option<Region>,
+    /// Bytes each site put into the global region (stores into global
+    /// structures, global-targeted allocations, global `set!` repairs):
+    /// the evidence for the retention-smell warning.
+    pub(crate) global_sites: HashMap<Span, usize>,
     pub(crate) depth: usize,
     pub max_depth: usize,
     /// Calls (including tail calls) left before the program is stopped
@@ -235,6 +239,7 @@ impl Vm {
             rt,
             record_batches: true,
             msg_region: None,
+            global_sites: HashMap::new(),
             depth: 0,
             max_depth: 100_000,
             fuel: None,
@@ -731,7 +736,7 @@ impl Vm {
                 } else {
                     None
                 };
-                return self.call_prim(op, &[x], dst, span);
+                return self.call_prim_watched(op, &[x], dst, target, span);
             }
             [a, b] => {
                 let x = self.eval(a, fr)?;
@@ -741,6 +746,12 @@ impl Vm {
                 }
                 if op == Prim::Cons {
                     let r = self.target(target, fr);
+                    if watched(op, target) {
+                        let before = self.global_region.bytes_allocated();
+                        let v = omni_mem::alloc_pair(r, x, y).map_err(|e| mem_err(e, span));
+                        self.note_global_growth(span, before);
+                        return v;
+                    }
                     return omni_mem::alloc_pair(r, x, y).map_err(|e| mem_err(e, span));
                 }
                 let dst = if op.allocates() {
@@ -748,7 +759,7 @@ impl Vm {
                 } else {
                     None
                 };
-                return self.call_prim(op, &[x, y], dst, span);
+                return self.call_prim_watched(op, &[x, y], dst, target, span);
             }
             _ => {}
         }
@@ -764,7 +775,81 @@ impl Vm {
         } else {
             None
         };
-        self.call_prim(op, av.as_slice(), dst, span)
+        self.call_prim_watched(op, av.as_slice(), dst, target, span)
+    }
+
+    /// `call_prim`, measuring what a store or a global-targeted allocation
+    /// adds to the global region (arguments are already evaluated, so
+    /// nested sites are not counted twice).
+    #[inline]
+    fn call_prim_watched(
+        &mut self,
+        op: Prim,
+        a: &[Value],
+        dst: Option<Region>,
+        target: Target,
+        span: Span,
+    ) -> VmResult<Value> {
+        if !watched(op, target) {
+            return self.call_prim(op, a, dst, span);
+        }
+        let before = self.global_region.bytes_allocated();
+        let r = self.call_prim(op, a, dst, span);
+        self.note_global_growth(span, before);
+        r
+    }
+
+    #[cold]
+    fn note_global_growth(&mut self, span: Span, before: usize) {
+        let now = self.global_region.bytes_allocated();
+        if now > before {
+            *self.global_sites.entry(span).or_default() += now - before;
+        }
+    }
+
+    /// The retention-smell warning (docs/REGION_COALESCE_POLICY.md): the
+    /// global region holds at least 1 MiB, of which under a quarter is
+    /// still reachable from globals and constants. Names the sites that
+    /// put the most bytes there.
+    pub fn retention_warning(&self) -> Option<crate::Diagnostic> {
+        const MIN: usize = 1 << 20;
+        let total = self.global_region.bytes_allocated();
+        if total < MIN {
+            return None;
+        }
+        let roots: Vec<Value> = self.globals.iter().chain(&self.consts).copied().collect();
+        let reachable = omni_mem::reachable_bytes(&roots, self.global_region);
+        if reachable.saturating_mul(4) > total {
+            return None;
+        }
+        let mut sites: Vec<(Span, usize)> =
+            self.global_sites.iter().map(|(s, b)| (*s, *b)).collect();
+        sites.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.offset.cmp(&b.0.offset)));
+        let mib = |b: usize| format!("{:.1} MiB", b as f64 / (1 << 20) as f64);
+        let mut d = crate::Diagnostic {
+            kind: "warning",
+            message: format!(
+                "retention smell: the global region holds {} at exit but only {} of it is still reachable; \
+                 values stored into long-lived structures and later replaced stay allocated until the program ends",
+                mib(total),
+                mib(reachable)
+            ),
+            span: None,
+            trace: Vec::new(),
+            notes: Vec::new(),
+        };
+        // Sites that put at least 1% of the region there, the largest 3.
+        let sites = sites.iter().filter(|(_, b)| *b * 100 >= total);
+        for (i, (span, bytes)) in sites.take(3).enumerate() {
+            if i == 0 {
+                d.span = Some(*span);
+                d.message
+                    .push_str(&format!("; this site put {} there", mib(*bytes)));
+            } else {
+                d.notes.push((format!("{} put there", mib(*bytes)), *span));
+            }
+        }
+        Some(d)
     }
 
     fn unbox_var(&self, b: Value, span: Span) -> VmResult<Value> {
@@ -776,9 +861,13 @@ impl Vm {
     }
 
     fn admit_global(&mut self, v: Value, span: Span) -> VmResult<Value> {
+        let before = self.global_region.bytes_allocated();
         let (v, how) = admit_into(self.global_region, v).map_err(|e| mem_err(e, span))?;
         if how != Repair::None {
             self.stats.global_repairs += 1;
+            // A copy (or merge) into the global region: attribute it to
+            // this `define`/`set!`.
+            self.note_global_growth(span, before);
         }
         Ok(v)
     }
@@ -991,6 +1080,14 @@ impl Vm {
             }
         }
     }
+}
+
+/// Whether a primitive call may grow the global region in a way worth
+/// attributing to its site: stores (into a structure that may be global)
+/// and allocations aimed at the global region or at a container's region.
+#[inline]
+fn watched(op: Prim, target: Target) -> bool {
+    op.is_store() || (op.allocates() && matches!(target, Target::Global | Target::RegionOfSlot(_)))
 }
 
 /// Type tests and pair accessors that cannot fail or allocate; errors and

@@ -31,6 +31,8 @@ mod obj;
 #[cfg(not(loom))]
 mod parcel;
 #[cfg(not(loom))]
+mod reach;
+#[cfg(not(loom))]
 mod region;
 pub mod smr;
 #[cfg(not(loom))]
@@ -68,6 +70,8 @@ pub use obj::{
 };
 #[cfg(not(loom))]
 pub use parcel::{parcels_in_flight, region_bytes, Handoff, Parcel};
+#[cfg(not(loom))]
+pub use reach::reachable_bytes;
 #[cfg(not(loom))]
 pub use region::{
     heap_limit, heap_stats, live_regions, merge, merge_permitted, merge_threshold, region_create,
