@@ -165,7 +165,8 @@ impl Prim {
     }
 
     /// Whether the primitive allocates its result (so its site has a region).
-    #[inline]
+    /// Inlined: the VM asks on every primitive call.
+    #[inline(always)]
     pub fn allocates(self) -> bool {
         use Prim::*;
         matches!(
@@ -217,9 +218,15 @@ impl Prim {
         matches!(self, Prim::Join | Prim::Send | Prim::Recv)
     }
 
-    /// Whether the primitive stores into an existing structure (a barrier site).
+    /// Whether the primitive stores into an existing structure (a barrier
+    /// site). Spelled out (not a table lookup): the VM asks on every call.
+    #[inline(always)]
     pub fn is_store(self) -> bool {
-        self.flow() == Flow::Stores
+        use Prim::*;
+        matches!(
+            self,
+            SetCar | SetCdr | ArraySet | ArrayPush | DictSet | SetBox
+        )
     }
 }
 
@@ -232,6 +239,7 @@ mod tests {
         for (i, e) in PRIMS.iter().enumerate() {
             assert_eq!(e.0 as usize, i, "{}", e.1);
             assert_eq!(Prim::by_name(e.1), Some(e.0));
+            assert_eq!(e.0.is_store(), e.4 == Flow::Stores, "{}", e.1);
         }
     }
 }

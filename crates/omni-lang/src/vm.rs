@@ -1085,9 +1085,9 @@ impl Vm {
 /// Whether a primitive call may grow the global region in a way worth
 /// attributing to its site: stores (into a structure that may be global)
 /// and allocations aimed at the global region or at a container's region.
-#[inline]
+#[inline(always)]
 fn watched(op: Prim, target: Target) -> bool {
-    op.is_store() || (op.allocates() && matches!(target, Target::Global | Target::RegionOfSlot(_)))
+    (matches!(target, Target::Global | Target::RegionOfSlot(_)) && op.allocates()) || op.is_store()
 }
 
 /// Type tests and pair accessors that cannot fail or allocate; errors and
