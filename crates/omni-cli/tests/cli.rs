@@ -334,3 +334,34 @@ fn retention_smell_is_reported_with_its_site() {
         text(&quiet.stderr)
     );
 }
+
+#[test]
+fn trace_shows_handoffs() {
+    let dir = std::env::temp_dir().join(format!("omni-trace-h-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("h.json");
+    // Main sends two fresh messages (its regions leave: "e" events with
+    // sent_to_another_thread) and receives them back (adopt events).
+    let prog =
+        "(define c (chan 2)) (send c (list 1 2)) (send c (list 3)) (println (recv c) (recv c))";
+    let o = omni(
+        &["-e", prog, "--trace-regions", json.to_str().unwrap()],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "(1 2) (3)\n");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let events = doc["traceEvents"].as_array().unwrap();
+    let sent = events
+        .iter()
+        .filter(|e| e["args"]["sent_to_another_thread"] == true)
+        .count();
+    let adopted: Vec<_> = events.iter().filter(|e| e["name"] == "adopt").collect();
+    assert_eq!(sent, 2);
+    assert_eq!(adopted.len(), 2);
+    assert!(adopted
+        .iter()
+        .all(|e| e["args"]["bytes"].as_u64().unwrap() > 0));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
