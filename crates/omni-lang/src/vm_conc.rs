@@ -157,9 +157,26 @@ impl Vm {
     /// message region and start a thread that compiles the program's code
     /// and runs the thunk with those globals.
     pub(crate) fn prim_spawn(&mut self, f: Value, span: Span) -> VmResult<Value> {
-        if closure_code(f).is_none() {
+        let Some(code) = closure_code(f) else {
             return Err(LispError::new(
                 format!("spawn: expected a procedure, got {}", self.show(f, true)),
+                span,
+            ));
+        };
+        // The thunk is called with no arguments: say so here, not later
+        // on the other thread.
+        let takes_none = if code & PRIM_BIT != 0 {
+            crate::builtins::Prim::from_index((code & !PRIM_BIT) as usize)
+                .is_some_and(|p| p.arity().0 == 0)
+        } else {
+            self.protos
+                .get(code as usize)
+                .and_then(|p| p.as_ref())
+                .is_some_and(|p| p.nparams == 0)
+        };
+        if !takes_none {
+            return Err(LispError::new(
+                format!("spawn: {} must take no arguments", self.show(f, true)),
                 span,
             ));
         }
