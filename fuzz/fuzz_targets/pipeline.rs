@@ -75,7 +75,7 @@ impl Gen<'_> {
             return self.atom(out);
         }
         let d = depth - 1;
-        match self.byte() % 16 {
+        match self.byte() % 18 {
             0 | 1 => self.atom(out),
             2 => {
                 out.push_str(&format!("({} ", self.pick(UNARY)));
@@ -162,10 +162,24 @@ impl Gen<'_> {
                 self.expr(d, out);
                 out.push_str(")))");
             }
-            _ => {
+            15 => {
                 out.push_str("(guard-error (fn [] ");
                 self.expr(d, out);
                 out.push_str(") (fn [m] m))");
+            }
+            16 => {
+                // A channel round trip on one thread: handoff (fresh
+                // messages by transfer, others by copy) and adoption.
+                out.push_str("(let ((ch (chan 2))) (send ch ");
+                self.expr(d, out);
+                out.push_str(") (recv ch))");
+            }
+            _ => {
+                // A thread: compiles the program again, gets a copy of the
+                // globals, hands its result back.
+                out.push_str("(join (spawn (fn [] ");
+                self.expr(d, out);
+                out.push_str(")))");
             }
         }
     }
@@ -214,9 +228,15 @@ fuzz_target!(|data: &[u8]| {
                 fuel: Some(20_000),
                 ..omni_lang::Limits::default()
             };
-            let _ = omni_lang::run_source_with(&src, Box::new(std::io::sink()), vec![], limits);
+            let r = omni_lang::run_source_report(&src, Box::new(std::io::sink()), vec![], limits);
             let s = omni_mem::heap_stats();
-            (s.live_regions, s.live_bytes)
+            // Spawned threads report their own leftovers (programs that
+            // failed report none, so only successful runs are checked).
+            let (tr, tb) = r.result.map_or((0, 0), |v| {
+                (v.thread_live_regions_at_exit, v.thread_live_bytes_at_exit)
+            });
+            assert_eq!(omni_mem::parcels_in_flight(), 0, "a message was lost");
+            (s.live_regions + tr, s.live_bytes + tb)
         })
         .expect("spawn")
         .join()
