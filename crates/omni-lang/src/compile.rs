@@ -680,10 +680,13 @@ impl<'s> Compiler<'s> {
     }
 
     /// Whether `a` is a fresh message: a call of an allocating primitive
-    /// (not a higher-order one) whose arguments are constants, variables,
-    /// lambdas or such calls again. Building it stores intermediate values
-    /// nowhere but in its own objects, so once it is built the message
-    /// region holds nothing else the sender can reach (Option A).
+    /// (not a higher-order one), or of a named procedure, whose arguments
+    /// are constants, variables, lambdas or such calls again. Building it
+    /// binds no variable of this activation, so once it is built nothing
+    /// but its root can reach the message region: every heap edge into a
+    /// message region is copied out by the barrier, and a called
+    /// procedure's own variables die when it returns into the region
+    /// (its `dst`). Then the region can travel whole (Option A).
     fn fresh_message(&mut self, a: &Ast) -> bool {
         match a {
             Ast::App(f, args, _) => match self.is_prim_call(f) {
@@ -696,10 +699,16 @@ impl<'s> Compiler<'s> {
                 {
                     args.iter().all(|x| self.message_part(x))
                 }
-                _ => false,
+                Some(_) => false,
+                None => self.message_call(f, args),
             },
             _ => false,
         }
+    }
+
+    /// A call of a named (non-primitive) procedure inside a message.
+    fn message_call(&mut self, f: &Ast, args: &[Ast]) -> bool {
+        matches!(f, Ast::Var(..)) && args.iter().all(|x| self.message_part(x))
     }
 
     fn message_part(&mut self, a: &Ast) -> bool {
@@ -709,7 +718,8 @@ impl<'s> Compiler<'s> {
                 Some(op) if op.flow() != Flow::Higher && !op.blocks() && !op.is_store() => {
                     args.iter().all(|x| self.message_part(x))
                 }
-                _ => false,
+                Some(_) => false,
+                None => self.message_call(f, args),
             },
             _ => false,
         }
