@@ -213,11 +213,6 @@ impl Prim {
         )
     }
 
-    /// Whether the primitive may block the thread (channels, join).
-    pub fn blocks(self) -> bool {
-        matches!(self, Prim::Join | Prim::Send | Prim::Recv)
-    }
-
     /// Whether the primitive stores into an existing structure (a barrier
     /// site). Spelled out (not a table lookup): the VM asks on every call.
     #[inline(always)]

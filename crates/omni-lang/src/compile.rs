@@ -681,7 +681,9 @@ impl<'s> Compiler<'s> {
 
     /// Whether `a` is a fresh message: a call of an allocating primitive
     /// (not a higher-order one), or of a named procedure, whose arguments
-    /// are constants, variables, lambdas or such calls again. Building it
+    /// are constants, variables, lambdas or such calls again. `recv` and
+    /// `join` count: what they receive is adopted straight into the message
+    /// region, so relaying a message is a transfer too. Building it
     /// binds no variable of this activation, so once it is built nothing
     /// but its root can reach the message region: every heap edge into a
     /// message region is copied out by the barrier, and a called
@@ -693,7 +695,6 @@ impl<'s> Compiler<'s> {
                 Some(op)
                     if op.allocates()
                         && op.flow() != Flow::Higher
-                        && !op.blocks()
                         && op.arity().0 <= args.len()
                         && args.len() <= op.arity().1 =>
                 {
@@ -715,7 +716,7 @@ impl<'s> Compiler<'s> {
         match a {
             Ast::Quote(_) | Ast::Var(..) | Ast::Lambda(_) => true,
             Ast::App(f, args, _) => match self.is_prim_call(f) {
-                Some(op) if op.flow() != Flow::Higher && !op.blocks() && !op.is_store() => {
+                Some(op) if op.flow() != Flow::Higher && !op.is_store() => {
                     args.iter().all(|x| self.message_part(x))
                 }
                 Some(_) => false,
