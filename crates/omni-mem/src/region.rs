@@ -744,6 +744,9 @@ unsafe fn new_block(rank: u64) -> *mut RegionBlock {
 /// # Safety
 /// Returns a fully initialised, unlinked control block. A `closed` block
 /// gets rank `RANK_RETAINED`, admit rank 0 and a shared-pool segment.
+/// Always inlined: every caller passes a constant `closed`, so the hot
+/// path (`region_create`) carries none of the closed-region branches.
+#[inline(always)]
 unsafe fn new_block_in(h: &ThreadHeap, rank: u64, closed: bool) -> *mut RegionBlock {
     let pooled = if closed {
         shared_pool().headers.pop()
