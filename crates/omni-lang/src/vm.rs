@@ -744,6 +744,9 @@ impl Vm {
                 if let Some(v) = fixnum_fast_path(op, &[x, y]) {
                     return Ok(v);
                 }
+                if let Some(v) = binary_fast_path(op, x, y) {
+                    return Ok(v);
+                }
                 if op == Prim::Cons {
                     let r = self.target(target, fr);
                     if watched(op, target) {
@@ -1101,6 +1104,23 @@ fn unary_fast_path(op: Prim, x: Value) -> Option<Value> {
         Prim::IsPair => Some(Value::bool(omni_mem::is_pair(x))),
         Prim::Not => Some(Value::bool(!x.is_truthy())),
         Prim::IsZero => x.as_fixnum().map(|n| Value::bool(n == 0)),
+        Prim::Cadr => omni_mem::cdr(x).and_then(omni_mem::car),
+        Prim::Cddr => omni_mem::cdr(x).and_then(omni_mem::cdr),
+        Prim::Caddr => omni_mem::cdr(x)
+            .and_then(omni_mem::cdr)
+            .and_then(omni_mem::car),
+        Prim::IsSymbol => Some(Value::bool(x.as_symbol().is_some())),
+        // Fixnums answer here; other values take the general path.
+        Prim::IsNumber | Prim::IsInteger if x.is_fixnum() => Some(Value::TRUE),
+        _ => None,
+    }
+}
+
+/// Identity and type tests of two values that cannot fail or allocate.
+#[inline]
+fn binary_fast_path(op: Prim, x: Value, y: Value) -> Option<Value> {
+    match op {
+        Prim::IsEq => Some(Value::bool(x.is(y))),
         _ => None,
     }
 }
