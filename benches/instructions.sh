@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Instruction counts of the shortened benchmark programs under callgrind:
+# deterministic, so they compare builds on a shared, noisy machine where
+# wall time cannot (docs/BENCH_PROTOCOL.md). Usage:
+#   benches/instructions.sh [OMNI_BINARY...]   (default: target/release/omni)
+# Installs valgrind from Debian when it is missing (as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v valgrind >/dev/null; then
+  apt-get install -y -qq valgrind >/dev/null
+fi
+bins=("$@")
+if [ ${#bins[@]} -eq 0 ]; then
+  cargo build --release -q
+  bins=(target/release/omni)
+fi
+printf '%-10s' program
+for b in "${bins[@]}"; do printf ' %28s' "$b"; done
+echo
+for p in benches/programs/small/*.omni; do
+  printf '%-10s' "$(basename "$p" .omni)"
+  for b in "${bins[@]}"; do
+    n=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null "$b" run "$p" 2>&1 >/dev/null \
+        | sed -n 's/.*Collected : \([0-9]*\).*/\1/p')
+    printf ' %28s' "$n"
+  done
+  echo
+done
