@@ -324,19 +324,26 @@ fn run_cmd(opts: Opts, file: String, src: String) -> ExitCode {
             };
             let report = omni_lang::run_source_report(&src, out, opts.args.clone(), limits);
             print_diags(&file, &src, &report.warnings);
-            let r = report.result;
+            let r = report.result.clone();
             let s = heap_stats();
             if opts.trace.is_some() || opts.plot.is_some() {
                 let events = omni_mem::trace_stop();
-                if events.len() > trace_out::MAX_EVENTS {
+                let mut threads: Vec<(String, &[omni_mem::TraceEvent])> =
+                    vec![("main".to_string(), &events[..])];
+                for (id, ev) in &report.thread_traces {
+                    threads.push((format!("thread {id}"), &ev[..]));
+                }
+                let total: usize = threads.iter().map(|t| t.1.len()).sum();
+                if total > trace_out::MAX_EVENTS {
                     eprintln!(
                         "omni: trace truncated to the first {} of {} events",
                         trace_out::MAX_EVENTS,
-                        events.len()
+                        total
                     );
                 }
+                // The SVG plots the main thread's live segment bytes.
                 let outputs = [
-                    (&opts.trace, trace_out::chrome_trace(&events)),
+                    (&opts.trace, trace_out::chrome_trace(&threads)),
                     (&opts.plot, trace_out::svg_plot(&events, &file)),
                 ];
                 for (path, text) in outputs {

@@ -14,9 +14,12 @@ fn ts_us(e: &TraceEvent) -> String {
 }
 
 /// Chrome trace-event format: one async slice per region lifetime (create
-/// to free, or to the merge that ended it), instant events for merges and
-/// transmigrations, and a counter track of live segment bytes.
-pub fn chrome_trace(events: &[TraceEvent]) -> String {
+/// to free, to the merge that ended it, or to its handoff to another
+/// thread), instant events for merges, transmigrations and adoptions, and
+/// a counter track of live segment bytes per thread. `threads` holds
+/// (name, log) per thread, the main thread first; the `tid` of each is its
+/// position from 1. All logs share one time axis.
+pub fn chrome_trace(threads: &[(String, &[TraceEvent])]) -> String {
     let mut out = String::from("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[\n");
     let mut first = true;
     let mut push = |out: &mut String, s: String| {
@@ -26,51 +29,54 @@ pub fn chrome_trace(events: &[TraceEvent]) -> String {
         first = false;
         out.push_str(&s);
     };
-    for e in events.iter().take(MAX_EVENTS) {
-        let ts = ts_us(e);
-        let r = e.region;
-        match e.kind {
-            TraceKind::Create => push(
-                &mut out,
-                format!("{{\"name\":\"region {r}\",\"cat\":\"region\",\"ph\":\"b\",\"id\":{r},\"ts\":{ts},\"pid\":1,\"tid\":1}}"),
-            ),
-            TraceKind::Free { bytes } => push(
-                &mut out,
-                format!("{{\"name\":\"region {r}\",\"cat\":\"region\",\"ph\":\"e\",\"id\":{r},\"ts\":{ts},\"pid\":1,\"tid\":1,\"args\":{{\"bytes\":{bytes}}}}}"),
-            ),
-            TraceKind::Merge { into, bytes } => {
-                push(
-                    &mut out,
-                    format!("{{\"name\":\"region {r}\",\"cat\":\"region\",\"ph\":\"e\",\"id\":{r},\"ts\":{ts},\"pid\":1,\"tid\":1,\"args\":{{\"merged_into\":{into},\"bytes\":{bytes}}}}}"),
-                );
-                push(
-                    &mut out,
-                    format!("{{\"name\":\"merge\",\"cat\":\"repair\",\"ph\":\"i\",\"s\":\"t\",\"ts\":{ts},\"pid\":1,\"tid\":1,\"args\":{{\"region\":{r},\"into\":{into},\"bytes\":{bytes}}}}}"),
-                );
-            }
-            TraceKind::Send => push(
-                &mut out,
-                format!("{{\"name\":\"region {r}\",\"cat\":\"region\",\"ph\":\"e\",\"id\":{r},\"ts\":{ts},\"pid\":1,\"tid\":1,\"args\":{{\"sent_to_another_thread\":true}}}}"),
-            ),
-            TraceKind::Adopt { into, bytes } => push(
-                &mut out,
-                format!("{{\"name\":\"adopt\",\"cat\":\"handoff\",\"ph\":\"i\",\"s\":\"t\",\"ts\":{ts},\"pid\":1,\"tid\":1,\"args\":{{\"region\":{r},\"into\":{into},\"bytes\":{bytes}}}}}"),
-            ),
-            TraceKind::Transmigrate { objects, bytes } => push(
-                &mut out,
-                format!("{{\"name\":\"transmigrate\",\"cat\":\"repair\",\"ph\":\"i\",\"s\":\"t\",\"ts\":{ts},\"pid\":1,\"tid\":1,\"args\":{{\"into\":{r},\"objects\":{objects},\"bytes\":{bytes}}}}}"),
-            ),
-        }
+    let mut budget = MAX_EVENTS;
+    for (k, (name, events)) in threads.iter().enumerate() {
+        let tid = k + 1;
         push(
             &mut out,
-            format!(
-                "{{\"name\":\"live segment bytes\",\"ph\":\"C\",\"ts\":{ts},\"pid\":1,\"args\":{{\"bytes\":{}}}}}",
-                e.live_segment_bytes
-            ),
+            format!("{{\"name\":\"thread_name\",\"ph\":\"M\",\"ts\":0,\"pid\":1,\"tid\":{tid},\"args\":{{\"name\":\"{name}\"}}}}"),
         );
+        let take = events.len().min(budget);
+        budget -= take;
+        thread_events(&events[..take], tid, name, &mut |s| push(&mut out, s));
     }
     out.push_str("\n]}\n");
     out
+}
+
+fn thread_events(events: &[TraceEvent], tid: usize, name: &str, push: &mut dyn FnMut(String)) {
+    for e in events {
+        let ts = ts_us(e);
+        let r = e.region;
+        match e.kind {
+            TraceKind::Create => push(format!("{{\"name\":\"region {r}\",\"cat\":\"region\",\"ph\":\"b\",\"id\":{r},\"ts\":{ts},\"pid\":1,\"tid\":{tid}}}"),
+            ),
+            TraceKind::Free { bytes } => push(
+                format!("{{\"name\":\"region {r}\",\"cat\":\"region\",\"ph\":\"e\",\"id\":{r},\"ts\":{ts},\"pid\":1,\"tid\":{tid},\"args\":{{\"bytes\":{bytes}}}}}"),
+            ),
+            TraceKind::Merge { into, bytes } => {
+                push(
+                    format!("{{\"name\":\"region {r}\",\"cat\":\"region\",\"ph\":\"e\",\"id\":{r},\"ts\":{ts},\"pid\":1,\"tid\":{tid},\"args\":{{\"merged_into\":{into},\"bytes\":{bytes}}}}}"),
+                );
+                push(
+                    format!("{{\"name\":\"merge\",\"cat\":\"repair\",\"ph\":\"i\",\"s\":\"t\",\"ts\":{ts},\"pid\":1,\"tid\":{tid},\"args\":{{\"region\":{r},\"into\":{into},\"bytes\":{bytes}}}}}"),
+                );
+            }
+            TraceKind::Send => push(
+                format!("{{\"name\":\"region {r}\",\"cat\":\"region\",\"ph\":\"e\",\"id\":{r},\"ts\":{ts},\"pid\":1,\"tid\":{tid},\"args\":{{\"sent_to_another_thread\":true}}}}"),
+            ),
+            TraceKind::Adopt { into, bytes } => push(
+                format!("{{\"name\":\"adopt\",\"cat\":\"handoff\",\"ph\":\"i\",\"s\":\"t\",\"ts\":{ts},\"pid\":1,\"tid\":{tid},\"args\":{{\"region\":{r},\"into\":{into},\"bytes\":{bytes}}}}}"),
+            ),
+            TraceKind::Transmigrate { objects, bytes } => push(
+                format!("{{\"name\":\"transmigrate\",\"cat\":\"repair\",\"ph\":\"i\",\"s\":\"t\",\"ts\":{ts},\"pid\":1,\"tid\":{tid},\"args\":{{\"into\":{r},\"objects\":{objects},\"bytes\":{bytes}}}}}"),
+            ),
+        }
+        push(format!(
+            "{{\"name\":\"live segment bytes ({name})\",\"ph\":\"C\",\"ts\":{ts},\"pid\":1,\"args\":{{\"bytes\":{}}}}}",
+            e.live_segment_bytes
+        ));
+    }
 }
 
 /// An SVG line plot of live segment bytes over time.

@@ -365,3 +365,42 @@ fn trace_shows_handoffs() {
         .all(|e| e["args"]["bytes"].as_u64().unwrap() > 0));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn trace_covers_spawned_threads() {
+    let dir = std::env::temp_dir().join(format!("omni-trace-t-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json = dir.join("t.json");
+    let o = omni(
+        &[
+            "run",
+            "examples/threads.omni",
+            "--trace-regions",
+            json.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let events = doc["traceEvents"].as_array().unwrap();
+    let names: Vec<&str> = events
+        .iter()
+        .filter(|e| e["ph"] == "M")
+        .map(|e| e["args"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["main", "thread 0", "thread 1"]);
+    for tid in 1..=3 {
+        let count = |ph: &str| {
+            events
+                .iter()
+                .filter(|e| e["tid"] == tid && e["ph"] == ph)
+                .count()
+        };
+        assert!(count("b") > 0, "thread {tid} has region events");
+        // Every region a thread created ends on that thread: freed,
+        // merged, or handed to another thread.
+        assert_eq!(count("b"), count("e"), "thread {tid}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -21,7 +21,7 @@ use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use omni_mem::{HeapStats, Parcel};
+use omni_mem::{HeapStats, Parcel, TraceEvent};
 
 use crate::vm::{LispError, VmStats};
 
@@ -128,6 +128,9 @@ struct Sched {
     /// Statistics of finished threads, for `--stats`.
     child_vm: VmStats,
     child_heap: Vec<HeapStats>,
+    /// Region event logs of finished threads (thread id, events), when the
+    /// program is traced (`--trace-regions`).
+    child_traces: Vec<(u32, Vec<TraceEvent>)>,
 }
 
 impl Sched {
@@ -191,6 +194,7 @@ impl Runtime {
                 deadlock_epoch: 0,
                 child_vm: VmStats::default(),
                 child_heap: Vec::new(),
+                child_traces: Vec::new(),
             }),
             batches: Mutex::new(Vec::new()),
             out: Arc::new(Mutex::new(out)),
@@ -402,6 +406,16 @@ impl Runtime {
         let mut g = self.lock();
         g.child_vm.add(&vm);
         g.child_heap.push(heap);
+    }
+
+    /// Keep a finished thread's region event log.
+    pub fn thread_trace(&self, id: u32, events: Vec<TraceEvent>) {
+        self.lock().child_traces.push((id, events));
+    }
+
+    /// Take the event logs of the threads that finished so far.
+    pub fn take_traces(&self) -> Vec<(u32, Vec<TraceEvent>)> {
+        std::mem::take(&mut self.lock().child_traces)
     }
 
     /// Statistics of every thread that finished so far.

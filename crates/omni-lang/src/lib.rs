@@ -277,6 +277,9 @@ pub struct RunReport {
     pub result: Result<vm::VmStats, Vec<Diagnostic>>,
     /// Warnings that do not change the outcome (the retention smell).
     pub warnings: Vec<Diagnostic>,
+    /// Region event logs of the spawned threads (thread number, events),
+    /// when the calling thread was recording (`omni_mem::trace_start`).
+    pub thread_traces: Vec<(u32, Vec<omni_mem::TraceEvent>)>,
 }
 
 /// `run_source_with`, also returning warnings.
@@ -294,6 +297,8 @@ pub fn run_source_report(
     let r = compile_program(&mut vm, src)
         .and_then(|forms| run_compiled(&mut vm, &forms, &mut |_, _| {}).map_err(|d| vec![d]));
     let unjoined = finish_threads(&vm);
+    let mut thread_traces = vm.rt.take_traces();
+    thread_traces.sort_by_key(|t| t.0);
     let warnings: Vec<Diagnostic> = vm.retention_warning().into_iter().collect();
     let mut stats = vm.stats;
     let (children, heaps) = vm.rt.children_stats();
@@ -310,7 +315,11 @@ pub fn run_source_report(
             Err(d)
         }
     };
-    RunReport { result, warnings }
+    RunReport {
+        result,
+        warnings,
+        thread_traces,
+    }
 }
 
 /// Wait for every thread the program spawned (a program ends when all its

@@ -213,13 +213,23 @@ impl Vm {
             self.region_quota(),
             omni_mem::heap_limit(),
         );
+        // A traced program traces its threads too, on one time axis.
+        let trace_origin = omni_mem::trace_origin();
         let id = self
             .rt
             .spawn(move |id| {
                 std::thread::Builder::new()
                     .name(format!("omni-thread-{id}"))
                     .stack_size(crate::VM_STACK_BYTES)
-                    .spawn(move || child_main(rt, id, batches, parcel, limits, span))
+                    .spawn(move || {
+                        if let Some(origin) = trace_origin {
+                            omni_mem::trace_start_at(origin);
+                        }
+                        child_main(rt.clone(), id, batches, parcel, limits, span);
+                        if trace_origin.is_some() {
+                            rt.thread_trace(id, omni_mem::trace_stop());
+                        }
+                    })
             })
             .map_err(|m| LispError::new(m, span))?;
         self.stats.threads_spawned += 1;

@@ -287,12 +287,29 @@ pub fn merge_threshold() -> usize {
 
 /// Start recording this thread's region events (clears earlier ones).
 pub fn trace_start() {
+    trace_start_at(std::time::Instant::now())
+}
+
+/// Start recording with timestamps relative to `origin` (another thread's
+/// origin, so several threads' events share one time axis).
+pub fn trace_start_at(origin: std::time::Instant) {
     with_heap(|h| {
         // SAFETY: the trace vector is only touched by this thread, never
         // re-entrantly.
         unsafe { (*h.trace.get()).clear() };
-        h.trace_origin.set(Some(std::time::Instant::now()));
+        h.trace_origin.set(Some(origin));
         h.tracing.set(true);
+    })
+}
+
+/// The time origin of this thread's recording, if it is recording.
+pub fn trace_origin() -> Option<std::time::Instant> {
+    with_heap(|h| {
+        if h.tracing.get() {
+            h.trace_origin.get()
+        } else {
+            None
+        }
     })
 }
 
