@@ -19,8 +19,8 @@ use std::ptr::NonNull;
 use crate::atomic::Counter64;
 use crate::error::MemResult;
 use crate::region::{
-    adopt, block_bytes, detach, free_detached, region_create_message, region_exit, transfer_check,
-    Region, RegionBlock, TransferRefusal,
+    adopt, detach, free_detached, region_create_message, region_exit, transfer_check, Region,
+    RegionBlock, TransferRefusal,
 };
 use crate::transmigrate::transmigrate_everything;
 use crate::value::Value;
@@ -170,11 +170,4 @@ impl Drop for Parcel {
 /// once every message has been received or discarded.
 pub fn parcels_in_flight() -> u64 {
     IN_FLIGHT.load_acquire()
-}
-
-/// Object bytes of a region (for tests of the parcel paths).
-#[doc(hidden)]
-pub fn region_bytes(r: Region) -> usize {
-    // SAFETY: `block()` names a live control block.
-    unsafe { block_bytes(r.block()) }
 }

@@ -473,6 +473,22 @@ fn take_shared_segment(h: &ThreadHeap) -> *mut u8 {
 /// `seg` must be a shared segment of a dying region.
 unsafe fn release_shared_segment(seg: *mut SegHeader) {
     // SAFETY: per the contract nothing refers to the segment any more.
+    if let Some((base, header)) = unsafe { retire_segment(seg) } {
+        let mut pool = shared_pool();
+        let pool = &mut *pool;
+        pool_retired(&mut pool.headers, &mut pool.data, base, header);
+    }
+}
+
+/// Mark a dying region's segment free: a control block gets its epoch
+/// bumped and its forward link cleared, debug builds poison the contents,
+/// and a large segment goes back to the system. Returns the segment for a
+/// pool, with whether it is a control block, or `None` if it was freed.
+///
+/// # Safety
+/// `seg` must be a segment of a dying region that nothing refers to.
+unsafe fn retire_segment(seg: *mut SegHeader) -> Option<(*mut u8, bool)> {
+    // SAFETY: per the contract.
     unsafe {
         (*seg).state = STATE_FREE;
         let base: *mut u8 = seg.cast();
@@ -483,21 +499,34 @@ unsafe fn release_shared_segment(seg: *mut SegHeader) {
                 (*blk).forward = ptr::null_mut();
                 #[cfg(debug_assertions)]
                 ptr::write_bytes(base.add(BLOCK_SIZE), POISON, SEGMENT_SIZE - BLOCK_SIZE);
-                let mut pool = shared_pool();
-                #[cfg(not(debug_assertions))]
-                if pool.headers.len() >= HEADER_POOL_CAP {
-                    pool.data.push(base);
-                    return;
-                }
-                pool.headers.push(base);
+                Some((base, true))
             }
             SegKind::Data => {
                 #[cfg(debug_assertions)]
                 ptr::write_bytes(base.add(SEG_HDR), POISON, SEGMENT_SIZE - SEG_HDR);
-                shared_pool().data.push(base);
+                Some((base, false))
             }
-            SegKind::Large => os_free(base, (*seg).size),
+            SegKind::Large => {
+                os_free(base, (*seg).size);
+                None
+            }
         }
+    }
+}
+
+/// Put a retired segment in its pool: control blocks stay control blocks
+/// (release builds keep at most `HEADER_POOL_CAP` of them; the rest become
+/// data segments), data segments go to the data pool.
+fn pool_retired(headers: &mut Vec<*mut u8>, data: &mut Vec<*mut u8>, base: *mut u8, header: bool) {
+    if header {
+        #[cfg(not(debug_assertions))]
+        if headers.len() >= HEADER_POOL_CAP {
+            data.push(base);
+            return;
+        }
+        headers.push(base);
+    } else {
+        data.push(base);
     }
 }
 
@@ -1007,31 +1036,13 @@ unsafe fn release_segment_in(h: &ThreadHeap, seg: *mut SegHeader) {
     unsafe {
         if (*seg).shared {
             release_shared_segment(seg);
-            return;
-        }
-        (*seg).state = STATE_FREE;
-        let base: *mut u8 = seg.cast();
-        match (*seg).kind {
-            SegKind::Header => {
-                let blk: *mut RegionBlock = seg.cast();
-                (*blk).epoch += 1;
-                (*blk).forward = ptr::null_mut();
-                #[cfg(debug_assertions)]
-                ptr::write_bytes(base.add(BLOCK_SIZE), POISON, SEGMENT_SIZE - BLOCK_SIZE);
-                let pool = &mut *h.header_pool.get();
-                #[cfg(not(debug_assertions))]
-                if pool.len() >= HEADER_POOL_CAP {
-                    (*h.data_pool.get()).push(base);
-                    return;
-                }
-                pool.push(base);
-            }
-            SegKind::Data => {
-                #[cfg(debug_assertions)]
-                ptr::write_bytes(base.add(SEG_HDR), POISON, SEGMENT_SIZE - SEG_HDR);
-                (*h.data_pool.get()).push(base);
-            }
-            SegKind::Large => os_free(base, (*seg).size),
+        } else if let Some((base, header)) = retire_segment(seg) {
+            pool_retired(
+                &mut *h.header_pool.get(),
+                &mut *h.data_pool.get(),
+                base,
+                header,
+            );
         }
     }
 }
@@ -1577,15 +1588,6 @@ pub(crate) unsafe fn free_detached(y: *mut RegionBlock) {
             seg = next;
         }
     }
-}
-
-/// Bytes of objects in a live or detached control block.
-///
-/// # Safety
-/// `b` must be a live or detached control block.
-pub(crate) unsafe fn block_bytes(b: *mut RegionBlock) -> usize {
-    // SAFETY: per the contract.
-    unsafe { bytes_allocated(b) }
 }
 
 // ---------------------------------------------------------------------------
