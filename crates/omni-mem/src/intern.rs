@@ -140,7 +140,10 @@ impl SymbolTable {
 
     /// The id of `name`, if interned. Lock-free.
     pub fn lookup(&self, name: &str) -> Option<u32> {
-        let hash = fnv1a(name);
+        self.lookup_hashed(fnv1a(name), name)
+    }
+
+    fn lookup_hashed(&self, hash: u64, name: &str) -> Option<u32> {
         let _guard = self.smr.read();
         // SAFETY: the index pointer is never null, and an unpublished index
         // is freed only after `synchronize`, which waits for this section.
@@ -157,10 +160,10 @@ impl SymbolTable {
 
     /// The id of `name`, interning it on first use.
     pub fn intern(&self, name: &str) -> u32 {
-        if let Some(id) = self.lookup(name) {
+        let hash = fnv1a(name);
+        if let Some(id) = self.lookup_hashed(hash, name) {
             return id;
         }
-        let hash = fnv1a(name);
         let _w = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         // Only writers replace the index, and we are the writer: it stays
         // valid while we hold the lock.
