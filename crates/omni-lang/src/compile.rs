@@ -690,26 +690,10 @@ impl<'s> Compiler<'s> {
     /// procedure's own variables die when it returns into the region
     /// (its `dst`). Then the region can travel whole (Option A).
     fn fresh_message(&mut self, a: &Ast) -> bool {
-        match a {
-            Ast::App(f, args, _) => match self.is_prim_call(f) {
-                Some(op)
-                    if op.allocates()
-                        && op.flow() != Flow::Higher
-                        && op.arity().0 <= args.len()
-                        && args.len() <= op.arity().1 =>
-                {
-                    args.iter().all(|x| self.message_part(x))
-                }
-                Some(_) => false,
-                None => self.message_call(f, args),
-            },
-            _ => false,
-        }
-    }
-
-    /// A call of a named (non-primitive) procedure inside a message.
-    fn message_call(&mut self, f: &Ast, args: &[Ast]) -> bool {
-        matches!(f, Ast::Var(..)) && args.iter().all(|x| self.message_part(x))
+        // A message part that is a call, and makes a new value.
+        let Ast::App(f, ..) = a else { return false };
+        let allocates = self.is_prim_call(f).is_none_or(|op| op.allocates());
+        allocates && self.message_part(a)
     }
 
     fn message_part(&mut self, a: &Ast) -> bool {
@@ -720,7 +704,8 @@ impl<'s> Compiler<'s> {
                     args.iter().all(|x| self.message_part(x))
                 }
                 Some(_) => false,
-                None => self.message_call(f, args),
+                // A call of a named procedure: its `dst` is the message region.
+                None => matches!(&**f, Ast::Var(..)) && args.iter().all(|x| self.message_part(x)),
             },
             _ => false,
         }

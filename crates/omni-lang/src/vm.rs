@@ -217,7 +217,7 @@ impl ConstSink for Vm {
     }
 }
 
-fn mem_err(e: MemError, span: Span) -> Box<LispError> {
+pub(crate) fn mem_err(e: MemError, span: Span) -> Box<LispError> {
     LispError::new(e.to_string(), span)
 }
 
@@ -316,12 +316,7 @@ impl Vm {
         if self.region_quota.is_some() {
             new.set_quota(self.region_quota);
         }
-        let mut roots: Vec<Value> = self
-            .globals
-            .iter()
-            .chain(self.consts.iter())
-            .copied()
-            .collect();
+        let mut roots = self.global_roots();
         if let Err(e) = omni_mem::transmigrate_roots(&mut roots, old, new) {
             region_exit(new);
             return Err(e);
@@ -337,6 +332,12 @@ impl Vm {
             after: new.bytes_allocated(),
             released,
         })
+    }
+
+    /// Every reference into the global region between top-level forms:
+    /// the globals, then the compiled constants.
+    fn global_roots(&self) -> Vec<Value> {
+        self.globals.iter().chain(&self.consts).copied().collect()
     }
 
     pub fn flush(&mut self) {
@@ -820,8 +821,7 @@ impl Vm {
         if total < MIN {
             return None;
         }
-        let roots: Vec<Value> = self.globals.iter().chain(&self.consts).copied().collect();
-        let reachable = omni_mem::reachable_bytes(&roots, self.global_region);
+        let reachable = omni_mem::reachable_bytes(&self.global_roots(), self.global_region);
         if reachable.saturating_mul(4) > total {
             return None;
         }

@@ -12,14 +12,10 @@ use omni_mem::{
 use crate::conc::{ConcError, Runtime, HANDLE_CHAN, HANDLE_THREAD};
 use crate::ir::Node;
 use crate::reader::Span;
-use crate::vm::{Dst, Frame, LispError, Vm, VmResult, PRIM_BIT};
+use crate::vm::{mem_err, Dst, Frame, LispError, Vm, VmResult, PRIM_BIT};
 
 fn conc_err(e: ConcError, op: &str, span: Span) -> Box<LispError> {
     LispError::new(e.message(op), span)
-}
-
-fn mem_err(e: omni_mem::MemError, span: Span) -> Box<LispError> {
-    LispError::new(e.to_string(), span)
 }
 
 impl Vm {
