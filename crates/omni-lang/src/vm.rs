@@ -53,11 +53,13 @@ impl LispError {
 
 pub type VmResult<T> = Result<T, Box<LispError>>;
 
-pub(crate) enum Tail {
-    Value(Value),
-    /// A call in tail position: the callee, and how many arguments sit on
-    /// top of the VM's value stack.
-    Call(Value, usize, Span),
+/// A call in tail position, left for the activation to make: the callee,
+/// and how many arguments sit on top of the VM's value stack.
+#[derive(Clone, Copy)]
+pub(crate) struct TailCall {
+    f: Value,
+    argc: usize,
+    span: Span,
 }
 
 /// Where a call's result goes: a region, or an activation's scratch region
@@ -187,6 +189,10 @@ pub struct Vm {
     /// Frame slots and pending call arguments of every activation: one
     /// growable stack instead of an allocation per call.
     stack: Vec<Value>,
+    /// Set by a call in tail position instead of calling (see `eval`);
+    /// taken by the activation whose body it ends. Results stay one
+    /// `Value` wide, so every `eval` returns in registers.
+    tail_call: Option<TailCall>,
     closed: bool,
 }
 
@@ -248,6 +254,7 @@ impl Vm {
             stats: VmStats::default(),
             scratch_stack: Vec::new(),
             stack: Vec::new(),
+            tail_call: None,
             closed: false,
         };
         for (i, e) in crate::builtins::PRIMS.iter().enumerate() {
@@ -439,14 +446,13 @@ impl Vm {
             iter_rank,
             iter_next: None,
         };
-        let r = self.eval_tail(&proto.body, &mut fr);
-        let r = match r {
-            Ok(Tail::Value(v)) => Ok(v),
-            Ok(Tail::Call(f, argc, span)) => {
+        let r = self.eval(&proto.body, &mut fr);
+        let r = match (r, self.tail_call.take()) {
+            (Ok(_), Some(t)) => {
                 let iter = fr.iter_next.take();
-                self.call_owning(f, argc, Dst::Region(dst), span, iter)
+                self.call_owning(t.f, t.argc, Dst::Region(dst), t.span, iter)
             }
-            Err(e) => Err(e),
+            (r, _) => r,
         };
         if let Some(r) = fr.iter_next.take() {
             region_exit(r);
@@ -548,9 +554,14 @@ impl Vm {
         }
     }
 
-    /// Evaluate a node whose value is needed here (not in tail position).
-    /// The most frequent leaves and primitive calls are handled inline; the
-    /// rest goes through `eval_inner`.
+    /// Evaluate a node. A call the compiler marked as a tail call (only
+    /// ever in tail position of a procedure body, through `if`, `begin`
+    /// and `let` bodies) is not made here: its callee and arguments are
+    /// left in `tail_call` and on the stack for the activation, and the
+    /// value returned is a placeholder.
+    ///
+    /// The most frequent leaves and primitive calls are handled in line;
+    /// the rest goes through `eval_node`.
     #[inline]
     pub(crate) fn eval(&mut self, n: &Node, fr: &mut Frame) -> VmResult<Value> {
         match n {
@@ -562,19 +573,12 @@ impl Vm {
                 target,
                 span,
             } => self.eval_prim(*op, args, *target, *span, fr),
-            _ => match self.eval_inner(n, fr, false)? {
-                Tail::Value(v) => Ok(v),
-                Tail::Call(..) => unreachable_tail(),
-            },
+            _ => self.eval_node(n, fr),
         }
     }
 
-    fn eval_tail(&mut self, n: &Node, fr: &mut Frame) -> VmResult<Tail> {
-        self.eval_inner(n, fr, true)
-    }
-
-    fn eval_inner(&mut self, n: &Node, fr: &mut Frame, tail_ok: bool) -> VmResult<Tail> {
-        let v = match n {
+    fn eval_node(&mut self, n: &Node, fr: &mut Frame) -> VmResult<Value> {
+        Ok(match n {
             Node::Const(v) => *v,
             Node::HeapConst(i) => self.consts[*i as usize],
             Node::Local(s) => self.stack[fr.base + *s as usize],
@@ -634,17 +638,18 @@ impl Vm {
             }
             Node::If(c, t, e) => {
                 let c = self.eval(c, fr)?;
+                debug_assert!(self.tail_call.is_none(), "tail call in a condition");
                 let branch = if c.is_truthy() { t } else { e };
-                return self.eval_inner(branch, fr, tail_ok);
+                return self.eval(branch, fr);
             }
             Node::Seq(items) => {
                 let Some((last, init)) = items.split_last() else {
-                    return Ok(Tail::Value(Value::NOTHING));
+                    return Ok(Value::NOTHING);
                 };
                 for x in init {
                     self.eval(x, fr)?;
                 }
-                return self.eval_inner(last, fr, tail_ok);
+                return self.eval(last, fr);
             }
             Node::Bind(s, x) => {
                 let v = self.eval(x, fr)?;
@@ -674,8 +679,13 @@ impl Vm {
                     let v = self.eval(a, fr)?;
                     self.stack.push(v);
                 }
-                if *tail && tail_ok {
-                    return Ok(Tail::Call(fv, args.len(), *span));
+                if *tail {
+                    self.tail_call = Some(TailCall {
+                        f: fv,
+                        argc: args.len(),
+                        span: *span,
+                    });
+                    return Ok(Value::NOTHING);
                 }
                 let dst = self.call_dst(*target, fr);
                 self.call_owning(fv, args.len(), dst, *span, None)?
@@ -686,8 +696,7 @@ impl Vm {
                 target,
                 span,
             } => self.eval_prim(*op, args, *target, *span, fr)?,
-        };
-        Ok(Tail::Value(v))
+        })
     }
 
     #[inline(never)]
@@ -1002,10 +1011,10 @@ impl Vm {
             };
             self.stats.calls += 1;
             self.depth += 1;
-            let r = self.eval_tail(&proto.body, &mut fr);
+            let r = self.eval(&proto.body, &mut fr);
             self.depth -= 1;
-            match r {
-                Ok(Tail::Value(v)) => {
+            match r.map(|v| (v, self.tail_call.take())) {
+                Ok((v, None)) => {
                     // Return boundary: the result must live in dst before
                     // the scratch region goes away.
                     let out = self.admit_dst(dst, v).map_err(|e| mem_err(e, span));
@@ -1022,7 +1031,7 @@ impl Vm {
                     }
                     return out.map(|(v, _)| v);
                 }
-                Ok(Tail::Call(mut g, argc2, sp)) => {
+                Ok((_, Some(TailCall { f: mut g, argc: argc2, span: sp }))) => {
                     // Tail-call boundary: callee and arguments move to dst
                     // (except those already in the next iteration's region),
                     // then scratch and this iteration's region are exited
@@ -1073,6 +1082,8 @@ impl Vm {
                     argc = argc2;
                 }
                 Err(mut e) => {
+                    // An error may have left a tail call half set up.
+                    self.tail_call = None;
                     self.pop_scratch(scratch);
                     if let Some(r) = fr.iter_next.take() {
                         region_exit(r);
@@ -1156,15 +1167,6 @@ fn fixnum_fast_path(op: Prim, a: &[Value]) -> Option<Value> {
         acc = f(acc, v.as_fixnum()?)?;
     }
     Value::fixnum(acc)
-}
-
-fn unreachable_tail() -> VmResult<Value> {
-    // eval_inner only returns Tail::Call when tail_ok is set.
-    Err(Box::new(LispError {
-        message: "internal: tail call outside tail position".into(),
-        span: None,
-        trace: Vec::new(),
-    }))
 }
 
 /// A tiny inline argument buffer (no heap allocation for up to 4 args).

@@ -66,9 +66,14 @@ impl Value {
         self.0.addr()
     }
 
+    /// Tag `TAG_HEAP` and not null. Spelled as one compare: rotating the
+    /// tag bits to the top leaves a heap pointer in `1..=usize::MAX >> 3`
+    /// and sends every other word outside it (null to 0, any other tag to
+    /// `2^61` or above).
     #[inline]
     pub fn is_heap(self) -> bool {
-        self.bits() & TAG_MASK == TAG_HEAP && self.bits() != 0
+        const _: () = assert!(TAG_HEAP == 0 && TAG_MASK == 0b111);
+        self.bits().rotate_right(3).wrapping_sub(1) < usize::MAX >> 3
     }
 
     #[inline]
@@ -224,6 +229,25 @@ mod tests {
         assert!(Value::fixnum(FIXNUM_MAX + 1).is_none());
         assert!(Value::fixnum(FIXNUM_MIN - 1).is_none());
         assert!(Value::fixnum(i64::MAX).is_none());
+    }
+
+    #[test]
+    fn is_heap_is_tag_heap_and_not_null() {
+        // The one-compare spelling agrees with the definition on every tag
+        // at the edges of the word.
+        let mut words = vec![0usize, usize::MAX];
+        for high in [0usize, 1 << 3, 1 << 20, 1 << 60, usize::MAX & !0b111] {
+            for tag in 0..8usize {
+                words.push(high | tag);
+                words.push((high | tag).wrapping_add(8));
+                words.push((high | tag).wrapping_sub(8));
+            }
+        }
+        for w in words {
+            let v = Value(ptr::without_provenance_mut(w));
+            let expected = w & TAG_MASK == TAG_HEAP && w != 0;
+            assert_eq!(v.is_heap(), expected, "word {w:#x}");
+        }
     }
 
     #[test]
