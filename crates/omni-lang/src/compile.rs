@@ -274,7 +274,7 @@ impl<'s> Compiler<'s> {
             nparams: params.len(),
             rest: rest.is_some(),
             nslots: f.nslots as usize,
-            body: body_node,
+            body: crate::fuse::fuse(body_node),
             span,
         });
         // Stash captures for the caller (the parent builds the closure).

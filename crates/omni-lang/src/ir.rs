@@ -32,6 +32,13 @@ pub enum Target {
     Message,
 }
 
+/// An operand that is read without evaluating anything.
+#[derive(Clone, Copy, Debug)]
+pub enum Operand {
+    Local(u32),
+    Const(Value),
+}
+
 #[derive(Clone, Copy, Debug)]
 pub enum CapSrc {
     Local(u32),
@@ -87,6 +94,23 @@ pub enum Node {
         args: Vec<Node>,
         target: Target,
         span: Span,
+    },
+    /// A two-operand fixnum primitive on locals and constants (made by
+    /// `fuse.rs`): no call, no region. When an operand is not a fixnum or
+    /// the result does not fit, `general` (the original primitive node)
+    /// runs instead, so floats, big results and errors behave as before.
+    FixOp2 {
+        op: Prim,
+        a: Operand,
+        b: Operand,
+        general: Box<Node>,
+    },
+    /// A one-operand primitive on a local that cannot fail or allocate
+    /// when it applies (`car`, `null?`, ...); else `general` runs.
+    LocalOp1 {
+        op: Prim,
+        slot: u32,
+        general: Box<Node>,
     },
     /// `(send chan msg)` where `msg` is a fresh constructor expression: it
     /// is built in a new message region, which is handed to the receiver

@@ -6,6 +6,7 @@ pub mod builtins;
 pub mod compile;
 pub mod conc;
 pub mod explain;
+mod fuse;
 pub mod ir;
 mod prims;
 pub mod printer;

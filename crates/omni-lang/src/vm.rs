@@ -22,7 +22,7 @@ use omni_mem::{
 use crate::builtins::Prim;
 use crate::compile::ConstSink;
 use crate::conc::Runtime;
-use crate::ir::{CapSrc, Node, Proto, Target};
+use crate::ir::{CapSrc, Node, Operand, Proto, Target};
 use crate::printer;
 use crate::reader::{Datum, DatumKind, Span};
 
@@ -511,11 +511,18 @@ impl Vm {
         }
     }
 
-    /// Admit `v` into destination `d`; immediates never create a region.
+    /// Admit `v` into destination `d`; immediates never create a region
+    /// (and are handled in line: most results are).
+    #[inline(always)]
     fn admit_dst(&mut self, d: Dst, v: Value) -> Result<(Value, Repair), MemError> {
         if !v.is_heap() {
             return Ok((v, Repair::None));
         }
+        self.admit_dst_heap(d, v)
+    }
+
+    #[inline(never)]
+    fn admit_dst_heap(&mut self, d: Dst, v: Value) -> Result<(Value, Repair), MemError> {
         let r = self.dst_region(d);
         admit_into(r, v)
     }
@@ -562,11 +569,13 @@ impl Vm {
     ///
     /// The most frequent leaves and primitive calls are handled in line;
     /// the rest goes through `eval_node`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn eval(&mut self, n: &Node, fr: &mut Frame) -> VmResult<Value> {
         match n {
             Node::Const(v) => Ok(*v),
             Node::Local(s) => Ok(self.stack[fr.base + *s as usize]),
+            Node::FixOp2 { op, a, b, general } => self.eval_fixop2(*op, *a, *b, general, fr),
+            Node::LocalOp1 { op, slot, general } => self.eval_localop1(*op, *slot, general, fr),
             Node::Prim {
                 op,
                 args,
@@ -574,6 +583,46 @@ impl Vm {
                 span,
             } => self.eval_prim(*op, args, *target, *span, fr),
             _ => self.eval_node(n, fr),
+        }
+    }
+
+    /// `Node::FixOp2`: out of line but lean (no call on the fast path).
+    #[inline(never)]
+    fn eval_fixop2(
+        &mut self,
+        op: Prim,
+        a: Operand,
+        b: Operand,
+        general: &Node,
+        fr: &mut Frame,
+    ) -> VmResult<Value> {
+        let (x, y) = (self.operand(a, fr), self.operand(b, fr));
+        match fixnum_op2(op, x, y) {
+            Some(v) => Ok(v),
+            None => self.eval_node(general, fr),
+        }
+    }
+
+    /// `Node::LocalOp1`: as `eval_fixop2`.
+    #[inline(never)]
+    fn eval_localop1(
+        &mut self,
+        op: Prim,
+        slot: u32,
+        general: &Node,
+        fr: &mut Frame,
+    ) -> VmResult<Value> {
+        match unary_fast_path(op, self.stack[fr.base + slot as usize]) {
+            Some(v) => Ok(v),
+            None => self.eval_node(general, fr),
+        }
+    }
+
+    #[inline(always)]
+    fn operand(&self, o: Operand, fr: &Frame) -> Value {
+        match o {
+            Operand::Local(s) => self.stack[fr.base + s as usize],
+            Operand::Const(v) => v,
         }
     }
 
@@ -665,6 +714,16 @@ impl Vm {
             }
             Node::Closure(proto, caps, t, span) => self.make_closure(proto, caps, *t, *span, fr)?,
             Node::SendFresh { chan, msg, span } => self.send_fresh(chan, msg, *span, fr)?,
+            Node::FixOp2 { .. } | Node::LocalOp1 { .. } => {
+                // Reached only through `eval`'s general case of these
+                // nodes: run the primitive itself.
+                match n {
+                    Node::FixOp2 { general, .. } | Node::LocalOp1 { general, .. } => {
+                        self.eval(general, fr)?
+                    }
+                    _ => Value::NOTHING,
+                }
+            }
             Node::Call {
                 f,
                 args,
@@ -902,6 +961,7 @@ impl Vm {
     /// are consumed). `iter` (if any) is a region holding some of the
     /// arguments that this call now owns: it is exited when the activation
     /// chain started here returns, or at its next tail call.
+    #[inline]
     fn call_owning(
         &mut self,
         f: Value,
@@ -1031,7 +1091,14 @@ impl Vm {
                     }
                     return out.map(|(v, _)| v);
                 }
-                Ok((_, Some(TailCall { f: mut g, argc: argc2, span: sp }))) => {
+                Ok((
+                    _,
+                    Some(TailCall {
+                        f: mut g,
+                        argc: argc2,
+                        span: sp,
+                    }),
+                )) => {
                     // Tail-call boundary: callee and arguments move to dst
                     // (except those already in the next iteration's region),
                     // then scratch and this iteration's region are exited
@@ -1136,23 +1203,29 @@ fn binary_fast_path(op: Prim, x: Value, y: Value) -> Option<Value> {
     }
 }
 
+/// `fixnum_fast_path` for exactly two values.
+#[inline(always)]
+fn fixnum_op2(op: Prim, x: Value, y: Value) -> Option<Value> {
+    let (x, y) = (x.as_fixnum()?, y.as_fixnum()?);
+    match op {
+        Prim::Add => Value::fixnum(x + y),
+        Prim::Sub => Value::fixnum(x - y),
+        Prim::Mul => x.checked_mul(y).and_then(Value::fixnum),
+        Prim::Lt => Some(Value::bool(x < y)),
+        Prim::Gt => Some(Value::bool(x > y)),
+        Prim::Le => Some(Value::bool(x <= y)),
+        Prim::Ge => Some(Value::bool(x >= y)),
+        Prim::NumEq => Some(Value::bool(x == y)),
+        _ => None,
+    }
+}
+
 /// Arithmetic and comparison on two fixnums need no region; everything
 /// else (overflow, floats, errors) takes the general path.
 #[inline]
 fn fixnum_fast_path(op: Prim, a: &[Value]) -> Option<Value> {
     if let [x, y] = a {
-        let (x, y) = (x.as_fixnum()?, y.as_fixnum()?);
-        return match op {
-            Prim::Add => Value::fixnum(x + y),
-            Prim::Sub => Value::fixnum(x - y),
-            Prim::Mul => x.checked_mul(y).and_then(Value::fixnum),
-            Prim::Lt => Some(Value::bool(x < y)),
-            Prim::Gt => Some(Value::bool(x > y)),
-            Prim::Le => Some(Value::bool(x <= y)),
-            Prim::Ge => Some(Value::bool(x >= y)),
-            Prim::NumEq => Some(Value::bool(x == y)),
-            _ => None,
-        };
+        return fixnum_op2(op, *x, *y);
     }
     // n-ary sums and products of fixnums (overflow takes the general path,
     // which reports it or boxes the result).
