@@ -576,12 +576,7 @@ impl Vm {
             Node::Local(s) => Ok(self.stack[fr.base + *s as usize]),
             Node::FixOp2 { op, a, b, general } => self.eval_fixop2(*op, *a, *b, general, fr),
             Node::LocalOp1 { op, slot, general } => self.eval_localop1(*op, *slot, general, fr),
-            Node::Prim {
-                op,
-                args,
-                target,
-                span,
-            } => self.eval_prim(*op, args, *target, *span, fr),
+            Node::Prim { .. } => self.eval_prim(n, fr),
             _ => self.eval_node(n, fr),
         }
     }
@@ -626,7 +621,74 @@ impl Vm {
         }
     }
 
+    /// The nodes `eval` does not handle in line. A thin dispatcher: the
+    /// frequent kinds go to small functions of their own (called in tail
+    /// position, so this one needs no frame of its own), the rest to
+    /// `eval_misc`.
     fn eval_node(&mut self, n: &Node, fr: &mut Frame) -> VmResult<Value> {
+        match n {
+            Node::If(c, t, e) => self.eval_if(c, t, e, fr),
+            Node::Call { .. } => self.eval_call(n, fr),
+            Node::Global(g, span) => self.eval_global(*g, *span),
+            _ => self.eval_misc(n, fr),
+        }
+    }
+
+    #[inline(never)]
+    fn eval_if(&mut self, c: &Node, t: &Node, e: &Node, fr: &mut Frame) -> VmResult<Value> {
+        let c = self.eval(c, fr)?;
+        debug_assert!(self.tail_call.is_none(), "tail call in a condition");
+        self.eval(if c.is_truthy() { t } else { e }, fr)
+    }
+
+    #[inline(never)]
+    fn eval_global(&mut self, g: u32, span: Span) -> VmResult<Value> {
+        let v = self.globals[g as usize];
+        if v == Value::UNDEFINED {
+            return Err(LispError::new(
+                format!("unbound variable '{}'", self.global_names[g as usize]),
+                span,
+            ));
+        }
+        Ok(v)
+    }
+
+    /// A call: callee, then arguments straight onto the value stack (on
+    /// an error the enclosing activation truncates the stack). A tail
+    /// call is left in `tail_call` for the activation (see `eval`).
+    /// (It takes the whole node, so `eval_node` reaches it by a jump.)
+    #[inline(never)]
+    fn eval_call(&mut self, n: &Node, fr: &mut Frame) -> VmResult<Value> {
+        let Node::Call {
+            f,
+            args,
+            target,
+            tail,
+            span,
+        } = n
+        else {
+            return Err(LispError::new("internal: not a call", Span::default()));
+        };
+        let (target, tail, span) = (*target, *tail, *span);
+        let fv = self.eval(f, fr)?;
+        for a in args {
+            let v = self.eval(a, fr)?;
+            self.stack.push(v);
+        }
+        if tail {
+            self.tail_call = Some(TailCall {
+                f: fv,
+                argc: args.len(),
+                span,
+            });
+            return Ok(Value::NOTHING);
+        }
+        let dst = self.call_dst(target, fr);
+        self.call_owning(fv, args.len(), dst, span, None)
+    }
+
+    #[inline(never)]
+    fn eval_misc(&mut self, n: &Node, fr: &mut Frame) -> VmResult<Value> {
         Ok(match n {
             Node::Const(v) => *v,
             Node::HeapConst(i) => self.consts[*i as usize],
@@ -640,16 +702,6 @@ impl Vm {
                 self.unbox_var(b, Span::default())?
             }
             Node::SelfRef => fr.closure,
-            Node::Global(g, span) => {
-                let v = self.globals[*g as usize];
-                if v == Value::UNDEFINED {
-                    return Err(LispError::new(
-                        format!("unbound variable '{}'", self.global_names[*g as usize]),
-                        *span,
-                    ));
-                }
-                v
-            }
             Node::SetLocal(s, x) => {
                 let v = self.eval(x, fr)?;
                 self.stack[fr.base + *s as usize] = v;
@@ -685,12 +737,6 @@ impl Vm {
                 self.globals[*g as usize] = self.admit_global(v, *span)?;
                 Value::NOTHING
             }
-            Node::If(c, t, e) => {
-                let c = self.eval(c, fr)?;
-                debug_assert!(self.tail_call.is_none(), "tail call in a condition");
-                let branch = if c.is_truthy() { t } else { e };
-                return self.eval(branch, fr);
-            }
             Node::Seq(items) => {
                 let Some((last, init)) = items.split_last() else {
                     return Ok(Value::NOTHING);
@@ -724,37 +770,8 @@ impl Vm {
                     _ => Value::NOTHING,
                 }
             }
-            Node::Call {
-                f,
-                args,
-                target,
-                tail,
-                span,
-            } => {
-                let fv = self.eval(f, fr)?;
-                // Arguments go straight onto the value stack; on an error
-                // the enclosing activation truncates the stack.
-                for a in args {
-                    let v = self.eval(a, fr)?;
-                    self.stack.push(v);
-                }
-                if *tail {
-                    self.tail_call = Some(TailCall {
-                        f: fv,
-                        argc: args.len(),
-                        span: *span,
-                    });
-                    return Ok(Value::NOTHING);
-                }
-                let dst = self.call_dst(*target, fr);
-                self.call_owning(fv, args.len(), dst, *span, None)?
-            }
-            Node::Prim {
-                op,
-                args,
-                target,
-                span,
-            } => self.eval_prim(*op, args, *target, *span, fr)?,
+            Node::If(..) | Node::Call { .. } | Node::Global(..) => self.eval_node(n, fr)?,
+            Node::Prim { .. } => self.eval_prim(n, fr)?,
         })
     }
 
@@ -781,65 +798,76 @@ impl Vm {
         alloc_closure(r, proto.id as u64, &vals).map_err(|e| mem_err(e, span))
     }
 
-    /// Primitive calls: arguments, the fixnum fast path, then the general
-    /// implementation with the region the schedule named.
+    /// Primitive calls: arguments, the fast paths, then the general
+    /// implementation with the region the schedule named. (It takes the
+    /// whole node, so it is reached by a jump and its frame stays small:
+    /// the general case is out of line.)
     #[inline(never)]
-    fn eval_prim(
-        &mut self,
-        op: Prim,
-        args: &[Node],
-        target: Target,
-        span: Span,
-        fr: &mut Frame,
-    ) -> VmResult<Value> {
+    fn eval_prim(&mut self, n: &Node, fr: &mut Frame) -> VmResult<Value> {
+        let Node::Prim {
+            op, args, target, ..
+        } = n
+        else {
+            return Err(LispError::new("internal: not a primitive", Span::default()));
+        };
+        let op = *op;
         // One- and two-argument calls: the common list and fixnum
         // operations need neither an argument buffer nor a region.
-        match args {
+        match args.as_slice() {
             [a] => {
                 let x = self.eval(a, fr)?;
                 if let Some(v) = unary_fast_path(op, x) {
                     return Ok(v);
                 }
-                let dst = if op.allocates() {
-                    Some(self.target(target, fr))
-                } else {
-                    None
-                };
-                return self.call_prim_watched(op, &[x], dst, target, span);
+                self.prim_general(n, &[x], fr)
             }
             [a, b] => {
                 let x = self.eval(a, fr)?;
                 let y = self.eval(b, fr)?;
-                if let Some(v) = fixnum_fast_path(op, &[x, y]) {
+                if let Some(v) = fixnum_op2(op, x, y) {
                     return Ok(v);
                 }
                 if let Some(v) = binary_fast_path(op, x, y) {
                     return Ok(v);
                 }
-                if op == Prim::Cons {
-                    let r = self.target(target, fr);
-                    if watched(op, target) {
-                        let before = self.global_region.bytes_allocated();
-                        let v = omni_mem::alloc_pair(r, x, y).map_err(|e| mem_err(e, span));
-                        self.note_global_growth(span, before);
-                        return v;
+                if op == Prim::Cons && !watched(op, *target) {
+                    let r = self.target(*target, fr);
+                    if let Ok(v) = omni_mem::alloc_pair(r, x, y) {
+                        return Ok(v);
                     }
-                    return omni_mem::alloc_pair(r, x, y).map_err(|e| mem_err(e, span));
                 }
-                let dst = if op.allocates() {
-                    Some(self.target(target, fr))
-                } else {
-                    None
-                };
-                return self.call_prim_watched(op, &[x, y], dst, target, span);
+                self.prim_general(n, &[x, y], fr)
             }
-            _ => {}
+            _ => self.eval_prim_n(n, fr),
         }
+    }
+
+    /// A primitive call with any number of arguments.
+    #[inline(never)]
+    fn eval_prim_n(&mut self, n: &Node, fr: &mut Frame) -> VmResult<Value> {
+        let Node::Prim { args, .. } = n else {
+            return Err(LispError::new("internal: not a primitive", Span::default()));
+        };
         let mut av: smallvec_like::Args = smallvec_like::Args::new();
         for a in args {
             av.push(self.eval(a, fr)?);
         }
-        if let Some(v) = fixnum_fast_path(op, av.as_slice()) {
+        self.prim_general(n, av.as_slice(), fr)
+    }
+
+    /// The general case of primitive node `n` on evaluated arguments:
+    /// n-ary fixnum sums and products, else the primitive itself in the
+    /// region the schedule named (watched for the retention warning).
+    #[inline(never)]
+    fn prim_general(&mut self, n: &Node, a: &[Value], fr: &mut Frame) -> VmResult<Value> {
+        let Node::Prim {
+            op, target, span, ..
+        } = n
+        else {
+            return Err(LispError::new("internal: not a primitive", Span::default()));
+        };
+        let (op, target, span) = (*op, *target, *span);
+        if let Some(v) = fixnum_fast_path(op, a) {
             return Ok(v);
         }
         let dst = if op.allocates() {
@@ -847,7 +875,7 @@ impl Vm {
         } else {
             None
         };
-        self.call_prim_watched(op, av.as_slice(), dst, target, span)
+        self.call_prim_watched(op, a, dst, target, span)
     }
 
     /// `call_prim`, measuring what a store or a global-targeted allocation
@@ -1173,7 +1201,7 @@ fn watched(op: Prim, target: Target) -> bool {
 
 /// Type tests and pair accessors that cannot fail or allocate; errors and
 /// everything else take the general path.
-#[inline]
+#[inline(always)]
 fn unary_fast_path(op: Prim, x: Value) -> Option<Value> {
     match op {
         Prim::Car => omni_mem::car(x),
@@ -1229,15 +1257,18 @@ fn fixnum_fast_path(op: Prim, a: &[Value]) -> Option<Value> {
     }
     // n-ary sums and products of fixnums (overflow takes the general path,
     // which reports it or boxes the result).
-    type Step = fn(i64, i64) -> Option<i64>;
-    let (init, f): (i64, Step) = match op {
-        Prim::Add => (0, i64::checked_add),
-        Prim::Mul => (1, i64::checked_mul),
+    let mut acc: i64 = match op {
+        Prim::Add => 0,
+        Prim::Mul => 1,
         _ => return None,
     };
-    let mut acc = init;
     for v in a {
-        acc = f(acc, v.as_fixnum()?)?;
+        let n = v.as_fixnum()?;
+        acc = if op == Prim::Add {
+            acc.checked_add(n)?
+        } else {
+            acc.checked_mul(n)?
+        };
     }
     Value::fixnum(acc)
 }
