@@ -89,6 +89,10 @@ fn walk<'a>(n: &'a Node, lines: &mut Vec<String>, nested: &mut Vec<&'a Proto>) {
             walk(e, lines, nested);
         }
         Node::Seq(xs) => xs.iter().for_each(|x| walk(x, lines, nested)),
+        Node::Or(a, b) => {
+            walk(a, lines, nested);
+            walk(b, lines, nested);
+        }
         Node::BindBox(slot, x, t, span) => {
             walk(x, lines, nested);
             let at = if span.line == 0 {

@@ -3,10 +3,12 @@
 //! runs without a call (`Node::FixOp2`, `Node::LocalOp1`). Each keeps the
 //! original node as its general case, so behaviour (floats, overflow,
 //! errors and their positions) is unchanged; `explain` prints the
-//! original.
+//! original. It also turns what `or` desugars to,
+//! `(let ((t a)) (if t t b))`, into `Node::Or` when nothing else reads
+//! `t`: same allocations and regions, one binding less.
 
 use crate::builtins::Prim;
-use crate::ir::{Node, Operand};
+use crate::ir::{Node, Operand, Target};
 
 /// Fuse every eligible primitive call in `n`, bottom-up.
 pub fn fuse(n: Node) -> Node {
@@ -74,7 +76,8 @@ pub fn fuse(n: Node) -> Node {
         Node::SetGlobal(g, x, sp) => Node::SetGlobal(g, bx(*x), sp),
         Node::DefGlobal(g, x, sp) => Node::DefGlobal(g, bx(*x), sp),
         Node::If(c, t, e) => Node::If(bx(*c), bx(*t), bx(*e)),
-        Node::Seq(xs) => Node::Seq(xs.into_iter().map(fuse).collect()),
+        Node::Seq(xs) => or_node(xs.into_iter().map(fuse).collect()),
+        Node::Or(a, b) => Node::Or(bx(*a), bx(*b)),
         Node::Bind(s, x) => Node::Bind(s, bx(*x)),
         Node::BindBox(s, x, t, sp) => Node::BindBox(s, bx(*x), t, sp),
         Node::Call {
@@ -105,10 +108,75 @@ fn bx(n: Node) -> Box<Node> {
     Box::new(fuse(n))
 }
 
+/// `[Bind(s, a), If(Local(s), Local(s), b)]` with `b` not touching slot
+/// `s` is `Or(a, b)`; anything else stays a sequence.
+fn or_node(mut xs: Vec<Node>) -> Node {
+    let is_or = match xs.as_slice() {
+        [Node::Bind(s, _), Node::If(c, t, b)] => {
+            matches!(**c, Node::Local(x) if x == *s)
+                && matches!(**t, Node::Local(x) if x == *s)
+                && !touches(b, *s)
+        }
+        _ => false,
+    };
+    if !is_or {
+        return Node::Seq(xs);
+    }
+    match (xs.pop(), xs.pop()) {
+        (Some(Node::If(_, _, b)), Some(Node::Bind(_, a))) => Node::Or(a, b),
+        // Unreachable: the shape was just checked.
+        (Some(last), Some(first)) => Node::Seq(vec![first, last]),
+        _ => Node::Seq(Vec::new()),
+    }
+}
+
+/// Whether `n` reads, writes or captures local slot `s`.
+fn touches(n: &Node, s: u32) -> bool {
+    use crate::ir::CapSrc;
+    match n {
+        Node::Local(x) | Node::LocalBox(x) => *x == s,
+        Node::SetLocal(x, v) | Node::Bind(x, v) | Node::SetLocalBox(x, v, _) => {
+            *x == s || touches(v, s)
+        }
+        Node::BindBox(x, v, t, _) => {
+            *x == s || matches!(t, Target::RegionOfSlot(y) if *y == s) || touches(v, s)
+        }
+        Node::Const(_)
+        | Node::HeapConst(_)
+        | Node::Capture(_)
+        | Node::CaptureBox(_)
+        | Node::SelfRef
+        | Node::Global(..) => false,
+        Node::SetCaptureBox(_, v, _) | Node::SetGlobal(_, v, _) | Node::DefGlobal(_, v, _) => {
+            touches(v, s)
+        }
+        Node::If(c, t, e) => touches(c, s) || touches(t, s) || touches(e, s),
+        Node::Seq(xs) => xs.iter().any(|x| touches(x, s)),
+        Node::Or(a, b) => touches(a, s) || touches(b, s),
+        Node::Closure(_, caps, t, _) => {
+            caps.iter()
+                .any(|c| matches!(c, CapSrc::Local(y) if *y == s))
+                || matches!(t, Target::RegionOfSlot(y) if *y == s)
+        }
+        Node::Call {
+            f, args, target, ..
+        } => {
+            touches(f, s)
+                || args.iter().any(|x| touches(x, s))
+                || matches!(target, Target::RegionOfSlot(y) if *y == s)
+        }
+        Node::Prim { args, target, .. } => {
+            args.iter().any(|x| touches(x, s))
+                || matches!(target, Target::RegionOfSlot(y) if *y == s)
+        }
+        Node::FixOp2 { general, .. } | Node::LocalOp1 { general, .. } => touches(general, s),
+        Node::SendFresh { chan, msg, .. } => touches(chan, s) || touches(msg, s),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ir::Target;
     use crate::reader::Span;
     use omni_mem::Value;
 
@@ -157,6 +225,30 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn or_pattern_becomes_an_or_node_unless_the_temporary_is_used() {
+        let or_shape = |rest: Node| {
+            Node::Seq(vec![
+                Node::Bind(3, Box::new(Node::Global(0, Span::default()))),
+                Node::If(
+                    Box::new(Node::Local(3)),
+                    Box::new(Node::Local(3)),
+                    Box::new(rest),
+                ),
+            ])
+        };
+        assert!(matches!(fuse(or_shape(Node::Local(1))), Node::Or(_, _)));
+        // The rest reads the temporary (a user's let): kept as written.
+        let rest = prim(Prim::Car, vec![Node::Local(3)]);
+        assert!(matches!(fuse(or_shape(rest)), Node::Seq(_)));
+        // Or writes it.
+        let rest = Node::SetLocal(3, Box::new(Node::Local(1)));
+        assert!(matches!(fuse(or_shape(rest)), Node::Seq(_)));
+        // Other slots are fine.
+        let rest = prim(Prim::Cons, vec![Node::Local(2), Node::Local(2)]);
+        assert!(matches!(fuse(or_shape(rest)), Node::Or(_, _)));
     }
 
     #[test]

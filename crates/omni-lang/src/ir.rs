@@ -95,6 +95,10 @@ pub enum Node {
         target: Target,
         span: Span,
     },
+    /// `(or a b)`: the value of `a` if true, else of `b` (in tail
+    /// position if the whole is). Made by `fuse.rs` from what `or`
+    /// desugars to, `(let ((t a)) (if t t b))`, saving the binding.
+    Or(Box<Node>, Box<Node>),
     /// A two-operand fixnum primitive on locals and constants (made by
     /// `fuse.rs`): no call, no region. When an operand is not a fixnum or
     /// the result does not fit, `general` (the original primitive node)

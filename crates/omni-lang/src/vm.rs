@@ -641,6 +641,18 @@ impl Vm {
         self.eval(if c.is_truthy() { t } else { e }, fr)
     }
 
+    /// `(or a b)`: `b` is in tail position if the whole is.
+    #[inline(never)]
+    fn eval_or(&mut self, a: &Node, b: &Node, fr: &mut Frame) -> VmResult<Value> {
+        let v = self.eval(a, fr)?;
+        debug_assert!(self.tail_call.is_none(), "tail call in an or's test");
+        if v.is_truthy() {
+            Ok(v)
+        } else {
+            self.eval(b, fr)
+        }
+    }
+
     #[inline(never)]
     fn eval_global(&mut self, g: u32, span: Span) -> VmResult<Value> {
         let v = self.globals[g as usize];
@@ -771,6 +783,7 @@ impl Vm {
                 }
             }
             Node::If(..) | Node::Call { .. } | Node::Global(..) => self.eval_node(n, fr)?,
+            Node::Or(a, b) => return self.eval_or(a, b, fr),
             Node::Prim { .. } => self.eval_prim(n, fr)?,
         })
     }
