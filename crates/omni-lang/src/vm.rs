@@ -527,7 +527,18 @@ impl Vm {
         admit_into(r, v)
     }
 
+    /// The region allocation target `t` names in this activation. The
+    /// usual case, a destination that is already a region, is in line.
+    #[inline]
     fn target(&mut self, t: Target, fr: &mut Frame) -> Region {
+        if let (Target::Dst, Dst::Region(r)) = (t, fr.dst) {
+            return r;
+        }
+        self.target_slow(t, fr)
+    }
+
+    #[inline(never)]
+    fn target_slow(&mut self, t: Target, fr: &mut Frame) -> Region {
         match t {
             Target::Dst => self.dst_region(fr.dst),
             Target::Scratch => self.scratch_region(fr.scratch),
@@ -682,7 +693,15 @@ impl Vm {
             return Err(LispError::new("internal: not a call", Span::default()));
         };
         let (target, tail, span) = (*target, *tail, *span);
-        let fv = self.eval(f, fr)?;
+        // Most callees are globals: read them here rather than through
+        // two dispatches.
+        let fv = match &**f {
+            Node::Global(g, gspan) => match self.globals[*g as usize] {
+                v if v == Value::UNDEFINED => return self.eval_global(*g, *gspan),
+                v => v,
+            },
+            f => self.eval(f, fr)?,
+        };
         for a in args {
             let v = self.eval(a, fr)?;
             self.stack.push(v);
@@ -858,9 +877,20 @@ impl Vm {
     /// A primitive call with any number of arguments.
     #[inline(never)]
     fn eval_prim_n(&mut self, n: &Node, fr: &mut Frame) -> VmResult<Value> {
-        let Node::Prim { args, .. } = n else {
+        let Node::Prim { op, args, .. } = n else {
             return Err(LispError::new("internal: not a primitive", Span::default()));
         };
+        // Three-operand sums and products (`(+ 1 (f l) (f r))`) without
+        // the argument buffer.
+        if let ([a, b, c], Prim::Add | Prim::Mul) = (args.as_slice(), *op) {
+            let x = self.eval(a, fr)?;
+            let y = self.eval(b, fr)?;
+            let z = self.eval(c, fr)?;
+            return match fixnum_fast_path(*op, &[x, y, z]) {
+                Some(v) => Ok(v),
+                None => self.prim_general(n, &[x, y, z], fr),
+            };
+        }
         let mut av: smallvec_like::Args = smallvec_like::Args::new();
         for a in args {
             av.push(self.eval(a, fr)?);
