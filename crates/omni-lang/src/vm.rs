@@ -585,25 +585,22 @@ impl Vm {
         match n {
             Node::Const(v) => Ok(*v),
             Node::Local(s) => Ok(self.stack[fr.base + *s as usize]),
-            Node::FixOp2 { op, a, b, general } => self.eval_fixop2(*op, *a, *b, general, fr),
-            Node::LocalOp1 { op, slot, general } => self.eval_localop1(*op, *slot, general, fr),
+            Node::FixOp2 { .. } => self.eval_fixop2(n, fr),
+            Node::LocalOp1 { .. } => self.eval_localop1(n, fr),
             Node::Prim { .. } => self.eval_prim(n, fr),
             _ => self.eval_node(n, fr),
         }
     }
 
     /// `Node::FixOp2`: out of line but lean (no call on the fast path).
+    /// (Nodes are passed whole: three register arguments.)
     #[inline(never)]
-    fn eval_fixop2(
-        &mut self,
-        op: Prim,
-        a: Operand,
-        b: Operand,
-        general: &Node,
-        fr: &mut Frame,
-    ) -> VmResult<Value> {
-        let (x, y) = (self.operand(a, fr), self.operand(b, fr));
-        match fixnum_op2(op, x, y) {
+    fn eval_fixop2(&mut self, n: &Node, fr: &mut Frame) -> VmResult<Value> {
+        let Node::FixOp2 { op, a, b, general } = n else {
+            return self.eval_node(n, fr);
+        };
+        let (x, y) = (self.operand(*a, fr), self.operand(*b, fr));
+        match fixnum_op2(*op, x, y) {
             Some(v) => Ok(v),
             None => self.eval_node(general, fr),
         }
@@ -611,14 +608,11 @@ impl Vm {
 
     /// `Node::LocalOp1`: as `eval_fixop2`.
     #[inline(never)]
-    fn eval_localop1(
-        &mut self,
-        op: Prim,
-        slot: u32,
-        general: &Node,
-        fr: &mut Frame,
-    ) -> VmResult<Value> {
-        match unary_fast_path(op, self.stack[fr.base + slot as usize]) {
+    fn eval_localop1(&mut self, n: &Node, fr: &mut Frame) -> VmResult<Value> {
+        let Node::LocalOp1 { op, slot, general } = n else {
+            return self.eval_node(n, fr);
+        };
+        match unary_fast_path(*op, self.stack[fr.base + *slot as usize]) {
             Some(v) => Ok(v),
             None => self.eval_node(general, fr),
         }
