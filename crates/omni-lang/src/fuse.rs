@@ -56,13 +56,23 @@ pub fn fuse(n: Node) -> Node {
                 [Node::Local(s)] if local1 => Some(*s),
                 _ => None,
             };
+            // `(not (< a b))` on fixnums is `(>= a b)`: one superinstruction
+            // (the general case is still the `not` of the comparison).
+            let negated = match (op, args.as_slice()) {
+                (Prim::Not, [Node::FixOp2 { op: cmp, a, b, .. }]) => {
+                    negate(*cmp).map(|n| (n, *a, *b))
+                }
+                _ => None,
+            };
             let general = Box::new(Node::Prim {
                 op,
                 args,
                 target,
                 span,
             });
-            if let Some((a, b)) = fused {
+            if let Some((op, a, b)) = negated {
+                Node::FixOp2 { op, a, b, general }
+            } else if let Some((a, b)) = fused {
                 Node::FixOp2 { op, a, b, general }
             } else if let Some(slot) = slot {
                 Node::LocalOp1 { op, slot, general }
@@ -102,6 +112,17 @@ pub fn fuse(n: Node) -> Node {
         // nodes fused already.
         other => other,
     }
+}
+
+/// The comparison that is true exactly when `op` is false, on fixnums.
+fn negate(op: Prim) -> Option<Prim> {
+    Some(match op {
+        Prim::Lt => Prim::Ge,
+        Prim::Ge => Prim::Lt,
+        Prim::Gt => Prim::Le,
+        Prim::Le => Prim::Gt,
+        _ => return None,
+    })
 }
 
 fn bx(n: Node) -> Box<Node> {
@@ -249,6 +270,25 @@ mod tests {
         // Other slots are fine.
         let rest = prim(Prim::Cons, vec![Node::Local(2), Node::Local(2)]);
         assert!(matches!(fuse(or_shape(rest)), Node::Or(_, _)));
+    }
+
+    #[test]
+    fn negated_comparisons_fuse_into_the_opposite_comparison() {
+        let lt = prim(Prim::Lt, vec![Node::Local(0), Node::Local(1)]);
+        match fuse(prim(Prim::Not, vec![lt])) {
+            Node::FixOp2 {
+                op: Prim::Ge,
+                general,
+                ..
+            } => assert!(matches!(*general, Node::Prim { op: Prim::Not, .. })),
+            other => panic!("unexpected {other:?}"),
+        }
+        // `=` has no fixnum opposite here: the `not` stays.
+        let eq = prim(Prim::NumEq, vec![Node::Local(0), Node::Local(1)]);
+        assert!(matches!(
+            fuse(prim(Prim::Not, vec![eq])),
+            Node::Prim { op: Prim::Not, .. }
+        ));
     }
 
     #[test]

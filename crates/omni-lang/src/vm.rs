@@ -641,7 +641,17 @@ impl Vm {
 
     #[inline(never)]
     fn eval_if(&mut self, c: &Node, t: &Node, e: &Node, fr: &mut Frame) -> VmResult<Value> {
-        let c = self.eval(c, fr)?;
+        // A fixnum comparison as the test is decided here, without a call.
+        let fast = match c {
+            Node::FixOp2 { op, a, b, .. } => {
+                fixnum_op2(*op, self.operand(*a, fr), self.operand(*b, fr))
+            }
+            _ => None,
+        };
+        let c = match fast {
+            Some(v) => v,
+            None => self.eval(c, fr)?,
+        };
         debug_assert!(self.tail_call.is_none(), "tail call in a condition");
         self.eval(if c.is_truthy() { t } else { e }, fr)
     }
