@@ -175,9 +175,9 @@ fn walk<'a>(n: &'a Node, lines: &mut Vec<String>, nested: &mut Vec<&'a Proto>) {
             }
         }
         // Superinstructions print as the primitive call they stand for.
-        Node::FixOp2 { general, .. } | Node::LocalOp1 { general, .. } => {
-            walk(general, lines, nested)
-        }
+        Node::FixOp2 { general, .. }
+        | Node::LocalOp1 { general, .. }
+        | Node::LocalOp2 { general, .. } => walk(general, lines, nested),
         Node::SendFresh { chan, msg, span } => {
             walk(chan, lines, nested);
             lines.push(format!(

@@ -56,6 +56,12 @@ pub fn fuse(n: Node) -> Node {
                 [Node::Local(s)] if local1 => Some(*s),
                 _ => None,
             };
+            let chain = match args.as_slice() {
+                [Node::LocalOp1 {
+                    op: inner, slot, ..
+                }] if local1 => Some((*inner, *slot)),
+                _ => None,
+            };
             // `(not (< a b))` on fixnums is `(>= a b)`: one superinstruction
             // (the general case is still the `not` of the comparison).
             let negated = match (op, args.as_slice()) {
@@ -76,6 +82,13 @@ pub fn fuse(n: Node) -> Node {
                 Node::FixOp2 { op, a, b, general }
             } else if let Some(slot) = slot {
                 Node::LocalOp1 { op, slot, general }
+            } else if let Some((inner, slot)) = chain {
+                Node::LocalOp2 {
+                    outer: op,
+                    inner,
+                    slot,
+                    general,
+                }
             } else {
                 *general
             }
@@ -190,7 +203,9 @@ fn touches(n: &Node, s: u32) -> bool {
             args.iter().any(|x| touches(x, s))
                 || matches!(target, Target::RegionOfSlot(y) if *y == s)
         }
-        Node::FixOp2 { general, .. } | Node::LocalOp1 { general, .. } => touches(general, s),
+        Node::FixOp2 { general, .. }
+        | Node::LocalOp1 { general, .. }
+        | Node::LocalOp2 { general, .. } => touches(general, s),
         Node::SendFresh { chan, msg, .. } => touches(chan, s) || touches(msg, s),
     }
 }
@@ -288,6 +303,20 @@ mod tests {
         assert!(matches!(
             fuse(prim(Prim::Not, vec![eq])),
             Node::Prim { op: Prim::Not, .. }
+        ));
+    }
+
+    #[test]
+    fn two_one_operand_ops_on_a_local_fuse() {
+        let car = prim(Prim::Car, vec![Node::Local(4)]);
+        assert!(matches!(
+            fuse(prim(Prim::IsNull, vec![car])),
+            Node::LocalOp2 {
+                outer: Prim::IsNull,
+                inner: Prim::Car,
+                slot: 4,
+                ..
+            }
         ));
     }
 

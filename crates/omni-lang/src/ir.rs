@@ -116,6 +116,14 @@ pub enum Node {
         slot: u32,
         general: Box<Node>,
     },
+    /// `(outer (inner local))` for two one-operand primitives as in
+    /// `LocalOp1` (`(null? (car t))`); else `general` runs.
+    LocalOp2 {
+        outer: Prim,
+        inner: Prim,
+        slot: u32,
+        general: Box<Node>,
+    },
     /// `(send chan msg)` where `msg` is a fresh constructor expression: it
     /// is built in a new message region, which is handed to the receiver
     /// whole (Option A). Other sends copy (Option B).

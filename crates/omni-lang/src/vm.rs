@@ -587,6 +587,7 @@ impl Vm {
             Node::Local(s) => Ok(self.stack[fr.base + *s as usize]),
             Node::FixOp2 { .. } => self.eval_fixop2(n, fr),
             Node::LocalOp1 { .. } => self.eval_localop1(n, fr),
+            Node::LocalOp2 { .. } => self.eval_localop2(n, fr),
             Node::Prim { .. } => self.eval_prim(n, fr),
             _ => self.eval_node(n, fr),
         }
@@ -613,6 +614,25 @@ impl Vm {
             return self.eval_node(n, fr);
         };
         match unary_fast_path(*op, self.stack[fr.base + *slot as usize]) {
+            Some(v) => Ok(v),
+            None => self.eval_node(general, fr),
+        }
+    }
+
+    /// `Node::LocalOp2`: as `eval_localop1`, two operations.
+    #[inline(never)]
+    fn eval_localop2(&mut self, n: &Node, fr: &mut Frame) -> VmResult<Value> {
+        let Node::LocalOp2 {
+            outer,
+            inner,
+            slot,
+            general,
+        } = n
+        else {
+            return self.eval_node(n, fr);
+        };
+        let x = self.stack[fr.base + *slot as usize];
+        match unary_fast_path(*inner, x).and_then(|y| unary_fast_path(*outer, y)) {
             Some(v) => Ok(v),
             None => self.eval_node(general, fr),
         }
@@ -795,15 +815,12 @@ impl Vm {
             }
             Node::Closure(proto, caps, t, span) => self.make_closure(proto, caps, *t, *span, fr)?,
             Node::SendFresh { chan, msg, span } => self.send_fresh(chan, msg, *span, fr)?,
-            Node::FixOp2 { .. } | Node::LocalOp1 { .. } => {
+            Node::FixOp2 { general, .. }
+            | Node::LocalOp1 { general, .. }
+            | Node::LocalOp2 { general, .. } => {
                 // Reached only through `eval`'s general case of these
                 // nodes: run the primitive itself.
-                match n {
-                    Node::FixOp2 { general, .. } | Node::LocalOp1 { general, .. } => {
-                        self.eval(general, fr)?
-                    }
-                    _ => Value::NOTHING,
-                }
+                self.eval(general, fr)?
             }
             Node::If(..) | Node::Call { .. } | Node::Global(..) => self.eval_node(n, fr)?,
             Node::Or(a, b) => return self.eval_or(a, b, fr),
