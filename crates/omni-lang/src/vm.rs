@@ -916,6 +916,21 @@ impl Vm {
         for a in args {
             av.push(self.eval(a, fr)?);
         }
+        // `list` straight into its region (an allocation error takes the
+        // general path, which reports it).
+        if let (Prim::List, Node::Prim { target, .. }) = (*op, n) {
+            if !watched(Prim::List, *target) {
+                let r = self.target(*target, fr);
+                let mut l = Value::EMPTY;
+                for &x in av.as_slice().iter().rev() {
+                    match omni_mem::alloc_pair(r, x, l) {
+                        Ok(p) => l = p,
+                        Err(_) => return self.prim_general(n, av.as_slice(), fr),
+                    }
+                }
+                return Ok(l);
+            }
+        }
         self.prim_general(n, av.as_slice(), fr)
     }
 
