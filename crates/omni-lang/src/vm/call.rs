@@ -1,0 +1,316 @@
+//! Calls: activations, the return and tail-call boundaries (escape
+//! repair into `dst`), and procedure values that are primitives. The hot
+//! path, a closure of exact arity, stays in `call_loop`; everything else
+//! is out of line.
+
+use super::*;
+
+impl Vm {
+    /// Call procedure `f` with `args`; its result is built in (or repaired
+    /// into) `dst`.
+    pub(crate) fn apply(
+        &mut self,
+        f: Value,
+        args: Vec<Value>,
+        dst: Dst,
+        span: Span,
+    ) -> VmResult<Value> {
+        let argc = args.len();
+        self.stack.extend(args);
+        self.call_owning(f, argc, dst, span, None)
+    }
+
+    /// Call `f` with the top `argc` values of the stack as arguments (they
+    /// are consumed). `iter` (if any) is a region holding some of the
+    /// arguments that this call now owns: it is exited when the activation
+    /// chain started here returns, or at its next tail call.
+    #[inline]
+    pub(super) fn call_owning(
+        &mut self,
+        f: Value,
+        argc: usize,
+        dst: Dst,
+        span: Span,
+        iter: Option<Region>,
+    ) -> VmResult<Value> {
+        let base = self.stack.len() - argc;
+        let mut iter_cur = iter;
+        let r = self.call_loop(f, argc, base, dst, span, &mut iter_cur);
+        if let Some(r) = iter_cur.take() {
+            region_exit(r);
+        }
+        self.stack.truncate(base);
+        r
+    }
+
+    fn call_loop(
+        &mut self,
+        f: Value,
+        argc: usize,
+        base: usize,
+        dst: Dst,
+        span: Span,
+        iter_cur: &mut Option<Region>,
+    ) -> VmResult<Value> {
+        let mut f = f;
+        let mut argc = argc;
+        loop {
+            // The hot path is a closure of exact arity: everything else
+            // (primitives, rest lists, errors, limits) is out of line.
+            let proto = match self.callee_proto(f, argc, span)? {
+                Ok(p) => p,
+                Err(op) => return self.call_prim_on_stack(op, argc, base, dst, span),
+            };
+            if proto.rest {
+                self.collect_rest(&proto, argc, base, dst, span)?;
+            }
+            if self.stack.len() < base + proto.nslots {
+                self.stack.resize(base + proto.nslots, Value::UNDEFINED);
+            }
+            // The next iteration's region is older than this scratch, so
+            // the barrier repairs any pointer from it into the scratch.
+            let (iter_rank, scratch) = self.push_activation();
+            let mut fr = Frame {
+                base,
+                closure: f,
+                dst,
+                scratch,
+                iter_rank,
+                iter_next: None,
+            };
+            self.stats.calls += 1;
+            self.depth += 1;
+            let r = self.eval(&proto.body, &mut fr);
+            self.depth -= 1;
+            match r {
+                Ok(v) => match self.tail_call.take() {
+                    None => {
+                        // Return boundary: the result must live in dst
+                        // before the scratch region goes away.
+                        let out = if v.is_heap() {
+                            self.admit_return(dst, v, span)
+                        } else {
+                            Ok(v)
+                        };
+                        self.pop_scratch(scratch);
+                        if let Some(r) = fr.iter_next.take() {
+                            region_exit(r);
+                        }
+                        return out;
+                    }
+                    Some(t) => {
+                        let next = fr.iter_next.take();
+                        f = self.tail_boundary(t, dst, base, scratch, next, iter_cur)?;
+                        argc = t.argc;
+                    }
+                },
+                Err(mut e) => {
+                    // An error may have left a tail call half set up.
+                    self.tail_call = None;
+                    self.pop_scratch(scratch);
+                    if let Some(r) = fr.iter_next.take() {
+                        region_exit(r);
+                    }
+                    e.trace.push((proto.name.clone(), span));
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// What `f` called with `argc` arguments runs: a procedure's code
+    /// (`Ok(Ok(proto))`, arity, fuel and depth checked) or a primitive
+    /// (`Ok(Err(op))`). Errors for anything else.
+    #[inline]
+    fn callee_proto(
+        &mut self,
+        f: Value,
+        argc: usize,
+        span: Span,
+    ) -> VmResult<Result<Rc<Proto>, Prim>> {
+        let Some(code) = closure_code(f) else {
+            return Err(self.not_a_procedure(f, span));
+        };
+        if code & PRIM_BIT != 0 {
+            return Prim::from_index((code & !PRIM_BIT) as usize)
+                .map(Err)
+                .ok_or_else(|| LispError::new("internal: bad primitive", span));
+        }
+        match self.protos.get(code as usize) {
+            Some(Some(p))
+                if (argc == p.nparams || (p.rest && argc > p.nparams))
+                    && self.fuel.is_none()
+                    && self.depth < self.max_depth =>
+            {
+                Ok(Ok(p.clone()))
+            }
+            _ => self.callee_slow(code, argc, span).map(Ok),
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn not_a_procedure(&self, f: Value, span: Span) -> Box<LispError> {
+        LispError::new(format!("not a procedure: {}", self.show(f, true)), span)
+    }
+
+    /// `callee_proto` for procedure `code` when a check may fail (or a
+    /// step budget is set): the checks, in order, with their errors.
+    #[cold]
+    #[inline(never)]
+    fn callee_slow(&mut self, code: u64, argc: usize, span: Span) -> VmResult<Rc<Proto>> {
+        let proto = match self.protos.get(code as usize).and_then(|p| p.clone()) {
+            Some(p) => p,
+            None => return Err(LispError::new("internal: unknown procedure", span)),
+        };
+        if argc < proto.nparams || (!proto.rest && argc > proto.nparams) {
+            return Err(LispError::new(
+                format!(
+                    "{}: expected {}{} argument(s), got {argc}",
+                    proto.name,
+                    if proto.rest { "at least " } else { "" },
+                    proto.nparams,
+                ),
+                span,
+            ));
+        }
+        if let Some(fuel) = self.fuel.as_mut() {
+            if *fuel == 0 {
+                return Err(LispError::new("step budget exhausted", span));
+            }
+            *fuel -= 1;
+        }
+        if self.depth >= self.max_depth {
+            return Err(LispError::new(
+                format!("stack overflow: more than {} nested calls", self.max_depth),
+                span,
+            ));
+        }
+        Ok(proto)
+    }
+
+    /// A primitive called as a procedure value, on the top `argc` values.
+    #[inline(never)]
+    fn call_prim_on_stack(
+        &mut self,
+        op: Prim,
+        argc: usize,
+        base: usize,
+        dst: Dst,
+        span: Span,
+    ) -> VmResult<Value> {
+        let (min, max) = op.arity();
+        if argc < min || argc > max {
+            return Err(LispError::new(
+                format!("{}: wrong number of arguments ({argc})", op.name()),
+                span,
+            ));
+        }
+        let r = if op.allocates() {
+            Some(self.dst_region(dst))
+        } else {
+            None
+        };
+        let args: Vec<Value> = self.stack[base..base + argc].to_vec();
+        self.call_prim(op, &args, r, span)
+    }
+
+    /// Replace the arguments past a rest procedure's fixed ones by their
+    /// list, built in `dst`.
+    #[inline(never)]
+    fn collect_rest(
+        &mut self,
+        proto: &Proto,
+        argc: usize,
+        base: usize,
+        dst: Dst,
+        span: Span,
+    ) -> VmResult<()> {
+        let mut l = Value::EMPTY;
+        if argc > proto.nparams {
+            let r = self.dst_region(dst);
+            for i in (proto.nparams..argc).rev() {
+                let x = self.stack[base + i];
+                l = omni_mem::alloc_pair(r, x, l).map_err(|e| mem_err(e, span))?;
+            }
+        }
+        self.stack.truncate(base + proto.nparams);
+        self.stack.push(l);
+        Ok(())
+    }
+
+    /// Return boundary for a heap result: admit it into `dst`, counting
+    /// the repair.
+    #[inline(never)]
+    fn admit_return(&mut self, dst: Dst, v: Value, span: Span) -> VmResult<Value> {
+        let (v, how) = self.admit_dst(dst, v).map_err(|e| mem_err(e, span))?;
+        match how {
+            Repair::Transmigrate => self.stats.return_repairs_transmigrate += 1,
+            Repair::Merge => self.stats.return_repairs_merge += 1,
+            Repair::None => {}
+        }
+        Ok(v)
+    }
+
+    /// Tail-call boundary: callee and arguments move to dst (except those
+    /// already in the next iteration's region `next`), then scratch and
+    /// this iteration's region are exited and the frame is reused: the
+    /// new arguments slide down to `base`. Returns the callee.
+    #[inline(never)]
+    fn tail_boundary(
+        &mut self,
+        t: TailCall,
+        dst: Dst,
+        base: usize,
+        scratch: usize,
+        next: Option<Region>,
+        iter_cur: &mut Option<Region>,
+    ) -> VmResult<Value> {
+        let TailCall {
+            f: mut g,
+            argc,
+            span,
+        } = t;
+        let top = self.stack.len();
+        let mut failed = None;
+        for i in 0..=argc {
+            let x = if i == 0 {
+                g
+            } else {
+                self.stack[top - argc + i - 1]
+            };
+            let in_next = match (next, region_of(x)) {
+                (Some(n), Some(r)) => r.same_as(n),
+                _ => false,
+            };
+            if in_next {
+                continue;
+            }
+            match self.admit_dst(dst, x) {
+                Ok((v, _)) => {
+                    if i == 0 {
+                        g = v;
+                    } else {
+                        self.stack[top - argc + i - 1] = v;
+                    }
+                }
+                Err(e) => {
+                    failed = Some(mem_err(e, span));
+                    break;
+                }
+            }
+        }
+        self.pop_scratch(scratch);
+        if let Some(r) = iter_cur.take() {
+            region_exit(r);
+        }
+        *iter_cur = next;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        self.stack.copy_within(top - argc..top, base);
+        self.stack.truncate(base + argc);
+        self.stats.tail_calls += 1;
+        Ok(g)
+    }
+}

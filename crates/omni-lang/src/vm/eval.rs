@@ -1,0 +1,536 @@
+//! Evaluating the IR: `eval` (leaves and superinstructions in line), the
+//! thin `eval_node` dispatcher and its small per-kind functions, and the
+//! primitive calls with their fast paths. Calls are made in `call.rs`.
+
+use super::*;
+
+impl Vm {
+    /// Evaluate a node. A call the compiler marked as a tail call (only
+    /// ever in tail position of a procedure body, through `if`, `begin`
+    /// and `let` bodies) is not made here: its callee and arguments are
+    /// left in `tail_call` and on the stack for the activation, and the
+    /// value returned is a placeholder.
+    ///
+    /// The most frequent leaves and primitive calls are handled in line;
+    /// the rest goes through `eval_node`.
+    #[inline(always)]
+    pub(crate) fn eval(&mut self, n: &Node, fr: &mut Frame) -> VmResult<Value> {
+        match n {
+            Node::Const(v) => Ok(*v),
+            Node::Local(s) => Ok(self.stack[fr.base + *s as usize]),
+            Node::FixOp2 { .. } => self.eval_fixop2(n, fr),
+            Node::LocalOp1 { .. } => self.eval_localop1(n, fr),
+            Node::LocalOp2 { .. } => self.eval_localop2(n, fr),
+            Node::Prim { .. } => self.eval_prim(n, fr),
+            _ => self.eval_node(n, fr),
+        }
+    }
+
+    /// `Node::FixOp2`: out of line but lean (no call on the fast path).
+    /// (Nodes are passed whole: three register arguments.)
+    #[inline(never)]
+    fn eval_fixop2(&mut self, n: &Node, fr: &mut Frame) -> VmResult<Value> {
+        let Node::FixOp2 { op, a, b, general } = n else {
+            return self.eval_node(n, fr);
+        };
+        let (x, y) = (self.operand(*a, fr), self.operand(*b, fr));
+        match fixnum_op2(*op, x, y) {
+            Some(v) => Ok(v),
+            None => self.eval_node(general, fr),
+        }
+    }
+
+    /// `Node::LocalOp1`: as `eval_fixop2`.
+    #[inline(never)]
+    fn eval_localop1(&mut self, n: &Node, fr: &mut Frame) -> VmResult<Value> {
+        let Node::LocalOp1 { op, slot, general } = n else {
+            return self.eval_node(n, fr);
+        };
+        match unary_fast_path(*op, self.stack[fr.base + *slot as usize]) {
+            Some(v) => Ok(v),
+            None => self.eval_node(general, fr),
+        }
+    }
+
+    /// `Node::LocalOp2`: as `eval_localop1`, two operations.
+    #[inline(never)]
+    fn eval_localop2(&mut self, n: &Node, fr: &mut Frame) -> VmResult<Value> {
+        let Node::LocalOp2 {
+            outer,
+            inner,
+            slot,
+            general,
+        } = n
+        else {
+            return self.eval_node(n, fr);
+        };
+        let x = self.stack[fr.base + *slot as usize];
+        match unary_fast_path(*inner, x).and_then(|y| unary_fast_path(*outer, y)) {
+            Some(v) => Ok(v),
+            None => self.eval_node(general, fr),
+        }
+    }
+
+    #[inline(always)]
+    fn operand(&self, o: Operand, fr: &Frame) -> Value {
+        match o {
+            Operand::Local(s) => self.stack[fr.base + s as usize],
+            Operand::Const(v) => v,
+        }
+    }
+
+    /// The nodes `eval` does not handle in line. A thin dispatcher: the
+    /// frequent kinds go to small functions of their own (called in tail
+    /// position, so this one needs no frame of its own), the rest to
+    /// `eval_misc`.
+    fn eval_node(&mut self, n: &Node, fr: &mut Frame) -> VmResult<Value> {
+        match n {
+            Node::If(c, t, e) => self.eval_if(c, t, e, fr),
+            Node::Call { .. } => self.eval_call(n, fr),
+            Node::Global(g, span) => self.eval_global(*g, *span),
+            _ => self.eval_misc(n, fr),
+        }
+    }
+
+    #[inline(never)]
+    fn eval_if(&mut self, c: &Node, t: &Node, e: &Node, fr: &mut Frame) -> VmResult<Value> {
+        // A fixnum comparison as the test is decided here, without a call.
+        let fast = match c {
+            Node::FixOp2 { op, a, b, .. } => {
+                fixnum_op2(*op, self.operand(*a, fr), self.operand(*b, fr))
+            }
+            _ => None,
+        };
+        let c = match fast {
+            Some(v) => v,
+            None => self.eval(c, fr)?,
+        };
+        debug_assert!(self.tail_call.is_none(), "tail call in a condition");
+        self.eval(if c.is_truthy() { t } else { e }, fr)
+    }
+
+    /// `(or a b)`: `b` is in tail position if the whole is.
+    #[inline(never)]
+    fn eval_or(&mut self, a: &Node, b: &Node, fr: &mut Frame) -> VmResult<Value> {
+        let v = self.eval(a, fr)?;
+        debug_assert!(self.tail_call.is_none(), "tail call in an or's test");
+        if v.is_truthy() {
+            Ok(v)
+        } else {
+            self.eval(b, fr)
+        }
+    }
+
+    #[inline(never)]
+    fn eval_global(&mut self, g: u32, span: Span) -> VmResult<Value> {
+        let v = self.globals[g as usize];
+        if v == Value::UNDEFINED {
+            return Err(LispError::new(
+                format!("unbound variable '{}'", self.global_names[g as usize]),
+                span,
+            ));
+        }
+        Ok(v)
+    }
+
+    /// A call: callee, then arguments straight onto the value stack (on
+    /// an error the enclosing activation truncates the stack). A tail
+    /// call is left in `tail_call` for the activation (see `eval`).
+    /// (It takes the whole node, so `eval_node` reaches it by a jump.)
+    #[inline(never)]
+    fn eval_call(&mut self, n: &Node, fr: &mut Frame) -> VmResult<Value> {
+        let Node::Call {
+            f,
+            args,
+            target,
+            tail,
+            span,
+        } = n
+        else {
+            return Err(LispError::new("internal: not a call", Span::default()));
+        };
+        let (target, tail, span) = (*target, *tail, *span);
+        // Most callees are globals: read them here rather than through
+        // two dispatches.
+        let fv = match &**f {
+            Node::Global(g, gspan) => match self.globals[*g as usize] {
+                v if v == Value::UNDEFINED => return self.eval_global(*g, *gspan),
+                v => v,
+            },
+            f => self.eval(f, fr)?,
+        };
+        for a in args {
+            let v = self.eval(a, fr)?;
+            self.stack.push(v);
+        }
+        if tail {
+            self.tail_call = Some(TailCall {
+                f: fv,
+                argc: args.len(),
+                span,
+            });
+            return Ok(Value::NOTHING);
+        }
+        let dst = self.call_dst(target, fr);
+        self.call_owning(fv, args.len(), dst, span, None)
+    }
+
+    #[inline(never)]
+    fn eval_misc(&mut self, n: &Node, fr: &mut Frame) -> VmResult<Value> {
+        Ok(match n {
+            Node::Const(v) => *v,
+            Node::HeapConst(i) => self.consts[*i as usize],
+            Node::Local(s) => self.stack[fr.base + *s as usize],
+            Node::LocalBox(s) => {
+                self.unbox_var(self.stack[fr.base + *s as usize], Span::default())?
+            }
+            Node::Capture(i) => closure_capture(fr.closure, *i as usize).unwrap_or(Value::NOTHING),
+            Node::CaptureBox(i) => {
+                let b = closure_capture(fr.closure, *i as usize).unwrap_or(Value::NOTHING);
+                self.unbox_var(b, Span::default())?
+            }
+            Node::SelfRef => fr.closure,
+            Node::SetLocal(s, x) => {
+                let v = self.eval(x, fr)?;
+                self.stack[fr.base + *s as usize] = v;
+                Value::NOTHING
+            }
+            Node::SetLocalBox(s, x, span) => {
+                let v = self.eval(x, fr)?;
+                box_set(self.stack[fr.base + *s as usize], v).map_err(|e| mem_err(e, *span))?;
+                Value::NOTHING
+            }
+            Node::SetCaptureBox(i, x, span) => {
+                let v = self.eval(x, fr)?;
+                let b = closure_capture(fr.closure, *i as usize).unwrap_or(Value::NOTHING);
+                box_set(b, v).map_err(|e| mem_err(e, *span))?;
+                Value::NOTHING
+            }
+            Node::SetGlobal(g, x, span) => {
+                if self.globals[*g as usize] == Value::UNDEFINED {
+                    return Err(LispError::new(
+                        format!(
+                            "set! of undefined variable '{}'",
+                            self.global_names[*g as usize]
+                        ),
+                        *span,
+                    ));
+                }
+                let v = self.eval(x, fr)?;
+                self.globals[*g as usize] = self.admit_global(v, *span)?;
+                Value::NOTHING
+            }
+            Node::DefGlobal(g, x, span) => {
+                let v = self.eval(x, fr)?;
+                self.globals[*g as usize] = self.admit_global(v, *span)?;
+                Value::NOTHING
+            }
+            Node::Seq(items) => {
+                let Some((last, init)) = items.split_last() else {
+                    return Ok(Value::NOTHING);
+                };
+                for x in init {
+                    self.eval(x, fr)?;
+                }
+                return self.eval(last, fr);
+            }
+            Node::Bind(s, x) => {
+                let v = self.eval(x, fr)?;
+                self.stack[fr.base + *s as usize] = v;
+                Value::NOTHING
+            }
+            Node::BindBox(s, x, t, span) => {
+                let v = self.eval(x, fr)?;
+                let r = self.target(*t, fr);
+                self.stack[fr.base + *s as usize] =
+                    alloc_box(r, v).map_err(|e| mem_err(e, *span))?;
+                Value::NOTHING
+            }
+            Node::Closure(proto, caps, t, span) => self.make_closure(proto, caps, *t, *span, fr)?,
+            Node::SendFresh { chan, msg, span } => self.send_fresh(chan, msg, *span, fr)?,
+            Node::FixOp2 { general, .. }
+            | Node::LocalOp1 { general, .. }
+            | Node::LocalOp2 { general, .. } => {
+                // Reached only through `eval`'s general case of these
+                // nodes: run the primitive itself.
+                self.eval(general, fr)?
+            }
+            Node::If(..) | Node::Call { .. } | Node::Global(..) => self.eval_node(n, fr)?,
+            Node::Or(a, b) => return self.eval_or(a, b, fr),
+            Node::Prim { .. } => self.eval_prim(n, fr)?,
+        })
+    }
+
+    #[inline(never)]
+    fn make_closure(
+        &mut self,
+        proto: &Rc<Proto>,
+        caps: &[CapSrc],
+        t: Target,
+        span: Span,
+        fr: &mut Frame,
+    ) -> VmResult<Value> {
+        let mut vals = Vec::with_capacity(caps.len());
+        for c in caps {
+            vals.push(match c {
+                CapSrc::Local(s) => self.stack[fr.base + *s as usize],
+                CapSrc::Capture(i) => {
+                    closure_capture(fr.closure, *i as usize).unwrap_or(Value::NOTHING)
+                }
+                CapSrc::SelfRef => fr.closure,
+            });
+        }
+        let r = self.target(t, fr);
+        alloc_closure(r, proto.id as u64, &vals).map_err(|e| mem_err(e, span))
+    }
+
+    /// Primitive calls: arguments, the fast paths, then the general
+    /// implementation with the region the schedule named. (It takes the
+    /// whole node, so it is reached by a jump and its frame stays small:
+    /// the general case is out of line.)
+    #[inline(never)]
+    fn eval_prim(&mut self, n: &Node, fr: &mut Frame) -> VmResult<Value> {
+        let Node::Prim {
+            op, args, target, ..
+        } = n
+        else {
+            return Err(LispError::new("internal: not a primitive", Span::default()));
+        };
+        let op = *op;
+        // One- and two-argument calls: the common list and fixnum
+        // operations need neither an argument buffer nor a region.
+        match args.as_slice() {
+            [a] => {
+                let x = self.eval(a, fr)?;
+                if let Some(v) = unary_fast_path(op, x) {
+                    return Ok(v);
+                }
+                self.prim_general(n, &[x], fr)
+            }
+            [a, b] => {
+                let x = self.eval(a, fr)?;
+                let y = self.eval(b, fr)?;
+                if let Some(v) = fixnum_op2(op, x, y) {
+                    return Ok(v);
+                }
+                if let Some(v) = binary_fast_path(op, x, y) {
+                    return Ok(v);
+                }
+                if op == Prim::Cons && !watched(op, *target) {
+                    let r = self.target(*target, fr);
+                    if let Ok(v) = omni_mem::alloc_pair(r, x, y) {
+                        return Ok(v);
+                    }
+                }
+                self.prim_general(n, &[x, y], fr)
+            }
+            _ => self.eval_prim_n(n, fr),
+        }
+    }
+
+    /// A primitive call with any number of arguments.
+    #[inline(never)]
+    fn eval_prim_n(&mut self, n: &Node, fr: &mut Frame) -> VmResult<Value> {
+        let Node::Prim { op, args, .. } = n else {
+            return Err(LispError::new("internal: not a primitive", Span::default()));
+        };
+        // Three-operand sums and products (`(+ 1 (f l) (f r))`) without
+        // the argument buffer.
+        if let ([a, b, c], Prim::Add | Prim::Mul) = (args.as_slice(), *op) {
+            let x = self.eval(a, fr)?;
+            let y = self.eval(b, fr)?;
+            let z = self.eval(c, fr)?;
+            return match fixnum_fast_path(*op, &[x, y, z]) {
+                Some(v) => Ok(v),
+                None => self.prim_general(n, &[x, y, z], fr),
+            };
+        }
+        let mut av: smallvec_like::Args = smallvec_like::Args::new();
+        for a in args {
+            av.push(self.eval(a, fr)?);
+        }
+        // `list` straight into its region (an allocation error takes the
+        // general path, which reports it).
+        if let (Prim::List, Node::Prim { target, .. }) = (*op, n) {
+            if !watched(Prim::List, *target) {
+                let r = self.target(*target, fr);
+                let mut l = Value::EMPTY;
+                for &x in av.as_slice().iter().rev() {
+                    match omni_mem::alloc_pair(r, x, l) {
+                        Ok(p) => l = p,
+                        Err(_) => return self.prim_general(n, av.as_slice(), fr),
+                    }
+                }
+                return Ok(l);
+            }
+        }
+        self.prim_general(n, av.as_slice(), fr)
+    }
+
+    /// The general case of primitive node `n` on evaluated arguments:
+    /// n-ary fixnum sums and products, else the primitive itself in the
+    /// region the schedule named (watched for the retention warning).
+    #[inline(never)]
+    fn prim_general(&mut self, n: &Node, a: &[Value], fr: &mut Frame) -> VmResult<Value> {
+        let Node::Prim {
+            op, target, span, ..
+        } = n
+        else {
+            return Err(LispError::new("internal: not a primitive", Span::default()));
+        };
+        let (op, target, span) = (*op, *target, *span);
+        if let Some(v) = fixnum_fast_path(op, a) {
+            return Ok(v);
+        }
+        let dst = if op.allocates() {
+            Some(self.target(target, fr))
+        } else {
+            None
+        };
+        self.call_prim_watched(op, a, dst, target, span)
+    }
+
+    /// `call_prim`, measuring what a store or a global-targeted allocation
+    /// adds to the global region (arguments are already evaluated, so
+    /// nested sites are not counted twice).
+    #[inline]
+    fn call_prim_watched(
+        &mut self,
+        op: Prim,
+        a: &[Value],
+        dst: Option<Region>,
+        target: Target,
+        span: Span,
+    ) -> VmResult<Value> {
+        if !watched(op, target) {
+            return self.call_prim(op, a, dst, span);
+        }
+        let before = self.global_region.bytes_allocated();
+        let r = self.call_prim(op, a, dst, span);
+        self.note_global_growth(span, before);
+        r
+    }
+}
+
+/// Whether a primitive call may grow the global region in a way worth
+/// attributing to its site: stores (into a structure that may be global)
+/// and allocations aimed at the global region or at a container's region.
+#[inline(always)]
+fn watched(op: Prim, target: Target) -> bool {
+    (matches!(target, Target::Global | Target::RegionOfSlot(_)) && op.allocates()) || op.is_store()
+}
+
+/// Type tests and pair accessors that cannot fail or allocate; errors and
+/// everything else take the general path.
+#[inline(always)]
+fn unary_fast_path(op: Prim, x: Value) -> Option<Value> {
+    match op {
+        Prim::Car => omni_mem::car(x),
+        Prim::Cdr => omni_mem::cdr(x),
+        Prim::IsNull => Some(Value::bool(x == Value::EMPTY)),
+        Prim::IsPair => Some(Value::bool(omni_mem::is_pair(x))),
+        Prim::Not => Some(Value::bool(!x.is_truthy())),
+        Prim::IsZero => x.as_fixnum().map(|n| Value::bool(n == 0)),
+        Prim::Cadr => omni_mem::cdr(x).and_then(omni_mem::car),
+        Prim::Cddr => omni_mem::cdr(x).and_then(omni_mem::cdr),
+        Prim::Caddr => omni_mem::cdr(x)
+            .and_then(omni_mem::cdr)
+            .and_then(omni_mem::car),
+        Prim::IsSymbol => Some(Value::bool(x.as_symbol().is_some())),
+        // Fixnums answer here; other values take the general path.
+        Prim::IsNumber | Prim::IsInteger if x.is_fixnum() => Some(Value::TRUE),
+        _ => None,
+    }
+}
+
+/// Identity and type tests of two values that cannot fail or allocate.
+#[inline]
+fn binary_fast_path(op: Prim, x: Value, y: Value) -> Option<Value> {
+    match op {
+        Prim::IsEq => Some(Value::bool(x.is(y))),
+        _ => None,
+    }
+}
+
+/// `fixnum_fast_path` for exactly two values.
+#[inline(always)]
+fn fixnum_op2(op: Prim, x: Value, y: Value) -> Option<Value> {
+    let (x, y) = (x.as_fixnum()?, y.as_fixnum()?);
+    match op {
+        Prim::Add => Value::fixnum(x + y),
+        Prim::Sub => Value::fixnum(x - y),
+        Prim::Mul => x.checked_mul(y).and_then(Value::fixnum),
+        Prim::Lt => Some(Value::bool(x < y)),
+        Prim::Gt => Some(Value::bool(x > y)),
+        Prim::Le => Some(Value::bool(x <= y)),
+        Prim::Ge => Some(Value::bool(x >= y)),
+        Prim::NumEq => Some(Value::bool(x == y)),
+        _ => None,
+    }
+}
+
+/// Arithmetic and comparison on two fixnums need no region; everything
+/// else (overflow, floats, errors) takes the general path.
+#[inline]
+fn fixnum_fast_path(op: Prim, a: &[Value]) -> Option<Value> {
+    if let [x, y] = a {
+        return fixnum_op2(op, *x, *y);
+    }
+    // n-ary sums and products of fixnums (overflow takes the general path,
+    // which reports it or boxes the result).
+    let mut acc: i64 = match op {
+        Prim::Add => 0,
+        Prim::Mul => 1,
+        _ => return None,
+    };
+    for v in a {
+        let n = v.as_fixnum()?;
+        acc = if op == Prim::Add {
+            acc.checked_add(n)?
+        } else {
+            acc.checked_mul(n)?
+        };
+    }
+    Value::fixnum(acc)
+}
+
+/// A tiny inline argument buffer (no heap allocation for up to 4 args).
+mod smallvec_like {
+    use omni_mem::Value;
+
+    pub struct Args {
+        inline: [Value; 4],
+        len: usize,
+        heap: Vec<Value>,
+    }
+
+    impl Args {
+        pub fn new() -> Self {
+            Args {
+                inline: [Value::NOTHING; 4],
+                len: 0,
+                heap: Vec::new(),
+            }
+        }
+
+        pub fn push(&mut self, v: Value) {
+            if self.len < 4 && self.heap.is_empty() {
+                self.inline[self.len] = v;
+                self.len += 1;
+            } else {
+                if self.heap.is_empty() {
+                    self.heap.extend_from_slice(&self.inline[..self.len]);
+                }
+                self.heap.push(v);
+            }
+        }
+
+        pub fn as_slice(&self) -> &[Value] {
+            if self.heap.is_empty() {
+                &self.inline[..self.len]
+            } else {
+                &self.heap
+            }
+        }
+    }
+}
