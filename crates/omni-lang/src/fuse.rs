@@ -35,6 +35,9 @@ pub fn fuse(n: Node) -> Node {
                     | Prim::Le
                     | Prim::Ge
                     | Prim::NumEq
+                    | Prim::Quotient
+                    | Prim::Remainder
+                    | Prim::Modulo
             );
             let local1 = matches!(
                 op,

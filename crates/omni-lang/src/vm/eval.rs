@@ -465,6 +465,20 @@ fn fixnum_op2(op: Prim, x: Value, y: Value) -> Option<Value> {
         Prim::Le => Some(Value::bool(x <= y)),
         Prim::Ge => Some(Value::bool(x >= y)),
         Prim::NumEq => Some(Value::bool(x == y)),
+        // Division by zero (and overflow) take the general path, which
+        // reports it; otherwise exactly what `prims.rs` computes.
+        Prim::Quotient => x.checked_div(y).and_then(Value::fixnum),
+        Prim::Remainder => x.checked_rem(y).and_then(Value::fixnum),
+        Prim::Modulo => x
+            .checked_rem(y)
+            .map(|r| {
+                if r != 0 && (r < 0) != (y < 0) {
+                    r + y
+                } else {
+                    r
+                }
+            })
+            .and_then(Value::fixnum),
         _ => None,
     }
 }
