@@ -52,8 +52,12 @@ fn smr_reclaims_only_after_readers_leave() {
         slot.store_release(second);
         smr.synchronize();
         // "Free" the old node: a write that races with any unordered read.
+        // SAFETY (test): `first` came from Box::into_raw and is freed only
+        // below; the grace period ended every read section that saw it.
         unsafe { (*first).val.with_mut(|v| *v = DEAD) };
         reader.join().unwrap();
+        // SAFETY (test): both nodes came from Box::into_raw, each is freed
+        // once, and the reader thread has been joined.
         unsafe {
             drop(Box::from_raw(first));
             drop(Box::from_raw(second));
@@ -113,9 +117,12 @@ fn external_rc_decrement_to_zero_orders_uses_before_free() {
         });
         let release = |r: &Region, id: u64| {
             // A use of the region's memory by this holder.
+            // SAFETY (test): `b` points into the live Arc'd cell; loom
+            // reports any access racing with the free below.
             r.bytes.with(|b| assert_ne!(unsafe { *b }, DEAD));
             let _ = id;
             if r.rc.fetch_sub_acqrel(1) == 1 {
+                // SAFETY (test): as above; this thread took the count to zero.
                 r.bytes.with_mut(|b| unsafe { *b = DEAD });
             }
         };
@@ -154,13 +161,17 @@ fn region_ownership_transfer_is_ordered_by_the_handoff() {
                     g = cv.wait(g).unwrap();
                 };
                 drop(g);
+                // SAFETY (test): this thread owns the Box it took from the
+                // slot; loom reports an access racing with the sender's.
                 p.bytes.with(|b| assert_eq!(unsafe { *b }, 42));
-                p.bytes.with_mut(|b| unsafe { *b = DEAD }); // freed by its new owner
+                // SAFETY (test): as above. Freed by its new owner.
+                p.bytes.with_mut(|b| unsafe { *b = DEAD });
             })
         };
         let p = Box::new(Parcel {
             bytes: UnsafeCell::new(0),
         });
+        // SAFETY (test): the sender owns the Box until it puts it in the slot.
         p.bytes.with_mut(|b| unsafe { *b = 42 });
         let (m, cv) = &*slot;
         *m.lock().unwrap() = Some(p);
