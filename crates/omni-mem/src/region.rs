@@ -11,8 +11,7 @@
 //!
 //! Liveness (docs/REGION_RC_MODEL.md): a region's memory may be reused only
 //! when `!scope_alive && external_rc == 0 && tethers == 0`. `maybe_free` is
-//! the only place that frees, and it checks exactly that; `region_exit`,
-//! which has just cleared `scope_alive`, checks the other two in line.
+//! the only place that frees, and it checks exactly that.
 //!
 //! Order (docs/REGION_DEPENDENCY_RULES.md): each region has a rank, its
 //! position in its thread's creation order. Rank 0 is reserved for regions
@@ -1148,11 +1147,7 @@ pub fn region_exit(r: Region) {
         }
         debug_assert!((*raw).scope_alive, "region scope exited twice");
         (*raw).scope_alive = false;
-        // `maybe_free` with `scope_alive` known false: the common exit
-        // (nothing counted or tethered) goes straight to the free.
-        if (*raw).external_rc.load_acquire() == 0 && (*raw).tethers == 0 {
-            free_region(raw);
-        } else {
+        if !maybe_free(raw) {
             retain_exited(raw);
         }
     }
@@ -1208,6 +1203,7 @@ pub fn region_release(r: Region) -> bool {
 ///
 /// # Safety
 /// `b` must be a live, unmerged control block owned by this thread.
+#[inline]
 pub(crate) unsafe fn maybe_free(b: *mut RegionBlock) -> bool {
     // SAFETY: per the contract.
     unsafe {
