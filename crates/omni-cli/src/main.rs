@@ -159,6 +159,11 @@ fn print_stats(s: &HeapStats, vm: Option<&omni_lang::vm::VmStats>) {
         },
         refusals.join(", ")
     );
+    let _ = writeln!(
+        e,
+        "slot regions           {} created, {} compactions ({} bytes given back), {} pinned by reads",
+        s.slot_regions_created, s.slot_compactions, s.slot_bytes_reclaimed, s.slot_regions_pinned
+    );
     if let Some(v) = vm {
         let _ = writeln!(e, "calls                  {}", v.calls);
         let _ = writeln!(e, "tail calls             {}", v.tail_calls);

@@ -223,6 +223,14 @@ impl Prim {
             SetCar | SetCdr | ArraySet | ArrayPush | DictSet | SetBox
         )
     }
+
+    /// Whether the primitive stores into an array or dict slot, which the
+    /// barrier repairs by copying into the container's slot region
+    /// (docs/REGION_COALESCE_POLICY.md): the stored value is built in the
+    /// activation's scratch, not in the container's region.
+    pub fn has_slot_region(self) -> bool {
+        matches!(self, Prim::ArraySet | Prim::ArrayPush | Prim::DictSet)
+    }
 }
 
 #[cfg(test)]

@@ -616,7 +616,13 @@ impl<'s> Compiler<'s> {
         match op.flow() {
             Flow::Stores => {
                 // Evaluate the container into a hidden slot, then allocate a
-                // fresh stored value directly in the container's region.
+                // fresh stored value directly in the container's region,
+                // except for array and dict slots: those values are built
+                // here and the barrier copies them into the container's
+                // slot region, where an overwritten value can be reclaimed
+                // (docs/REGION_COALESCE_POLICY.md); built in the container's
+                // region it would stay there as long as the container.
+                let slot_region = op.has_slot_region();
                 self.cur().scopes.push(Vec::new());
                 let (slot, _) = self.bind(" container", false);
                 let container = self.expr(&args[0], Ctx::Local, false)?;
@@ -629,6 +635,7 @@ impl<'s> Compiler<'s> {
                             let c = self.stored_var_ctx(&args[0]);
                             self.expr(x, c, false)?
                         }
+                        _ if slot_region => self.expr(x, Ctx::Local, false)?,
                         // Anything else is built where it will live.
                         _ => self.expr(x, Ctx::Into(slot), false)?,
                     };

@@ -148,8 +148,13 @@ fn walk<'a>(n: &'a Node, lines: &mut Vec<String>, nested: &mut Vec<&'a Proto>) {
         } => {
             args.iter().for_each(|a| walk(a, lines, nested));
             if op.is_store() {
+                let repair = if op.has_slot_region() {
+                    "else repair into the container's slot region"
+                } else {
+                    "else repair"
+                };
                 lines.push(format!(
-                    "barrier {} @{span} (store helper: same/older fast path, else repair)",
+                    "barrier {} @{span} (store helper: same/older fast path, {repair})",
                     op.name()
                 ));
             } else if *op == Prim::Send {

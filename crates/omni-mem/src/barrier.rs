@@ -15,7 +15,7 @@
 
 use crate::error::MemResult;
 use crate::region::{
-    block_of_ptr, bytes_allocated, merge, merge_threshold, with_stats, Region, RegionBlock,
+    block_of_ptr, bytes_allocated, owned_by, merge, merge_threshold, with_stats, Region, RegionBlock,
 };
 use crate::transmigrate::{transmigrate_into, Domain};
 use crate::value::Value;
@@ -51,13 +51,17 @@ pub(crate) unsafe fn admit(dst: *mut RegionBlock, v: Value) -> MemResult<Value> 
 }
 
 #[cold]
-unsafe fn repair(
+pub(crate) unsafe fn repair(
     dst: *mut RegionBlock,
     rv: *mut RegionBlock,
     v: Value,
 ) -> MemResult<(Value, Repair)> {
     // SAFETY: per `admit`'s contract.
     unsafe {
+        if owned_by(rv, dst) {
+            // A (pinned) slot region of `dst`: it dies with `dst`.
+            return Ok((v, Repair::None));
+        }
         // The repair ladder: reuse (the caller's fast path) -> merge the
         // young region whole -> copy. Which rung failed and why is counted
         // (`repairs_below_merge_threshold`, `merge_refusals`).
@@ -67,17 +71,33 @@ unsafe fn repair(
             with_stats(|s| s.repairs_transmigrate += 1);
             return Ok((copy, Repair::Transmigrate));
         }
-        if bytes_allocated(rv) >= merge_threshold() {
-            if merge(Region::from_block(rv), Region::from_block(dst)).is_ok() {
-                with_stats(|s| s.repairs_merge += 1);
-                return Ok((v, Repair::Merge));
-            }
-        } else {
-            with_stats(|s| s.repairs_below_merge_threshold += 1);
+        if merge_rung(dst, rv) {
+            return Ok((v, Repair::Merge));
         }
         let copy = transmigrate_into(v, dst, Domain::YoungerThan((*dst).rank))?;
         with_stats(|s| s.repairs_transmigrate += 1);
         Ok((copy, Repair::Transmigrate))
+    }
+}
+
+/// The merge rung of policy H0: splice `rv` into `dst` if it holds at
+/// least `merge_threshold()` bytes and the merge is permitted. Counts the
+/// merge, or why the rung was skipped.
+///
+/// # Safety
+/// As `admit`; `rv` is the region of the value being admitted.
+pub(crate) unsafe fn merge_rung(dst: *mut RegionBlock, rv: *mut RegionBlock) -> bool {
+    // SAFETY: per the contract.
+    unsafe {
+        if bytes_allocated(rv) < merge_threshold() {
+            with_stats(|s| s.repairs_below_merge_threshold += 1);
+            return false;
+        }
+        if merge(Region::from_block(rv), Region::from_block(dst)).is_ok() {
+            with_stats(|s| s.repairs_merge += 1);
+            return true;
+        }
+        false
     }
 }
 

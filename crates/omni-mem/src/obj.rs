@@ -12,15 +12,19 @@
 //! | Int     | hdr, i64 (only integers outside fixnum range)    |
 //! | Box     | hdr, value                                       |
 //! | Closure | hdr(extra = n), code, n captured values          |
-//! | Array   | hdr, len, cap, data -> cap values (same region)  |
-//! | Dict    | hdr, count, used, cap, entries, index, index_mask|
+//! | Array   | hdr, len, cap, data -> cap values (same region), slot region |
+//! | Dict    | hdr, count, used, cap, entries, index, index_mask, slot region |
 //!
 //! Every constructor and mutator admits the values it stores through the
-//! barrier (`barrier::admit` / `barrier::store`): rule 6 of DESIGN.md.
+//! barrier (`barrier::admit` / `barrier::store`; for array and dict slots
+//! `slots::admit_slot`, which may copy into the container's slot region):
+//! rule 6 of DESIGN.md. Every read that hands an array or dict slot's value
+//! out goes through `slots::note_read`.
 
 use std::ptr;
 
 use crate::barrier::{admit, store};
+use crate::slots::{admit_slot, after_slot_store, note_read};
 use crate::equal::{equal, hash_value};
 use crate::error::{MemError, MemResult};
 use crate::region::{alloc_raw, block_of_ptr, debug_check_live, Region, RegionBlock};
@@ -410,6 +414,8 @@ pub fn closure_set_capture(v: Value, i: usize, x: Value) -> MemResult<bool> {
 const A_LEN: usize = 0;
 const A_CAP: usize = 1;
 const A_DATA: usize = 2;
+/// The array's slot region (slots.rs), or null. Not a value slot.
+const A_SLOTS: usize = 3;
 
 #[inline]
 unsafe fn word_at(p: *mut u8, i: usize) -> usize {
@@ -471,12 +477,13 @@ unsafe fn array_object(
     cap: usize,
     data: *mut Value,
 ) -> MemResult<Value> {
-    // SAFETY: fresh four-word object.
+    // SAFETY: fresh five-word object.
     unsafe {
-        let p = new_object(b, HDR + 3 * WORD, make_header(HeapTag::Array, 0))?;
+        let p = new_object(b, HDR + 4 * WORD, make_header(HeapTag::Array, 0))?;
         set_word(p, A_LEN, len);
         set_word(p, A_CAP, cap);
         field(p, A_DATA).cast::<*mut Value>().write(data);
+        set_word(p, A_SLOTS, 0);
         Ok(Value::from_heap(p))
     }
 }
@@ -489,7 +496,12 @@ pub fn array_len(v: Value) -> Option<usize> {
 pub fn array_get(v: Value, i: usize) -> Option<Value> {
     let len = array_len(v)?;
     // SAFETY: tag and bound checked.
-    (i < len).then(|| unsafe { data_ptr(v.heap_ptr(), A_DATA).add(i).read() })
+    (i < len).then(|| unsafe {
+        let p = v.heap_ptr();
+        let x = data_ptr(p, A_DATA).add(i).read();
+        note_read(p, x);
+        x
+    })
 }
 
 /// `array-set!`. `Ok(false)` if `v` is not an array or `i` is out of range.
@@ -499,7 +511,9 @@ pub fn array_set(v: Value, i: usize, x: Value) -> MemResult<bool> {
         // which never moves the buffer.
         Some(len) if i < len => unsafe {
             let p = v.heap_ptr();
-            store(p, data_ptr(p, A_DATA).add(i), x)?;
+            let x = admit_slot(p, x)?;
+            data_ptr(p, A_DATA).add(i).write(x);
+            after_slot_store(p)?;
             Ok(true)
         },
         _ => Ok(false),
@@ -516,7 +530,7 @@ pub fn array_push(v: Value, x: Value) -> MemResult<bool> {
     // allocated in that same region, so the array stays region-closed.
     unsafe {
         let b = block_of_ptr(p);
-        let x = admit(b, x)?;
+        let x = admit_slot(p, x)?;
         let cap = word_at(p, A_CAP);
         if len == cap {
             let new_cap = cap.saturating_mul(2).max(4);
@@ -527,6 +541,7 @@ pub fn array_push(v: Value, x: Value) -> MemResult<bool> {
         }
         data_ptr(p, A_DATA).add(len).write(x);
         set_word(p, A_LEN, len + 1);
+        after_slot_store(p)?;
     }
     Ok(true)
 }
@@ -535,7 +550,14 @@ pub fn array_push(v: Value, x: Value) -> MemResult<bool> {
 pub fn array_items(v: Value) -> Option<Vec<Value>> {
     let len = array_len(v)?;
     // SAFETY: tag checked; `len` initialised elements.
-    Some(unsafe { std::slice::from_raw_parts(data_ptr(v.heap_ptr(), A_DATA), len).to_vec() })
+    Some(unsafe {
+        let p = v.heap_ptr();
+        let items = std::slice::from_raw_parts(data_ptr(p, A_DATA), len).to_vec();
+        for &x in &items {
+            note_read(p, x);
+        }
+        items
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -549,12 +571,15 @@ const D_CAP: usize = 2;
 const D_ENTRIES: usize = 3;
 const D_INDEX: usize = 4;
 const D_IMASK: usize = 5;
+/// The dict's slot region (slots.rs), or null. Not a value slot.
+const D_SLOTS: usize = 6;
 pub(crate) const ENTRY_WORDS: usize = 3;
 
 pub fn alloc_dict(r: Region) -> MemResult<Value> {
-    // SAFETY: fresh seven-word object with empty storage.
+    // SAFETY: fresh eight-word object with empty storage.
     unsafe {
-        let p = new_object(r.block(), HDR + 6 * WORD, make_header(HeapTag::Dict, 0))?;
+        let p = new_object(r.block(), HDR + 7 * WORD, make_header(HeapTag::Dict, 0))?;
+        set_word(p, D_SLOTS, 0);
         set_word(p, D_COUNT, 0);
         set_word(p, D_USED, 0);
         set_word(p, D_CAP, 0);
@@ -677,7 +702,9 @@ pub fn dict_get(v: Value, key: Value) -> Option<Value> {
     // SAFETY: tag checked.
     unsafe {
         let e = dict_find(p, key, hash_value(key))?;
-        Some(data_ptr(p, D_ENTRIES).add(e * ENTRY_WORDS + 1).read())
+        let x = data_ptr(p, D_ENTRIES).add(e * ENTRY_WORDS + 1).read();
+        note_read(p, x);
+        Some(x)
     }
 }
 
@@ -689,15 +716,18 @@ pub fn dict_set(v: Value, key: Value, val: Value) -> MemResult<bool> {
     let p = v.heap_ptr();
     let hash = hash_value(key);
     // SAFETY: tag checked; key and value are admitted into the dict's
-    // region before any slot is written; storage grows in that region.
+    // region (or its slot region) before any slot is written, the key only
+    // when it is new; storage grows in the dict's region. Nothing between
+    // an admission and its slot write can compact the slot region.
     unsafe {
         let b = block_of_ptr(p);
-        let key = admit(b, key)?;
-        let val = admit(b, val)?;
+        let val = admit_slot(p, val)?;
         if let Some(e) = dict_find(p, key, hash) {
             data_ptr(p, D_ENTRIES).add(e * ENTRY_WORDS + 1).write(val);
+            after_slot_store(p)?;
             return Ok(true);
         }
+        let key = admit_slot(p, key)?;
         let (used, cap, count) = (word_at(p, D_USED), word_at(p, D_CAP), word_at(p, D_COUNT));
         if used == cap {
             let new_cap = if count * 2 < cap {
@@ -724,6 +754,7 @@ pub fn dict_set(v: Value, key: Value, val: Value) -> MemResult<bool> {
         index.add(i).write(used as u32 + 1);
         set_word(p, D_USED, used + 1);
         set_word(p, D_COUNT, word_at(p, D_COUNT) + 1);
+        after_slot_store(p)?;
     }
     Ok(true)
 }
@@ -760,7 +791,10 @@ pub fn dict_entries(v: Value) -> Option<Vec<(Value, Value)>> {
             let ent = d.entries.add(e * ENTRY_WORDS);
             let k = ent.read();
             if k != Value::TOMBSTONE {
-                out.push((k, ent.add(1).read()));
+                let x = ent.add(1).read();
+                note_read(v.heap_ptr(), k);
+                note_read(v.heap_ptr(), x);
+                out.push((k, x));
             }
         }
         Some(out)
@@ -774,8 +808,8 @@ pub(crate) fn object_size(tag: HeapTag, h: u64) -> usize {
         HeapTag::Str => HDR + (header_extra(h) as usize).div_ceil(WORD).max(1) * WORD,
         HeapTag::Float | HeapTag::Int | HeapTag::Box => HDR + WORD,
         HeapTag::Closure => HDR + WORD + header_extra(h) as usize * WORD,
-        HeapTag::Array => HDR + 3 * WORD,
-        HeapTag::Dict => HDR + 6 * WORD,
+        HeapTag::Array => HDR + 4 * WORD,
+        HeapTag::Dict => HDR + 7 * WORD,
     }
 }
 
@@ -801,6 +835,7 @@ pub(crate) unsafe fn array_copy_storage(
 ) -> MemResult<()> {
     // SAFETY: per the contract.
     unsafe {
+        set_word(copy, A_SLOTS, 0);
         let nd = alloc_buffer(b, len)?;
         ptr::copy_nonoverlapping(src, nd, len);
         set_word(copy, A_LEN, len);
@@ -816,6 +851,7 @@ pub(crate) unsafe fn dict_copy_storage(copy: *mut u8, b: *mut RegionBlock) -> Me
     // SAFETY: the copy still names the source's buffers, which rebuild reads
     // and replaces with compacted ones in `b`.
     unsafe {
+        set_word(copy, D_SLOTS, 0);
         let count = word_at(copy, D_COUNT);
         if count == 0 {
             set_word(copy, D_USED, 0);
@@ -824,5 +860,52 @@ pub(crate) unsafe fn dict_copy_storage(copy: *mut u8, b: *mut RegionBlock) -> Me
             return Ok(());
         }
         dict_rebuild(copy, b, count)
+    }
+}
+
+/// Where a container keeps its slot region: the array's or dict's
+/// slot-region word, or `None` for other objects.
+///
+/// # Safety
+/// `p` must be a live object.
+#[inline]
+pub(crate) unsafe fn slot_region_field(p: *mut u8) -> Option<*mut *mut RegionBlock> {
+    // SAFETY: per the contract; the word exists for these two tags.
+    unsafe {
+        match HeapTag::from_u8(header_tag(header(p))) {
+            Some(HeapTag::Array) => Some(field(p, A_SLOTS).cast()),
+            Some(HeapTag::Dict) => Some(field(p, D_SLOTS).cast()),
+            _ => None,
+        }
+    }
+}
+
+/// Every value slot of an array or dict (elements; keys and values of
+/// live entries), for compaction: `f` may rewrite them in place.
+///
+/// # Safety
+/// `p` must be a live array or dict.
+pub(crate) unsafe fn for_each_container_slot(p: *mut u8, mut f: impl FnMut(*mut Value)) {
+    // SAFETY: per the contract; `len` / `used` slots are initialised.
+    unsafe {
+        match HeapTag::from_u8(header_tag(header(p))) {
+            Some(HeapTag::Array) => {
+                let (len, data) = array_parts(p);
+                for i in 0..len {
+                    f(data.add(i));
+                }
+            }
+            Some(HeapTag::Dict) => {
+                let d = dict_view(p);
+                for e in 0..d.used {
+                    let ent = d.entries.add(e * ENTRY_WORDS);
+                    if ent.read() != Value::TOMBSTONE {
+                        f(ent);
+                        f(ent.add(1));
+                    }
+                }
+            }
+            _ => {}
+        }
     }
 }

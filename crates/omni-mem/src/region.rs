@@ -125,7 +125,7 @@ pub(crate) struct RegionBlock {
     pub(crate) scope_alive: bool,
     /// Whether a *cold* field may differ from a new block's value. The
     /// cold fields are `seg.next`, `end`, `seg_end`, `cur_seg_start`,
-    /// `tail` and everything from `bytes_closed` to `quota`; every write
+    /// `tail` and everything from `bytes_closed` to `compact_at`; every write
     /// to one sets this, and retiring a dirty control block resets them
     /// (`reset_cold`), so a block recycled from the header pool needs
     /// only its hot fields written (`new_block_in`).
@@ -141,6 +141,18 @@ pub(crate) struct RegionBlock {
     pub(crate) transmigrated_objects_in: u64,
     pub(crate) transmigrated_bytes_in: u64,
     quota: usize,
+    /// Slot regions (slots.rs): for a slot region, the region that owns
+    /// it (it lives exactly as long as that region unless compacted away);
+    /// null for every other region.
+    pub(crate) parent: *mut RegionBlock,
+    /// The first slot region this region owns; they are linked through
+    /// `slot_next` and freed with it (`free_slot_regions`).
+    pub(crate) slot_head: *mut RegionBlock,
+    pub(crate) slot_next: *mut RegionBlock,
+    /// A slot region some read handed a pointer out of: never compacted.
+    pub(crate) pinned: bool,
+    /// A slot region is compacted when its bytes reach this.
+    pub(crate) compact_at: usize,
     prev_live: *mut RegionBlock,
     next_live: *mut RegionBlock,
 }
@@ -268,7 +280,7 @@ thread_local! {
                 segments_from_os: 0,
                 merges: 0,
                 merges_refused: 0,
-                merge_refusals: [0; 8],
+                merge_refusals: [0; 9],
                 repairs_below_merge_threshold: 0,
                 transmigrations: 0,
                 transmigrated_objects: 0,
@@ -279,6 +291,10 @@ thread_local! {
                 quota_errors: 0,
                 regions_sent: 0,
                 regions_adopted: 0,
+                slot_regions_created: 0,
+                slot_compactions: 0,
+                slot_bytes_reclaimed: 0,
+                slot_regions_pinned: 0,
             }),
         }
     };
@@ -992,6 +1008,8 @@ unsafe fn debug_assert_recycled(b: *mut RegionBlock, owner: u64) {
         debug_assert!((*b).segments == 1 && (*b).seg_bytes == SEGMENT_SIZE);
         debug_assert!((*b).merges_in == 0);
         debug_assert!((*b).transmigrated_objects_in == 0 && (*b).transmigrated_bytes_in == 0);
+        debug_assert!((*b).parent.is_null() && (*b).slot_head.is_null());
+        debug_assert!((*b).slot_next.is_null() && !(*b).pinned && (*b).compact_at == 0);
     }
     let _ = (b, owner);
 }
@@ -1019,6 +1037,11 @@ unsafe fn reset_cold(b: *mut RegionBlock) {
         addr_of_mut!((*b).transmigrated_objects_in).write(0);
         addr_of_mut!((*b).transmigrated_bytes_in).write(0);
         addr_of_mut!((*b).quota).write(0);
+        addr_of_mut!((*b).parent).write(ptr::null_mut());
+        addr_of_mut!((*b).slot_head).write(ptr::null_mut());
+        addr_of_mut!((*b).slot_next).write(ptr::null_mut());
+        addr_of_mut!((*b).pinned).write(false);
+        addr_of_mut!((*b).compact_at).write(0);
         addr_of_mut!((*b).dirty).write(false);
     }
 }
@@ -1219,6 +1242,14 @@ pub(crate) unsafe fn maybe_free(b: *mut RegionBlock) -> bool {
 /// `b` must be dead by the liveness rule; no value may point into it.
 #[inline]
 unsafe fn free_region(b: *mut RegionBlock) {
+    // SAFETY: per the contract; the slot regions die with their owner.
+    // Owning one makes a block dirty, and `dirty` shares a cache line with
+    // the liveness fields just read, so a clean block costs no extra line.
+    unsafe {
+        if (*b).dirty && !(*b).slot_head.is_null() {
+            free_slot_regions(b);
+        }
+    }
     // One thread-local access for the whole free (hot: every scope exit).
     with_heap(|h| {
         // SAFETY: per the contract, every segment on the list is ours to
@@ -1551,10 +1582,13 @@ pub enum MergeRefusal {
     /// The older region is closed (a message region): it takes copies only,
     /// so it never holds a thread's own segments.
     Closed,
+    /// The younger region is a slot region (slots.rs): it lives and dies
+    /// with the region that owns it, never spliced into another.
+    SlotRegion,
 }
 
 impl MergeRefusal {
-    pub const ALL: [MergeRefusal; 8] = [
+    pub const ALL: [MergeRefusal; 9] = [
         MergeRefusal::SameRegion,
         MergeRefusal::NotYounger,
         MergeRefusal::RegionBetween,
@@ -1563,6 +1597,7 @@ impl MergeRefusal {
         MergeRefusal::ScopeEnded,
         MergeRefusal::OtherThread,
         MergeRefusal::Closed,
+        MergeRefusal::SlotRegion,
     ];
 
     /// A short reason, for statistics and `omni --stats`.
@@ -1576,6 +1611,7 @@ impl MergeRefusal {
             MergeRefusal::ScopeEnded => "scope ended",
             MergeRefusal::OtherThread => "other thread",
             MergeRefusal::Closed => "closed message region",
+            MergeRefusal::SlotRegion => "slot region",
         }
     }
 }
@@ -1602,6 +1638,9 @@ unsafe fn merge_check(y: *mut RegionBlock, o: *mut RegionBlock) -> Result<(), Me
         if (*o).closed || (*y).closed {
             return Err(MergeRefusal::Closed);
         }
+        if !(*y).parent.is_null() {
+            return Err(MergeRefusal::SlotRegion);
+        }
         if (*y).rank <= (*o).rank {
             return Err(MergeRefusal::NotYounger);
         }
@@ -1611,9 +1650,15 @@ unsafe fn merge_check(y: *mut RegionBlock, o: *mut RegionBlock) -> Result<(), Me
         if (*y).external_rc.load_acquire() > 0 {
             return Err(MergeRefusal::Counted);
         }
-        // Live list is in rank order: `o` must be `y`'s immediate elder.
+        // Live list is in rank order: `o` must be `y`'s immediate elder,
+        // but for slot regions of `o`'s rank, which sit right behind their
+        // owner and die with it, so they are not in between.
         with_heap(flush_pending_in);
-        if (*y).prev_live != o {
+        let mut p = (*y).prev_live;
+        while !p.is_null() && p != o && !(*p).parent.is_null() && (*p).rank == (*o).rank {
+            p = (*p).prev_live;
+        }
+        if p != o {
             return Err(MergeRefusal::RegionBetween);
         }
         Ok(())
@@ -1651,6 +1696,9 @@ pub fn merge(young: Region, old: Region) -> Result<(), MergeRefusal> {
         (*o).transmigrated_bytes_in += (*y).transmigrated_bytes_in;
         (*y).scope_alive = false;
         (*y).forward = o;
+        if !(*y).slot_head.is_null() {
+            adopt_slot_regions(y, o);
+        }
         unlink_live(y);
         clamp_end(o);
         with_stats(|s| {
@@ -1667,6 +1715,141 @@ pub fn merge(young: Region, old: Region) -> Result<(), MergeRefusal> {
         );
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Slot regions (the lifetime side; what they hold and when they are
+// compacted is slots.rs)
+
+/// Create a slot region owned by `o`: same rank and admit rank as `o`, so
+/// the barrier and transmigration treat its objects exactly as `o`'s; its
+/// scope stays open until `o` is freed (or until compaction replaces it).
+///
+/// # Safety
+/// `o` must be a live, unmerged, unclosed block of this thread whose scope
+/// is open.
+pub(crate) unsafe fn slot_region_new(o: *mut RegionBlock) -> *mut RegionBlock {
+    // SAFETY: per the contract; `region_create_at` places the new block
+    // behind `o` (and `o`'s other slot regions) in the rank-ordered list.
+    unsafe {
+        let c = region_create_at((*o).rank).block();
+        (*c).admit_rank = (*o).admit_rank;
+        // "A quota for every region": the owner's applies to each of its
+        // slot regions too.
+        (*c).quota = (*o).quota;
+        clamp_end(c);
+        (*c).parent = o;
+        (*c).slot_next = (*o).slot_head;
+        (*c).dirty = true;
+        (*o).slot_head = c;
+        (*o).dirty = true;
+        with_stats(|s| s.slot_regions_created += 1);
+        c
+    }
+}
+
+/// Whether `b` is a slot region of `o`, directly or through other slot
+/// regions.
+///
+/// # Safety
+/// `b` is a live block.
+#[inline]
+pub(crate) unsafe fn owned_by(b: *mut RegionBlock, o: *mut RegionBlock) -> bool {
+    // SAFETY: parents of live slot regions are live.
+    unsafe {
+        let mut p = (*b).parent;
+        while !p.is_null() {
+            if p == o {
+                return true;
+            }
+            p = (*p).parent;
+        }
+        false
+    }
+}
+
+/// Unlink slot region `c` from its owner's list and end its scope: it is
+/// freed now (nothing may point into it: the caller has moved every
+/// survivor out of it).
+///
+/// # Safety
+/// `c` is a live, unpinned slot region of this thread with no slot regions
+/// of its own, and no value points into it.
+pub(crate) unsafe fn slot_region_drop(c: *mut RegionBlock) {
+    // SAFETY: per the contract.
+    unsafe {
+        debug_assert!(!(*c).pinned && (*c).slot_head.is_null());
+        let o = (*c).parent;
+        let mut link: *mut *mut RegionBlock = &raw mut (*o).slot_head;
+        while *link != c {
+            link = &raw mut (**link).slot_next;
+        }
+        *link = (*c).slot_next;
+        (*c).slot_next = ptr::null_mut();
+        (*c).parent = ptr::null_mut();
+        (*c).scope_alive = false;
+        let freed = maybe_free(c);
+        debug_assert!(freed, "an unpinned slot region is never counted or tethered");
+    }
+}
+
+/// `y` is being spliced into `o`: its slot regions become `o`'s, with
+/// `o`'s rank (they now die with `o`).
+///
+/// # Safety
+/// Both blocks are live and this thread's; `y` is being merged into `o`.
+#[cold]
+unsafe fn adopt_slot_regions(y: *mut RegionBlock, o: *mut RegionBlock) {
+    // SAFETY: per the contract.
+    unsafe {
+        let mut c = (*y).slot_head;
+        let mut last = c;
+        while !c.is_null() {
+            (*c).parent = o;
+            (*c).rank = (*o).rank;
+            (*c).admit_rank = (*o).admit_rank;
+            last = c;
+            c = (*c).slot_next;
+        }
+        (*last).slot_next = (*o).slot_head;
+        (*o).slot_head = (*y).slot_head;
+        (*y).slot_head = ptr::null_mut();
+        (*o).dirty = true;
+    }
+}
+
+/// `b` is being freed: end the scope of every slot region it owns, and of
+/// theirs, without recursion (slot regions may nest as deep as the
+/// program's containers). A slot region still counted or tethered is
+/// retained like any region whose scope ended, and keeps its own.
+///
+/// # Safety
+/// `b` is dead by the liveness rule and about to be freed.
+#[cold]
+unsafe fn free_slot_regions(b: *mut RegionBlock) {
+    // SAFETY: per the contract; every block on a slot list is live.
+    unsafe {
+        let mut work = vec![(*b).slot_head];
+        (*b).slot_head = ptr::null_mut();
+        while let Some(mut c) = work.pop() {
+            while !c.is_null() {
+                let next = (*c).slot_next;
+                (*c).slot_next = ptr::null_mut();
+                (*c).parent = ptr::null_mut();
+                (*c).scope_alive = false;
+                if (*c).external_rc.load_acquire() == 0 && (*c).tethers == 0 {
+                    if !(*c).slot_head.is_null() {
+                        work.push((*c).slot_head);
+                        (*c).slot_head = ptr::null_mut();
+                    }
+                    free_region(c);
+                } else {
+                    retain_exited(c);
+                }
+                c = next;
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------

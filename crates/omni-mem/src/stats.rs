@@ -22,7 +22,7 @@ pub struct HeapStats {
     pub merges: u64,
     pub merges_refused: u64,
     /// Merge refusals by reason, indexed by `MergeRefusal as usize`.
-    pub merge_refusals: [u64; 8],
+    pub merge_refusals: [u64; 9],
     /// Barrier repairs that did not try a merge because the young region
     /// was below the H0 threshold (the first rung that failed).
     pub repairs_below_merge_threshold: u64,
@@ -41,6 +41,14 @@ pub struct HeapStats {
     pub regions_sent: u64,
     /// Parcels this thread spliced into one of its regions.
     pub regions_adopted: u64,
+    /// Slot regions created for containers (docs/REGION_COALESCE_POLICY.md).
+    pub slot_regions_created: u64,
+    /// Slot-region compactions, and the bytes they gave back (what the
+    /// overwritten values had occupied).
+    pub slot_compactions: u64,
+    pub slot_bytes_reclaimed: usize,
+    /// Slot regions pinned because a read handed out a pointer into them.
+    pub slot_regions_pinned: u64,
 }
 
 /// A snapshot of one region's accounting.

@@ -23,3 +23,23 @@ pub fn leak_checked<R>(f: impl FnOnce() -> R) -> R {
     assert_no_live_regions();
     out
 }
+
+/// A fresh list `(base base+1 ... base+n-1)` of fixnums in `r`.
+pub fn int_list(r: crate::Region, base: i64, n: i64) -> crate::Value {
+    let items: Vec<crate::Value> = (base..base + n)
+        .map(|i| crate::Value::fixnum(i).expect("test fixnums are small"))
+        .collect();
+    crate::alloc_list(r, &items).expect("test list fits")
+}
+
+/// The fixnums of a proper list built by [`int_list`]; panics on anything
+/// else.
+pub fn list_ints(mut v: crate::Value) -> Vec<i64> {
+    let mut out = Vec::new();
+    while let Some(a) = crate::car(v) {
+        out.push(crate::int_value(a).expect("a fixnum element"));
+        v = crate::cdr(v).expect("a pair");
+    }
+    assert_eq!(v, crate::Value::EMPTY, "a proper list");
+    out
+}

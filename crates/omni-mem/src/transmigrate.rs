@@ -21,7 +21,7 @@ use crate::error::MemResult;
 use crate::meta::meta_of;
 use crate::obj::{field, header_tag, make_header, HeapTag, HDR};
 use crate::region::{
-    alloc_raw, block_of_ptr, bump_window, note_transmigrated, segment_addr, set_bump_cur,
+    alloc_raw, block_of_ptr, owned_by, bump_window, note_transmigrated, segment_addr, set_bump_cur,
     with_stats, Region, RegionBlock,
 };
 use crate::trace::TraceKind;
@@ -30,7 +30,8 @@ use crate::value::Value;
 /// Which objects are copied.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Domain {
-    /// Objects in exactly this region.
+    /// Objects in this region and in the slot regions it owns (slots.rs),
+    /// which hold what its containers were given and die with it.
     Region(*mut RegionBlock),
     /// Objects in any region younger (higher rank) than this rank: what the
     /// barrier needs so the copy's external edges all point to older regions.
@@ -78,7 +79,7 @@ impl Transmigration {
         let inside = unsafe {
             let b = block_of_ptr(p);
             match self.domain {
-                Domain::Region(src) => b == src,
+                Domain::Region(src) => b == src || owned_by(b, src),
                 Domain::YoungerThan(rank) => (*b).rank > rank && b != self.dst,
                 Domain::AllBut => b != self.dst,
             }
@@ -397,7 +398,7 @@ pub(crate) unsafe fn transmigrate_into(
 ///
 /// # Safety
 /// As `transmigrate_into`, for every root.
-unsafe fn transmigrate_all(
+pub(crate) unsafe fn transmigrate_all(
     roots: &mut [Value],
     dst: *mut RegionBlock,
     domain: Domain,

@@ -2,7 +2,7 @@
 //! H0 branches are pinned, merge refusal falls back, and no region cycle is
 //! ever retained.
 
-use omni_mem::testing::assert_no_live_regions;
+use omni_mem::testing::{assert_no_live_regions, int_list, list_ints};
 use omni_mem::*;
 
 fn int(n: i64) -> Value {
@@ -10,18 +10,7 @@ fn int(n: i64) -> Value {
 }
 
 fn list(r: Region, n: i64) -> Value {
-    let items: Vec<Value> = (0..n).map(int).collect();
-    alloc_list(r, &items).unwrap()
-}
-
-fn list_to_vec(mut v: Value) -> Vec<i64> {
-    let mut out = Vec::new();
-    while let Some(a) = car(v) {
-        out.push(int_value(a).unwrap());
-        v = cdr(v).unwrap();
-    }
-    assert_eq!(v, Value::EMPTY);
-    out
+    int_list(r, 0, n)
 }
 
 /// Run with a given H0 threshold, restoring the default afterwards.
@@ -42,7 +31,7 @@ fn young_to_old_store_is_safe_after_young_exits() {
     region_exit(young);
     let stored = box_get(container).unwrap();
     assert!(region_of(stored).unwrap().same_as(old));
-    assert_eq!(list_to_vec(stored), vec![0, 1, 2, 3, 4]);
+    assert_eq!(list_ints(stored), vec![0, 1, 2, 3, 4]);
     region_exit(old);
     assert_no_live_regions();
 }
@@ -64,7 +53,7 @@ fn low_threshold_forces_merge() {
         assert_eq!(dict_get(dict, int(1)), Some(v));
         assert!(region_of(v).unwrap().same_as(old));
         region_exit(young); // no-op: merged
-        assert_eq!(list_to_vec(dict_get(dict, int(1)).unwrap()).len(), 100);
+        assert_eq!(list_ints(dict_get(dict, int(1)).unwrap()).len(), 100);
         region_exit(old);
     });
     assert_no_live_regions();
@@ -75,19 +64,19 @@ fn high_threshold_forces_transmigrate() {
     with_threshold(usize::MAX, || {
         let before = heap_stats();
         let old = region_create();
-        let arr = alloc_array(old, 1, Value::NOTHING).unwrap();
+        let cell = alloc_box(old, Value::NOTHING).unwrap();
         let young = region_create();
         let v = list(young, 100);
-        assert!(array_set(arr, 0, v).unwrap());
+        assert!(box_set(cell, v).unwrap());
         let after = heap_stats();
         assert_eq!(after.repairs_transmigrate, before.repairs_transmigrate + 1);
         assert_eq!(after.repairs_merge, before.repairs_merge);
-        let stored = array_get(arr, 0).unwrap();
+        let stored = box_get(cell).unwrap();
         assert_ne!(stored, v, "a copy was stored");
         assert!(region_of(stored).unwrap().same_as(old));
         region_exit(young);
         assert_eq!(
-            list_to_vec(array_get(arr, 0).unwrap()),
+            list_ints(box_get(cell).unwrap()),
             (0..100).collect::<Vec<_>>()
         );
         region_exit(old);
@@ -111,7 +100,7 @@ fn merge_not_permitted_falls_back_to_transmigrate() {
         assert!(!young.is_merged());
         region_exit(young);
         region_exit(middle);
-        assert_eq!(list_to_vec(car(cell).unwrap()).len(), 10);
+        assert_eq!(list_ints(car(cell).unwrap()).len(), 10);
         region_exit(old);
     });
     assert_no_live_regions();
@@ -261,7 +250,7 @@ fn dict_operations_with_repair() {
         if i % 2 == 0 {
             assert_eq!(got, None);
         } else {
-            assert_eq!(list_to_vec(got.unwrap()).len() as i64, i % 5);
+            assert_eq!(list_ints(got.unwrap()).len() as i64, i % 5);
         }
     }
     region_exit(probe);

@@ -1,0 +1,184 @@
+//! Slot regions: where the barrier copies the values a program stores into
+//! an older array or dict, so that the values it later overwrites can be
+//! given back without a collector (docs/REGION_COALESCE_POLICY.md).
+//!
+//! A store of a younger value into a container in region O is repaired by
+//! copying it (policy H0's copy rung). Copied into O itself, an overwritten
+//! value would stay until O dies. Instead it is copied into the
+//! container's *slot region*: a region owned by O, with O's rank (the
+//! barrier and transmigration see its objects exactly as O's), freed with O.
+//!
+//! The invariant that makes compaction safe: **while a slot region is
+//! unpinned, the only pointers into it are the container's own slots and
+//! pointers inside the region.** It holds because
+//! * only `admit_slot` puts objects into it, as copies whose sole referrer
+//!   is the slot being written;
+//! * every read that hands a slot's value out (`array_get`, `array_items`,
+//!   `dict_get`, `dict_entries`) calls `note_read`, which pins the region
+//!   if the value lies in it. A program can reach the region's objects only
+//!   through such a value, so nothing else can come to point into an
+//!   unpinned region (transmigration copies out of it, never shares into
+//!   it: `Domain::Region` includes slot regions).
+//!
+//! So an unpinned slot region can be *compacted* between two stores: the
+//! container's slots are the roots, their graph is transmigrated into a
+//! fresh slot region in one session, and the old one is freed with every
+//! value that was overwritten. It is local work (one container, one region,
+//! its live subgraph; DESIGN.md rule 1), triggered deterministically when
+//! the region's bytes reach twice what survived the last compaction (at
+//! least `COMPACT_MIN_BYTES`), so copying is amortised to at most one copy
+//! per stored byte.
+//!
+//! A pinned slot region is never compacted; it lives until O dies, like
+//! values copied into O always did. Once it holds `DETACH_BYTES`, the next
+//! store opens a fresh slot region for the container, so a program that
+//! reads once does not lose compaction for good.
+
+use crate::barrier::{merge_rung, repair};
+use crate::error::MemResult;
+use crate::obj::{for_each_container_slot, slot_region_field};
+use crate::region::{
+    block_of_ptr, bytes_allocated, owned_by, slot_region_drop, slot_region_new, with_stats,
+    RegionBlock, SEGMENT_SIZE,
+};
+use crate::transmigrate::{transmigrate_all, transmigrate_into, Domain};
+use crate::value::Value;
+
+/// A slot region is first compacted when it holds this many bytes.
+pub const COMPACT_MIN_BYTES: usize = 64 * 1024;
+/// A pinned slot region stops taking new values once it holds this much.
+const DETACH_BYTES: usize = SEGMENT_SIZE / 2;
+
+/// Make `v` storable in a slot of container `p` (an array or dict): `v`
+/// itself when the edge is allowed, or after merging its region into the
+/// container's (H0's merge rung), or a copy in the container's slot region.
+///
+/// # Safety
+/// `p` must be a live array or dict of this thread; `v` immediate or in a
+/// live region of this thread (or a process region).
+#[inline]
+pub(crate) unsafe fn admit_slot(p: *mut u8, v: Value) -> MemResult<Value> {
+    if !v.is_heap() {
+        return Ok(v);
+    }
+    // SAFETY: per the contract.
+    unsafe {
+        let o = block_of_ptr(p);
+        let rv = block_of_ptr(v.heap_ptr());
+        if rv == o || (*rv).rank < (*o).admit_rank {
+            return Ok(v);
+        }
+        admit_slot_slow(p, o, rv, v)
+    }
+}
+
+#[cold]
+unsafe fn admit_slot_slow(
+    p: *mut u8,
+    o: *mut RegionBlock,
+    rv: *mut RegionBlock,
+    v: Value,
+) -> MemResult<Value> {
+    // SAFETY: per `admit_slot`'s contract.
+    unsafe {
+        if (*o).closed || !(*o).scope_alive || owned_by(rv, o) {
+            // Message regions take copies of everything; a region whose
+            // scope ended gets no new slot regions (nothing would compact
+            // them); a value in a (pinned) slot region of `o` dies with `o`
+            // and is stored as it is. The plain barrier does all three.
+            return repair(o, rv, v).map(|(v, _)| v);
+        }
+        if merge_rung(o, rv) {
+            return Ok(v);
+        }
+        let Some(field) = slot_region_field(p) else {
+            return repair(o, rv, v).map(|(v, _)| v);
+        };
+        let mut c = *field;
+        if c.is_null() || ((*c).pinned && bytes_allocated(c) >= DETACH_BYTES) {
+            c = slot_region_new(o);
+            (*c).compact_at = COMPACT_MIN_BYTES;
+            *field = c;
+        }
+        let copy = transmigrate_into(v, c, Domain::YoungerThan((*c).rank))?;
+        with_stats(|s| s.repairs_transmigrate += 1);
+        Ok(copy)
+    }
+}
+
+/// Called after every slot write of container `p`: compacts its slot
+/// region when it is due (see the module comment).
+///
+/// # Safety
+/// `p` must be a live array or dict of this thread, with no admitted value
+/// waiting to be written (it would not be a root).
+#[inline]
+pub(crate) unsafe fn after_slot_store(p: *mut u8) -> MemResult<()> {
+    // SAFETY: per the contract.
+    unsafe {
+        let Some(field) = slot_region_field(p) else {
+            return Ok(());
+        };
+        let c = *field;
+        if c.is_null() || (*c).pinned || bytes_allocated(c) < (*c).compact_at {
+            return Ok(());
+        }
+        compact(p, field, c)
+    }
+}
+
+/// Move what container `p`'s slots reach in slot region `c` into a fresh
+/// slot region, and free `c`.
+///
+/// # Safety
+/// As `after_slot_store`; `c` is `p`'s unpinned slot region, `*field`.
+#[cold]
+unsafe fn compact(p: *mut u8, field: *mut *mut RegionBlock, c: *mut RegionBlock) -> MemResult<()> {
+    // SAFETY: per the contract. By the module invariant nothing but `p`'s
+    // slots (and `c` itself) points into `c`, so once they are rewritten to
+    // the copies, `c` is unreachable and may be freed.
+    unsafe {
+        let mut slots = Vec::new();
+        for_each_container_slot(p, |s| slots.push(s));
+        let mut roots: Vec<Value> = slots.iter().map(|&s| s.read()).collect();
+        let n = slot_region_new((*c).parent);
+        if let Err(e) = transmigrate_all(&mut roots, n, Domain::Region(c)) {
+            // Nothing points into the partial copy: drop it, keep `c`.
+            slot_region_drop(n);
+            return Err(e);
+        }
+        for (&s, &v) in slots.iter().zip(&roots) {
+            s.write(v);
+        }
+        let (before, after) = (bytes_allocated(c), bytes_allocated(n));
+        (*n).compact_at = COMPACT_MIN_BYTES.max(after.saturating_mul(2));
+        *field = n;
+        slot_region_drop(c);
+        with_stats(|s| {
+            s.slot_compactions += 1;
+            s.slot_bytes_reclaimed += before.saturating_sub(after);
+        });
+        Ok(())
+    }
+}
+
+/// A read is handing `x`, the value of one of container `p`'s slots, to
+/// the program: if it points into the container's unpinned slot region,
+/// pin that region (see the module comment).
+///
+/// # Safety
+/// `p` must be a live array or dict; `x` one of its slot values.
+#[inline]
+pub(crate) unsafe fn note_read(p: *mut u8, x: Value) {
+    // SAFETY: per the contract.
+    unsafe {
+        let Some(field) = slot_region_field(p) else {
+            return;
+        };
+        let c = *field;
+        if !c.is_null() && x.is_heap() && !(*c).pinned && block_of_ptr(x.heap_ptr()) == c {
+            (*c).pinned = true;
+            with_stats(|s| s.slot_regions_pinned += 1);
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! Slot regions (docs/REGION_COALESCE_POLICY.md): values stored into an
+//! older array or dict are copied into the container's slot region, which
+//! is compacted as they are overwritten, pinned by any read that hands one
+//! out, moved by merge, copied out by transmigration, and freed with its
+//! owner. Every test ends with nothing live.
+
+use omni_mem::testing::{assert_no_live_regions, int_list, leak_checked, list_ints};
+use omni_mem::*;
+
+fn int(n: i64) -> Value {
+    Value::fixnum(n).unwrap()
+}
+
+fn list(r: Region, base: i64, n: i64) -> Value {
+    int_list(r, base, n)
+}
+
+fn expect_list(v: Value, base: i64, n: i64) {
+    assert_eq!(list_ints(v), (base..base + n).collect::<Vec<_>>());
+}
+
+/// Store a fresh 10-element list (240 bytes) built in a young region.
+fn store_fresh(arr: Value, i: usize, base: i64) {
+    let young = region_create();
+    assert!(array_set(arr, i, list(young, base, 10)).unwrap());
+    region_exit(young);
+}
+
+/// Enough 240-byte stores to pass the first compaction threshold twice.
+const ROUNDS: i64 = (2 * COMPACT_MIN_BYTES / 240 + 50) as i64;
+
+#[test]
+fn overwritten_values_are_given_back_by_compaction() {
+    leak_checked(|| {
+        let before = heap_stats();
+        let old = region_create();
+        let arr = alloc_array(old, 4, Value::NOTHING).unwrap();
+        let old_bytes = old.bytes_allocated();
+        for r in 0..ROUNDS {
+            store_fresh(arr, (r % 4) as usize, r);
+        }
+        let after = heap_stats();
+        // Nothing went into the array's own region: the copies are in its
+        // slot region, and compaction kept that near the four live lists.
+        assert_eq!(old.bytes_allocated(), old_bytes);
+        assert!(after.slot_compactions >= before.slot_compactions + 2);
+        assert!(after.slot_bytes_reclaimed > before.slot_bytes_reclaimed);
+        assert!(
+            after.live_bytes < old_bytes + 2 * COMPACT_MIN_BYTES,
+            "{} live bytes",
+            after.live_bytes
+        );
+        for i in 0..4 {
+            let last = (ROUNDS - 1) - ((ROUNDS - 1 - i) % 4);
+            expect_list(array_get(arr, i as usize).unwrap(), last, 10);
+        }
+        region_exit(old);
+    });
+}
+
+#[test]
+fn a_read_value_survives_later_stores() {
+    leak_checked(|| {
+        let before = heap_stats();
+        let old = region_create();
+        let arr = alloc_array(old, 2, Value::NOTHING).unwrap();
+        store_fresh(arr, 0, 1000);
+        let held = array_get(arr, 0).unwrap();
+        assert_eq!(
+            heap_stats().slot_regions_pinned,
+            before.slot_regions_pinned + 1
+        );
+        // The slot that held it is overwritten many times over: the pinned
+        // region is never compacted, so `held` stays valid (Miri and the
+        // debug use-after-free check would see otherwise).
+        for r in 0..ROUNDS {
+            store_fresh(arr, 0, r);
+        }
+        expect_list(held, 1000, 10);
+        // Once the pinned region was full, a fresh slot region took over
+        // and was compacted as usual.
+        assert!(heap_stats().slot_compactions > before.slot_compactions);
+        expect_list(array_get(arr, 0).unwrap(), ROUNDS - 1, 10);
+        region_exit(old);
+    });
+}
+
+#[test]
+fn dict_keys_and_values_use_the_slot_region() {
+    leak_checked(|| {
+        let old = region_create();
+        let d = alloc_dict(old).unwrap();
+        let old_bytes = old.bytes_allocated();
+        for r in 0..ROUNDS {
+            let young = region_create();
+            let key = alloc_str(young, &format!("k{}", r % 3)).unwrap();
+            assert!(dict_set(d, key, list(young, r, 10)).unwrap());
+            region_exit(young);
+        }
+        assert!(heap_stats().slot_compactions > 0);
+        let entries = dict_entries(d).unwrap();
+        assert_eq!(entries.len(), 3);
+        for (k, v) in entries {
+            let name = with_str(k, str::to_owned).unwrap();
+            let idx: i64 = name[1..].parse().unwrap();
+            let last = (ROUNDS - 1) - ((ROUNDS - 1 - idx) % 3);
+            expect_list(v, last, 10);
+        }
+        // The dict's own region grew only by its entry storage.
+        assert!(old.bytes_allocated() < old_bytes + 1024);
+        region_exit(old);
+    });
+}
+
+#[test]
+fn values_already_old_enough_are_stored_as_they_are() {
+    leak_checked(|| {
+        let before = heap_stats();
+        let old = region_create();
+        let shared = list(old, 0, 3);
+        let arr = alloc_array(old, 2, Value::NOTHING).unwrap();
+        assert!(array_set(arr, 0, shared).unwrap());
+        assert!(array_push(arr, int(7)).unwrap());
+        assert_eq!(array_get(arr, 0), Some(shared));
+        assert_eq!(
+            heap_stats().slot_regions_created,
+            before.slot_regions_created
+        );
+        region_exit(old);
+    });
+}
+
+#[test]
+fn merge_hands_slot_regions_to_the_elder() {
+    leak_checked(|| {
+        let outer = region_create();
+        let outer_arr = alloc_array(outer, 1, Value::NOTHING).unwrap();
+        store_fresh(outer_arr, 0, 1);
+        let inner = region_create();
+        let arr = alloc_array(inner, 1, Value::NOTHING).unwrap();
+        store_fresh(arr, 0, 5);
+        // `outer`'s slot region sits between `outer` and `inner` in the
+        // live list, but dies with `outer`: it is not a region in between.
+        assert_eq!(merge_permitted(inner, outer), Ok(()));
+        merge(inner, outer).unwrap();
+        let slot = region_of(array_get(arr, 0).unwrap()).unwrap();
+        assert_eq!(slot.rank(), outer.rank());
+        assert!(!slot.same_as(outer));
+        // A slot region itself never merges.
+        assert_eq!(merge_permitted(slot, outer), Err(MergeRefusal::SlotRegion));
+        region_exit(inner); // merged: no-op
+        expect_list(array_get(arr, 0).unwrap(), 5, 10);
+        expect_list(array_get(outer_arr, 0).unwrap(), 1, 10);
+        region_exit(outer);
+    });
+}
+
+#[test]
+fn transmigration_out_of_the_owner_copies_its_slot_regions() {
+    leak_checked(|| {
+        let dst = region_create();
+        let src = region_create();
+        let arr = alloc_array(src, 2, Value::NOTHING).unwrap();
+        store_fresh(arr, 0, 10);
+        store_fresh(arr, 1, 20);
+        let copy = transmigrate(arr, src, dst).unwrap();
+        region_exit(src); // frees the slot region too
+        for (i, base) in [(0usize, 10i64), (1, 20)] {
+            let x = array_get(copy, i).unwrap();
+            assert!(region_of(x).unwrap().same_as(dst));
+            expect_list(x, base, 10);
+        }
+        region_exit(dst);
+    });
+}
+
+#[test]
+fn nested_slot_regions_are_freed_without_recursion() {
+    // Each level is an array stored into the previous one's slot region,
+    // read back (pinning it) and stored into in turn: a chain of slot
+    // regions as deep as the chain of arrays.
+    let depth = if cfg!(miri) { 40 } else { 5_000 };
+    let old = region_create();
+    let root = alloc_array(old, 1, Value::NOTHING).unwrap();
+    let mut cur = root;
+    for _ in 0..depth {
+        let young = region_create();
+        let next = alloc_array(young, 1, Value::NOTHING).unwrap();
+        assert!(array_set(cur, 0, next).unwrap());
+        region_exit(young);
+        cur = array_get(cur, 0).unwrap();
+    }
+    assert!(heap_stats().live_regions > depth as u64);
+    region_exit(old);
+    assert_no_live_regions();
+}
+
+#[test]
+fn random_stores_reads_and_pushes_agree_with_a_model() {
+    leak_checked(|| {
+        let steps = if cfg!(miri) { 400 } else { 20_000 };
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let old = region_create();
+        let arr = alloc_array(old, 8, Value::NOTHING).unwrap();
+        let d = alloc_dict(old).unwrap();
+        let mut model_arr: Vec<Option<(i64, i64)>> = vec![None; 8];
+        let mut model_dict: Vec<Option<(i64, i64)>> = vec![None; 5];
+        // Values handed out by reads, with what they must still hold.
+        let mut held: Vec<(Value, i64, i64)> = Vec::new();
+        for step in 0..steps {
+            let base = step as i64 * 100;
+            let len = 1 + next(12) as i64;
+            match next(7) {
+                0..=2 => {
+                    let i = next(model_arr.len() as u64) as usize;
+                    let young = region_create();
+                    assert!(array_set(arr, i, list(young, base, len)).unwrap());
+                    region_exit(young);
+                    model_arr[i] = Some((base, len));
+                }
+                3 => {
+                    let young = region_create();
+                    assert!(array_push(arr, list(young, base, len)).unwrap());
+                    region_exit(young);
+                    model_arr.push(Some((base, len)));
+                }
+                4 => {
+                    let k = next(model_dict.len() as u64) as i64;
+                    let young = region_create();
+                    assert!(dict_set(d, int(k), list(young, base, len)).unwrap());
+                    region_exit(young);
+                    model_dict[k as usize] = Some((base, len));
+                }
+                5 => {
+                    let i = next(model_arr.len() as u64) as usize;
+                    if let Some((b, n)) = model_arr[i] {
+                        held.push((array_get(arr, i).unwrap(), b, n));
+                    }
+                }
+                _ => {
+                    let k = next(model_dict.len() as u64) as i64;
+                    if let Some((b, n)) = model_dict[k as usize] {
+                        held.push((dict_get(d, int(k)).unwrap(), b, n));
+                    }
+                }
+            }
+            if !held.is_empty() {
+                let (v, b, n) = held[next(held.len() as u64) as usize];
+                expect_list(v, b, n);
+            }
+            if held.len() > 64 {
+                held.drain(..32);
+            }
+        }
+        for &(v, b, n) in &held {
+            expect_list(v, b, n);
+        }
+        for (i, m) in model_arr.iter().enumerate() {
+            match m {
+                Some((b, n)) => expect_list(array_get(arr, i).unwrap(), *b, *n),
+                None => assert_eq!(array_get(arr, i), Some(Value::NOTHING)),
+            }
+        }
+        for (k, m) in model_dict.iter().enumerate() {
+            let got = dict_get(d, int(k as i64));
+            match m {
+                Some((b, n)) => expect_list(got.unwrap(), *b, *n),
+                None => assert_eq!(got, None),
+            }
+        }
+        region_exit(old);
+    });
+}
