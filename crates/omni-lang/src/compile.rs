@@ -50,6 +50,10 @@ pub enum Ctx {
     /// A value being stored into the container held in this slot: built in
     /// the container's region (calls get it as their destination).
     Into(u32),
+    /// A value being stored into the array or dict held in this slot, by
+    /// an expression that stores nothing and calls no procedure: built in
+    /// the container's slot region (`Compiler::slot_part`).
+    IntoSlots(u32),
     /// Part of a fresh message being sent: built in the send's message
     /// region, which travels to the receiver whole. Nothing referenced
     /// here needs to outlive the activation: the barrier copies whatever
@@ -65,6 +69,7 @@ impl Ctx {
             Ctx::Global => Target::Global,
             Ctx::Iter => Target::Iter,
             Ctx::Into(slot) => Target::RegionOfSlot(slot),
+            Ctx::IntoSlots(slot) => Target::SlotsOf(slot),
             Ctx::Message => Target::Message,
         }
     }
@@ -616,12 +621,15 @@ impl<'s> Compiler<'s> {
         match op.flow() {
             Flow::Stores => {
                 // Evaluate the container into a hidden slot, then allocate a
-                // fresh stored value directly in the container's region,
-                // except for array and dict slots: those values are built
-                // here and the barrier copies them into the container's
-                // slot region, where an overwritten value can be reclaimed
-                // (docs/REGION_COALESCE_POLICY.md); built in the container's
-                // region it would stay there as long as the container.
+                // fresh stored value directly in the container's region.
+                // Array and dict slots differ: their values belong in the
+                // container's slot region, where an overwritten value can
+                // be reclaimed (docs/REGION_COALESCE_POLICY.md); built in
+                // the container's region it would stay there as long as the
+                // container. A value made without calls or stores is built
+                // straight there; any other is built here and copied there
+                // by the barrier (a call could store into the container and
+                // compact its slot region under a value being built).
                 let slot_region = op.has_slot_region();
                 self.cur().scopes.push(Vec::new());
                 let (slot, _) = self.bind(" container", false);
@@ -634,6 +642,9 @@ impl<'s> Compiler<'s> {
                             // this activation unless the structure is local.
                             let c = self.stored_var_ctx(&args[0]);
                             self.expr(x, c, false)?
+                        }
+                        _ if slot_region && self.slot_part(x) => {
+                            self.expr(x, Ctx::IntoSlots(slot), false)?
                         }
                         _ if slot_region => self.expr(x, Ctx::Local, false)?,
                         // Anything else is built where it will live.
@@ -701,6 +712,22 @@ impl<'s> Compiler<'s> {
         let Ast::App(f, ..) = a else { return false };
         let allocates = self.is_prim_call(f).is_none_or(|op| op.allocates());
         allocates && self.message_part(a)
+    }
+
+    /// Whether `a` is made by primitives alone, with no procedure call and
+    /// no store: nothing can run a store into a container while it is
+    /// built (see `Ctx::IntoSlots`).
+    fn slot_part(&mut self, a: &Ast) -> bool {
+        match a {
+            Ast::Quote(_) | Ast::Var(..) => true,
+            Ast::App(f, args, _) => match self.is_prim_call(f) {
+                Some(op) if op.flow() != Flow::Higher && !op.is_store() => {
+                    args.iter().all(|x| self.slot_part(x))
+                }
+                _ => false,
+            },
+            _ => false,
+        }
     }
 
     fn message_part(&mut self, a: &Ast) -> bool {

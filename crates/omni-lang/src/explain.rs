@@ -13,6 +13,7 @@ fn target_name(t: Target) -> String {
         Target::Scratch => "scratch".into(),
         Target::Global => "global".into(),
         Target::RegionOfSlot(s) => format!("region-of(slot {s})"),
+        Target::SlotsOf(s) => format!("slot-region-of(slot {s})"),
         Target::Iter => "next-iteration".into(),
         Target::Message => "message".into(),
     }

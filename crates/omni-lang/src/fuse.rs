@@ -8,7 +8,7 @@
 //! `t`: same allocations and regions, one binding less.
 
 use crate::builtins::Prim;
-use crate::ir::{Node, Operand, Target};
+use crate::ir::{Node, Operand};
 
 /// Fuse every eligible primitive call in `n`, bottom-up.
 pub fn fuse(n: Node) -> Node {
@@ -175,9 +175,7 @@ fn touches(n: &Node, s: u32) -> bool {
         Node::SetLocal(x, v) | Node::Bind(x, v) | Node::SetLocalBox(x, v, _) => {
             *x == s || touches(v, s)
         }
-        Node::BindBox(x, v, t, _) => {
-            *x == s || matches!(t, Target::RegionOfSlot(y) if *y == s) || touches(v, s)
-        }
+        Node::BindBox(x, v, t, _) => *x == s || t.container_slot() == Some(s) || touches(v, s),
         Node::Const(_)
         | Node::HeapConst(_)
         | Node::Capture(_)
@@ -193,18 +191,17 @@ fn touches(n: &Node, s: u32) -> bool {
         Node::Closure(_, caps, t, _) => {
             caps.iter()
                 .any(|c| matches!(c, CapSrc::Local(y) if *y == s))
-                || matches!(t, Target::RegionOfSlot(y) if *y == s)
+                || t.container_slot() == Some(s)
         }
         Node::Call {
             f, args, target, ..
         } => {
             touches(f, s)
                 || args.iter().any(|x| touches(x, s))
-                || matches!(target, Target::RegionOfSlot(y) if *y == s)
+                || target.container_slot() == Some(s)
         }
         Node::Prim { args, target, .. } => {
-            args.iter().any(|x| touches(x, s))
-                || matches!(target, Target::RegionOfSlot(y) if *y == s)
+            args.iter().any(|x| touches(x, s)) || target.container_slot() == Some(s)
         }
         Node::FixOp2 { general, .. }
         | Node::LocalOp1 { general, .. }
@@ -216,6 +213,7 @@ fn touches(n: &Node, s: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ir::Target;
     use crate::reader::Span;
     use omni_mem::Value;
 

@@ -23,6 +23,12 @@ pub enum Target {
     /// The region of the container held in a local slot: a fresh value
     /// stored straight into an existing structure is born where it lives.
     RegionOfSlot(u32),
+    /// The slot region of the array or dict held in a local slot
+    /// (`omni_mem::store_region`; its own region for any other container):
+    /// a fresh value about to be stored into it, built by an expression
+    /// that stores nothing and calls no procedure, so that nothing can
+    /// compact the slot region before the store.
+    SlotsOf(u32),
     /// The next iteration's region: tail-call arguments made of fresh data.
     /// It is handed to the callee's activation with the arguments and dies
     /// when that activation returns or tail-calls again.
@@ -30,6 +36,16 @@ pub enum Target {
     /// The message region of the enclosing `send` (a fresh value built
     /// where it will travel; docs/REGION_THREADING_MODEL.md).
     Message,
+}
+
+impl Target {
+    /// The local slot whose container this target names, if any.
+    pub fn container_slot(self) -> Option<u32> {
+        match self {
+            Target::RegionOfSlot(k) | Target::SlotsOf(k) => Some(k),
+            _ => None,
+        }
+    }
 }
 
 /// An operand that is read without evaluating anything.

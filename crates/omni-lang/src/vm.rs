@@ -17,7 +17,7 @@ use std::sync::Arc;
 use omni_mem::{
     admit_into, alloc_box, alloc_closure, box_get, box_set, closure_capture, closure_code,
     region_create, region_create_at, region_create_process, region_exit, region_of, reserve_ranks,
-    MemError, Region, Repair, Value,
+    store_region, MemError, Region, Repair, Value,
 };
 
 use crate::builtins::Prim;
@@ -575,6 +575,10 @@ impl Vm {
             Target::Scratch => self.scratch_region(fr.scratch),
             Target::Global => self.global_region,
             Target::RegionOfSlot(k) => match region_of(self.stack[fr.base + k as usize]) {
+                Some(r) => r,
+                None => self.scratch_region(fr.scratch),
+            },
+            Target::SlotsOf(k) => match store_region(self.stack[fr.base + k as usize]) {
                 Some(r) => r,
                 None => self.scratch_region(fr.scratch),
             },

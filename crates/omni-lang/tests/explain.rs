@@ -65,10 +65,12 @@ fn schedule_shows_destination_passing_and_in_place_stores() {
     )
     .unwrap();
     let text = explain_source(&store).unwrap();
-    // A value stored into an array slot is built in scratch: the barrier
-    // copies it into the array's slot region, where it can be reclaimed
-    // once overwritten.
-    assert!(text.contains("alloc list @2:47 -> scratch"), "{text}");
+    // A value stored into an array slot, made without calls, is built in
+    // the array's slot region, where it can be reclaimed once overwritten.
+    assert!(
+        text.contains("alloc list @2:47 -> slot-region-of(slot 2)"),
+        "{text}"
+    );
     assert!(
         text.contains("barrier array-set! @2:27 (store helper: same/older fast path, else repair into the container's slot region)"),
         "{text}"
@@ -79,4 +81,10 @@ fn schedule_shows_destination_passing_and_in_place_stores() {
         "{text}"
     );
     assert!(text.contains("barrier set-car! @4:23"), "{text}");
+    // Made by a call, it is built in this activation's scratch (the call
+    // could store into the array) and the barrier copies it.
+    assert!(
+        text.contains("call @6:49 -> callee dst = scratch"),
+        "{text}"
+    );
 }

@@ -12,7 +12,9 @@
 //! unpinned, the only pointers into it are the container's own slots and
 //! pointers inside the region.** It holds because
 //! * only `admit_slot` puts objects into it, as copies whose sole referrer
-//!   is the slot being written;
+//!   is the slot being written, and the mutator through `store_region`,
+//!   whose contract is the same: what it builds there is stored into the
+//!   container before anything else is, and is referred to by nothing else;
 //! * every read that hands a slot's value out (`array_get`, `array_items`,
 //!   `dict_get`, `dict_entries`) calls `note_read`, which pins the region
 //!   if the value lies in it. A program can reach the region's objects only
@@ -39,7 +41,7 @@ use crate::error::MemResult;
 use crate::obj::{for_each_container_slot, slot_region_field};
 use crate::region::{
     block_of_ptr, bytes_allocated, owned_by, slot_region_drop, slot_region_new, with_stats,
-    RegionBlock, SEGMENT_SIZE,
+    Region, RegionBlock, SEGMENT_SIZE,
 };
 use crate::transmigrate::{transmigrate_all, transmigrate_into, Domain};
 use crate::value::Value;
@@ -81,6 +83,10 @@ unsafe fn admit_slot_slow(
 ) -> MemResult<Value> {
     // SAFETY: per `admit_slot`'s contract.
     unsafe {
+        if (*rv).parent == o {
+            // Built straight in a slot region of `o` (`store_region`).
+            return Ok(v);
+        }
         if (*o).closed || !(*o).scope_alive || owned_by(rv, o) {
             // Message regions take copies of everything; a region whose
             // scope ended gets no new slot regions (nothing would compact
@@ -94,15 +100,60 @@ unsafe fn admit_slot_slow(
         let Some(field) = slot_region_field(p) else {
             return repair(o, rv, v).map(|(v, _)| v);
         };
+        let c = current_slot_region(o, field);
+        let copy = transmigrate_into(v, c, Domain::YoungerThan((*c).rank))?;
+        with_stats(|s| s.repairs_transmigrate += 1);
+        Ok(copy)
+    }
+}
+
+/// The slot region new values for the container whose slot-region word
+/// is `field` go to: the current one, or a new one if there is none or the
+/// current one is pinned and full (see the module comment).
+///
+/// # Safety
+/// `o` is the container's live region, scope open, not closed.
+unsafe fn current_slot_region(
+    o: *mut RegionBlock,
+    field: *mut *mut RegionBlock,
+) -> *mut RegionBlock {
+    // SAFETY: per the contract.
+    unsafe {
         let mut c = *field;
         if c.is_null() || ((*c).pinned && bytes_allocated(c) >= DETACH_BYTES) {
             c = slot_region_new(o);
             (*c).compact_at = COMPACT_MIN_BYTES;
             *field = c;
         }
-        let copy = transmigrate_into(v, c, Domain::YoungerThan((*c).rank))?;
-        with_stats(|s| s.repairs_transmigrate += 1);
-        Ok(copy)
+        c
+    }
+}
+
+/// The region in which to build a fresh value that is about to be stored
+/// into `container`: an array's or dict's slot region (created on
+/// demand), so the store needs no copy; the container's own region for
+/// any other object, or for a container whose region is closed or whose
+/// scope has ended; `None` for an immediate.
+///
+/// Contract (what keeps the slot-region invariant): the value must be
+/// stored into `container` before anything else is stored into it, and no
+/// pointer to what was built there may be kept elsewhere. The compiler
+/// uses this only for values made by primitives alone, with no call and
+/// no store (`Target::SlotsOf`).
+pub fn store_region(container: Value) -> Option<Region> {
+    if !container.is_heap() {
+        return None;
+    }
+    let p = container.heap_ptr();
+    // SAFETY: a heap value the mutator holds is a live object of this
+    // thread (or of a process region).
+    unsafe {
+        let o = block_of_ptr(p);
+        let c = match slot_region_field(p) {
+            Some(field) if !(*o).closed && (*o).scope_alive => current_slot_region(o, field),
+            _ => o,
+        };
+        Some(Region::from_block(c))
     }
 }
 

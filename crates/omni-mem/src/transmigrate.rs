@@ -403,14 +403,15 @@ pub(crate) unsafe fn transmigrate_all(
     dst: *mut RegionBlock,
     domain: Domain,
 ) -> MemResult<()> {
+    let spare = SPARE.take().unwrap_or_default();
     let mut t = Transmigration {
         dst,
         domain,
-        stack: Vec::new(),
-        log: Vec::with_capacity(64),
-        chains: Vec::new(),
+        stack: spare.stack,
+        log: spare.log,
+        chains: spare.chains,
         chain_pairs: 0,
-        pairs: Vec::new(),
+        pairs: spare.pairs,
         bytes: 0,
         memo_seg: 0,
         memo_in: false,
@@ -440,7 +441,39 @@ pub(crate) unsafe fn transmigrate_all(
         s.transmigrated_bytes += t.bytes;
         s.peak_transmigration_side_bytes = s.peak_transmigration_side_bytes.max(side);
     });
+    if side <= SPARE_MAX_BYTES {
+        let mut spare = SideBuffers {
+            stack: t.stack,
+            log: t.log,
+            chains: t.chains,
+            pairs: t.pairs,
+        };
+        spare.stack.clear();
+        spare.log.clear();
+        spare.chains.clear();
+        spare.pairs.clear();
+        SPARE.set(Some(spare));
+    }
     result
+}
+
+/// The side buffers of a transmigration (work stack, restore logs), kept
+/// per thread between transmigrations so that the barrier's many small
+/// repairs do not each allocate and free them (that was a fifth of a
+/// store-heavy program's instructions). Buffers that grew past
+/// `SPARE_MAX_BYTES` in a big transmigration are dropped, not kept.
+#[derive(Default)]
+struct SideBuffers {
+    stack: Vec<*mut u8>,
+    log: Vec<*mut u8>,
+    chains: Vec<(*mut u8, usize)>,
+    pairs: Vec<*mut u8>,
+}
+
+const SPARE_MAX_BYTES: usize = 64 * 1024;
+
+thread_local! {
+    static SPARE: std::cell::Cell<Option<SideBuffers>> = const { std::cell::Cell::new(None) };
 }
 
 /// Copy every object reachable from `roots` that lives in `src` into `dst`,

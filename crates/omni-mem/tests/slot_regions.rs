@@ -131,6 +131,29 @@ fn values_already_old_enough_are_stored_as_they_are() {
 }
 
 #[test]
+fn values_built_in_the_store_region_are_stored_without_a_copy() {
+    leak_checked(|| {
+        let old = region_create();
+        let arr = alloc_array(old, 2, Value::NOTHING).unwrap();
+        let cell = alloc_pair(old, Value::NOTHING, Value::NOTHING).unwrap();
+        // Any other container: its own region. An immediate: none.
+        assert!(store_region(cell).unwrap().same_as(old));
+        assert_eq!(store_region(int(3)), None);
+        let before = heap_stats();
+        for r in 0..ROUNDS {
+            let slot = store_region(arr).unwrap();
+            assert!(!slot.same_as(old) && slot.rank() == old.rank());
+            assert!(array_set(arr, (r % 2) as usize, list(slot, r, 10)).unwrap());
+        }
+        let after = heap_stats();
+        assert_eq!(after.repairs_transmigrate, before.repairs_transmigrate);
+        assert!(after.slot_compactions > before.slot_compactions);
+        expect_list(array_get(arr, 0).unwrap(), ROUNDS - 2 + ROUNDS % 2, 10);
+        region_exit(old);
+    });
+}
+
+#[test]
 fn merge_hands_slot_regions_to_the_elder() {
     leak_checked(|| {
         let outer = region_create();
