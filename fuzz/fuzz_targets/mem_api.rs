@@ -1,6 +1,7 @@
 //! omni-mem's API driven by arbitrary operation sequences: region create /
 //! exit / retain / release / merge, allocation, stores through the barrier,
-//! transmigration, tethers. The harness plays the mutator and keeps the
+//! reads out of arrays and dicts (which pin their slot regions), values
+//! built in a container's store region, transmigration, tethers. The harness plays the mutator and keeps the
 //! contract (it drops the values of a region before that region can die);
 //! everything must end with zero live regions and bytes, and never panic.
 #![no_main]
@@ -15,10 +16,12 @@ struct Harness {
 }
 
 impl Harness {
-    /// Forget every held value that lives in `r` (before `r` may die).
+    /// Forget every held value that dies with `r`, the youngest scope:
+    /// those in `r` and in the slot regions it owns, which have its rank
+    /// (before `r` may die).
     fn drop_values_in(&mut self, r: Region) {
         self.vals
-            .retain(|&v| region_of(v).is_none_or(|vr| !vr.same_as(r)));
+            .retain(|&v| region_of(v).is_none_or(|vr| vr.rank() < r.rank()));
     }
 
     fn pick_val(&self, b: u8) -> Value {
@@ -43,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
     let mut it = data.chunks(3);
     while let Some(op) = it.next() {
         let (a, b, c) = (op[0], *op.get(1).unwrap_or(&0), *op.get(2).unwrap_or(&0));
-        match a % 14 {
+        match a % 16 {
             0 if h.scopes.len() < 16 => h.scopes.push(region_create()),
             1 if h.scopes.len() > 1 => {
                 let r = h.scopes.pop().unwrap();
@@ -137,6 +140,35 @@ fuzz_target!(|data: &[u8]| {
             13 => {
                 let _ = equal(h.pick_val(b), h.pick_val(c));
                 let _ = hash_value(h.pick_val(b));
+            }
+            14 => {
+                // Reads hand slot values out (pinning their slot regions).
+                let x = h.pick_val(b);
+                if let Some(v) = array_get(x, c as usize % 3) {
+                    h.vals.push(v);
+                }
+                if let Some(v) = dict_get(x, h.pick_val(c)) {
+                    h.vals.push(v);
+                }
+                if let Some(items) = array_items(x) {
+                    h.vals.extend(items.into_iter().take(4));
+                }
+                if let Some(entries) = dict_entries(x) {
+                    h.vals
+                        .extend(entries.into_iter().take(2).flat_map(|(k, v)| [k, v]));
+                }
+            }
+            15 => {
+                // A fresh value built where it will be stored, then stored
+                // at once and not kept (`store_region`'s contract).
+                let x = h.pick_val(b);
+                if let Some(r) = store_region(x) {
+                    if let Ok(v) = alloc_pair(r, h.pick_val(c), Value::EMPTY) {
+                        let _ = array_set(x, c as usize % 3, v);
+                        let _ = dict_set(x, h.pick_val(c), v);
+                        let _ = set_car(x, v);
+                    }
+                }
             }
             _ => {}
         }

@@ -15,6 +15,9 @@ use omni_lang::{run_source, VM_STACK_BYTES};
 
 struct Run {
     peak: usize,
+    /// Peak of the segment bytes regions held (exact, where `peak` counts
+    /// a region's bytes only when it takes a segment or dies).
+    peak_segments: usize,
     transmigrated: u64,
     out: String,
 }
@@ -30,6 +33,7 @@ fn run(src: &'static str) -> Run {
             let text = out.text();
             Run {
                 peak: s.peak_live_bytes,
+                peak_segments: s.peak_segment_bytes,
                 transmigrated: s.transmigrated_bytes,
                 out: text,
             }
@@ -118,6 +122,11 @@ fn overwritten_array_and_dict_values_are_given_back() {
         r.peak < 1024 * 1024,
         "peak {} bytes: old values retained",
         r.peak
+    );
+    assert!(
+        r.peak_segments < 1024 * 1024,
+        "peak {} segment bytes: old values retained",
+        r.peak_segments
     );
 }
 
