@@ -512,8 +512,10 @@ pub fn array_set(v: Value, i: usize, x: Value) -> MemResult<bool> {
         Some(len) if i < len => unsafe {
             let p = v.heap_ptr();
             let x = admit_slot(p, x)?;
-            data_ptr(p, A_DATA).add(i).write(x);
-            after_slot_store(p)?;
+            let slot = data_ptr(p, A_DATA).add(i);
+            let replaced = slot.read();
+            slot.write(x);
+            after_slot_store(p, replaced)?;
             Ok(true)
         },
         _ => Ok(false),
@@ -541,7 +543,7 @@ pub fn array_push(v: Value, x: Value) -> MemResult<bool> {
         }
         data_ptr(p, A_DATA).add(len).write(x);
         set_word(p, A_LEN, len + 1);
-        after_slot_store(p)?;
+        after_slot_store(p, Value::NOTHING)?;
     }
     Ok(true)
 }
@@ -723,8 +725,10 @@ pub fn dict_set(v: Value, key: Value, val: Value) -> MemResult<bool> {
         let b = block_of_ptr(p);
         let val = admit_slot(p, val)?;
         if let Some(e) = dict_find(p, key, hash) {
-            data_ptr(p, D_ENTRIES).add(e * ENTRY_WORDS + 1).write(val);
-            after_slot_store(p)?;
+            let slot = data_ptr(p, D_ENTRIES).add(e * ENTRY_WORDS + 1);
+            let replaced = slot.read();
+            slot.write(val);
+            after_slot_store(p, replaced)?;
             return Ok(true);
         }
         let key = admit_slot(p, key)?;
@@ -754,7 +758,7 @@ pub fn dict_set(v: Value, key: Value, val: Value) -> MemResult<bool> {
         index.add(i).write(used as u32 + 1);
         set_word(p, D_USED, used + 1);
         set_word(p, D_COUNT, word_at(p, D_COUNT) + 1);
-        after_slot_store(p)?;
+        after_slot_store(p, Value::NOTHING)?;
     }
     Ok(true)
 }

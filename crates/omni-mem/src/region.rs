@@ -125,7 +125,7 @@ pub(crate) struct RegionBlock {
     pub(crate) scope_alive: bool,
     /// Whether a *cold* field may differ from a new block's value. The
     /// cold fields are `seg.next`, `end`, `seg_end`, `cur_seg_start`,
-    /// `tail` and everything from `bytes_closed` to `compact_at`; every write
+    /// `tail` and everything from `bytes_closed` to `slot_overwrites`; every write
     /// to one sets this, and retiring a dirty control block resets them
     /// (`reset_cold`), so a block recycled from the header pool needs
     /// only its hot fields written (`new_block_in`).
@@ -151,8 +151,12 @@ pub(crate) struct RegionBlock {
     pub(crate) slot_next: *mut RegionBlock,
     /// A slot region some read handed a pointer out of: never compacted.
     pub(crate) pinned: bool,
-    /// A slot region is compacted when its bytes reach this.
+    /// A slot region is compacted when its bytes reach this...
     pub(crate) compact_at: usize,
+    /// ...and at least half of the stores into its container since it was
+    /// made replaced a value that lived in it (slots.rs).
+    pub(crate) slot_stores: u64,
+    pub(crate) slot_overwrites: u64,
     prev_live: *mut RegionBlock,
     next_live: *mut RegionBlock,
 }
@@ -1010,6 +1014,7 @@ unsafe fn debug_assert_recycled(b: *mut RegionBlock, owner: u64) {
         debug_assert!((*b).transmigrated_objects_in == 0 && (*b).transmigrated_bytes_in == 0);
         debug_assert!((*b).parent.is_null() && (*b).slot_head.is_null());
         debug_assert!((*b).slot_next.is_null() && !(*b).pinned && (*b).compact_at == 0);
+        debug_assert!((*b).slot_stores == 0 && (*b).slot_overwrites == 0);
     }
     let _ = (b, owner);
 }
@@ -1042,6 +1047,8 @@ unsafe fn reset_cold(b: *mut RegionBlock) {
         addr_of_mut!((*b).slot_next).write(ptr::null_mut());
         addr_of_mut!((*b).pinned).write(false);
         addr_of_mut!((*b).compact_at).write(0);
+        addr_of_mut!((*b).slot_stores).write(0);
+        addr_of_mut!((*b).slot_overwrites).write(0);
         addr_of_mut!((*b).dirty).write(false);
     }
 }

@@ -29,7 +29,9 @@
 //! its live subgraph; DESIGN.md rule 1), triggered deterministically when
 //! the region's bytes reach twice what survived the last compaction (at
 //! least `COMPACT_MIN_BYTES`), so copying is amortised to at most one copy
-//! per stored byte.
+//! per stored byte, and at least half of the stores since then replaced a
+//! value in the region: a container that only grows (pushes, new keys) is
+//! not copied for nothing, which would double its peak.
 //!
 //! A pinned slot region is never compacted; it lives until O dies, like
 //! values copied into O always did. Once it holds `DETACH_BYTES`, the next
@@ -160,21 +162,34 @@ pub fn store_region(container: Value) -> Option<Region> {
     }
 }
 
-/// Called after every slot write of container `p`: compacts its slot
-/// region when it is due (see the module comment).
+/// Called after every slot write of container `p`, with the value the
+/// write replaced (`NOTHING` for a new slot): compacts its slot region when
+/// it is due (see the module comment).
 ///
 /// # Safety
 /// `p` must be a live array or dict of this thread, with no admitted value
-/// waiting to be written (it would not be a root).
+/// waiting to be written (it would not be a root); `replaced` was read
+/// from the slot just before the write.
 #[inline]
-pub(crate) unsafe fn after_slot_store(p: *mut u8) -> MemResult<()> {
-    // SAFETY: per the contract.
+pub(crate) unsafe fn after_slot_store(p: *mut u8, replaced: Value) -> MemResult<()> {
+    // SAFETY: per the contract; `replaced` still points into live memory
+    // (nothing is freed between the write and this check).
     unsafe {
         let Some(field) = slot_region_field(p) else {
             return Ok(());
         };
         let c = *field;
-        if c.is_null() || (*c).pinned || bytes_allocated(c) < (*c).compact_at {
+        if c.is_null() {
+            return Ok(());
+        }
+        (*c).slot_stores += 1;
+        if replaced.is_heap() && block_of_ptr(replaced.heap_ptr()) == c {
+            (*c).slot_overwrites += 1;
+        }
+        if (*c).pinned
+            || bytes_allocated(c) < (*c).compact_at
+            || (*c).slot_overwrites * 2 < (*c).slot_stores
+        {
             return Ok(());
         }
         compact(p, field, c)

@@ -59,6 +59,30 @@ fn overwritten_values_are_given_back_by_compaction() {
 }
 
 #[test]
+fn a_container_that_only_grows_is_not_compacted() {
+    leak_checked(|| {
+        let before = heap_stats();
+        let old = region_create();
+        let arr = alloc_array(old, 0, Value::NOTHING).unwrap();
+        let d = alloc_dict(old).unwrap();
+        for r in 0..ROUNDS {
+            let young = region_create();
+            assert!(array_push(arr, list(young, r, 10)).unwrap());
+            assert!(dict_set(d, int(r), list(young, r, 10)).unwrap());
+            region_exit(young);
+        }
+        // Every byte in the slot regions is live: copying them would only
+        // double the peak.
+        assert_eq!(heap_stats().slot_compactions, before.slot_compactions);
+        for r in [0, ROUNDS / 2, ROUNDS - 1] {
+            expect_list(array_get(arr, r as usize).unwrap(), r, 10);
+            expect_list(dict_get(d, int(r)).unwrap(), r, 10);
+        }
+        region_exit(old);
+    });
+}
+
+#[test]
 fn a_read_value_survives_later_stores() {
     leak_checked(|| {
         let before = heap_stats();
