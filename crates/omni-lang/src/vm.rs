@@ -562,8 +562,19 @@ impl Vm {
     /// usual case, a destination that is already a region, is in line.
     #[inline]
     fn target(&mut self, t: Target, fr: &mut Frame) -> Region {
-        if let (Target::Dst, Dst::Region(r)) = (t, fr.dst) {
-            return r;
+        match (t, fr.dst) {
+            (Target::Dst, Dst::Region(r)) => return r,
+            // A caller's scratch passed on as this call's destination,
+            // once the caller has created it.
+            (Target::Dst, Dst::Scratch(i)) => {
+                if let Some(ScratchSlot {
+                    region: Some(r), ..
+                }) = self.scratch_stack.get(i)
+                {
+                    return *r;
+                }
+            }
+            _ => {}
         }
         self.target_slow(t, fr)
     }
