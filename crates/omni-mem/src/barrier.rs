@@ -15,7 +15,7 @@
 
 use crate::error::MemResult;
 use crate::region::{
-    block_of_ptr, bytes_allocated, owned_by, merge, merge_threshold, with_stats, Region, RegionBlock,
+    block_of_ptr, bytes_allocated, lifetime_owner, merge, merge_threshold, with_stats, Region, RegionBlock,
 };
 use crate::transmigrate::{transmigrate_into, Domain};
 use crate::value::Value;
@@ -58,8 +58,9 @@ pub(crate) unsafe fn repair(
 ) -> MemResult<(Value, Repair)> {
     // SAFETY: per `admit`'s contract.
     unsafe {
-        if owned_by(rv, dst) {
-            // A (pinned) slot region of `dst`: it dies with `dst`.
+        if !(*rv).parent.is_null() && lifetime_owner(rv) == lifetime_owner(dst) {
+            // A (pinned) slot region that dies with `dst`: one of `dst`'s,
+            // or a sibling when `dst` is a slot region itself.
             return Ok((v, Repair::None));
         }
         // The repair ladder: reuse (the caller's fast path) -> merge the

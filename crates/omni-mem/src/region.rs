@@ -1775,6 +1775,22 @@ pub(crate) unsafe fn owned_by(b: *mut RegionBlock, o: *mut RegionBlock) -> bool 
     }
 }
 
+/// The region whose life bounds `b`'s: `b` itself, or for a slot region
+/// the first region up its parent chain that is not one.
+///
+/// # Safety
+/// `b` is a live block.
+#[inline]
+pub(crate) unsafe fn lifetime_owner(mut b: *mut RegionBlock) -> *mut RegionBlock {
+    // SAFETY: parents of live slot regions are live.
+    unsafe {
+        while !(*b).parent.is_null() {
+            b = (*b).parent;
+        }
+        b
+    }
+}
+
 /// Unlink slot region `c` from its owner's list and end its scope: it is
 /// freed now (nothing may point into it: the caller has moved every
 /// survivor out of it).

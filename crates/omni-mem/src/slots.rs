@@ -42,7 +42,7 @@ use crate::barrier::{merge_rung, repair};
 use crate::error::MemResult;
 use crate::obj::{for_each_container_slot, slot_region_field};
 use crate::region::{
-    block_of_ptr, bytes_allocated, owned_by, slot_region_drop, slot_region_new, with_stats,
+    block_of_ptr, bytes_allocated, lifetime_owner, slot_region_drop, slot_region_new, with_stats,
     Region, RegionBlock, SEGMENT_SIZE,
 };
 use crate::transmigrate::{transmigrate_all, transmigrate_into, Domain};
@@ -96,18 +96,20 @@ unsafe fn admit_slot_slow(
 ) -> MemResult<Value> {
     // SAFETY: per `admit_slot`'s contract.
     unsafe {
-        if (*rv).parent == o {
-            // Built straight in a slot region of `o` (`store_region`).
+        let rv_is_slot_region = !(*rv).parent.is_null();
+        if rv_is_slot_region && lifetime_owner(rv) == lifetime_owner(o) {
+            // Built straight in a slot region of `o` (`store_region`), or
+            // in another (pinned) slot region that dies with `o`.
             return Ok(v);
         }
-        if (*o).closed || !(*o).scope_alive || owned_by(rv, o) {
+        if (*o).closed || !(*o).scope_alive {
             // Message regions take copies of everything; a region whose
             // scope ended gets no new slot regions (nothing would compact
-            // them); a value in a (pinned) slot region of `o` dies with `o`
-            // and is stored as it is. The plain barrier does all three.
+            // them). The plain barrier does both.
             return repair(o, rv, v).map(|(v, _)| v);
         }
-        if merge_rung(o, rv) {
+        // Slot regions never merge (`MergeRefusal::SlotRegion`).
+        if !rv_is_slot_region && merge_rung(o, rv) {
             return Ok(v);
         }
         let Some(field) = slot_region_field(p) else {

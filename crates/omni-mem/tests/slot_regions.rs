@@ -150,6 +150,26 @@ fn values_already_old_enough_are_stored_as_they_are() {
             heap_stats().slot_regions_created,
             before.slot_regions_created
         );
+        // A value read out of another container of the same region (its
+        // slot region, now pinned, dies with `old`) is stored as it is:
+        // into a container, a box, or a pair in a sibling slot region.
+        let other = alloc_array(old, 1, Value::NOTHING).unwrap();
+        let third = alloc_array(old, 1, Value::NOTHING).unwrap();
+        store_fresh(other, 0, 40);
+        store_fresh(third, 0, 60);
+        let read = array_get(other, 0).unwrap();
+        let sibling = array_get(third, 0).unwrap();
+        let mid = heap_stats();
+        assert!(array_set(arr, 1, read).unwrap());
+        let cell = alloc_box(old, Value::NOTHING).unwrap();
+        assert!(box_set(cell, read).unwrap());
+        assert!(set_car(sibling, read).unwrap());
+        assert_eq!(array_get(arr, 1), Some(read));
+        assert_eq!(box_get(cell), Some(read));
+        assert_eq!(car(sibling), Some(read));
+        let after = heap_stats();
+        assert_eq!(after.repairs_transmigrate, mid.repairs_transmigrate);
+        assert_eq!(after.merges_refused, mid.merges_refused);
         region_exit(old);
     });
 }
