@@ -348,6 +348,16 @@ fn retention_smell_is_reported_with_its_site() {
         err.contains("note: 2.1 MiB put there at <expr>:2:67"),
         "{err}"
     );
+    // Replaced array values that reads pinned are counted too.
+    let pinned = "(define a (make-array 100 '()))\n\
+(let loop ((i 0)) (when (< i 100000) (let ((old (array-ref a (remainder i 100)))) (array-set! a (remainder i 100) (list i i (if (null? old) 0 (car old))))) (loop (+ i 1))))";
+    let o = omni(&["-e", pinned], None);
+    assert!(o.status.success());
+    let err = text(&o.stderr);
+    assert!(
+        err.contains("in slot regions of arrays and dicts, kept because values were read out of them before being replaced"),
+        "{err}"
+    );
     // Over 1 MiB of global data, all of it reachable: no warning.
     let quiet = omni(
         &[

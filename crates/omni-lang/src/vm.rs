@@ -627,12 +627,14 @@ impl Vm {
     }
 
     /// The retention-smell warning (docs/REGION_COALESCE_POLICY.md): the
-    /// global region holds at least 1 MiB, of which under a quarter is
-    /// still reachable from globals and constants. Names the sites that
-    /// put the most bytes there.
+    /// global region (with the slot regions of its arrays and dicts) holds
+    /// at least 1 MiB, of which under a quarter is still reachable from
+    /// globals and constants. Names the sites that put the most bytes in
+    /// the global region itself.
     pub fn retention_warning(&self) -> Option<crate::Diagnostic> {
         const MIN: usize = 1 << 20;
-        let total = self.global_region.bytes_allocated();
+        let in_slots = self.global_region.slot_region_bytes();
+        let total = self.global_region.bytes_allocated() + in_slots;
         if total < MIN {
             return None;
         }
@@ -644,10 +646,19 @@ impl Vm {
             self.global_sites.iter().map(|(s, b)| (*s, *b)).collect();
         sites.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.offset.cmp(&b.0.offset)));
         let mib = |b: usize| format!("{:.1} MiB", b as f64 / (1 << 20) as f64);
+        // Values in slot regions stay only if a read pinned them.
+        let pinned = if in_slots * 100 >= total {
+            format!(
+                " ({} of it in slot regions of arrays and dicts, kept because values were read out of them before being replaced)",
+                mib(in_slots)
+            )
+        } else {
+            String::new()
+        };
         let mut d = crate::Diagnostic {
             kind: "warning",
             message: format!(
-                "retention smell: the global region holds {} at exit but only {} of it is still reachable; \
+                "retention smell: the global region holds {}{pinned} at exit but only {} of it is still reachable; \
                  values stored into long-lived structures and later replaced stay allocated until the program ends",
                 mib(total),
                 mib(reachable)

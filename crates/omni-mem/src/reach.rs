@@ -14,12 +14,13 @@ use std::collections::HashMap;
 
 use crate::meta::meta_of;
 use crate::obj::{array_parts, dict_view, header_tag, object_size, HeapTag, ENTRY_WORDS};
-use crate::region::{block_of_ptr, segment_addr, Region, SEGMENT_SIZE};
+use crate::region::{block_of_ptr, lifetime_owner, segment_addr, Region, SEGMENT_SIZE};
 use crate::value::Value;
 
-/// Bytes of the objects in `region` reachable from `roots` (objects and the
-/// used part of array and dict buffers, each object counted once).
-/// Pointers out of `region` are not followed.
+/// Bytes of the objects in `region` and in the slot regions it owns
+/// reachable from `roots` (objects and the used part of array and dict
+/// buffers, each object counted once). Pointers out of them are not
+/// followed.
 pub fn reachable_bytes(roots: &[Value], region: Region) -> usize {
     let b = region.block();
     let mut seen = Marks::default();
@@ -33,7 +34,7 @@ pub fn reachable_bytes(roots: &[Value], region: Region) -> usize {
         // SAFETY: the roots are held by the caller, hence live, and every
         // object reachable from a live object is live (closure property).
         unsafe {
-            if block_of_ptr(p) != b || !seen.mark(p) {
+            if lifetime_owner(block_of_ptr(p)) != b || !seen.mark(p) {
                 continue;
             }
             let hdr = p.cast::<u64>().read();

@@ -768,6 +768,27 @@ impl Region {
         unsafe { bytes_allocated(self.block()) }
     }
 
+    /// Bytes allocated in the slot regions this region owns, nested ones
+    /// included (docs/REGION_COALESCE_POLICY.md). Walks them all: for
+    /// diagnostics, not hot paths.
+    pub fn slot_region_bytes(self) -> usize {
+        // SAFETY: see `block`; slot regions on a live owner's list are live.
+        unsafe {
+            let mut total = 0;
+            let mut work = vec![(*self.block()).slot_head];
+            while let Some(mut c) = work.pop() {
+                while !c.is_null() {
+                    total += bytes_allocated(c);
+                    if !(*c).slot_head.is_null() {
+                        work.push((*c).slot_head);
+                    }
+                    c = (*c).slot_next;
+                }
+            }
+            total
+        }
+    }
+
     /// Set (or clear, with `None`) the region's byte quota.
     pub fn set_quota(self, quota: Option<usize>) {
         let b = self.block();

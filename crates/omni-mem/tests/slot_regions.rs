@@ -198,6 +198,29 @@ fn values_built_in_the_store_region_are_stored_without_a_copy() {
 }
 
 #[test]
+fn reachability_and_bytes_count_the_slot_regions() {
+    leak_checked(|| {
+        let old = region_create();
+        let arr = alloc_array(old, 2, Value::NOTHING).unwrap();
+        store_fresh(arr, 0, 1);
+        store_fresh(arr, 1, 2);
+        // Two 10-pair lists in the slot region, reached through the array.
+        assert!(old.slot_region_bytes() >= 2 * 10 * 24);
+        let own = reachable_bytes(&[arr], old);
+        assert!(own >= 2 * 10 * 24, "{own}");
+        // Overwritten while a read pinned the region: still allocated, no
+        // longer reachable.
+        let held = array_get(arr, 0).unwrap();
+        let before = old.slot_region_bytes();
+        store_fresh(arr, 0, 3);
+        assert!(old.slot_region_bytes() > before);
+        assert_eq!(reachable_bytes(&[arr], old), own);
+        expect_list(held, 1, 10);
+        region_exit(old);
+    });
+}
+
+#[test]
 fn merge_hands_slot_regions_to_the_elder() {
     leak_checked(|| {
         let outer = region_create();
