@@ -15,7 +15,8 @@
 
 use crate::error::MemResult;
 use crate::region::{
-    block_of_ptr, bytes_allocated, lifetime_owner, merge, merge_threshold, with_stats, Region, RegionBlock,
+    block_of_ptr, bytes_allocated, merge, merge_threshold, slot_region_dies_with, with_stats, Region,
+    RegionBlock,
 };
 use crate::transmigrate::{transmigrate_into, Domain};
 use crate::value::Value;
@@ -58,7 +59,7 @@ pub(crate) unsafe fn repair(
 ) -> MemResult<(Value, Repair)> {
     // SAFETY: per `admit`'s contract.
     unsafe {
-        if !(*rv).parent.is_null() && lifetime_owner(rv) == lifetime_owner(dst) {
+        if slot_region_dies_with(rv, dst) {
             // A (pinned) slot region that dies with `dst`: one of `dst`'s,
             // or a sibling when `dst` is a slot region itself.
             return Ok((v, Repair::None));

@@ -24,7 +24,7 @@
 use std::ptr;
 
 use crate::barrier::{admit, store};
-use crate::slots::{admit_slot, after_slot_store, note_read};
+use crate::slots::{admit_slot, after_slot_store, note_read, write_slot};
 use crate::equal::{equal, hash_value};
 use crate::error::{MemError, MemResult};
 use crate::region::{alloc_raw, block_of_ptr, debug_check_live, Region, RegionBlock};
@@ -512,10 +512,7 @@ pub fn array_set(v: Value, i: usize, x: Value) -> MemResult<bool> {
         Some(len) if i < len => unsafe {
             let p = v.heap_ptr();
             let x = admit_slot(p, x)?;
-            let slot = data_ptr(p, A_DATA).add(i);
-            let replaced = slot.read();
-            slot.write(x);
-            after_slot_store(p, replaced)?;
+            write_slot(p, data_ptr(p, A_DATA).add(i), x)?;
             Ok(true)
         },
         _ => Ok(false),
@@ -725,10 +722,7 @@ pub fn dict_set(v: Value, key: Value, val: Value) -> MemResult<bool> {
         let b = block_of_ptr(p);
         let val = admit_slot(p, val)?;
         if let Some(e) = dict_find(p, key, hash) {
-            let slot = data_ptr(p, D_ENTRIES).add(e * ENTRY_WORDS + 1);
-            let replaced = slot.read();
-            slot.write(val);
-            after_slot_store(p, replaced)?;
+            write_slot(p, data_ptr(p, D_ENTRIES).add(e * ENTRY_WORDS + 1), val)?;
             return Ok(true);
         }
         let key = admit_slot(p, key)?;

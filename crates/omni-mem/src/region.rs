@@ -1812,6 +1812,17 @@ pub(crate) unsafe fn lifetime_owner(mut b: *mut RegionBlock) -> *mut RegionBlock
     }
 }
 
+/// Whether `b` is a slot region that dies with `o`: the same region bounds
+/// both lives (`o` itself, or `o`'s owner when `o` is a slot region too).
+///
+/// # Safety
+/// Both are live blocks.
+#[inline]
+pub(crate) unsafe fn slot_region_dies_with(b: *mut RegionBlock, o: *mut RegionBlock) -> bool {
+    // SAFETY: per the contract.
+    unsafe { !(*b).parent.is_null() && lifetime_owner(b) == lifetime_owner(o) }
+}
+
 /// Unlink slot region `c` from its owner's list and end its scope: it is
 /// freed now (nothing may point into it: the caller has moved every
 /// survivor out of it).

@@ -42,7 +42,8 @@ use crate::barrier::{merge_rung, repair};
 use crate::error::MemResult;
 use crate::obj::{for_each_container_slot, slot_region_field};
 use crate::region::{
-    block_of_ptr, bytes_allocated, lifetime_owner, slot_region_drop, slot_region_new, with_stats,
+    block_of_ptr, bytes_allocated, slot_region_dies_with, slot_region_drop, slot_region_new,
+    with_stats,
     Region, RegionBlock, SEGMENT_SIZE,
 };
 use crate::transmigrate::{transmigrate_all, transmigrate_into, Domain};
@@ -96,8 +97,7 @@ unsafe fn admit_slot_slow(
 ) -> MemResult<Value> {
     // SAFETY: per `admit_slot`'s contract.
     unsafe {
-        let rv_is_slot_region = !(*rv).parent.is_null();
-        if rv_is_slot_region && lifetime_owner(rv) == lifetime_owner(o) {
+        if slot_region_dies_with(rv, o) {
             // Built straight in a slot region of `o` (`store_region`), or
             // in another (pinned) slot region that dies with `o`.
             return Ok(v);
@@ -109,7 +109,7 @@ unsafe fn admit_slot_slow(
             return repair(o, rv, v).map(|(v, _)| v);
         }
         // Slot regions never merge (`MergeRefusal::SlotRegion`).
-        if !rv_is_slot_region && merge_rung(o, rv) {
+        if (*rv).parent.is_null() && merge_rung(o, rv) {
             return Ok(v);
         }
         let Some(field) = slot_region_field(p) else {
@@ -169,6 +169,23 @@ pub fn store_region(container: Value) -> Option<Region> {
             _ => o,
         };
         Some(Region::from_block(c))
+    }
+}
+
+/// Write `x`, admitted by `admit_slot(p, ..)`, into existing value slot
+/// `slot` of container `p`, then check compaction with the value it
+/// replaces.
+///
+/// # Safety
+/// `slot` is a value slot of the live array or dict `p`, and nothing was
+/// stored into `p` since `x` was admitted.
+#[inline]
+pub(crate) unsafe fn write_slot(p: *mut u8, slot: *mut Value, x: Value) -> MemResult<()> {
+    // SAFETY: per the contract.
+    unsafe {
+        let replaced = slot.read();
+        slot.write(x);
+        after_slot_store(p, replaced)
     }
 }
 
