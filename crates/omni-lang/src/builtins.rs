@@ -224,10 +224,11 @@ impl Prim {
         )
     }
 
-    /// Whether the primitive stores into an array or dict slot, which the
-    /// barrier repairs by copying into the container's slot region
-    /// (docs/REGION_COALESCE_POLICY.md): the stored value is built in the
-    /// activation's scratch, not in the container's region.
+    /// Whether the primitive stores into an array or dict slot, whose
+    /// values belong in the container's slot region
+    /// (docs/REGION_COALESCE_POLICY.md): a stored value is built there
+    /// directly or copied there by the barrier, never built in the
+    /// container's own region.
     pub fn has_slot_region(self) -> bool {
         matches!(self, Prim::ArraySet | Prim::ArrayPush | Prim::DictSet)
     }

@@ -718,28 +718,31 @@ impl<'s> Compiler<'s> {
     /// no store: nothing can run a store into a container while it is
     /// built (see `Ctx::IntoSlots`).
     fn slot_part(&mut self, a: &Ast) -> bool {
-        match a {
-            Ast::Quote(_) | Ast::Var(..) => true,
-            Ast::App(f, args, _) => match self.is_prim_call(f) {
-                Some(op) if op.flow() != Flow::Higher && !op.is_store() => {
-                    args.iter().all(|x| self.slot_part(x))
-                }
-                _ => false,
-            },
-            _ => false,
-        }
+        self.built_of_parts(a, false)
     }
 
     fn message_part(&mut self, a: &Ast) -> bool {
+        self.built_of_parts(a, true)
+    }
+
+    /// Whether `a` is constants, variables and primitives that neither
+    /// store nor call procedures, applied to such parts; with `calls`,
+    /// lambdas and calls of named procedures on such parts count too (a
+    /// message part's call gets the message region as its `dst`).
+    fn built_of_parts(&mut self, a: &Ast, calls: bool) -> bool {
         match a {
-            Ast::Quote(_) | Ast::Var(..) | Ast::Lambda(_) => true,
+            Ast::Quote(_) | Ast::Var(..) => true,
+            Ast::Lambda(_) => calls,
             Ast::App(f, args, _) => match self.is_prim_call(f) {
                 Some(op) if op.flow() != Flow::Higher && !op.is_store() => {
-                    args.iter().all(|x| self.message_part(x))
+                    args.iter().all(|x| self.built_of_parts(x, calls))
                 }
                 Some(_) => false,
-                // A call of a named procedure: its `dst` is the message region.
-                None => matches!(&**f, Ast::Var(..)) && args.iter().all(|x| self.message_part(x)),
+                None => {
+                    calls
+                        && matches!(&**f, Ast::Var(..))
+                        && args.iter().all(|x| self.built_of_parts(x, calls))
+                }
             },
             _ => false,
         }
