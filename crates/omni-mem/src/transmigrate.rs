@@ -220,14 +220,21 @@ impl Transmigration {
                             && end.addr() - cur.addr() >= PAIR_BYTES
                         {
                             // A car pair (tree shapes): copied here, its
-                            // slots scanned when it is popped.
+                            // slots scanned when it is popped; a pair of
+                            // two immediates (a tree's leaf, an
+                            // association) is final as copied and is not
+                            // pushed.
                             let c = cur;
                             cur = cur.add(PAIR_BYTES);
+                            let (ccar, ccdr) = (field(cp, 0).read(), field(cp, 1).read());
                             c.cast::<u64>().write(pair_header);
-                            std::ptr::copy_nonoverlapping(field(cp, 0), field(c, 0), 2);
+                            field(c, 0).write(ccar);
+                            field(c, 1).write(ccdr);
                             cp.cast::<*mut u8>().write(c.map_addr(|a| a | FORWARDED));
                             self.pairs.push(cp);
-                            self.stack.push(c);
+                            if ccar.is_heap() || ccdr.is_heap() {
+                                self.stack.push(c);
+                            }
                             field(copy, 0).write(Value::from_heap(c));
                         } else {
                             set_bump_cur(dst, cur);
