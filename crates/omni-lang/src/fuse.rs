@@ -8,7 +8,7 @@
 //! `t`: same allocations and regions, one binding less.
 
 use crate::builtins::Prim;
-use crate::ir::{Node, Operand};
+use crate::ir::{FixArg, FixOp, Node, Operand};
 
 /// Fuse every eligible primitive call in `n`, bottom-up.
 pub fn fuse(n: Node) -> Node {
@@ -20,25 +20,7 @@ pub fn fuse(n: Node) -> Node {
             span,
         } => {
             let args: Vec<Node> = args.into_iter().map(fuse).collect();
-            let operand = |x: &Node| match x {
-                Node::Local(s) => Some(Operand::Local(*s)),
-                Node::Const(v) => Some(Operand::Const(*v)),
-                _ => None,
-            };
-            let fixop = matches!(
-                op,
-                Prim::Add
-                    | Prim::Sub
-                    | Prim::Mul
-                    | Prim::Lt
-                    | Prim::Gt
-                    | Prim::Le
-                    | Prim::Ge
-                    | Prim::NumEq
-                    | Prim::Quotient
-                    | Prim::Remainder
-                    | Prim::Modulo
-            );
+            let fixop = FixOp::of_prim(op);
             let local1 = matches!(
                 op,
                 Prim::Car
@@ -51,8 +33,12 @@ pub fn fuse(n: Node) -> Node {
                     | Prim::Cddr
                     | Prim::Caddr
             );
-            let fused = match args.as_slice() {
-                [x, y] if fixop => operand(x).zip(operand(y)),
+            let fused = match (fixop, args.as_slice()) {
+                (Some(f), [x, y]) => operand(x).zip(operand(y)).map(|(a, b)| (f, a, b)),
+                _ => None,
+            };
+            let fused_expr = match (fixop, args.as_slice()) {
+                (Some(f), [x, y]) => fix_arg(x).zip(fix_arg(y)).map(|(a, b)| (f, a, b)),
                 _ => None,
             };
             let slot = match args.as_slice() {
@@ -65,11 +51,18 @@ pub fn fuse(n: Node) -> Node {
                 }] if local1 => Some((*inner, *slot)),
                 _ => None,
             };
-            // `(not (< a b))` on fixnums is `(>= a b)`: one superinstruction
-            // (the general case is still the `not` of the comparison).
+            // `(not (< a b))` on fixnums is `(>= a b)`, `(not (= a b))` is
+            // "not equal": one superinstruction (the general case is still
+            // the `not` of the comparison).
             let negated = match (op, args.as_slice()) {
                 (Prim::Not, [Node::FixOp2 { op: cmp, a, b, .. }]) => {
-                    negate(*cmp).map(|n| (n, *a, *b))
+                    cmp.negated().map(|n| (n, *a, *b))
+                }
+                _ => None,
+            };
+            let negated_expr = match (op, args.as_slice()) {
+                (Prim::Not, [Node::FixExpr { op: cmp, a, b, .. }]) => {
+                    cmp.negated().map(|n| (n, a.clone(), b.clone()))
                 }
                 _ => None,
             };
@@ -79,10 +72,10 @@ pub fn fuse(n: Node) -> Node {
                 target,
                 span,
             });
-            if let Some((op, a, b)) = negated {
+            if let Some((op, a, b)) = negated.or(fused) {
                 Node::FixOp2 { op, a, b, general }
-            } else if let Some((a, b)) = fused {
-                Node::FixOp2 { op, a, b, general }
+            } else if let Some((op, a, b)) = negated_expr.or(fused_expr) {
+                Node::FixExpr { op, a, b, general }
             } else if let Some(slot) = slot {
                 Node::LocalOp1 { op, slot, general }
             } else if let Some((inner, slot)) = chain {
@@ -130,15 +123,35 @@ pub fn fuse(n: Node) -> Node {
     }
 }
 
-/// The comparison that is true exactly when `op` is false, on fixnums.
-fn negate(op: Prim) -> Option<Prim> {
-    Some(match op {
-        Prim::Lt => Prim::Ge,
-        Prim::Ge => Prim::Lt,
-        Prim::Gt => Prim::Le,
-        Prim::Le => Prim::Gt,
+/// `n` as an operand of `Node::FixOp2`: a local or a constant.
+fn operand(n: &Node) -> Option<Operand> {
+    match n {
+        Node::Local(s) => Some(Operand::Local(*s)),
+        Node::Const(v) => Some(Operand::Const(*v)),
+        _ => None,
+    }
+}
+
+/// `n` as an operand of `Node::FixExpr`: a local, a constant, a
+/// one-operand primitive on a local (`(car l)`), or a fixnum
+/// superinstruction itself. All of them are pure, which the general case
+/// relies on when it evaluates the operands again.
+fn fix_arg(n: &Node) -> Option<FixArg> {
+    Some(match n {
+        Node::Local(s) => FixArg::Local(*s),
+        Node::Const(v) => FixArg::Const(*v),
+        Node::LocalOp1 { op, slot, .. } => FixArg::Unary(*op, *slot),
+        Node::FixOp2 { op, a, b, .. } => FixArg::Fix(Box::new((*op, arg_of(*a), arg_of(*b)))),
+        Node::FixExpr { op, a, b, .. } => FixArg::Fix(Box::new((*op, a.clone(), b.clone()))),
         _ => return None,
     })
+}
+
+fn arg_of(o: Operand) -> FixArg {
+    match o {
+        Operand::Local(s) => FixArg::Local(s),
+        Operand::Const(v) => FixArg::Const(v),
+    }
 }
 
 fn bx(n: Node) -> Box<Node> {
@@ -204,6 +217,7 @@ fn touches(n: &Node, s: u32) -> bool {
             args.iter().any(|x| touches(x, s)) || target.container_slot() == Some(s)
         }
         Node::FixOp2 { general, .. }
+        | Node::FixExpr { general, .. }
         | Node::LocalOp1 { general, .. }
         | Node::LocalOp2 { general, .. } => touches(general, s),
         Node::SendFresh { chan, msg, .. } => touches(chan, s) || touches(msg, s),
@@ -233,17 +247,24 @@ mod tests {
         assert!(matches!(
             n,
             Node::FixOp2 {
-                op: Prim::Sub,
+                op: FixOp::Sub,
                 a: Operand::Local(0),
                 b: Operand::Const(_),
                 ..
             }
         ));
-        // Nested: the inner call fuses, the outer one (an operand that is a
-        // call) keeps the general node.
+        // Nested: an operand that is a call keeps the general node, with
+        // its inner calls fused.
+        let call = Node::Call {
+            f: Box::new(Node::Local(0)),
+            args: vec![],
+            target: Target::Dst,
+            tail: false,
+            span: Span::default(),
+        };
         let n = fuse(prim(
             Prim::Add,
-            vec![prim(Prim::Car, vec![Node::Local(1)]), Node::Local(2)],
+            vec![call, prim(Prim::Car, vec![Node::Local(1)])],
         ));
         match n {
             Node::Prim {
@@ -252,7 +273,7 @@ mod tests {
                 ..
             } => {
                 assert!(matches!(
-                    args[0],
+                    args[1],
                     Node::LocalOp1 {
                         op: Prim::Car,
                         slot: 1,
@@ -262,6 +283,55 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    #[test]
+    fn fixnum_ops_on_pure_operands_fuse_into_one_expression() {
+        // `(= (car l) (+ row dist))`: one node, whose general case is the
+        // original call (with its own fused arguments).
+        let n = fuse(prim(
+            Prim::NumEq,
+            vec![
+                prim(Prim::Car, vec![Node::Local(2)]),
+                prim(Prim::Add, vec![Node::Local(0), Node::Local(1)]),
+            ],
+        ));
+        match n {
+            Node::FixExpr {
+                op: FixOp::Eq,
+                a: FixArg::Unary(Prim::Car, 2),
+                b: FixArg::Fix(inner),
+                general,
+            } => {
+                assert!(matches!(
+                    *inner,
+                    (FixOp::Add, FixArg::Local(0), FixArg::Local(1))
+                ));
+                assert!(matches!(
+                    *general,
+                    Node::Prim {
+                        op: Prim::NumEq,
+                        ..
+                    }
+                ));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        // Its negation is one node too.
+        let eq = prim(
+            Prim::NumEq,
+            vec![prim(Prim::Car, vec![Node::Local(2)]), Node::Local(0)],
+        );
+        assert!(matches!(
+            fuse(prim(Prim::Not, vec![eq])),
+            Node::FixExpr { op: FixOp::Ne, .. }
+        ));
+        // An operand that may allocate or fail in its own way does not fuse.
+        let n = fuse(prim(
+            Prim::Add,
+            vec![prim(Prim::Length, vec![Node::Local(0)]), Node::Local(1)],
+        ));
+        assert!(matches!(n, Node::Prim { op: Prim::Add, .. }));
     }
 
     #[test]
@@ -293,16 +363,26 @@ mod tests {
         let lt = prim(Prim::Lt, vec![Node::Local(0), Node::Local(1)]);
         match fuse(prim(Prim::Not, vec![lt])) {
             Node::FixOp2 {
-                op: Prim::Ge,
+                op: FixOp::Ge,
                 general,
                 ..
             } => assert!(matches!(*general, Node::Prim { op: Prim::Not, .. })),
             other => panic!("unexpected {other:?}"),
         }
-        // `=` has no fixnum opposite here: the `not` stays.
+        // `(not (= a b))` is "not equal", a comparison only fusion makes.
         let eq = prim(Prim::NumEq, vec![Node::Local(0), Node::Local(1)]);
+        match fuse(prim(Prim::Not, vec![eq])) {
+            Node::FixOp2 {
+                op: FixOp::Ne,
+                general,
+                ..
+            } => assert!(matches!(*general, Node::Prim { op: Prim::Not, .. })),
+            other => panic!("unexpected {other:?}"),
+        }
+        // `(not (+ a b))` has no opposite: the `not` stays.
+        let sum = prim(Prim::Add, vec![Node::Local(0), Node::Local(1)]);
         assert!(matches!(
-            fuse(prim(Prim::Not, vec![eq])),
+            fuse(prim(Prim::Not, vec![sum])),
             Node::Prim { op: Prim::Not, .. }
         ));
     }

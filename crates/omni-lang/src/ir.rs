@@ -48,11 +48,78 @@ impl Target {
     }
 }
 
-/// An operand that is read without evaluating anything.
+/// An operand of `Node::FixOp2`: read without evaluating anything.
 #[derive(Clone, Copy, Debug)]
 pub enum Operand {
     Local(u32),
     Const(Value),
+}
+
+/// An operand of `Node::FixExpr`: computed without a call, and pure, so
+/// that when it does not apply (not a pair, not a fixnum, overflow) the
+/// general node can evaluate it again.
+#[derive(Clone, Debug)]
+pub enum FixArg {
+    Local(u32),
+    Const(Value),
+    /// A one-operand primitive on a local that cannot fail or allocate
+    /// when it applies (`(car l)`); else the superinstruction does not
+    /// apply.
+    Unary(Prim, u32),
+    /// A nested fixnum operation (`(+ row dist)` in `(= (car l) (+ row dist))`).
+    Fix(Box<(FixOp, FixArg, FixArg)>),
+}
+
+/// The operations of `Node::FixOp2` and `Node::FixExpr`: the two-operand fixnum primitives,
+/// and `Ne`, which only a fused `(not (= a b))` makes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FixOp {
+    Add,
+    Sub,
+    Mul,
+    Lt,
+    Gt,
+    Le,
+    Ge,
+    Eq,
+    Ne,
+    Quotient,
+    Remainder,
+    Modulo,
+}
+
+impl FixOp {
+    /// The superinstruction for primitive `op` with two operands, if any.
+    pub fn of_prim(op: Prim) -> Option<FixOp> {
+        Some(match op {
+            Prim::Add => FixOp::Add,
+            Prim::Sub => FixOp::Sub,
+            Prim::Mul => FixOp::Mul,
+            Prim::Lt => FixOp::Lt,
+            Prim::Gt => FixOp::Gt,
+            Prim::Le => FixOp::Le,
+            Prim::Ge => FixOp::Ge,
+            Prim::NumEq => FixOp::Eq,
+            Prim::Quotient => FixOp::Quotient,
+            Prim::Remainder => FixOp::Remainder,
+            Prim::Modulo => FixOp::Modulo,
+            _ => return None,
+        })
+    }
+
+    /// The comparison that is true exactly when this one is false (on
+    /// fixnums), for `(not (< a b))`.
+    pub fn negated(self) -> Option<FixOp> {
+        Some(match self {
+            FixOp::Lt => FixOp::Ge,
+            FixOp::Ge => FixOp::Lt,
+            FixOp::Gt => FixOp::Le,
+            FixOp::Le => FixOp::Gt,
+            FixOp::Eq => FixOp::Ne,
+            FixOp::Ne => FixOp::Eq,
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -120,9 +187,18 @@ pub enum Node {
     /// the result does not fit, `general` (the original primitive node)
     /// runs instead, so floats, big results and errors behave as before.
     FixOp2 {
-        op: Prim,
+        op: FixOp,
         a: Operand,
         b: Operand,
+        general: Box<Node>,
+    },
+    /// As `FixOp2`, on operands that are themselves computed (`car` of a
+    /// local, nested fixnum operations): `(= (car l) (+ row dist))`. A
+    /// node of its own so that `FixOp2`'s operands stay two plain reads.
+    FixExpr {
+        op: FixOp,
+        a: FixArg,
+        b: FixArg,
         general: Box<Node>,
     },
     /// A one-operand primitive on a local that cannot fail or allocate

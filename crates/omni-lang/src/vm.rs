@@ -17,13 +17,13 @@ use std::sync::Arc;
 use omni_mem::{
     admit_into, alloc_box, alloc_closure, box_get, box_set, closure_capture, closure_code,
     region_create, region_create_at, region_create_process, region_exit, region_of, reserve_ranks,
-    store_region, MemError, Region, Repair, Value,
+    storable_below_rank, store_region, MemError, Region, Repair, Value,
 };
 
 use crate::builtins::Prim;
 use crate::compile::ConstSink;
 use crate::conc::Runtime;
-use crate::ir::{CapSrc, Node, Operand, Proto, Target};
+use crate::ir::{CapSrc, FixArg, FixOp, Node, Operand, Proto, Target};
 use crate::printer;
 use crate::reader::{Datum, DatumKind, Span};
 
@@ -552,8 +552,19 @@ impl Vm {
         self.admit_dst_heap(d, v)
     }
 
+    /// A caller's scratch region that does not exist yet is not created
+    /// for a value that may stay where it is (a global procedure passed
+    /// on by a tail call, say): the barrier's decision is made on the
+    /// rank reserved for it.
     #[inline(never)]
     fn admit_dst_heap(&mut self, d: Dst, v: Value) -> Result<(Value, Repair), MemError> {
+        if let Dst::Scratch(i) = d {
+            if let Some(ScratchSlot { rank, region: None }) = self.scratch_stack.get(i) {
+                if storable_below_rank(v, *rank) {
+                    return Ok((v, Repair::None));
+                }
+            }
+        }
         let r = self.dst_region(d);
         admit_into(r, v)
     }

@@ -118,6 +118,20 @@ pub(crate) unsafe fn store(obj: *mut u8, slot: *mut Value, v: Value) -> MemResul
     Ok(())
 }
 
+/// Whether `v` may be stored, as it is, in a region of rank `rank` that
+/// does not exist yet (an activation's scratch region, created on first
+/// use): `v` is an immediate or lives in an older region. `admit_into`
+/// would make the same decision once the region exists (its admit rank is
+/// its rank), so a caller can skip creating the region when this holds.
+#[inline]
+pub fn storable_below_rank(v: Value, rank: u64) -> bool {
+    if !v.is_heap() {
+        return true;
+    }
+    // SAFETY: `v` is held by the mutator, hence in a live region.
+    unsafe { (*block_of_ptr(v.heap_ptr())).rank < rank }
+}
+
 /// Make `v` storable in region `dst` and say which repair, if any, was used.
 /// This is the barrier the VM calls for escape boundaries it handles itself
 /// (global stores, returns into a destination region).

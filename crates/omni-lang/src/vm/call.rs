@@ -256,6 +256,10 @@ impl Vm {
     /// already in the next iteration's region `next`), then scratch and
     /// this iteration's region are exited and the frame is reused: the
     /// new arguments slide down to `base`. Returns the callee.
+    ///
+    /// Every tail call of a loop passes here, so immediates (most loop
+    /// arguments) are skipped before anything else and the slide is a
+    /// plain loop (no `memmove` call for a few words).
     #[inline(never)]
     fn tail_boundary(
         &mut self,
@@ -272,31 +276,26 @@ impl Vm {
             span,
         } = t;
         let top = self.stack.len();
+        let first = top - argc;
         let mut failed = None;
-        for i in 0..=argc {
-            let x = if i == 0 {
-                g
-            } else {
-                self.stack[top - argc + i - 1]
-            };
-            let in_next = match (next, region_of(x)) {
-                (Some(n), Some(r)) => r.same_as(n),
-                _ => false,
-            };
-            if in_next {
-                continue;
+        if g.is_heap() && !in_region(next, g) {
+            match self.admit_dst_heap(dst, g) {
+                Ok((v, _)) => g = v,
+                Err(e) => failed = Some(mem_err(e, span)),
             }
-            match self.admit_dst(dst, x) {
-                Ok((v, _)) => {
-                    if i == 0 {
-                        g = v;
-                    } else {
-                        self.stack[top - argc + i - 1] = v;
-                    }
+        }
+        if failed.is_none() {
+            for i in first..top {
+                let x = self.stack[i];
+                if !x.is_heap() || in_region(next, x) {
+                    continue;
                 }
-                Err(e) => {
-                    failed = Some(mem_err(e, span));
-                    break;
+                match self.admit_dst_heap(dst, x) {
+                    Ok((v, _)) => self.stack[i] = v,
+                    Err(e) => {
+                        failed = Some(mem_err(e, span));
+                        break;
+                    }
                 }
             }
         }
@@ -308,9 +307,20 @@ impl Vm {
         if let Some(e) = failed {
             return Err(e);
         }
-        self.stack.copy_within(top - argc..top, base);
+        for i in 0..argc {
+            self.stack[base + i] = self.stack[first + i];
+        }
         self.stack.truncate(base + argc);
         self.stats.tail_calls += 1;
         Ok(g)
+    }
+}
+
+/// Whether heap value `x` lies in region `r` (if there is one).
+#[inline(always)]
+fn in_region(r: Option<Region>, x: Value) -> bool {
+    match r {
+        Some(r) => region_of(x).is_some_and(|q| q.same_as(r)),
+        None => false,
     }
 }

@@ -34,7 +34,7 @@ impl Vm {
             return self.eval_node(n, fr);
         };
         let (x, y) = (self.operand(*a, fr), self.operand(*b, fr));
-        match fixnum_op2(*op, x, y) {
+        match fixop(*op, x, y) {
             Some(v) => Ok(v),
             None => self.eval_node(general, fr),
         }
@@ -79,6 +79,47 @@ impl Vm {
         }
     }
 
+    /// `Node::FixExpr`'s operation on its operands; `None` when it does
+    /// not apply (the general node runs instead). Out of line, so that
+    /// `eval_if` stays as lean for the other tests.
+    #[inline(never)]
+    fn fix_expr(&self, op: FixOp, a: &FixArg, b: &FixArg, fr: &Frame) -> Option<Value> {
+        fixop(op, self.fix_arg(a, fr), self.fix_arg(b, fr))
+    }
+
+    /// An operand's value; an operand that does not apply (`car` of a
+    /// non-pair, a nested operation that does not) reads as a value that
+    /// is not a fixnum, so the superinstruction does not apply either.
+    #[inline(always)]
+    fn fix_arg(&self, o: &FixArg, fr: &Frame) -> Value {
+        match o {
+            FixArg::Local(s) => self.stack[fr.base + *s as usize],
+            FixArg::Const(v) => *v,
+            FixArg::Unary(op, s) => {
+                unary_fast_path(*op, self.stack[fr.base + *s as usize]).unwrap_or(Value::UNDEFINED)
+            }
+            FixArg::Fix(n) => self.nested_fix(n, fr),
+        }
+    }
+
+    #[inline(never)]
+    fn nested_fix(&self, n: &(FixOp, FixArg, FixArg), fr: &Frame) -> Value {
+        self.fix_expr(n.0, &n.1, &n.2, fr)
+            .unwrap_or(Value::UNDEFINED)
+    }
+
+    /// `Node::FixExpr`: as `eval_fixop2`.
+    #[inline(never)]
+    fn eval_fixexpr(&mut self, n: &Node, fr: &mut Frame) -> VmResult<Value> {
+        let Node::FixExpr { op, a, b, general } = n else {
+            return self.eval_node(n, fr);
+        };
+        match self.fix_expr(*op, a, b, fr) {
+            Some(v) => Ok(v),
+            None => self.eval_node(general, fr),
+        }
+    }
+
     /// The nodes `eval` does not handle in line. A thin dispatcher: the
     /// frequent kinds go to small functions of their own (called in tail
     /// position, so this one needs no frame of its own), the rest to
@@ -96,9 +137,7 @@ impl Vm {
     fn eval_if(&mut self, c: &Node, t: &Node, e: &Node, fr: &mut Frame) -> VmResult<Value> {
         // A fixnum comparison as the test is decided here, without a call.
         let fast = match c {
-            Node::FixOp2 { op, a, b, .. } => {
-                fixnum_op2(*op, self.operand(*a, fr), self.operand(*b, fr))
-            }
+            Node::FixOp2 { op, a, b, .. } => fixop(*op, self.operand(*a, fr), self.operand(*b, fr)),
             _ => None,
         };
         let c = match fast {
@@ -256,6 +295,7 @@ impl Vm {
                 self.eval(general, fr)?
             }
             Node::If(..) | Node::Call { .. } | Node::Global(..) => self.eval_node(n, fr)?,
+            Node::FixExpr { .. } => return self.eval_fixexpr(n, fr),
             Node::Or(a, b) => return self.eval_or(a, b, fr),
             Node::Prim { .. } => self.eval_prim(n, fr)?,
         })
@@ -455,21 +495,39 @@ fn binary_fast_path(op: Prim, x: Value, y: Value) -> Option<Value> {
 /// `fixnum_fast_path` for exactly two values.
 #[inline(always)]
 fn fixnum_op2(op: Prim, x: Value, y: Value) -> Option<Value> {
+    let (a, b) = (x.as_fixnum()?, y.as_fixnum()?);
+    match op {
+        Prim::Add => Value::fixnum(a + b),
+        Prim::Sub => Value::fixnum(a - b),
+        Prim::Lt => Some(Value::bool(a < b)),
+        Prim::Gt => Some(Value::bool(a > b)),
+        Prim::Le => Some(Value::bool(a <= b)),
+        Prim::Ge => Some(Value::bool(a >= b)),
+        Prim::NumEq => Some(Value::bool(a == b)),
+        _ => fixop(FixOp::of_prim(op)?, x, y),
+    }
+}
+
+/// `Node::FixOp2`'s operation on two values: `None` unless both are
+/// fixnums and the result is one (then exactly what `prims.rs` computes).
+#[inline(always)]
+fn fixop(op: FixOp, x: Value, y: Value) -> Option<Value> {
     let (x, y) = (x.as_fixnum()?, y.as_fixnum()?);
     match op {
-        Prim::Add => Value::fixnum(x + y),
-        Prim::Sub => Value::fixnum(x - y),
-        Prim::Mul => x.checked_mul(y).and_then(Value::fixnum),
-        Prim::Lt => Some(Value::bool(x < y)),
-        Prim::Gt => Some(Value::bool(x > y)),
-        Prim::Le => Some(Value::bool(x <= y)),
-        Prim::Ge => Some(Value::bool(x >= y)),
-        Prim::NumEq => Some(Value::bool(x == y)),
+        FixOp::Add => Value::fixnum(x + y),
+        FixOp::Sub => Value::fixnum(x - y),
+        FixOp::Mul => x.checked_mul(y).and_then(Value::fixnum),
+        FixOp::Lt => Some(Value::bool(x < y)),
+        FixOp::Gt => Some(Value::bool(x > y)),
+        FixOp::Le => Some(Value::bool(x <= y)),
+        FixOp::Ge => Some(Value::bool(x >= y)),
+        FixOp::Eq => Some(Value::bool(x == y)),
+        FixOp::Ne => Some(Value::bool(x != y)),
         // Division by zero (and overflow) take the general path, which
-        // reports it; otherwise exactly what `prims.rs` computes.
-        Prim::Quotient => x.checked_div(y).and_then(Value::fixnum),
-        Prim::Remainder => x.checked_rem(y).and_then(Value::fixnum),
-        Prim::Modulo => x
+        // reports it.
+        FixOp::Quotient => x.checked_div(y).and_then(Value::fixnum),
+        FixOp::Remainder => x.checked_rem(y).and_then(Value::fixnum),
+        FixOp::Modulo => x
             .checked_rem(y)
             .map(|r| {
                 if r != 0 && (r < 0) != (y < 0) {
@@ -479,7 +537,6 @@ fn fixnum_op2(op: Prim, x: Value, y: Value) -> Option<Value> {
                 }
             })
             .and_then(Value::fixnum),
-        _ => None,
     }
 }
 
