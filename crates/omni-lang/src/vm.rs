@@ -542,30 +542,25 @@ impl Vm {
         }
     }
 
-    /// Admit `v` into destination `d`; immediates never create a region
-    /// (and are handled in line: most results are).
+    /// Admit heap value `v` into destination `d` (the return and tail-call
+    /// boundaries). A caller's scratch region that does not exist yet is
+    /// not created for a value that may stay where it is (a global
+    /// procedure passed on by a tail call, say): the barrier's decision is
+    /// made on the rank reserved for it.
     #[inline(always)]
-    fn admit_dst(&mut self, d: Dst, v: Value) -> Result<(Value, Repair), MemError> {
-        if !v.is_heap() {
-            return Ok((v, Repair::None));
-        }
-        self.admit_dst_heap(d, v)
-    }
-
-    /// A caller's scratch region that does not exist yet is not created
-    /// for a value that may stay where it is (a global procedure passed
-    /// on by a tail call, say): the barrier's decision is made on the
-    /// rank reserved for it.
-    #[inline(never)]
     fn admit_dst_heap(&mut self, d: Dst, v: Value) -> Result<(Value, Repair), MemError> {
-        if let Dst::Scratch(i) = d {
-            if let Some(ScratchSlot { rank, region: None }) = self.scratch_stack.get(i) {
-                if storable_below_rank(v, *rank) {
+        let r = match d {
+            Dst::Region(r) => r,
+            Dst::Scratch(i) => match self.scratch_stack.get(i) {
+                Some(ScratchSlot {
+                    region: Some(r), ..
+                }) => *r,
+                Some(ScratchSlot { rank, region: None }) if storable_below_rank(v, *rank) => {
                     return Ok((v, Repair::None));
                 }
-            }
-        }
-        let r = self.dst_region(d);
+                _ => self.scratch_region(i),
+            },
+        };
         admit_into(r, v)
     }
 

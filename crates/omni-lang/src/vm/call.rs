@@ -243,7 +243,7 @@ impl Vm {
     /// the repair.
     #[inline(never)]
     fn admit_return(&mut self, dst: Dst, v: Value, span: Span) -> VmResult<Value> {
-        let (v, how) = self.admit_dst(dst, v).map_err(|e| mem_err(e, span))?;
+        let (v, how) = self.admit_dst_heap(dst, v).map_err(|e| mem_err(e, span))?;
         match how {
             Repair::Transmigrate => self.stats.return_repairs_transmigrate += 1,
             Repair::Merge => self.stats.return_repairs_merge += 1,

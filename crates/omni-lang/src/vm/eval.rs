@@ -22,6 +22,8 @@ impl Vm {
             Node::LocalOp1 { .. } => self.eval_localop1(n, fr),
             Node::LocalOp2 { .. } => self.eval_localop2(n, fr),
             Node::Prim { .. } => self.eval_prim(n, fr),
+            Node::If(c, t, e) => self.eval_if(c, t, e, fr),
+            Node::Call { .. } => self.eval_call(n, fr),
             _ => self.eval_node(n, fr),
         }
     }
