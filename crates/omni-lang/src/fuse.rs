@@ -32,6 +32,17 @@ pub fn fuse(n: Node) -> Node {
                     | Prim::Cadr
                     | Prim::Cddr
                     | Prim::Caddr
+                    | Prim::IsSymbol
+                    | Prim::IsNumber
+                    | Prim::IsInteger
+                    | Prim::IsString
+                    | Prim::IsFloat
+                    | Prim::IsChar
+                    | Prim::IsProcedure
+                    | Prim::IsArray
+                    | Prim::IsDict
+                    | Prim::IsBoolean
+                    | Prim::IsNothing
             );
             let fused = match (fixop, args.as_slice()) {
                 (Some(f), [x, y]) => operand(x).zip(operand(y)).map(|(a, b)| (f, a, b)),
