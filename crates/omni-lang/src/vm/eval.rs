@@ -387,6 +387,12 @@ impl Vm {
                 None => self.prim_general(n, &[x, y, z], fr),
             };
         }
+        // A short `list` straight into its region, from a fixed buffer.
+        if let (Prim::List, Node::Prim { target, .. }) = (*op, n) {
+            if args.len() <= 4 && !watched(Prim::List, *target) {
+                return self.short_list(n, args, *target, fr);
+            }
+        }
         let mut av: smallvec_like::Args = smallvec_like::Args::new();
         for a in args {
             av.push(self.eval(a, fr)?);
@@ -407,6 +413,32 @@ impl Vm {
             }
         }
         self.prim_general(n, av.as_slice(), fr)
+    }
+
+    /// `(list a ...)` of at most four elements, built in `target` (an
+    /// allocation error takes the general path, which reports it).
+    #[inline(never)]
+    fn short_list(
+        &mut self,
+        n: &Node,
+        args: &[Node],
+        target: Target,
+        fr: &mut Frame,
+    ) -> VmResult<Value> {
+        let mut vals = [Value::NOTHING; 4];
+        for (slot, a) in vals.iter_mut().zip(args) {
+            *slot = self.eval(a, fr)?;
+        }
+        let vals = &vals[..args.len()];
+        let r = self.target(target, fr);
+        let mut l = Value::EMPTY;
+        for &x in vals.iter().rev() {
+            match omni_mem::alloc_pair(r, x, l) {
+                Ok(p) => l = p,
+                Err(_) => return self.prim_general(n, vals, fr),
+            }
+        }
+        Ok(l)
     }
 
     /// The general case of primitive node `n` on evaluated arguments:
