@@ -27,6 +27,35 @@ use crate::reader::Span;
 use crate::syntax::{Ast, Desugar};
 use crate::vm::{LispError, Vm};
 
+/// Longest source line a diagnostic shows whole; a longer one is shown
+/// as a window of this many characters around the caret.
+const SNIPPET_CHARS: usize = 100;
+
+/// The part of `line` to show for a caret before character `col` (0-based),
+/// and the padding that puts the caret under it. A long line (a generated
+/// program on one line, say) is cut to a window around the caret, with
+/// `...` where it was cut.
+fn snippet(line: &str, col: usize) -> (String, String) {
+    let chars: Vec<char> = line.chars().collect();
+    let col = col.min(chars.len());
+    let (start, end) = if chars.len() <= SNIPPET_CHARS {
+        (0, chars.len())
+    } else {
+        let start = col.saturating_sub(SNIPPET_CHARS / 2);
+        let end = (start + SNIPPET_CHARS).min(chars.len());
+        (end.saturating_sub(SNIPPET_CHARS).min(start), end)
+    };
+    let cut_before = if start > 0 { "..." } else { "" };
+    let cut_after = if end < chars.len() { "..." } else { "" };
+    let shown: String = chars[start..end].iter().collect();
+    let pad: String = " ".repeat(cut_before.len())
+        + &chars[start..col]
+            .iter()
+            .map(|&c| if c == '\t' { '\t' } else { ' ' })
+            .collect::<String>();
+    (format!("{cut_before}{shown}{cut_after}"), pad)
+}
+
 /// A message tied to a source position, rendered like a compiler error.
 #[derive(Debug, Clone)]
 pub struct Diagnostic {
@@ -52,12 +81,8 @@ impl Diagnostic {
                 if let Some(line) = src.lines().nth(s.line.saturating_sub(1) as usize) {
                     let num = s.line.to_string();
                     out.push_str(&format!("{} |\n", " ".repeat(num.len())));
-                    out.push_str(&format!("{num} | {line}\n"));
-                    let caret_pad: String = line
-                        .chars()
-                        .take(s.col.saturating_sub(1) as usize)
-                        .map(|c| if c == '\t' { '\t' } else { ' ' })
-                        .collect();
+                    let (shown, caret_pad) = snippet(line, s.col.saturating_sub(1) as usize);
+                    out.push_str(&format!("{num} | {shown}\n"));
                     out.push_str(&format!("{} | {caret_pad}^\n", " ".repeat(num.len())));
                 }
             }
@@ -380,5 +405,59 @@ pub fn with_big_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
     match handle.join() {
         Ok(v) => v,
         Err(p) => std::panic::resume_unwind(p),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caret_at(shown: &str, pad: &str) -> char {
+        // The character the caret points at.
+        shown.chars().nth(pad.chars().count()).unwrap_or(' ')
+    }
+
+    #[test]
+    fn a_short_line_is_shown_whole() {
+        let (shown, pad) = snippet("(car 1)", 1);
+        assert_eq!(shown, "(car 1)");
+        assert_eq!(pad, " ");
+        assert_eq!(caret_at(&shown, &pad), 'c');
+        // Tabs are kept in the padding so the caret lines up.
+        let (shown, pad) = snippet("\t(x)", 2);
+        assert_eq!(pad, "\t ");
+        assert_eq!(caret_at(&shown, &pad), 'x');
+    }
+
+    #[test]
+    fn a_long_line_is_cut_to_a_window_around_the_caret() {
+        let line: String = (0..1000)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        for col in [0, 10, 49, 50, 51, 500, 950, 999, 1000] {
+            let (shown, pad) = snippet(&line, col);
+            let inner = shown.trim_start_matches("...").trim_end_matches("...");
+            assert_eq!(inner.chars().count(), SNIPPET_CHARS, "col {col}");
+            assert_eq!(
+                shown.starts_with("..."),
+                col > SNIPPET_CHARS / 2,
+                "col {col}"
+            );
+            assert_eq!(
+                shown.ends_with("..."),
+                col + SNIPPET_CHARS / 2 < 1000,
+                "col {col}"
+            );
+            // The caret points at the same character as in the whole line.
+            let want = line.chars().nth(col).unwrap_or(' ');
+            assert_eq!(caret_at(&shown, &pad), want, "col {col}");
+        }
+    }
+
+    #[test]
+    fn a_caret_past_the_end_of_the_line_stays_on_it() {
+        let (shown, pad) = snippet("(list 1 2", 9);
+        assert_eq!(shown, "(list 1 2");
+        assert_eq!(pad.len(), 9);
     }
 }
