@@ -33,6 +33,32 @@ impl Num {
     }
 }
 
+/// Floyd's cycle check for a walk down a list: the walk is the hare, and
+/// a tortoise moves one pair for every two of its steps. `step` says
+/// whether the hare, now at `v`, has met the tortoise: the list is
+/// circular. (A walk that stops at the list's end never meets it.)
+struct CycleCheck {
+    slow: Value,
+    odd: bool,
+}
+
+impl CycleCheck {
+    fn new(start: Value) -> Self {
+        CycleCheck {
+            slow: start,
+            odd: false,
+        }
+    }
+
+    fn step(&mut self, v: Value) -> bool {
+        if self.odd {
+            self.slow = cdr(self.slow).unwrap_or(Value::EMPTY);
+        }
+        self.odd = !self.odd;
+        v.is_heap() && v == self.slow
+    }
+}
+
 fn num(v: Value) -> Option<Num> {
     if let Some(i) = int_value(v) {
         Some(Num::I(i))
@@ -94,10 +120,15 @@ impl Vm {
     }
 
     fn list_items(&self, op: Prim, mut v: Value, span: Span) -> VmResult<Vec<Value>> {
+        let whole = v;
         let mut out = Vec::new();
+        let mut cycle = CycleCheck::new(v);
         while let (Some(a), Some(d)) = (car(v), cdr(v)) {
             out.push(a);
             v = d;
+            if cycle.step(v) {
+                return Err(self.bad(op, "a proper list", whole, span));
+            }
         }
         if v != Value::EMPTY {
             return Err(self.bad(op, "a proper list", v, span));
@@ -471,6 +502,7 @@ impl Vm {
             Assoc | Assq | Member | Memq => {
                 let mut l = a[1];
                 let mut found = Value::FALSE;
+                let mut cycle = CycleCheck::new(l);
                 while let (Some(x), Some(d)) = (car(l), cdr(l)) {
                     let (probe, hit) = match op {
                         Assoc | Assq => match car(x) {
@@ -489,6 +521,9 @@ impl Vm {
                         break;
                     }
                     l = d;
+                    if cycle.step(l) {
+                        return Err(self.bad(op, "a proper list", a[1], span));
+                    }
                 }
                 found
             }
