@@ -217,7 +217,7 @@ fn main() -> ExitCode {
         }
     };
     if opts.cmd == "repl" {
-        return with_big_stack(repl);
+        return on_vm_thread(repl);
     }
     let (file, src) = if opts.cmd == "-e" {
         ("<expr>".to_string(), opts.target.clone())
@@ -239,7 +239,19 @@ fn main() -> ExitCode {
             }
         }
     };
-    with_big_stack(move || run_cmd(opts, file, src))
+    on_vm_thread(move || run_cmd(opts, file, src))
+}
+
+/// Run `f` on a VM thread; if none can be started (address space too
+/// limited even for the smallest stack), say so and exit with status 1.
+fn on_vm_thread(f: impl FnOnce() -> ExitCode + Send + 'static) -> ExitCode {
+    match with_big_stack(f) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("omni: cannot start the VM thread: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 /// The interactive loop: line editing and history on a terminal, plain

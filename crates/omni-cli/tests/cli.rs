@@ -443,3 +443,40 @@ fn trace_covers_spawned_threads() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Where the address space is limited (`ulimit -v`), the VM thread's 4 GiB
+/// stack is refused: a smaller one is taken, and deep recursion still ends
+/// in the `stack overflow` error, with a proportionally lower limit.
+#[test]
+fn a_limited_address_space_gets_a_smaller_stack_and_a_lower_call_limit() {
+    let run = |expr: &str| {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("ulimit -v 3000000 && exec \"$0\" -e '{expr}'",))
+            .arg(env!("CARGO_BIN_EXE_omni"))
+            .output()
+            .expect("run sh")
+    };
+    let o = run("(println (+ 1 2))");
+    if text(&o.stderr).contains("Sanitizer") {
+        // A sanitizer's shadow memory does not fit in 3 GB of address
+        // space: nothing to learn here under ASan.
+        eprintln!("skipped under a sanitizer");
+        return;
+    }
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "3\n");
+    let o = run("(define (f n) (+ 1 (f n))) (f 1)");
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    let limit: usize = err
+        .split("more than ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no stack overflow error in {err}"));
+    assert!(limit < omni_lang::MAX_DEPTH, "{err}");
+    // A spawned thread gets a smaller stack too.
+    let o = run("(println (join (spawn (lambda () (* 6 7)))))");
+    assert_eq!(text(&o.stdout), "42\n", "{}", text(&o.stderr));
+}

@@ -281,7 +281,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_depth: 100_000,
+            max_depth: MAX_DEPTH,
             fuel: None,
             region_quota: None,
         }
@@ -317,7 +317,7 @@ pub fn run_source_report(
 ) -> RunReport {
     let mut vm = Vm::new(out);
     vm.args = args;
-    vm.max_depth = limits.max_depth;
+    vm.max_depth = depth_cap(limits.max_depth);
     vm.fuel = limits.fuel;
     vm.set_region_quota(limits.region_quota);
     let r = compile_program(&mut vm, src)
@@ -394,16 +394,71 @@ pub fn explain_source(src: &str) -> Result<String, Vec<Diagnostic>> {
 /// pages actually touched are ever backed by memory.
 pub const VM_STACK_BYTES: usize = 4 << 30;
 
-/// Run `f` on a thread with a stack big enough for the VM's recursion
-/// limit; regions are per thread, so everything `f` does stays there.
-pub fn with_big_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    let handle = std::thread::Builder::new()
-        .name("omni-vm".into())
-        .stack_size(VM_STACK_BYTES)
-        .spawn(f)
-        .expect("spawn the VM thread");
+/// The default limit on nested (non-tail) calls, for a thread with a
+/// `VM_STACK_BYTES` stack.
+pub const MAX_DEPTH: usize = 100_000;
+
+/// Stack sizes a VM thread asks for, largest first. Where the address
+/// space is limited (`ulimit -v`), 4 GiB may be refused; a smaller stack
+/// is then taken, and calls may nest proportionally less deep
+/// (`depth_cap`), so deep recursion still ends in the `stack overflow`
+/// error rather than a crash.
+const VM_STACK_FALLBACKS: [usize; 4] = [VM_STACK_BYTES, 1 << 30, 256 << 20, 64 << 20];
+
+thread_local! {
+    /// The stack this thread was started with, if it is a VM thread that
+    /// got less than `VM_STACK_BYTES` (other threads count as full size:
+    /// tests start theirs with `VM_STACK_BYTES`).
+    static STACK_GRANTED: std::cell::Cell<usize> = const { std::cell::Cell::new(VM_STACK_BYTES) };
+}
+
+/// `limit` nested calls, or fewer if this thread's stack is smaller than
+/// `VM_STACK_BYTES`: the same stack per call as `MAX_DEPTH` calls in
+/// `VM_STACK_BYTES`.
+pub fn depth_cap(limit: usize) -> usize {
+    let granted = STACK_GRANTED.get() as u128;
+    let cap = granted * MAX_DEPTH as u128 / VM_STACK_BYTES as u128;
+    limit.min(usize::try_from(cap).unwrap_or(usize::MAX))
+}
+
+/// Start a thread named `name` for a VM, with the largest stack of
+/// `VM_STACK_FALLBACKS` the system grants; `f` runs there. Errs only if
+/// even the smallest is refused.
+pub fn spawn_vm_thread<T: Send + 'static>(
+    name: String,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<T>> {
+    // `spawn` consumes its closure even when it fails, so `f` waits in a
+    // slot that the closure of the one attempt that starts takes it from
+    // (a refused attempt never runs its closure).
+    let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(f)));
+    let mut refused = None;
+    for size in VM_STACK_FALLBACKS {
+        let mine = slot.clone();
+        let r = std::thread::Builder::new()
+            .name(name.clone())
+            .stack_size(size)
+            .spawn(move || {
+                STACK_GRANTED.set(size);
+                let f = mine.lock().unwrap_or_else(|e| e.into_inner()).take();
+                f.expect("only the attempt that started runs")()
+            });
+        match r {
+            Ok(h) => return Ok(h),
+            Err(e) => refused = Some(e),
+        }
+    }
+    Err(refused.unwrap_or_else(|| std::io::Error::other("no stack size to try")))
+}
+
+/// Run `f` on a VM thread (`spawn_vm_thread`): regions are per thread, so
+/// everything `f` does stays there. Errs if no thread could be started.
+pub fn with_big_stack<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::io::Result<T> {
+    let handle = spawn_vm_thread("omni-vm".into(), f)?;
     match handle.join() {
-        Ok(v) => v,
+        Ok(v) => Ok(v),
         Err(p) => std::panic::resume_unwind(p),
     }
 }

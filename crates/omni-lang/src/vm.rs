@@ -278,7 +278,7 @@ impl Vm {
             msg_region: None,
             global_sites: HashMap::default(),
             depth: 0,
-            max_depth: 100_000,
+            max_depth: crate::depth_cap(crate::MAX_DEPTH),
             fuel: None,
             region_quota: None,
             args: Vec::new(),

@@ -214,18 +214,15 @@ impl Vm {
         let id = self
             .rt
             .spawn(move |id| {
-                std::thread::Builder::new()
-                    .name(format!("omni-thread-{id}"))
-                    .stack_size(crate::VM_STACK_BYTES)
-                    .spawn(move || {
-                        if let Some(origin) = trace_origin {
-                            omni_mem::trace_start_at(origin);
-                        }
-                        child_main(rt.clone(), id, batches, parcel, limits, span);
-                        if trace_origin.is_some() {
-                            rt.thread_trace(id, omni_mem::trace_stop());
-                        }
-                    })
+                crate::spawn_vm_thread(format!("omni-thread-{id}"), move || {
+                    if let Some(origin) = trace_origin {
+                        omni_mem::trace_start_at(origin);
+                    }
+                    child_main(rt.clone(), id, batches, parcel, limits, span);
+                    if trace_origin.is_some() {
+                        rt.thread_trace(id, omni_mem::trace_stop());
+                    }
+                })
             })
             .map_err(|m| LispError::new(m, span))?;
         self.stats.threads_spawned += 1;
@@ -248,7 +245,7 @@ fn child_main(
     let run = std::panic::AssertUnwindSafe(|| {
         let mut vm = Vm::with_runtime(rt.clone());
         vm.record_batches = false;
-        vm.max_depth = limits.0;
+        vm.max_depth = crate::depth_cap(limits.0);
         vm.fuel = limits.1;
         vm.set_region_quota(limits.2);
         omni_mem::set_heap_limit(limits.3);
