@@ -437,7 +437,7 @@ impl Desugar {
             }
             "let" => self.let_form(d, args),
             "let*" => {
-                let (bindings, body) = self.bindings(d, args)?;
+                let (bindings, body) = self.bindings(d, args, false)?;
                 let mut out = self.body(body, span)?;
                 for (n, v) in bindings.into_iter().rev() {
                     out = Ast::Let(vec![(n, v)], Box::new(out));
@@ -445,7 +445,7 @@ impl Desugar {
                 Ok(out)
             }
             "letrec" | "letrec*" => {
-                let (bindings, body) = self.bindings(d, args)?;
+                let (bindings, body) = self.bindings(d, args, true)?;
                 let body = self.body(body, span)?;
                 Ok(Ast::Letrec(bindings, Box::new(body)))
             }
@@ -454,8 +454,10 @@ impl Desugar {
         }
     }
 
-    /// Bindings in either style, then the body forms.
-    fn bindings<'d>(&mut self, d: &Datum, args: &'d [Datum]) -> R<Bindings<'d>> {
+    /// Bindings in either style, then the body forms. With `distinct`
+    /// (`let`, `letrec`, named `let`, but not `let*`, whose bindings nest),
+    /// a name bound twice is an error, as for a lambda's parameters.
+    fn bindings<'d>(&mut self, d: &Datum, args: &'d [Datum], distinct: bool) -> R<Bindings<'d>> {
         let Some(first) = args.first() else {
             return err(d.span, "let: expected bindings and a body");
         };
@@ -468,6 +470,9 @@ impl Desugar {
                 let Some(n) = nv[0].sym() else {
                     return err(nv[0].span, "let: binding name must be a symbol");
                 };
+                if distinct && out.iter().any(|(m, _): &(String, Ast)| m == n) {
+                    return err(nv[0].span, format!("duplicate binding '{n}'"));
+                }
                 out.push((n.to_string(), this.expr(&nv[1])?));
             }
             Ok(())
@@ -502,7 +507,7 @@ impl Desugar {
     fn let_form(&mut self, d: &Datum, args: &[Datum]) -> R<Ast> {
         if let Some(name) = args.first().and_then(Datum::sym) {
             // Named let: (let loop ((i 0)) body) -> ((letrec ((loop (fn ...))) loop) 0)
-            let (bindings, body) = self.bindings(d, &args[1..])?;
+            let (bindings, body) = self.bindings(d, &args[1..], true)?;
             let (params, inits): (Vec<String>, Vec<Ast>) = bindings.into_iter().unzip();
             let body = self.body(body, d.span)?;
             let lam = Ast::Lambda(Rc::new(Lambda {
@@ -518,7 +523,7 @@ impl Desugar {
             );
             return Ok(Ast::App(Box::new(f), inits, d.span));
         }
-        let (bindings, body) = self.bindings(d, args)?;
+        let (bindings, body) = self.bindings(d, args, true)?;
         let body = self.body(body, d.span)?;
         Ok(Ast::Let(bindings, Box::new(body)))
     }
