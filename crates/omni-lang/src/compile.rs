@@ -13,8 +13,11 @@
 //!   context (the callee may return them). Tail-call arguments are
 //!   `Escape`: the scratch region is exited before the jump.
 //! * A variable referenced in an `Escape`/`Global` context *escapes*; its
-//!   initialiser is then compiled in `Escape`. A variable captured by a
-//!   closure that escapes also escapes. Escape facts are found by
+//!   initialiser is then compiled in `Escape`, or in `Global` when the
+//!   reference is a global store of the whole value that every run of the
+//!   variable's scope makes (`to_global`: same function, no `if` branch or
+//!   call argument in between), so the store copies nothing. A variable
+//!   captured by a closure that escapes also escapes. Escape facts are found by
 //!   recompiling until they stop changing (a monotone fixpoint).
 //! * A fresh value stored straight into a structure (`(array-set! a i
 //!   (cons x y))`) is allocated in the structure's own region.
@@ -85,6 +88,11 @@ struct BindingInfo {
     mutated: bool,
     escapes: bool,
     letrec: bool,
+    /// Referenced in a `Global` context (`(set! g x)`) on every path
+    /// through the binding's scope: its value ends up in the global
+    /// region whatever happens, so it is built there (and keeps its
+    /// identity: no copy is made at the store).
+    to_global: bool,
 }
 
 struct Var {
@@ -101,6 +109,12 @@ struct FnState {
     self_name: Option<(String, usize)>,
     /// Context in which this function's lambda expression appears.
     ctx_in_parent: Ctx,
+    /// How many `if` branches, and arguments whose value is not stored
+    /// whole (arguments of procedure calls, `car`, `apply`, ...), the
+    /// expression being compiled is inside, in this function. A binding
+    /// used in a `Global` context at its own level is stored whole into a
+    /// global on every run of its scope.
+    cond: u32,
 }
 
 enum Resolved {
@@ -132,6 +146,8 @@ pub struct Compiler<'s> {
     proto_counter: usize,
     /// Captures of the function compiled last (its parent builds the closure).
     last_captures: Vec<(String, usize, CapSrc)>,
+    /// Where each binding was made: (function depth, `if` depth there).
+    birth: Vec<(usize, u32)>,
 }
 
 impl<'s> Compiler<'s> {
@@ -146,6 +162,7 @@ impl<'s> Compiler<'s> {
             protos: Vec::new(),
             last_captures: Vec::new(),
             proto_counter: 0,
+            birth: Vec::new(),
         }
     }
 
@@ -153,7 +170,7 @@ impl<'s> Compiler<'s> {
     /// it and every procedure it contains (the top-level one last).
     pub fn toplevel(&mut self, ast: &Ast, span: Span) -> R<Vec<Rc<Proto>>> {
         // Fixpoint over binding facts: recompile until they are stable. The
-        // facts only ever grow (4 flags per binding), so this terminates;
+        // facts only ever grow (5 flags per binding), so this terminates;
         // code is only used from a round whose input facts were complete.
         self.info.clear();
         let mut stable = false;
@@ -195,6 +212,11 @@ impl<'s> Compiler<'s> {
         if letrec {
             self.next_info[bid].letrec = true;
         }
+        let here = (self.fns.len(), self.fns.last().map_or(0, |f| f.cond));
+        if self.birth.len() <= bid {
+            self.birth.resize(bid + 1, here);
+        }
+        self.birth[bid] = here;
         bid
     }
 
@@ -208,7 +230,10 @@ impl<'s> Compiler<'s> {
     }
 
     fn var_ctx(&self, bid: usize) -> Ctx {
-        if self.prev(bid).escapes {
+        let i = self.prev(bid);
+        if i.to_global {
+            Ctx::Global
+        } else if i.escapes {
             Ctx::Escape
         } else {
             Ctx::Local
@@ -249,6 +274,7 @@ impl<'s> Compiler<'s> {
             captures: Vec::new(),
             self_name,
             ctx_in_parent,
+            cond: 0,
         });
         let mut prologue = Vec::new();
         let mut param_bids = Vec::new();
@@ -344,9 +370,24 @@ impl<'s> Compiler<'s> {
         Resolved::Capture((f.captures.len() - 1) as u32, bid)
     }
 
+    /// `expr` one `cond` level down: an `if` branch, or an argument whose
+    /// value is not stored whole.
+    fn nested(&mut self, a: &Ast, ctx: Ctx, tail: bool) -> R<Node> {
+        self.cur().cond += 1;
+        let n = self.expr(a, ctx, tail);
+        self.cur().cond -= 1;
+        n
+    }
+
     fn note_use(&mut self, bid: usize, ctx: Ctx) {
         if bid != usize::MAX && ctx.escapes() {
             self.next_info[bid].escapes = true;
+            // A global store in the binding's own function, on the path
+            // every run of its scope takes.
+            let here = (self.fns.len(), self.fns.last().map_or(0, |f| f.cond));
+            if ctx == Ctx::Global && self.birth.get(bid) == Some(&here) {
+                self.next_info[bid].to_global = true;
+            }
         }
     }
 
@@ -428,11 +469,12 @@ impl<'s> Compiler<'s> {
                 let v = self.expr(value, Ctx::Global, false)?;
                 Node::DefGlobal(g, Box::new(v), *span)
             }
-            Ast::If(c, t, e) => Node::If(
-                Box::new(self.expr(c, Ctx::Local, false)?),
-                Box::new(self.expr(t, ctx, tail)?),
-                Box::new(self.expr(e, ctx, tail)?),
-            ),
+            Ast::If(c, t, e) => {
+                let c = self.expr(c, Ctx::Local, false)?;
+                let t = self.nested(t, ctx, tail)?;
+                let e = self.nested(e, ctx, tail)?;
+                Node::If(Box::new(c), Box::new(t), Box::new(e))
+            }
             Ast::Begin(items) => {
                 if items.is_empty() {
                     return Ok(Node::Const(Value::NOTHING));
@@ -458,12 +500,7 @@ impl<'s> Compiler<'s> {
                 let mut compiled = Vec::new();
                 for (i, init) in inits.iter().enumerate() {
                     let bid = first_bid + i;
-                    let c = if self.prev(bid).escapes {
-                        Ctx::Escape
-                    } else {
-                        Ctx::Local
-                    };
-                    compiled.push((c, init));
+                    compiled.push((self.var_ctx(bid), init));
                 }
                 let mut nodes = Vec::new();
                 // Reserve the bids now so nested bindings inside the inits
@@ -605,7 +642,7 @@ impl<'s> Compiler<'s> {
             } else {
                 actx
             };
-            a.push(self.expr(x, c, false)?);
+            a.push(self.nested(x, c, false)?);
         }
         Ok(Node::Call {
             f: Box::new(fnode),
@@ -685,7 +722,12 @@ impl<'s> Compiler<'s> {
                         Flow::ReadsFirst if i == 0 => ctx,
                         _ => Ctx::Local,
                     };
-                    a.push(self.expr(x, c, false)?);
+                    // Only a constructor stores its arguments whole.
+                    a.push(if flow == Flow::Embeds {
+                        self.expr(x, c, false)?
+                    } else {
+                        self.nested(x, c, false)?
+                    });
                 }
                 Ok(Node::Prim {
                     op,

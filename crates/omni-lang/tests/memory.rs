@@ -6,7 +6,10 @@
 //! * an accumulator that survives the loop is allocated once, where it lives
 //!   (no copies on the way out);
 //! * values stored into an old array or dict and later overwritten are given
-//!   back (slot regions, docs/REGION_COALESCE_POLICY.md).
+//!   back (slot regions, docs/REGION_COALESCE_POLICY.md);
+//! * a value stored into a global on every run of its scope is built in the
+//!   global region (no copy at the store); one stored only under an `if`
+//!   is not (the runs that do not store it leave nothing behind).
 
 mod common;
 use common::SharedBuf;
@@ -100,6 +103,39 @@ fn accumulator_is_built_where_it_lives() {
     // Built straight into the global region: nothing copied on the way.
     assert_eq!(r.transmigrated, 0, "the accumulator was copied");
     assert!(r.peak < 50000 * 24 + 64 * 1024, "peak {}", r.peak);
+}
+
+#[test]
+fn a_value_every_run_stores_in_a_global_is_built_there() {
+    // `b` is stored into `g` on every run of its `let`: it is built in the
+    // global region, so the store copies nothing (and `g` is `b` itself).
+    let r = run("(define g '())
+                 (define (keep! n) (let ((b (list n n n))) (set! g b) (set-car! b 0) (length b)))
+                 (let loop ((i 0)) (when (< i 1000) (keep! i) (loop (+ i 1))))
+                 (println g)");
+    assert_eq!(r.out, "(0 999 999)\n");
+    assert_eq!(r.transmigrated, 0, "the stored value was copied");
+}
+
+#[test]
+fn a_value_stored_in_a_global_only_sometimes_is_not_built_there() {
+    // A store under an `if` may not happen: the value stays in scratch and
+    // is copied when it is stored, so the 100,000 candidates that are not
+    // kept are not left in the global region (4.8 MB if they were).
+    let r = run("(define best '())
+                 (define (consider n)
+                   (let ((c (list n n)))
+                     (if (= 0 (remainder n 1000)) (set! best c))
+                     (length c)))
+                 (let loop ((i 0)) (when (< i 100000) (consider i) (loop (+ i 1))))
+                 (println best)");
+    assert_eq!(r.out, "(99000 99000)\n");
+    assert!(r.transmigrated > 0, "the kept values were not copied");
+    assert!(
+        r.peak_segments < 1024 * 1024,
+        "peak {} segment bytes: candidates left in the global region",
+        r.peak_segments
+    );
 }
 
 #[test]
