@@ -50,6 +50,19 @@ fn explain_snapshots() {
 }
 
 #[test]
+fn schedule_shows_values_every_run_stores_in_a_global_built_there() {
+    let src = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/explain/global_store.omni"),
+    )
+    .unwrap();
+    let text = explain_source(&src).unwrap();
+    // Stored into `g` on every run of its `let`: built in the global region.
+    assert!(text.contains("alloc box @2:28 -> global"), "{text}");
+    // Stored only under an `if`: built in the destination, copied if stored.
+    assert!(text.contains("alloc box @3:34 -> dst"), "{text}");
+}
+
+#[test]
 fn schedule_shows_destination_passing_and_in_place_stores() {
     let acc = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/explain/accumulator_loop.omni"),
