@@ -24,8 +24,24 @@ impl Vm {
             Node::Prim { .. } => self.eval_prim(n, fr),
             Node::If(c, t, e) => self.eval_if(c, t, e, fr),
             Node::Call { .. } => self.eval_call(n, fr),
+            Node::Seq(items) => self.eval_seq(items, fr),
+            Node::Or(a, b) => self.eval_or(a, b, fr),
             _ => self.eval_node(n, fr),
         }
+    }
+
+    /// `begin`, and the bindings then body of a `let`: every form but the
+    /// last for effect, the last (in tail position if the whole is) for
+    /// the value.
+    #[inline(never)]
+    fn eval_seq(&mut self, items: &[Node], fr: &mut Frame) -> VmResult<Value> {
+        let Some((last, init)) = items.split_last() else {
+            return Ok(Value::NOTHING);
+        };
+        for x in init {
+            self.eval(x, fr)?;
+        }
+        self.eval(last, fr)
     }
 
     /// `Node::FixOp2`: out of line but lean (no call on the fast path).
@@ -267,15 +283,7 @@ impl Vm {
                 self.globals[*g as usize] = self.admit_global(v, *span)?;
                 Value::NOTHING
             }
-            Node::Seq(items) => {
-                let Some((last, init)) = items.split_last() else {
-                    return Ok(Value::NOTHING);
-                };
-                for x in init {
-                    self.eval(x, fr)?;
-                }
-                return self.eval(last, fr);
-            }
+            Node::Seq(items) => return self.eval_seq(items, fr),
             Node::Bind(s, x) => {
                 let v = self.eval(x, fr)?;
                 self.stack[fr.base + *s as usize] = v;
