@@ -1,6 +1,7 @@
 //! The whole pipeline on generated programs: bytes drive a grammar of the
 //! language, the program runs with a step budget and a heap limit, and
-//! must end without a panic and with zero live bytes.
+//! must end without a panic and with zero live bytes. `OMNI_FUZZ_PRINT=1`
+//! prints each generated program (to see what an artifact runs).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 
@@ -218,6 +219,10 @@ fuzz_target!(|data: &[u8]| {
             g.expr(5, &mut src);
             src.push_str(")\n");
         }
+    }
+    if std::env::var_os("OMNI_FUZZ_PRINT").is_some() {
+        // To see what an artifact runs: OMNI_FUZZ_PRINT=1 pipeline FILE.
+        eprintln!("{src}");
     }
     let live = std::thread::Builder::new()
         .stack_size(256 << 20)
