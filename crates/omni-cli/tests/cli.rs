@@ -480,3 +480,37 @@ fn a_limited_address_space_gets_a_smaller_stack_and_a_lower_call_limit() {
     let o = run("(println (join (spawn (lambda () (* 6 7)))))");
     assert_eq!(text(&o.stdout), "42\n", "{}", text(&o.stderr));
 }
+
+/// The README's retention example, as the README shows it.
+#[test]
+fn the_retention_example_names_its_site() {
+    let o = omni(
+        &[
+            "run",
+            "examples/retention.omni",
+            "--region-quota",
+            "1000000",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let err = text(&o.stderr);
+    assert!(
+        err.starts_with(
+            "examples/retention.omni:10:38: error: region exceeded quota; likely escape/retention"
+        ),
+        "{err}"
+    );
+    let o = omni(&["run", "examples/retention.omni"], None);
+    assert!(o.status.success());
+    assert_eq!(text(&o.stdout), "299\n");
+    let err = text(&o.stderr);
+    assert!(
+        err.starts_with("examples/retention.omni:10:38: warning: retention smell"),
+        "{err}"
+    );
+    assert!(
+        err.contains("note: 2.1 MiB put there at examples/retention.omni:10:24"),
+        "{err}"
+    );
+}
