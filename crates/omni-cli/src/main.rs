@@ -216,6 +216,7 @@ fn main() -> ExitCode {
             };
         }
     };
+    catch_interrupts();
     if opts.cmd == "repl" {
         return on_vm_thread(repl);
     }
@@ -240,6 +241,24 @@ fn main() -> ExitCode {
         }
     };
     on_vm_thread(move || run_cmd(opts, file, src))
+}
+
+/// Ctrl-C, SIGTERM and SIGHUP ask the running program to stop at its next
+/// call (`omni_lang::interrupt`): it ends with the error `interrupted` and
+/// a backtrace, its output flushed and its regions freed, and `omni` exits
+/// with status 130 (the REPL goes back to its prompt). A signal that
+/// arrives while an earlier one is still pending (a program stuck outside
+/// any call, waiting on a channel, say) exits at once with status 130.
+fn catch_interrupts() {
+    let handler = || {
+        if omni_lang::interrupt::pending() {
+            std::process::exit(130);
+        }
+        omni_lang::interrupt::request();
+    };
+    if let Err(e) = ctrlc::set_handler(handler) {
+        eprintln!("omni: note: Ctrl-C will end the program without its pending output ({e})");
+    }
 }
 
 /// Run `f` on a VM thread; if none can be started (address space too
@@ -376,7 +395,8 @@ fn run_cmd(opts: Opts, file: String, src: String) -> ExitCode {
                 Ok(v) => (ExitCode::SUCCESS, Some(v)),
                 Err(d) => {
                     print_diags(&file, &src, &d);
-                    (ExitCode::from(1), None)
+                    let interrupted = omni_lang::interrupt::count() > 0;
+                    (ExitCode::from(if interrupted { 130 } else { 1 }), None)
                 }
             };
             if opts.stats {

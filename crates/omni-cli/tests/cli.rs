@@ -514,3 +514,57 @@ fn the_retention_example_names_its_site() {
         "{err}"
     );
 }
+
+/// Ctrl-C (or `kill`) stops a running program at its next call: its
+/// output so far is written, the error says where it was, and the exit
+/// status is 130.
+#[test]
+fn an_interrupt_stops_the_program_and_keeps_its_output() {
+    use std::io::{BufRead, BufReader, Read};
+    // 2,000 lines (16 KB) fill the output buffer, so the first ones reach
+    // the pipe while the program runs: reading one proves it is running,
+    // with the interrupt handler installed. Then it computes "forever".
+    let mut child = Command::new(env!("CARGO_BIN_EXE_omni"))
+        .args([
+            "-e",
+            "(let loop ((i 0)) (when (< i 2000) (println \"started\") (loop (+ i 1)))) \
+             (display \"partial\") \
+             (define (fib n) (if (< n 2) n (+ (fib (- n 1)) (fib (- n 2))))) (fib 80)",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run omni");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert_eq!(first, "started\n");
+    let signal = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(signal.success());
+    // A program that does not stop would hang the test: kill it after a
+    // minute (the test then fails on the exit status).
+    let pid = child.id().to_string();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(60));
+        let _ = Command::new("kill").args(["-9", &pid]).status();
+    });
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    // Nothing lost: every line, and the unfinished one.
+    assert_eq!(rest, format!("{}partial", "started\n".repeat(1999)));
+    assert!(err.contains("error: interrupted"), "{err}");
+    assert!(err.contains("in fib called at"), "{err}");
+}

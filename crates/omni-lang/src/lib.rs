@@ -7,6 +7,7 @@ pub mod compile;
 pub mod conc;
 pub mod explain;
 mod fuse;
+pub mod interrupt;
 pub mod ir;
 mod prims;
 pub mod printer;
@@ -318,7 +319,7 @@ pub fn run_source_report(
     let mut vm = Vm::new(out);
     vm.args = args;
     vm.max_depth = depth_cap(limits.max_depth);
-    vm.fuel = limits.fuel;
+    vm.set_fuel(limits.fuel);
     vm.set_region_quota(limits.region_quota);
     let r = compile_program(&mut vm, src)
         .and_then(|forms| run_compiled(&mut vm, &forms, &mut |_, _| {}).map_err(|d| vec![d]));

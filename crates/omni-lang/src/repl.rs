@@ -86,6 +86,11 @@ impl Repl {
             }
             Ok(forms) => {
                 let mut shown = String::new();
+                // Only an interrupt requested during this input stops it
+                // (Ctrl-C during an evaluation; at the prompt the line
+                // editor takes it).
+                crate::interrupt::acknowledge();
+                self.vm.set_interrupts_seen(crate::interrupt::count());
                 let r = run_compiled(&mut self.vm, &forms, &mut |vm: &Vm, v: Value| {
                     if v != Value::NOTHING {
                         shown.push_str(&vm.show(v, true));

@@ -209,9 +209,17 @@ pub struct Vm {
     pub(crate) global_sites: HashMap<Span, usize, BuildHasherDefault<SiteHasher>>,
     pub(crate) depth: usize,
     pub max_depth: usize,
+    /// `interrupt::count()` when this program started: a different count
+    /// means an interrupt was requested, and the next call stops it.
+    interrupts_seen: u64,
     /// Calls (including tail calls) left before the program is stopped
     /// with an error; `None`: unlimited (fuzzing sets a budget).
-    pub fuel: Option<u64>,
+    pub(crate) fuel: Option<u64>,
+    /// What `interrupt::count()` must equal for a call to take the fast
+    /// path: `interrupts_seen` without a step budget, an unreachable count
+    /// with one. One compare per call covers both checks (set only by
+    /// `set_fuel` and `set_interrupts_seen`).
+    pub(crate) fast_gate: u64,
     /// Quota applied to every region the VM creates (`--region-quota`).
     region_quota: Option<usize>,
     pub args: Vec<String>,
@@ -279,7 +287,9 @@ impl Vm {
             global_sites: HashMap::default(),
             depth: 0,
             max_depth: crate::depth_cap(crate::MAX_DEPTH),
+            interrupts_seen: crate::interrupt::count(),
             fuel: None,
+            fast_gate: crate::interrupt::count(),
             region_quota: None,
             args: Vec::new(),
             stats: VmStats::default(),
@@ -311,6 +321,30 @@ impl Vm {
             r.set_quota(self.region_quota);
         }
         r
+    }
+
+    /// Limit the calls (tail calls included) this VM may still make.
+    pub fn set_fuel(&mut self, fuel: Option<u64>) {
+        self.fuel = fuel;
+        self.update_gate();
+    }
+
+    /// Stop at the next call once `interrupt::count()` differs from `n`.
+    pub fn set_interrupts_seen(&mut self, n: u64) {
+        self.interrupts_seen = n;
+        self.update_gate();
+    }
+
+    pub fn interrupts_seen(&self) -> u64 {
+        self.interrupts_seen
+    }
+
+    fn update_gate(&mut self) {
+        self.fast_gate = if self.fuel.is_some() {
+            u64::MAX
+        } else {
+            self.interrupts_seen
+        };
     }
 
     fn new_region_at(&self, rank: u64) -> Region {

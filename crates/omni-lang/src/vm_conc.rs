@@ -208,6 +208,7 @@ impl Vm {
             self.fuel,
             self.region_quota(),
             omni_mem::heap_limit(),
+            self.interrupts_seen(),
         );
         // A traced program traces its threads too, on one time axis.
         let trace_origin = omni_mem::trace_origin();
@@ -239,16 +240,19 @@ fn child_main(
     id: u32,
     batches: Vec<Arc<str>>,
     snapshot: Parcel,
-    limits: (usize, Option<u64>, Option<usize>, Option<usize>),
+    limits: (usize, Option<u64>, Option<usize>, Option<usize>, u64),
     spawn_site: Span,
 ) {
     let run = std::panic::AssertUnwindSafe(|| {
         let mut vm = Vm::with_runtime(rt.clone());
         vm.record_batches = false;
         vm.max_depth = crate::depth_cap(limits.0);
-        vm.fuel = limits.1;
+        vm.set_fuel(limits.1);
         vm.set_region_quota(limits.2);
         omni_mem::set_heap_limit(limits.3);
+        // An interrupt requested since the program started stops this
+        // thread too.
+        vm.set_interrupts_seen(limits.4);
         for src in &batches {
             // The spawner compiled the same batches (errors included), so
             // this yields the same procedure and global numbering.

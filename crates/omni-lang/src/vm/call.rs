@@ -139,8 +139,8 @@ impl Vm {
         match self.protos.get(code as usize) {
             Some(Some(p))
                 if (argc == p.nparams || (p.rest && argc > p.nparams))
-                    && self.fuel.is_none()
-                    && self.depth < self.max_depth =>
+                    && self.depth < self.max_depth
+                    && crate::interrupt::count() == self.fast_gate =>
             {
                 Ok(Ok(p.clone()))
             }
@@ -155,7 +155,8 @@ impl Vm {
     }
 
     /// `callee_proto` for procedure `code` when a check may fail (or a
-    /// step budget is set): the checks, in order, with their errors.
+    /// step budget is set, or an interrupt was requested): the checks, in
+    /// order, with their errors.
     #[cold]
     #[inline(never)]
     fn callee_slow(&mut self, code: u64, argc: usize, span: Span) -> VmResult<Rc<Proto>> {
@@ -163,6 +164,10 @@ impl Vm {
             Some(p) => p,
             None => return Err(LispError::new("internal: unknown procedure", span)),
         };
+        if crate::interrupt::count() != self.interrupts_seen() {
+            crate::interrupt::acknowledge();
+            return Err(LispError::new("interrupted", span));
+        }
         if argc < proto.nparams || (!proto.rest && argc > proto.nparams) {
             return Err(LispError::new(
                 format!(
