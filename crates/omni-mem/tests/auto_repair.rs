@@ -323,3 +323,29 @@ fn the_repair_ladder_records_why_cheaper_rungs_failed() {
     );
     assert_no_live_regions();
 }
+
+/// `storable_below_rank` makes `admit_into`'s decision for a region that
+/// does not exist yet, on the rank reserved for it.
+#[test]
+fn storable_below_rank_agrees_with_admit_into() {
+    let old = region_create();
+    let rank = reserve_rank();
+    let young = region_create();
+    let (in_old, in_young) = (list(old, 3), list(young, 3));
+    assert!(
+        storable_below_rank(int(7), rank),
+        "immediates never need repair"
+    );
+    assert!(storable_below_rank(in_old, rank));
+    assert!(!storable_below_rank(in_young, rank));
+    // The region made with that rank later decides the same way.
+    let later = region_create_at(rank);
+    assert_eq!(admit_into(later, in_old).unwrap().1, Repair::None);
+    let (copy, how) = admit_into(later, in_young).unwrap();
+    assert_ne!(how, Repair::None);
+    assert_eq!(list_ints(copy), vec![0, 1, 2]);
+    region_exit(young);
+    region_exit(later);
+    region_exit(old);
+    assert_no_live_regions();
+}
