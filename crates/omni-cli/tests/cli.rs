@@ -540,6 +540,9 @@ fn an_interrupt_stops_the_program_and_keeps_its_output() {
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
     assert_eq!(first, "started\n");
+    // Usually long enough to reach `fib`; the checks below hold either way
+    // (a slow build, under ASan say, may be stopped inside the loop).
+    std::thread::sleep(std::time::Duration::from_millis(500));
     let signal = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
@@ -563,8 +566,19 @@ fn an_interrupt_stops_the_program_and_keeps_its_output() {
         .read_to_string(&mut err)
         .unwrap();
     assert_eq!(status.code(), Some(130), "{err}");
-    // Nothing lost: every line, and the unfinished one.
-    assert_eq!(rest, format!("{}partial", "started\n".repeat(1999)));
     assert!(err.contains("error: interrupted"), "{err}");
-    assert!(err.contains("in fib called at"), "{err}");
+    // Whole lines only, then the unfinished one if the program got that
+    // far: and then nothing lost, every line is there.
+    let tail = rest.trim_start_matches("started\n");
+    let lines = (rest.len() - tail.len()) / "started\n".len();
+    match tail {
+        "partial" => {
+            assert_eq!(lines, 1999, "lines lost");
+            assert!(err.contains("in fib called at"), "{err}");
+        }
+        // Stopped inside the loop (at most at the call after the last
+        // line): how many lines it printed is not known here.
+        "" => assert!(lines <= 1999, "{lines} lines"),
+        other => panic!("unexpected output {other:?}"),
+    }
 }
