@@ -522,8 +522,8 @@ fn unary_fast_path(op: Prim, x: Value) -> Option<Value> {
         Prim::IsSymbol => Some(Value::bool(x.as_symbol().is_some())),
         Prim::IsNumber if x.is_fixnum() => Some(Value::TRUE),
         Prim::IsInteger if x.is_fixnum() => Some(Value::TRUE),
-        // The other type tests, as `prims.rs` answers them (`integer?` of
-        // a float is left to it).
+        // The other type tests, answered by the primitives' own
+        // `kind_test` (`integer?` of a float is left to the primitive).
         Prim::IsNumber
         | Prim::IsString
         | Prim::IsFloat
@@ -532,26 +532,8 @@ fn unary_fast_path(op: Prim, x: Value) -> Option<Value> {
         | Prim::IsArray
         | Prim::IsDict
         | Prim::IsBoolean
-        | Prim::IsNothing => Some(Value::bool(type_test(op, omni_mem::kind(x)))),
+        | Prim::IsNothing => Some(Value::bool(crate::prims::kind_test(op, omni_mem::kind(x)))),
         _ => None,
-    }
-}
-
-/// A one-value type test on the value's kind (never reached for other
-/// primitives).
-fn type_test(op: Prim, k: omni_mem::Kind) -> bool {
-    use omni_mem::Kind;
-    match op {
-        Prim::IsNumber => matches!(k, Kind::Fixnum | Kind::Int | Kind::Float),
-        Prim::IsString => k == Kind::Str,
-        Prim::IsFloat => k == Kind::Float,
-        Prim::IsChar => k == Kind::Char,
-        Prim::IsProcedure => k == Kind::Closure,
-        Prim::IsArray => k == Kind::Array,
-        Prim::IsDict => k == Kind::Dict,
-        Prim::IsBoolean => matches!(k, Kind::True | Kind::False),
-        Prim::IsNothing => k == Kind::Nothing,
-        _ => false,
     }
 }
 
