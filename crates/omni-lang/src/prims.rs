@@ -33,7 +33,8 @@ impl Num {
     }
 }
 
-/// Floyd's cycle check for a walk down a list: the walk is the hare, and
+/// Floyd's cycle check for a walk down a list (`list?`, and every
+/// primitive that walks a whole list): the walk is the hare, and
 /// a tortoise moves one pair for every two of its steps. `step` says
 /// whether the hare, now at `v`, has met the tortoise: the list is
 /// circular. (A walk that stops at the list's end never meets it.)
@@ -373,20 +374,16 @@ impl Vm {
             IsNull => Value::bool(a[0] == Value::EMPTY),
             IsPair => Value::bool(kind(a[0]) == Kind::Pair),
             IsList => {
-                // Proper and finite (tortoise and hare).
-                let (mut slow, mut fast) = (a[0], a[0]);
+                // Proper and finite.
+                let mut v = a[0];
+                let mut cycle = CycleCheck::new(v);
                 let proper = loop {
-                    if fast == Value::EMPTY {
+                    if v == Value::EMPTY {
                         break true;
                     }
-                    let Some(f1) = cdr(fast) else { break false };
-                    if f1 == Value::EMPTY {
-                        break true;
-                    }
-                    let Some(f2) = cdr(f1) else { break false };
-                    fast = f2;
-                    slow = cdr(slow).unwrap_or(Value::EMPTY);
-                    if slow == fast {
+                    let Some(d) = cdr(v) else { break false };
+                    v = d;
+                    if cycle.step(v) {
                         break false;
                     }
                 };
