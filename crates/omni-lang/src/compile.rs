@@ -146,7 +146,7 @@ pub struct Compiler<'s> {
     proto_counter: usize,
     /// Captures of the function compiled last (its parent builds the closure).
     last_captures: Vec<(String, usize, CapSrc)>,
-    /// Where each binding was made: (function depth, `if` depth there).
+    /// Where each binding was made (`level` when it was made).
     birth: Vec<(usize, u32)>,
 }
 
@@ -212,12 +212,18 @@ impl<'s> Compiler<'s> {
         if letrec {
             self.next_info[bid].letrec = true;
         }
-        let here = (self.fns.len(), self.fns.last().map_or(0, |f| f.cond));
+        let here = self.level();
         if self.birth.len() <= bid {
             self.birth.resize(bid + 1, here);
         }
         self.birth[bid] = here;
         bid
+    }
+
+    /// Where the expression being compiled is: (function depth, `cond`
+    /// level in that function).
+    fn level(&self) -> (usize, u32) {
+        (self.fns.len(), self.fns.last().map_or(0, |f| f.cond))
     }
 
     fn prev(&self, bid: usize) -> BindingInfo {
@@ -384,8 +390,7 @@ impl<'s> Compiler<'s> {
             self.next_info[bid].escapes = true;
             // A global store in the binding's own function, on the path
             // every run of its scope takes.
-            let here = (self.fns.len(), self.fns.last().map_or(0, |f| f.cond));
-            if ctx == Ctx::Global && self.birth.get(bid) == Some(&here) {
+            if ctx == Ctx::Global && self.birth.get(bid) == Some(&self.level()) {
                 self.next_info[bid].to_global = true;
             }
         }

@@ -28,9 +28,10 @@ pub fn count() -> u64 {
     REQUESTS.load_relaxed()
 }
 
-/// A VM has stopped for the requests so far (or they no longer apply).
-pub fn acknowledge() {
-    ACKNOWLEDGED.store_release(count());
+/// A VM has stopped for the first `n` requests (or they no longer apply):
+/// `n` is the `count()` it acted on.
+pub fn acknowledge(n: u64) {
+    ACKNOWLEDGED.store_release(n);
 }
 
 /// Whether a request has been made that no VM has acted on yet.

@@ -89,8 +89,9 @@ impl Repl {
                 // Only an interrupt requested during this input stops it
                 // (Ctrl-C during an evaluation; at the prompt the line
                 // editor takes it).
-                crate::interrupt::acknowledge();
-                self.vm.set_interrupts_seen(crate::interrupt::count());
+                let requests = crate::interrupt::count();
+                crate::interrupt::acknowledge(requests);
+                self.vm.set_interrupts_seen(requests);
                 let r = run_compiled(&mut self.vm, &forms, &mut |vm: &Vm, v: Value| {
                     if v != Value::NOTHING {
                         shown.push_str(&vm.show(v, true));

@@ -287,9 +287,9 @@ impl Vm {
             global_sites: HashMap::default(),
             depth: 0,
             max_depth: crate::depth_cap(crate::MAX_DEPTH),
-            interrupts_seen: crate::interrupt::count(),
+            interrupts_seen: 0,
             fuel: None,
-            fast_gate: crate::interrupt::count(),
+            fast_gate: 0,
             region_quota: None,
             args: Vec::new(),
             stats: VmStats::default(),
@@ -305,6 +305,9 @@ impl Vm {
                 vm.globals[g as usize] = c;
             }
         }
+        // Only interrupts requested from now on stop this program (one
+        // read of the count: the gate is derived from it).
+        vm.set_interrupts_seen(crate::interrupt::count());
         vm
     }
 

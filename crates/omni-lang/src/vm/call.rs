@@ -164,8 +164,9 @@ impl Vm {
             Some(p) => p,
             None => return Err(LispError::new("internal: unknown procedure", span)),
         };
-        if crate::interrupt::count() != self.interrupts_seen() {
-            crate::interrupt::acknowledge();
+        let requests = crate::interrupt::count();
+        if requests != self.interrupts_seen() {
+            crate::interrupt::acknowledge(requests);
             return Err(LispError::new("interrupted", span));
         }
         if argc < proto.nparams || (!proto.rest && argc > proto.nparams) {
