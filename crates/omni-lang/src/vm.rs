@@ -17,7 +17,7 @@ use std::sync::Arc;
 use omni_mem::{
     admit_into, alloc_box, alloc_closure, box_get, box_set, closure_capture, closure_code,
     region_create, region_create_at, region_create_process, region_exit, region_of, reserve_ranks,
-    storable_below_rank, store_region, MemError, Region, Repair, Value,
+    storable_below_rank, storable_in, store_region, MemError, Region, Repair, Value,
 };
 
 use crate::builtins::Prim;
@@ -599,6 +599,23 @@ impl Vm {
             },
         };
         admit_into(r, v)
+    }
+
+    /// Whether heap value `v` may be returned into `d` as it is (built
+    /// there, or in an older region): the return boundary's common case,
+    /// decided in line; `admit_dst_heap` makes the same decision.
+    #[inline(always)]
+    fn dst_holds(&self, d: Dst, v: Value) -> bool {
+        match d {
+            Dst::Region(r) => storable_in(r, v),
+            Dst::Scratch(i) => match self.scratch_stack.get(i) {
+                Some(ScratchSlot {
+                    region: Some(r), ..
+                }) => storable_in(*r, v),
+                Some(ScratchSlot { rank, region: None }) => storable_below_rank(v, *rank),
+                None => false,
+            },
+        }
     }
 
     /// The region allocation target `t` names in this activation. The

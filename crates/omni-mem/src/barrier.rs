@@ -38,16 +38,29 @@ pub enum Repair {
 /// immediate or point into a live region of this thread (or a process region).
 #[inline]
 pub(crate) unsafe fn admit(dst: *mut RegionBlock, v: Value) -> MemResult<Value> {
+    // SAFETY: per the contract.
+    unsafe {
+        if admits_as_is(dst, v) {
+            return Ok(v);
+        }
+        repair(dst, block_of_ptr(v.heap_ptr()), v).map(|(v, _)| v)
+    }
+}
+
+/// The barrier's fast test: `v` may be stored in `dst` as it is (an
+/// immediate, or an object of `dst` or of a region that outlives it).
+///
+/// # Safety
+/// As `admit`.
+#[inline(always)]
+pub(crate) unsafe fn admits_as_is(dst: *mut RegionBlock, v: Value) -> bool {
     if !v.is_heap() {
-        return Ok(v);
+        return true;
     }
     // SAFETY: per the contract.
     unsafe {
         let rv = block_of_ptr(v.heap_ptr());
-        if rv == dst || (*rv).rank < (*dst).admit_rank {
-            return Ok(v);
-        }
-        repair(dst, rv, v).map(|(v, _)| v)
+        rv == dst || (*rv).rank < (*dst).admit_rank
     }
 }
 
@@ -130,6 +143,16 @@ pub fn storable_below_rank(v: Value, rank: u64) -> bool {
     }
     // SAFETY: `v` is held by the mutator, hence in a live region.
     unsafe { (*block_of_ptr(v.heap_ptr())).rank < rank }
+}
+
+/// Whether `v` may be stored in `dst` as it is: `admit_into(dst, v)`
+/// would return it unchanged with no repair. The VM's return boundary
+/// asks this first, in line.
+#[inline]
+pub fn storable_in(dst: Region, v: Value) -> bool {
+    // SAFETY: `dst` is live and ours; `v` is held by the mutator, hence in
+    // a live region.
+    unsafe { admits_as_is(dst.block(), v) }
 }
 
 /// Make `v` storable in region `dst` and say which repair, if any, was used.

@@ -42,7 +42,7 @@ not_loom! {
     mod transmigrate;
     mod value;
 
-    pub use barrier::{admit_into, storable_below_rank, Repair};
+    pub use barrier::{admit_into, storable_below_rank, storable_in, Repair};
     pub use build_info::build_info;
     pub use equal::{equal, eqv, hash_value};
     pub use error::{MemError, MemResult};

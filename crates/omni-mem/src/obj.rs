@@ -23,11 +23,11 @@
 
 use std::ptr;
 
-use crate::barrier::{admit, store};
+use crate::barrier::{admit, admits_as_is, store};
 use crate::slots::{admit_slot, after_slot_store, note_read, write_slot};
 use crate::equal::{equal, hash_value};
 use crate::error::{MemError, MemResult};
-use crate::region::{alloc_raw, block_of_ptr, debug_check_live, Region, RegionBlock};
+use crate::region::{alloc_raw, block_of_ptr, debug_check_live, try_bump, Region, RegionBlock};
 use crate::value::Value;
 
 pub(crate) const HDR: usize = 8;
@@ -190,15 +190,41 @@ fn words(n: usize) -> MemResult<usize> {
 // ---------------------------------------------------------------------------
 // Pairs
 
-#[inline]
+/// A new pair in `r`. The common case (both fields storable in `r` as
+/// they are, room in the current segment) is in line at the caller, with
+/// no call and no `MemResult` through memory; anything else (a repair, a
+/// new segment, a quota) is `alloc_pair_slow`.
+#[inline(always)]
 pub fn alloc_pair(r: Region, car: Value, cdr: Value) -> MemResult<Value> {
     let b = r.block();
+    // SAFETY: `b` is live and ours; both fields are storable in `b` as they
+    // are (the barrier's own fast test); `cur..end` lies inside the current
+    // segment, so the 3 words are fresh memory of `b`, written before the
+    // value is returned.
+    unsafe {
+        if admits_as_is(b, car) && admits_as_is(b, cdr) {
+            if let Some(p) = try_bump(b, PAIR_BYTES) {
+                p.cast::<u64>().write(make_header(HeapTag::Pair, 0));
+                field(p, 0).write(car);
+                field(p, 1).write(cdr);
+                return Ok(Value::from_heap(p));
+            }
+        }
+    }
+    alloc_pair_slow(b, car, cdr)
+}
+
+const PAIR_BYTES: usize = HDR + 2 * WORD;
+
+#[cold]
+#[inline(never)]
+fn alloc_pair_slow(b: *mut RegionBlock, car: Value, cdr: Value) -> MemResult<Value> {
     // SAFETY: `b` is live and ours; fields are written before the value is
     // returned; both values were admitted into `b`.
     unsafe {
         let car = admit(b, car)?;
         let cdr = admit(b, cdr)?;
-        let p = new_object(b, HDR + 2 * WORD, make_header(HeapTag::Pair, 0))?;
+        let p = new_object(b, PAIR_BYTES, make_header(HeapTag::Pair, 0))?;
         field(p, 0).write(car);
         field(p, 1).write(cdr);
         Ok(Value::from_heap(p))

@@ -1477,15 +1477,31 @@ pub(crate) unsafe fn set_bump_cur(b: *mut RegionBlock, cur: *mut u8) {
 /// `b` must be a live, unmerged control block owned by this thread.
 #[inline]
 pub(crate) unsafe fn alloc_raw(b: *mut RegionBlock, size: usize) -> MemResult<*mut u8> {
+    // SAFETY: per the contract.
+    unsafe {
+        match try_bump(b, size) {
+            Some(p) => Ok(p),
+            None => alloc_slow(b, size),
+        }
+    }
+}
+
+/// `alloc_raw`'s fast path alone: `size` bytes from the current segment,
+/// or `None` when it has no room (then `alloc_raw` takes a new one).
+///
+/// # Safety
+/// As `alloc_raw`.
+#[inline(always)]
+pub(crate) unsafe fn try_bump(b: *mut RegionBlock, size: usize) -> Option<*mut u8> {
     debug_assert!(size.is_multiple_of(8) && size > 0);
     // SAFETY: per the contract; cur..end lies inside the current segment.
     unsafe {
         let cur = (*b).cur;
         if size <= (*b).end.addr() - cur.addr() {
             (*b).cur = cur.add(size);
-            return Ok(cur);
+            return Some(cur);
         }
-        alloc_slow(b, size)
+        None
     }
 }
 

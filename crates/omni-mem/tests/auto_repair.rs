@@ -349,3 +349,47 @@ fn storable_below_rank_agrees_with_admit_into() {
     region_exit(old);
     assert_no_live_regions();
 }
+
+/// `storable_in` (the VM's in-line return test) says yes exactly when
+/// `admit_into` would keep the value as it is.
+#[test]
+fn storable_in_agrees_with_admit_into() {
+    let old = region_create();
+    let mid = region_create();
+    let young = region_create();
+    let values = [int(7), list(old, 3), list(mid, 3), list(young, 3)];
+    for dst in [old, mid, young] {
+        for &v in &values {
+            let as_is = storable_in(dst, v);
+            let (w, how) = admit_into(dst, v).unwrap();
+            assert_eq!(as_is, how == Repair::None, "storable_in disagrees");
+            if as_is {
+                assert!(w.is(v), "a value storable as it is stays itself");
+            }
+        }
+    }
+    region_exit(young);
+    region_exit(mid);
+    region_exit(old);
+    assert_no_live_regions();
+}
+
+/// A pair built with fields from its own and from older regions is built
+/// in place; a field from a younger region is repaired first (the slow
+/// path), so the pair never points into a region that dies before it.
+#[test]
+fn alloc_pair_fast_and_slow_paths_keep_the_region_order() {
+    let old = region_create();
+    let young = region_create();
+    let in_old = list(old, 2);
+    let in_young = list(young, 2);
+    let p = alloc_pair(old, int(1), in_old).unwrap();
+    assert!(cdr(p).unwrap().is(in_old), "an own-region field is kept");
+    let q = alloc_pair(old, in_young, int(2)).unwrap();
+    let copied = car(q).unwrap();
+    assert!(!copied.is(in_young), "a younger field is repaired");
+    region_exit(young);
+    assert_eq!(list_ints(copied), vec![0, 1]);
+    region_exit(old);
+    assert_no_live_regions();
+}

@@ -87,7 +87,7 @@ impl Vm {
                     None => {
                         // Return boundary: the result must live in dst
                         // before the scratch region goes away.
-                        let out = if v.is_heap() {
+                        let out = if v.is_heap() && !self.dst_holds(dst, v) {
                             self.admit_return(dst, v, span)
                         } else {
                             Ok(v)
@@ -284,7 +284,7 @@ impl Vm {
         let top = self.stack.len();
         let first = top - argc;
         let mut failed = None;
-        if g.is_heap() && !in_region(next, g) {
+        if g.is_heap() && !in_region(next, g) && !self.dst_holds(dst, g) {
             match self.admit_dst_heap(dst, g) {
                 Ok((v, _)) => g = v,
                 Err(e) => failed = Some(mem_err(e, span)),
@@ -293,7 +293,7 @@ impl Vm {
         if failed.is_none() {
             for i in first..top {
                 let x = self.stack[i];
-                if !x.is_heap() || in_region(next, x) {
+                if !x.is_heap() || in_region(next, x) || self.dst_holds(dst, x) {
                     continue;
                 }
                 match self.admit_dst_heap(dst, x) {

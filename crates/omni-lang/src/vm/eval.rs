@@ -148,6 +148,11 @@ impl Vm {
             Node::If(c, t, e) => self.eval_if(c, t, e, fr),
             Node::Call { .. } => self.eval_call(n, fr),
             Node::Global(g, span) => self.eval_global(*g, *span),
+            Node::FixExpr { .. } => self.eval_fixexpr(n, fr),
+            Node::SelfRef => Ok(fr.closure),
+            Node::Capture(i) => {
+                Ok(closure_capture(fr.closure, *i as usize).unwrap_or(Value::NOTHING))
+            }
             _ => self.eval_misc(n, fr),
         }
     }
