@@ -112,13 +112,26 @@ impl Vm {
     #[inline(always)]
     fn fix_arg(&self, o: &FixArg, fr: &Frame) -> Value {
         match o {
+            FixArg::Fix(n) => match (self.fix_leaf(&n.1, fr), self.fix_leaf(&n.2, fr)) {
+                // A nested operation on leaves (`(+ row dist)`) in line.
+                (Some(x), Some(y)) => fixop(n.0, x, y).unwrap_or(Value::UNDEFINED),
+                _ => self.nested_fix(n, fr),
+            },
+            leaf => self.fix_leaf(leaf, fr).unwrap_or(Value::UNDEFINED),
+        }
+    }
+
+    /// A leaf operand's value (`None` for a nested operation).
+    #[inline(always)]
+    fn fix_leaf(&self, o: &FixArg, fr: &Frame) -> Option<Value> {
+        Some(match o {
             FixArg::Local(s) => self.stack[fr.base + *s as usize],
             FixArg::Const(v) => *v,
             FixArg::Unary(op, s) => {
                 unary_fast_path(*op, self.stack[fr.base + *s as usize]).unwrap_or(Value::UNDEFINED)
             }
-            FixArg::Fix(n) => self.nested_fix(n, fr),
-        }
+            FixArg::Fix(_) => return None,
+        })
     }
 
     #[inline(never)]
