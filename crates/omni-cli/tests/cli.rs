@@ -582,3 +582,53 @@ fn an_interrupt_stops_the_program_and_keeps_its_output() {
         other => panic!("unexpected output {other:?}"),
     }
 }
+
+/// The main thread waits in `recv` while another thread computes forever.
+/// The interrupt stops that thread; the main thread, now the only one and
+/// blocked, reports the interrupt (which caused it), not a deadlock.
+#[test]
+fn an_interrupt_while_a_thread_waits_is_reported_as_the_interrupt() {
+    use std::io::{BufRead, BufReader, Read};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_omni"))
+        .args([
+            "-e",
+            "(define c (chan)) \
+             (define (spin n) (spin (+ n 1))) \
+             (define t (spawn (fn [] (spin 0)))) \
+             (let loop ((i 0)) (when (< i 2000) (println \"started\") (loop (+ i 1)))) \
+             (recv c)",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run omni");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert_eq!(first, "started\n");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let signal = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(signal.success());
+    let pid = child.id().to_string();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(60));
+        let _ = Command::new("kill").args(["-9", &pid]).status();
+    });
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(err.contains("error: interrupted"), "{err}");
+    assert!(!err.contains("deadlock"), "{err}");
+}

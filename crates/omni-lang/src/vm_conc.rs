@@ -14,11 +14,18 @@ use crate::ir::Node;
 use crate::reader::Span;
 use crate::vm::{mem_err, Dst, Frame, LispError, Vm, VmResult, PRIM_BIT};
 
-fn conc_err(e: ConcError, op: &str, span: Span) -> Box<LispError> {
-    LispError::new(e.message(op), span)
-}
-
 impl Vm {
+    /// The error of a failed channel or thread operation. A deadlock that
+    /// an interrupt caused (a peer thread stopped by it while this one
+    /// waited) is reported as the interrupt, which it is.
+    fn conc_err(&self, e: ConcError, op: &str, span: Span) -> Box<LispError> {
+        if e == ConcError::Deadlock && crate::interrupt::count() != self.interrupts_seen() {
+            crate::interrupt::acknowledge(crate::interrupt::count());
+            return LispError::new("interrupted", span);
+        }
+        LispError::new(e.message(op), span)
+    }
+
     fn handle_arg(&self, op: &str, kind: u8, v: Value, span: Span) -> VmResult<u32> {
         match v.as_handle() {
             Some((k, i)) if k == kind => Ok(i),
@@ -74,7 +81,9 @@ impl Vm {
         } else {
             Handoff::Immediate
         });
-        self.rt.send(id, p).map_err(|e| conc_err(e, "send", span))?;
+        self.rt
+            .send(id, p)
+            .map_err(|e| self.conc_err(e, "send", span))?;
         Ok(Value::NOTHING)
     }
 
@@ -106,14 +115,20 @@ impl Vm {
         };
         let (p, how) = Parcel::send_from(r, v).map_err(|e| mem_err(e, span))?;
         self.note_handoff(how);
-        self.rt.send(id, p).map_err(|e| conc_err(e, "send", span))?;
+        self.rt
+            .send(id, p)
+            .map_err(|e| self.conc_err(e, "send", span))?;
         Ok(Value::NOTHING)
     }
 
     /// `(recv c)`: the message's region is spliced into `dst`.
     pub(crate) fn prim_recv(&mut self, c: Value, dst: Region, span: Span) -> VmResult<Value> {
         let id = self.handle_arg("recv", HANDLE_CHAN, c, span)?;
-        match self.rt.recv(id).map_err(|e| conc_err(e, "recv", span))? {
+        match self
+            .rt
+            .recv(id)
+            .map_err(|e| self.conc_err(e, "recv", span))?
+        {
             Some(p) => {
                 self.stats.receives += 1;
                 Ok(p.adopt(dst))
@@ -124,7 +139,9 @@ impl Vm {
 
     pub(crate) fn prim_close(&mut self, c: Value, span: Span) -> VmResult<Value> {
         let id = self.handle_arg("close", HANDLE_CHAN, c, span)?;
-        self.rt.close(id).map_err(|e| conc_err(e, "close", span))?;
+        self.rt
+            .close(id)
+            .map_err(|e| self.conc_err(e, "close", span))?;
         Ok(Value::NOTHING)
     }
 
@@ -132,7 +149,11 @@ impl Vm {
     /// raised here, with its own backtrace.
     pub(crate) fn prim_join(&mut self, h: Value, dst: Region, span: Span) -> VmResult<Value> {
         let id = self.handle_arg("join", HANDLE_THREAD, h, span)?;
-        match self.rt.join(id).map_err(|e| conc_err(e, "join", span))? {
+        match self
+            .rt
+            .join(id)
+            .map_err(|e| self.conc_err(e, "join", span))?
+        {
             Ok(p) => Ok(p.adopt(dst)),
             Err(e) => {
                 let at = match e.span {
