@@ -518,19 +518,14 @@ fn the_retention_example_names_its_site() {
 /// Ctrl-C (or `kill`) stops a running program at its next call: its
 /// output so far is written, the error says where it was, and the exit
 /// status is 130.
-#[test]
-fn an_interrupt_stops_the_program_and_keeps_its_output() {
+/// Run `program` (which first prints 2,000 lines "started", enough to fill
+/// the output buffer, so the first line reaching the pipe proves it runs
+/// with the interrupt handler installed), send SIGINT half a second later,
+/// and return its exit code, the rest of its stdout, and its stderr.
+fn interrupted_run(program: &str) -> (Option<i32>, String, String) {
     use std::io::{BufRead, BufReader, Read};
-    // 2,000 lines (16 KB) fill the output buffer, so the first ones reach
-    // the pipe while the program runs: reading one proves it is running,
-    // with the interrupt handler installed. Then it computes "forever".
     let mut child = Command::new(env!("CARGO_BIN_EXE_omni"))
-        .args([
-            "-e",
-            "(let loop ((i 0)) (when (< i 2000) (println \"started\") (loop (+ i 1)))) \
-             (display \"partial\") \
-             (define (fib n) (if (< n 2) n (+ (fib (- n 1)) (fib (- n 2))))) (fib 80)",
-        ])
+        .args(["-e", program])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -540,8 +535,9 @@ fn an_interrupt_stops_the_program_and_keeps_its_output() {
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
     assert_eq!(first, "started\n");
-    // Usually long enough to reach `fib`; the checks below hold either way
-    // (a slow build, under ASan say, may be stopped inside the loop).
+    // Usually long enough to get past the printing; the callers' checks
+    // hold either way (a slow build, under ASan say, may be stopped
+    // inside the loop).
     std::thread::sleep(std::time::Duration::from_millis(500));
     let signal = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
@@ -565,7 +561,20 @@ fn an_interrupt_stops_the_program_and_keeps_its_output() {
         .unwrap()
         .read_to_string(&mut err)
         .unwrap();
-    assert_eq!(status.code(), Some(130), "{err}");
+    (status.code(), rest, err)
+}
+
+const PRINT_STARTED: &str =
+    "(let loop ((i 0)) (when (< i 2000) (println \"started\") (loop (+ i 1)))) ";
+
+#[test]
+fn an_interrupt_stops_the_program_and_keeps_its_output() {
+    // Prints, then computes "forever".
+    let (code, rest, err) = interrupted_run(&format!(
+        "{PRINT_STARTED}(display \"partial\") \
+         (define (fib n) (if (< n 2) n (+ (fib (- n 1)) (fib (- n 2))))) (fib 80)"
+    ));
+    assert_eq!(code, Some(130), "{err}");
     assert!(err.contains("error: interrupted"), "{err}");
     // Whole lines only, then the unfinished one if the program got that
     // far: and then nothing lost, every line is there.
@@ -583,52 +592,30 @@ fn an_interrupt_stops_the_program_and_keeps_its_output() {
     }
 }
 
+/// `guard-error` does not catch an interrupt: a program that retries
+/// whatever fails still stops.
+#[test]
+fn an_interrupt_is_not_caught_by_guard_error() {
+    let (code, rest, err) = interrupted_run(&format!(
+        "(define (spin n) (spin (+ n 1))) \
+         (define (forever) (guard-error (fn [] (spin 0)) (fn [m] (println \"caught\"))) (forever)) \
+         {PRINT_STARTED}(forever)"
+    ));
+    assert_eq!(code, Some(130), "{err}");
+    assert!(err.contains("error: interrupted"), "{err}");
+    assert!(!rest.contains("caught"), "{rest}");
+}
+
 /// The main thread waits in `recv` while another thread computes forever.
 /// The interrupt stops that thread; the main thread, now the only one and
 /// blocked, reports the interrupt (which caused it), not a deadlock.
 #[test]
 fn an_interrupt_while_a_thread_waits_is_reported_as_the_interrupt() {
-    use std::io::{BufRead, BufReader, Read};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_omni"))
-        .args([
-            "-e",
-            "(define c (chan)) \
-             (define (spin n) (spin (+ n 1))) \
-             (define t (spawn (fn [] (spin 0)))) \
-             (let loop ((i 0)) (when (< i 2000) (println \"started\") (loop (+ i 1)))) \
-             (recv c)",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run omni");
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut first = String::new();
-    stdout.read_line(&mut first).unwrap();
-    assert_eq!(first, "started\n");
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let signal = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("run kill");
-    assert!(signal.success());
-    let pid = child.id().to_string();
-    std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_secs(60));
-        let _ = Command::new("kill").args(["-9", &pid]).status();
-    });
-    let mut rest = String::new();
-    stdout.read_to_string(&mut rest).unwrap();
-    let status = child.wait().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
-    assert_eq!(status.code(), Some(130), "{err}");
+    let (code, _, err) = interrupted_run(&format!(
+        "(define c (chan)) (define (spin n) (spin (+ n 1))) \
+         (define t (spawn (fn [] (spin 0)))) {PRINT_STARTED}(recv c)"
+    ));
+    assert_eq!(code, Some(130), "{err}");
     assert!(err.contains("error: interrupted"), "{err}");
     assert!(!err.contains("deadlock"), "{err}");
 }
