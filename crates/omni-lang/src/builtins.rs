@@ -164,6 +164,35 @@ impl Prim {
         PRIMS.get(i).map(|e| e.0)
     }
 
+    /// Whether the VM answers a call of this one-operand primitive without
+    /// a call when it applies (`vm::eval::unary_fast_path`; a test there
+    /// checks the two agree): `fuse.rs` fuses exactly these on a local.
+    pub fn has_unary_fast_path(self) -> bool {
+        use Prim::*;
+        matches!(
+            self,
+            Car | Cdr
+                | IsNull
+                | IsPair
+                | Not
+                | IsZero
+                | Cadr
+                | Cddr
+                | Caddr
+                | IsSymbol
+                | IsNumber
+                | IsInteger
+                | IsString
+                | IsFloat
+                | IsChar
+                | IsProcedure
+                | IsArray
+                | IsDict
+                | IsBoolean
+                | IsNothing
+        )
+    }
+
     /// Whether the primitive allocates its result (so its site has a region).
     /// Inlined: the VM asks on every primitive call.
     #[inline(always)]

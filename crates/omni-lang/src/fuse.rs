@@ -21,29 +21,7 @@ pub fn fuse(n: Node) -> Node {
         } => {
             let args: Vec<Node> = args.into_iter().map(fuse).collect();
             let fixop = FixOp::of_prim(op);
-            let local1 = matches!(
-                op,
-                Prim::Car
-                    | Prim::Cdr
-                    | Prim::IsNull
-                    | Prim::IsPair
-                    | Prim::Not
-                    | Prim::IsZero
-                    | Prim::Cadr
-                    | Prim::Cddr
-                    | Prim::Caddr
-                    | Prim::IsSymbol
-                    | Prim::IsNumber
-                    | Prim::IsInteger
-                    | Prim::IsString
-                    | Prim::IsFloat
-                    | Prim::IsChar
-                    | Prim::IsProcedure
-                    | Prim::IsArray
-                    | Prim::IsDict
-                    | Prim::IsBoolean
-                    | Prim::IsNothing
-            );
+            let local1 = op.has_unary_fast_path();
             let fused = match (fixop, args.as_slice()) {
                 (Some(f), [x, y]) => operand(x).zip(operand(y)).map(|(a, b)| (f, a, b)),
                 _ => None,

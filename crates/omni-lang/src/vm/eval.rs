@@ -677,3 +677,42 @@ mod smallvec_like {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Prim::has_unary_fast_path` (what `fuse.rs` fuses) names exactly the
+    /// primitives `unary_fast_path` answers for some value.
+    #[test]
+    fn the_fused_unary_primitives_are_the_ones_with_a_fast_path() {
+        let r = omni_mem::region_create();
+        // (1 2 3): long enough for `caddr`.
+        let mut list = Value::EMPTY;
+        for k in [3, 2, 1] {
+            let k = Value::fixnum(k).expect("fixnum");
+            list = omni_mem::alloc_pair(r, k, list).expect("pair");
+        }
+        let samples = [
+            Value::fixnum(0).expect("fixnum"),
+            Value::fixnum(7).expect("fixnum"),
+            Value::EMPTY,
+            Value::TRUE,
+            Value::FALSE,
+            Value::NOTHING,
+            list,
+        ];
+        let mut i = 0;
+        while let Some(op) = Prim::from_index(i) {
+            let answered = samples.iter().any(|&x| unary_fast_path(op, x).is_some());
+            assert_eq!(
+                answered,
+                op.has_unary_fast_path(),
+                "{}: fast path and fusion disagree",
+                op.name()
+            );
+            i += 1;
+        }
+        omni_mem::region_exit(r);
+    }
+}
