@@ -28,7 +28,7 @@ OMNI=target/release/omni
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
 
-echo "# side_by_side: $(rustc --version) | profile=release (lto=thin, codegen-units=1) | RUSTFLAGS=\"${RUSTFLAGS:-}\" | cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) | cores=$(nproc) | mode=side-by-side reps=$REPS"
+echo "# side_by_side: $(rustc --version) | profile=release (lto=$(sed -n 's/^lto = "\(.*\)"/\1/p' Cargo.toml), codegen-units=1) | RUSTFLAGS=\"${RUSTFLAGS:-}\" | cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs) | cores=$(nproc) | mode=side-by-side reps=$REPS"
 echo "# peers: chez $(scheme --version 2>&1 | head -1) | $(guile --version | head -1) | $(sbcl --version)"
 echo "# machine is shared and noisy: compare ratios within this run, not across runs"
 
