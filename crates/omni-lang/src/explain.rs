@@ -183,6 +183,7 @@ fn walk<'a>(n: &'a Node, lines: &mut Vec<String>, nested: &mut Vec<&'a Proto>) {
         // Superinstructions print as the primitive call they stand for.
         Node::FixOp2 { general, .. }
         | Node::FixExpr { general, .. }
+        | Node::EqConst { general, .. }
         | Node::LocalOp1 { general, .. }
         | Node::LocalOp2 { general, .. } => walk(general, lines, nested),
         Node::SendFresh { chan, msg, span } => {

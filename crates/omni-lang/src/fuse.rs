@@ -55,13 +55,23 @@ pub fn fuse(n: Node) -> Node {
                 }
                 _ => None,
             };
+            let eq_const = match (op, args.as_slice()) {
+                (Prim::IsEq, [x, Node::Const(k)]) | (Prim::IsEq, [Node::Const(k), x]) => match x {
+                    Node::Local(s) => Some((FixArg::Local(*s), *k)),
+                    Node::LocalOp1 { op, slot, .. } => Some((FixArg::Unary(*op, *slot), *k)),
+                    _ => None,
+                },
+                _ => None,
+            };
             let general = Box::new(Node::Prim {
                 op,
                 args,
                 target,
                 span,
             });
-            if let Some((op, a, b)) = negated.or(fused) {
+            if let Some((a, k)) = eq_const {
+                Node::EqConst { a, k, general }
+            } else if let Some((op, a, b)) = negated.or(fused) {
                 Node::FixOp2 { op, a, b, general }
             } else if let Some((op, a, b)) = negated_expr.or(fused_expr) {
                 Node::FixExpr { op, a, b, general }
@@ -207,6 +217,7 @@ fn touches(n: &Node, s: u32) -> bool {
         }
         Node::FixOp2 { general, .. }
         | Node::FixExpr { general, .. }
+        | Node::EqConst { general, .. }
         | Node::LocalOp1 { general, .. }
         | Node::LocalOp2 { general, .. } => touches(general, s),
         Node::SendFresh { chan, msg, .. } => touches(chan, s) || touches(msg, s),
@@ -227,6 +238,33 @@ mod tests {
             target: Target::Dst,
             span: Span::default(),
         }
+    }
+
+    #[test]
+    fn eq_with_an_immediate_constant_fuses_on_a_local_or_its_car() {
+        let k = Value::fixnum(7).unwrap();
+        let on_car = fuse(prim(
+            Prim::IsEq,
+            vec![prim(Prim::Car, vec![Node::Local(2)]), Node::Const(k)],
+        ));
+        assert!(matches!(
+            on_car,
+            Node::EqConst {
+                a: FixArg::Unary(Prim::Car, 2),
+                ..
+            }
+        ));
+        let reversed = fuse(prim(Prim::IsEq, vec![Node::Const(k), Node::Local(1)]));
+        assert!(matches!(
+            reversed,
+            Node::EqConst {
+                a: FixArg::Local(1),
+                ..
+            }
+        ));
+        // Two locals: nothing to fuse on (the general `eq?` stays).
+        let two = fuse(prim(Prim::IsEq, vec![Node::Local(0), Node::Local(1)]));
+        assert!(matches!(two, Node::Prim { op: Prim::IsEq, .. }));
     }
 
     #[test]

@@ -216,6 +216,15 @@ pub enum Node {
         slot: u32,
         general: Box<Node>,
     },
+    /// `(eq? x 'k)` (or `(eq? 'k x)`) with an immediate constant `k` and
+    /// `x` a local or a one-operand primitive on a local (`(car e)`):
+    /// identity without a call. When `x` does not apply (`car` of a
+    /// non-pair), `general` runs and reports it.
+    EqConst {
+        a: FixArg,
+        k: Value,
+        general: Box<Node>,
+    },
     /// `(send chan msg)` where `msg` is a fresh constructor expression: it
     /// is built in a new message region, which is handed to the receiver
     /// whole (Option A). Other sends copy (Option B).

@@ -152,6 +152,18 @@ impl Vm {
         }
     }
 
+    /// `Node::EqConst`: as `eval_fixexpr`.
+    #[inline(never)]
+    fn eval_eqconst(&mut self, n: &Node, fr: &mut Frame) -> VmResult<Value> {
+        let Node::EqConst { a, k, general } = n else {
+            return self.eval_node(n, fr);
+        };
+        match self.fix_leaf(a, fr) {
+            Some(x) if x != Value::UNDEFINED => Ok(Value::bool(x.is(*k))),
+            _ => self.eval_node(general, fr),
+        }
+    }
+
     /// The nodes `eval` does not handle in line. A thin dispatcher: the
     /// frequent kinds go to small functions of their own (called in tail
     /// position, so this one needs no frame of its own), the rest to
@@ -162,6 +174,7 @@ impl Vm {
             Node::Call { .. } => self.eval_call(n, fr),
             Node::Global(g, span) => self.eval_global(*g, *span),
             Node::FixExpr { .. } => self.eval_fixexpr(n, fr),
+            Node::EqConst { .. } => self.eval_eqconst(n, fr),
             Node::SelfRef => Ok(fr.closure),
             Node::Capture(i) => {
                 Ok(closure_capture(fr.closure, *i as usize).unwrap_or(Value::NOTHING))
@@ -325,6 +338,7 @@ impl Vm {
             }
             Node::If(..) | Node::Call { .. } | Node::Global(..) => self.eval_node(n, fr)?,
             Node::FixExpr { .. } => return self.eval_fixexpr(n, fr),
+            Node::EqConst { .. } => return self.eval_eqconst(n, fr),
             Node::Or(a, b) => return self.eval_or(a, b, fr),
             Node::Prim { .. } => self.eval_prim(n, fr)?,
         })
