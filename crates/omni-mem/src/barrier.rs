@@ -15,7 +15,7 @@
 
 use crate::error::MemResult;
 use crate::region::{
-    block_of_ptr, bytes_allocated, merge, merge_threshold, slot_region_dies_with, with_stats, Region,
+    block_of_ptr, bytes_allocated, in_current_segment, merge, merge_threshold, slot_region_dies_with, with_stats, Region,
     RegionBlock,
 };
 use crate::transmigrate::{transmigrate_into, Domain};
@@ -59,6 +59,11 @@ pub(crate) unsafe fn admits_as_is(dst: *mut RegionBlock, v: Value) -> bool {
     }
     // SAFETY: per the contract.
     unsafe {
+        // A value just built in `dst` (the cdr of a list being consed, a
+        // result returned into it) is found without the segment lookup.
+        if in_current_segment(dst, v.heap_ptr()) {
+            return true;
+        }
         let rv = block_of_ptr(v.heap_ptr());
         rv == dst || (*rv).rank < (*dst).admit_rank
     }

@@ -1486,6 +1486,19 @@ pub(crate) unsafe fn alloc_raw(b: *mut RegionBlock, size: usize) -> MemResult<*m
     }
 }
 
+/// Whether `p` was bumped from `b`'s current segment (`b` itself, not a
+/// region merged into it): then it is `b`'s, with no segment lookup. A
+/// `false` says nothing.
+///
+/// # Safety
+/// `b` must be a live control block.
+#[inline(always)]
+pub(crate) unsafe fn in_current_segment(b: *mut RegionBlock, p: *mut u8) -> bool {
+    // SAFETY: per the contract. `cur_seg_start..cur` is the part of the
+    // current segment bumped so far, which only `b` allocates from.
+    unsafe { (*b).cur_seg_start.addr() <= p.addr() && p.addr() < (*b).cur.addr() }
+}
+
 /// `alloc_raw`'s fast path alone: `size` bytes from the current segment,
 /// or `None` when it has no room (then `alloc_raw` takes a new one).
 ///

@@ -407,6 +407,11 @@ impl Vm {
                 }
                 self.prim_general(n, &[x, y], fr)
             }
+            // A short `list` straight into its region, from a fixed
+            // buffer (reached from here: `eval_prim_n`'s frame is large).
+            _ if op == Prim::List && args.len() <= 4 && !watched(op, *target) => {
+                self.short_list(n, args, *target, fr)
+            }
             _ => self.eval_prim_n(n, fr),
         }
     }
@@ -427,12 +432,6 @@ impl Vm {
                 Some(v) => Ok(v),
                 None => self.prim_general(n, &[x, y, z], fr),
             };
-        }
-        // A short `list` straight into its region, from a fixed buffer.
-        if let (Prim::List, Node::Prim { target, .. }) = (*op, n) {
-            if args.len() <= 4 && !watched(Prim::List, *target) {
-                return self.short_list(n, args, *target, fr);
-            }
         }
         let mut av: smallvec_like::Args = smallvec_like::Args::new();
         for a in args {
