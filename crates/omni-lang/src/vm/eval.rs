@@ -249,7 +249,22 @@ impl Vm {
             f => self.eval(f, fr)?,
         };
         for a in args {
-            let v = self.eval(a, fr)?;
+            // A fixnum operation as an argument (`(f (- n 1))`) in line.
+            let v = match a {
+                Node::FixOp2 { op, a: x, b: y, .. } => {
+                    match fixop(*op, self.operand(*x, fr), self.operand(*y, fr)) {
+                        Some(v) => v,
+                        None => self.eval(a, fr)?,
+                    }
+                }
+                Node::LocalOp1 { op, slot, .. } => {
+                    match unary_fast_path(*op, self.stack[fr.base + *slot as usize]) {
+                        Some(v) => v,
+                        None => self.eval(a, fr)?,
+                    }
+                }
+                _ => self.eval(a, fr)?,
+            };
             self.stack.push(v);
         }
         if tail {
