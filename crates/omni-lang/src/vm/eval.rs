@@ -188,6 +188,17 @@ impl Vm {
         // A fixnum comparison as the test is decided here, without a call.
         let fast = match c {
             Node::FixOp2 { op, a, b, .. } => fixop(*op, self.operand(*a, fr), self.operand(*b, fr)),
+            Node::LocalOp1 { op, slot, .. } => {
+                unary_fast_path(*op, self.stack[fr.base + *slot as usize])
+            }
+            Node::EqConst { a, k, .. } => match self.fix_leaf(a, fr) {
+                Some(x) if x != Value::UNDEFINED => Some(Value::bool(x.is(*k))),
+                _ => None,
+            },
+            Node::LocalOp2 {
+                outer, inner, slot, ..
+            } => unary_fast_path(*inner, self.stack[fr.base + *slot as usize])
+                .and_then(|y| unary_fast_path(*outer, y)),
             _ => None,
         };
         let c = match fast {
