@@ -59,8 +59,27 @@ pub(crate) unsafe fn admits_as_is(dst: *mut RegionBlock, v: Value) -> bool {
     }
     // SAFETY: per the contract.
     unsafe {
-        // A value just built in `dst` (the cdr of a list being consed, a
-        // result returned into it) is found without the segment lookup.
+        let rv = block_of_ptr(v.heap_ptr());
+        rv == dst || (*rv).rank < (*dst).admit_rank
+    }
+}
+
+/// `admits_as_is` for a value that was probably just built in `dst` (a
+/// constructor's fields, a result at the return boundary): a value in the
+/// part of `dst`'s current segment bumped so far is `dst`'s, found by two
+/// compares before the segment lookup. Not used by stores, whose values
+/// usually come from elsewhere (the two compares cost the store barrier's
+/// fast path more than they save there).
+///
+/// # Safety
+/// As `admit`.
+#[inline(always)]
+pub(crate) unsafe fn admits_fresh_as_is(dst: *mut RegionBlock, v: Value) -> bool {
+    if !v.is_heap() {
+        return true;
+    }
+    // SAFETY: per the contract.
+    unsafe {
         if in_current_segment(dst, v.heap_ptr()) {
             return true;
         }
@@ -157,7 +176,7 @@ pub fn storable_below_rank(v: Value, rank: u64) -> bool {
 pub fn storable_in(dst: Region, v: Value) -> bool {
     // SAFETY: `dst` is live and ours; `v` is held by the mutator, hence in
     // a live region.
-    unsafe { admits_as_is(dst.block(), v) }
+    unsafe { admits_fresh_as_is(dst.block(), v) }
 }
 
 /// Make `v` storable in region `dst` and say which repair, if any, was used.

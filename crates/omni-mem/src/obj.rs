@@ -23,7 +23,7 @@
 
 use std::ptr;
 
-use crate::barrier::{admit, admits_as_is, store};
+use crate::barrier::{admit, admits_fresh_as_is, store};
 use crate::slots::{admit_slot, after_slot_store, note_read, write_slot};
 use crate::equal::{equal, hash_value};
 use crate::error::{MemError, MemResult};
@@ -202,7 +202,7 @@ pub fn alloc_pair(r: Region, car: Value, cdr: Value) -> MemResult<Value> {
     // segment, so the 3 words are fresh memory of `b`, written before the
     // value is returned.
     unsafe {
-        if admits_as_is(b, car) && admits_as_is(b, cdr) {
+        if admits_fresh_as_is(b, car) && admits_fresh_as_is(b, cdr) {
             if let Some(p) = try_bump(b, PAIR_BYTES) {
                 p.cast::<u64>().write(make_header(HeapTag::Pair, 0));
                 field(p, 0).write(car);
