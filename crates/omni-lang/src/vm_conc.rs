@@ -19,8 +19,9 @@ impl Vm {
     /// an interrupt caused (a peer thread stopped by it while this one
     /// waited) is reported as the interrupt, which it is.
     fn conc_err(&self, e: ConcError, op: &str, span: Span) -> Box<LispError> {
-        if e == ConcError::Deadlock && crate::interrupt::count() != self.interrupts_seen() {
-            crate::interrupt::acknowledge(crate::interrupt::count());
+        let requests = crate::interrupt::count();
+        if e == ConcError::Deadlock && requests != self.interrupts_seen() {
+            crate::interrupt::acknowledge(requests);
             return LispError::new("interrupted", span);
         }
         LispError::new(e.message(op), span)
