@@ -8,7 +8,9 @@
 //!     valgrind --tool=callgrind --callgrind-out-file=/dev/null \
 //!         target/release/examples/transmigrate_instructions tree_d15 20
 //!
-//! Workloads: list_100k, tree_d15, tree_d20.
+//! Workloads: list_100k, tree_d15, tree_d20. It also prints the best
+//! round's wall time per object (a rough figure on a noisy machine: compare
+//! builds in alternating runs).
 
 use omni_mem::*;
 
@@ -43,12 +45,16 @@ fn main() {
         _ => tree(src, 15),
     };
     let mut objects = 0;
+    let mut best = std::time::Duration::MAX;
     for _ in 0..rounds {
         let dst = region_create();
+        let t = std::time::Instant::now();
         std::hint::black_box(transmigrate(root, src, dst).expect("transmigrate"));
+        best = best.min(t.elapsed());
         objects = dst.stats().transmigrated_objects_in;
         region_exit(dst);
     }
-    println!("{workload}: {rounds} rounds of {objects} objects");
+    let per = best.as_secs_f64() * 1e9 / objects.max(1) as f64;
+    println!("{workload}: {rounds} rounds of {objects} objects; best round {best:?} ({per:.2} ns per object)");
     region_exit(src);
 }

@@ -14,6 +14,11 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+// A value, and an object header, is one 64-bit word that may hold a
+// pointer (a forwarding address, a pair mark's index in its upper half).
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!("omni-mem needs a 64-bit target: a value is one word holding a 64-bit pointer");
+
 pub mod atomic;
 pub mod intern;
 pub mod smr;

@@ -2,7 +2,10 @@
 //!
 //! Every object starts with one header word: `tag | flags << 8 | extra << 32`.
 //! Tags are even, so bit 0 of a header is 0; transmigration uses that bit to
-//! mark a header temporarily replaced by a forwarding address.
+//! mark a header temporarily replaced by a forwarding address. A pair's
+//! flags and extra are 0 and are never read: transmigration leaves a pair
+//! mark there (docs/CTRR_TRANSMIGRATION.md), so read a pair's header only
+//! through `header_tag`.
 //!
 //! | tag     | layout (words)                                   |
 //! |---------|--------------------------------------------------|

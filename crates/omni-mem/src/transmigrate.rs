@@ -3,12 +3,20 @@
 //!
 //! * Iterative: an explicit work stack of copied objects; no recursion, so
 //!   depth is bounded only by memory.
-//! * Forwarding table = visited set: the header word of each visited source
-//!   object holds its copy's address with bit 0 set (headers are even, so
-//!   the mark is unambiguous). Restore logs (objects, car pairs) and cdr
-//!   runs list the forwarded objects; every header is restored before
-//!   returning, on success and on error. One source object maps to exactly
-//!   one copy, so sharing and cycles are preserved.
+//! * Forwarding table = visited set, in the source headers:
+//!   - a visited pair's header gets a *pair mark*: its tag byte unchanged,
+//!     this transmigration's epoch in bits 8..32 and the index of its
+//!     `(source, copy)` entry in `pairs` in bits 32..64. A mark counts only
+//!     if that entry names the pair (`pair_forwarded`), so marks left by
+//!     earlier transmigrations (pair headers are not put back) are never
+//!     taken for this one's, whatever the epoch;
+//!   - any other visited object's header holds its copy's address with
+//!     bit 0 set (headers are even, so the mark is unambiguous); these are
+//!     listed in a restore log and put back before returning, on success
+//!     and on error.
+//!
+//!   One source object maps to exactly one copy, so sharing and cycles
+//!   are preserved.
 //! * External-root rule: a pointer to an object outside the domain is kept
 //!   as is and never followed.
 //! * One edge decision: external -> kept, forwarded -> the forwarding
@@ -48,13 +56,14 @@ struct Transmigration {
     stack: Vec<*mut u8>,
     /// Source objects whose headers hold forwarding addresses.
     log: Vec<*mut u8>,
-    /// Source pairs copied by the micro-kernel (as cars and along cdr
-    /// chains): restored with the constant pair header, without reading
-    /// their copies. One word per pair; restoring by address keeps the
-    /// restore free of dependent loads (re-walking each cdr chain through
-    /// the source was a third of a list's time: list_100k 3.3 -> 2.9 ns per
-    /// pair, tree_d15 -19%).
-    pairs: Vec<*mut u8>,
+    /// Every source pair copied, with its copy, in the order copied: entry
+    /// `i` is what a pair mark with index `i` means. Nothing is restored
+    /// from it (a pair mark leaves the tag byte, and so the pair, as it
+    /// was), so there is no restore pass over pairs.
+    pairs: Vec<(*mut u8, *mut u8)>,
+    /// The low half of this transmigration's pair marks: the pair tag and
+    /// the epoch (`next_mark_lo`).
+    mark_lo: u32,
     bytes: u64,
     /// Domain memo: the last segment looked up and whether it is in the
     /// domain. Neighbouring objects usually share a segment, so most
@@ -65,6 +74,29 @@ struct Transmigration {
 }
 
 const FORWARDED: usize = 1;
+const PAIR_TAG: usize = HeapTag::Pair as usize;
+const PAIR_BYTES: usize = HDR + 16;
+/// Pair marks index `pairs` with 32 bits; past that, pairs are forwarded
+/// like other objects (logged and restored).
+const MAX_PAIR_MARKS: usize = u32::MAX as usize;
+
+thread_local! {
+    /// The epoch of this thread's last transmigration (1 ..= 2^24 - 1).
+    static MARK_EPOCH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// The low half of the pair marks of a new transmigration: the pair tag and
+/// the next epoch. Epochs only make a stale mark cheap to reject (one
+/// compare instead of a look-up); correctness never depends on them, so
+/// they may wrap and may repeat across threads.
+fn next_mark_lo() -> u32 {
+    let e = MARK_EPOCH.with(|c| {
+        let e = if c.get() >= (1 << 24) - 1 { 1 } else { c.get() + 1 };
+        c.set(e);
+        e
+    });
+    PAIR_TAG as u32 | e << 8
+}
 
 impl Transmigration {
     #[inline]
@@ -87,14 +119,53 @@ impl Transmigration {
         inside
     }
 
-    /// The forwarding address stored in `p`'s header, if any.
+    /// The copy of `p` made by this transmigration, if any.
     #[inline]
-    unsafe fn forwarded(p: *mut u8) -> Option<*mut u8> {
+    unsafe fn forwarded(&self, p: *mut u8) -> Option<*mut u8> {
         // SAFETY: the header word is read whole as a pointer, so a stored
         // forwarding address keeps its provenance and an ordinary header
         // reads as a provenance-free word.
         let w = unsafe { p.cast::<*mut u8>().read() };
-        (w.addr() & FORWARDED != 0).then(|| w.map_addr(|a| a & !FORWARDED))
+        if w.addr() & FORWARDED != 0 {
+            return Some(w.map_addr(|a| a & !FORWARDED));
+        }
+        self.pair_forwarded(p, w.addr())
+    }
+
+    /// The copy of pair `p`, whose header word is `w`, if this
+    /// transmigration made one: `w` is a mark of this epoch whose entry
+    /// names `p`. A mark of another epoch fails the first compare; a mark
+    /// of an earlier transmigration with the same epoch (after the epoch
+    /// wrapped, or from another thread) fails the second, since entry `i`
+    /// of this transmigration names the pair it marked with `i`.
+    #[inline(always)]
+    fn pair_forwarded(&self, p: *mut u8, w: usize) -> Option<*mut u8> {
+        if w as u32 != self.mark_lo {
+            return None;
+        }
+        match self.pairs.get(w >> 32) {
+            Some(&(src, copy)) if src == p => Some(copy),
+            _ => None,
+        }
+    }
+
+    /// Record `copy` as source pair `p`'s copy.
+    #[inline(always)]
+    unsafe fn mark_pair(&mut self, p: *mut u8, copy: *mut u8) {
+        let i = self.pairs.len();
+        if i < MAX_PAIR_MARKS {
+            // SAFETY: `p` is a live source pair; its tag byte stays, so the
+            // pair reads as before to everything but a transmigration.
+            unsafe {
+                p.cast::<u64>()
+                    .write(self.mark_lo as u64 | (i as u64) << 32)
+            };
+            self.pairs.push((p, copy));
+        } else {
+            self.bytes += PAIR_BYTES as u64;
+            // SAFETY: as above; the restore log puts the header back.
+            unsafe { self.set_forward(p, copy) };
+        }
     }
 
     #[inline]
@@ -120,24 +191,24 @@ impl Transmigration {
             if !self.in_domain(p) {
                 return Ok(v); // external root: never rewritten
             }
-            if let Some(copy) = Self::forwarded(p) {
+            if let Some(copy) = self.forwarded(p) {
                 return Ok(Value::from_heap(copy));
             }
             let hdr = p.cast::<u64>().read();
             let copy = if header_tag(hdr) == HeapTag::Pair as u8 {
                 // Pair micro-kernel, clone half: no metadata dispatch.
-                let c = alloc_raw(self.dst, HDR + 16)?;
-                c.cast::<u64>().write(hdr);
+                let c = alloc_raw(self.dst, PAIR_BYTES)?;
+                c.cast::<u64>().write(make_header(HeapTag::Pair, 0));
                 std::ptr::copy_nonoverlapping(field(p, 0), field(c, 0), 2);
-                self.bytes += (HDR + 16) as u64;
+                self.mark_pair(p, c);
                 c
             } else {
                 let m = meta_of(header_tag(hdr))?;
                 let c = (m.clone)(p, hdr, self.dst)?;
                 self.bytes += copy_size(c, hdr);
+                self.set_forward(p, c);
                 c
             };
-            self.set_forward(p, copy);
             self.stack.push(copy);
             Ok(Value::from_heap(copy))
         }
@@ -179,24 +250,21 @@ impl Transmigration {
     }
 
     /// The pair micro-kernel. For the current copy: its car, if an
-    /// unvisited in-domain pair, is copied in line (logged in `pairs`,
-    /// pushed for a later scan), else rewritten through the choke point;
+    /// unvisited in-domain pair, is copied in line (marked, pushed for a
+    /// later scan), else rewritten through the choke point;
     /// while its cdr is an unvisited in-domain pair, that pair is copied in
     /// line and becomes the current copy (no push, no metadata dispatch).
     ///
     /// Stores per list pair: the copy's header and car, the previous
     /// copy's cdr (written once, with its final value), the source's
-    /// forwarding word and its `pairs` entry.
+    /// mark and its `pairs` entry.
     ///
     /// # Safety
     /// `copy` is a fresh pair copy in dst whose slots hold source values.
     unsafe fn pair_kernel(&mut self, mut copy: *mut u8) -> MemResult<()> {
-        const PAIR_TAG: usize = HeapTag::Pair as usize;
-        const PAIR_BYTES: usize = HDR + 16;
         let pair_header = make_header(HeapTag::Pair, 0);
         // SAFETY: per the contract; of a source pair only the header is
-        // overwritten (with the forwarding word, and the pair logged for the
-        // restore). `copy`'s cdr slot is written exactly once per copy, on
+        // overwritten (with a pair mark, which keeps its tag byte). `copy`'s cdr slot is written exactly once per copy, on
         // every path out of an iteration (`next` is its source value until
         // then).
         unsafe {
@@ -216,6 +284,8 @@ impl Transmigration {
                         if w.addr() & FORWARDED != 0 {
                             let c = w.map_addr(|a| a & !FORWARDED);
                             field(copy, 0).write(Value::from_heap(c));
+                        } else if let Some(c) = self.pair_forwarded(cp, w.addr()) {
+                            field(copy, 0).write(Value::from_heap(c));
                         } else if w.addr() & 0xff == PAIR_TAG
                             && end.addr() - cur.addr() >= PAIR_BYTES
                         {
@@ -230,8 +300,7 @@ impl Transmigration {
                             c.cast::<u64>().write(pair_header);
                             field(c, 0).write(ccar);
                             field(c, 1).write(ccdr);
-                            cp.cast::<*mut u8>().write(c.map_addr(|a| a | FORWARDED));
-                            self.pairs.push(cp);
+                            self.mark_pair(cp, c);
                             if ccar.is_heap() || ccdr.is_heap() {
                                 self.stack.push(c);
                             }
@@ -254,7 +323,9 @@ impl Transmigration {
                     let np = next.heap_ptr();
                     if self.in_domain(np) {
                         let w = np.cast::<*mut u8>().read();
-                        if w.addr() & FORWARDED == 0 && w.addr() & 0xff == PAIR_TAG {
+                        if w.addr() & 0xff == PAIR_TAG
+                            && self.pair_forwarded(np, w.addr()).is_none()
+                        {
                             let c = if end.addr() - cur.addr() >= PAIR_BYTES {
                                 let c = cur;
                                 cur = cur.add(PAIR_BYTES);
@@ -276,8 +347,7 @@ impl Transmigration {
                             let ncdr = field(np, 1).read();
                             c.cast::<u64>().write(pair_header);
                             field(c, 0).write(ncar);
-                            np.cast::<*mut u8>().write(c.map_addr(|a| a | FORWARDED));
-                            self.pairs.push(np);
+                            self.mark_pair(np, c);
                             field(copy, 1).write(Value::from_heap(c));
                             copy = c;
                             car = ncar;
@@ -306,12 +376,8 @@ impl Transmigration {
         }
     }
 
-    /// Put every forwarded source header back.
+    /// Put every forwarded source header back (pair marks stay).
     unsafe fn restore(&mut self) {
-        for &p in &self.pairs {
-            // SAFETY: a logged source pair; every pair header is this word.
-            unsafe { p.cast::<u64>().write(make_header(HeapTag::Pair, 0)) };
-        }
         for &src in &self.log {
             // SAFETY: each logged object's header holds its copy's address;
             // the copy carries the original header word.
@@ -391,6 +457,7 @@ pub(crate) unsafe fn transmigrate_all(
         stack: spare.stack,
         log: spare.log,
         pairs: spare.pairs,
+        mark_lo: next_mark_lo(),
         bytes: 0,
         memo_seg: 0,
         memo_in: false,
@@ -400,9 +467,9 @@ pub(crate) unsafe fn transmigrate_all(
     // SAFETY: as above.
     unsafe { t.restore() };
     let objects = t.log.len() as u64 + t.pairs.len() as u64;
-    t.bytes += t.pairs.len() as u64 * (HDR as u64 + 16);
-    let side = (t.log.capacity() + t.pairs.capacity() + t.stack.capacity())
-        * std::mem::size_of::<*mut u8>();
+    t.bytes += t.pairs.len() as u64 * PAIR_BYTES as u64;
+    let side = (t.log.capacity() + t.stack.capacity()) * std::mem::size_of::<*mut u8>()
+        + t.pairs.capacity() * std::mem::size_of::<(*mut u8, *mut u8)>();
     // SAFETY: dst is live.
     unsafe { note_transmigrated(dst, objects, t.bytes) };
     // SAFETY: dst is live.
@@ -442,7 +509,7 @@ pub(crate) unsafe fn transmigrate_all(
 struct SideBuffers {
     stack: Vec<*mut u8>,
     log: Vec<*mut u8>,
-    pairs: Vec<*mut u8>,
+    pairs: Vec<(*mut u8, *mut u8)>,
 }
 
 const SPARE_MAX_BYTES: usize = 64 * 1024;
@@ -509,4 +576,96 @@ pub(crate) unsafe fn transmigrate_everything(
 ) -> MemResult<Value> {
     // SAFETY: forwarded contract.
     unsafe { transmigrate_into(root, dst, Domain::AllBut) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::obj::{alloc_pair, car, cdr, set_cdr};
+    use crate::region::{region_create, region_exit, region_of};
+    use crate::testing::{assert_no_live_regions, int_list, list_ints};
+
+    /// Make the next transmigration on this thread use epoch `e`.
+    fn next_epoch_is(e: u32) {
+        MARK_EPOCH.with(|c| c.set(e - 1));
+    }
+
+    fn epoch_of(p: Value) -> u32 {
+        // SAFETY: `p` is a live pair.
+        let w = unsafe { p.heap_ptr().cast::<u64>().read() };
+        (w as u32) >> 8
+    }
+
+    /// The first `n` cars of `l` (fixnums), stopping early at its end.
+    fn first_ints(mut l: Value, n: usize) -> Vec<i64> {
+        let mut out = Vec::new();
+        while let (Some(a), true) = (car(l), out.len() < n) {
+            out.push(a.as_fixnum().expect("a fixnum"));
+            l = cdr(l).expect("a pair");
+        }
+        out
+    }
+
+    /// Marks left by an earlier transmigration with the same epoch (after
+    /// a wrap) are not taken for this one's: a stale mark's index names
+    /// another pair here, or none.
+    #[test]
+    fn a_stale_mark_of_the_same_epoch_is_not_a_forwarding() {
+        let src = region_create();
+        // l = (0 1 ... 9); its pair k gets the mark (epoch 7, index k).
+        let l = int_list(src, 0, 10);
+        let d1 = region_create();
+        next_epoch_is(7);
+        transmigrate(l, src, d1).expect("copy");
+        assert_eq!(epoch_of(l), 7, "the source keeps its pair marks");
+        assert_eq!(list_ints(l), (0..10).collect::<Vec<_>>(), "and reads as before");
+        // m = (100 ... 109 3 4 ... 9): ten fresh pairs, then l's fourth
+        // pair, marked with index 3. Copying m with epoch 7 again makes
+        // entry 3 name m's fourth pair: the stale mark must not send l's
+        // fourth pair there.
+        let mut l3 = l;
+        for _ in 0..3 {
+            l3 = cdr(l3).expect("pair");
+        }
+        let mut m = l3;
+        for i in (100..110).rev() {
+            m = alloc_pair(src, Value::fixnum(i).expect("small"), m).expect("pair");
+        }
+        let d2 = region_create();
+        next_epoch_is(7);
+        let c2 = transmigrate(m, src, d2).expect("copy");
+        let want: Vec<i64> = (100..110).chain(3..10).collect();
+        assert_eq!(first_ints(c2, 40), want);
+        assert_eq!(list_ints(c2), want);
+        // A cycle through stale-marked pairs, same epoch: (4 3 4 3 ...).
+        set_cdr(cdr(l3).expect("pair"), l3).expect("same region");
+        let d3 = region_create();
+        next_epoch_is(7);
+        let c3 = transmigrate(cdr(l3).expect("pair"), src, d3).expect("copy");
+        let back = cdr(cdr(c3).expect("pair")).expect("pair");
+        assert_eq!(back, c3, "the cycle closes on the copy");
+        assert_eq!(region_of(cdr(c3).expect("pair")), Some(d3));
+        assert_eq!(first_ints(c3, 4), vec![4, 3, 4, 3]);
+        for r in [src, d1, d2, d3] {
+            region_exit(r);
+        }
+        assert_no_live_regions();
+    }
+
+    #[test]
+    fn a_shared_pair_is_copied_once_with_marks() {
+        let src = region_create();
+        let shared = alloc_pair(src, Value::TRUE, Value::EMPTY).expect("pair");
+        let root = alloc_pair(src, shared, shared).expect("pair");
+        for e in [5, 5, (1 << 24) - 1, 1] {
+            let d = region_create();
+            next_epoch_is(e);
+            let c = transmigrate(root, src, d).expect("copy");
+            assert_eq!(car(c), cdr(c), "one copy of the shared pair (epoch {e})");
+            assert_eq!(region_of(car(c).expect("pair")), Some(d));
+            region_exit(d);
+        }
+        region_exit(src);
+        assert_no_live_regions();
+    }
 }
