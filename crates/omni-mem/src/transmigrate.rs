@@ -61,24 +61,29 @@ struct Transmigration {
     /// from it (a pair mark leaves the tag byte, and so the pair, as it
     /// was), so there is no restore pass over pairs.
     pairs: Vec<(*mut u8, *mut u8)>,
+    /// How many entries `pairs` may hold without growing: its capacity,
+    /// capped at `MAX_PAIR_MARKS`, so the index check is this one compare.
+    pairs_room: usize,
     /// The low half of this transmigration's pair marks: the pair tag and
     /// the epoch (`next_mark_lo`).
     mark_lo: u32,
     bytes: u64,
-    /// Domain memo: the last segment looked up and whether it is in the
-    /// domain. Neighbouring objects usually share a segment, so most
-    /// domain tests are one compare. (Segments never change region during
-    /// a transmigration: nothing merges while it runs.)
-    memo_seg: usize,
-    memo_in: bool,
+    /// Domain memo: the last segment looked up that is in the domain, and
+    /// the last one that is not. Neighbouring objects usually share a
+    /// segment, so most domain tests are one compare. (Segments never
+    /// change region during a transmigration: nothing merges while it
+    /// runs. 0 is no segment's address.)
+    memo_in_seg: usize,
+    memo_out_seg: usize,
 }
 
 const FORWARDED: usize = 1;
 const PAIR_TAG: usize = HeapTag::Pair as usize;
 const PAIR_BYTES: usize = HDR + 16;
 /// Pair marks index `pairs` with 32 bits; past that, pairs are forwarded
-/// like other objects (logged and restored).
-const MAX_PAIR_MARKS: usize = u32::MAX as usize;
+/// like other objects (logged and restored). The crate's unit tests use a
+/// small limit so that this path runs.
+const MAX_PAIR_MARKS: usize = if cfg!(test) { 8 } else { u32::MAX as usize };
 
 thread_local! {
     /// The epoch of this thread's last transmigration (1 ..= 2^24 - 1).
@@ -102,8 +107,11 @@ impl Transmigration {
     #[inline]
     unsafe fn in_domain(&mut self, p: *mut u8) -> bool {
         let seg = segment_addr(p);
-        if seg == self.memo_seg {
-            return self.memo_in;
+        if seg == self.memo_in_seg {
+            return true;
+        }
+        if seg == self.memo_out_seg {
+            return false;
         }
         // SAFETY: `p` is an object start in a live region (graph invariant).
         let inside = unsafe {
@@ -114,8 +122,11 @@ impl Transmigration {
                 Domain::AllBut => b != self.dst,
             }
         };
-        self.memo_seg = seg;
-        self.memo_in = inside;
+        if inside {
+            self.memo_in_seg = seg;
+        } else {
+            self.memo_out_seg = seg;
+        }
         inside
     }
 
@@ -153,19 +164,38 @@ impl Transmigration {
     #[inline(always)]
     unsafe fn mark_pair(&mut self, p: *mut u8, copy: *mut u8) {
         let i = self.pairs.len();
-        if i < MAX_PAIR_MARKS {
-            // SAFETY: `p` is a live source pair; its tag byte stays, so the
-            // pair reads as before to everything but a transmigration.
-            unsafe {
-                p.cast::<u64>()
-                    .write(self.mark_lo as u64 | (i as u64) << 32)
-            };
-            self.pairs.push((p, copy));
-        } else {
+        // The index limit is checked only when the table must grow.
+        if i >= self.pairs_room && !self.grow_pairs() {
             self.bytes += PAIR_BYTES as u64;
-            // SAFETY: as above; the restore log puts the header back.
+            // SAFETY: `p` is a live source pair whose header `copy` carries;
+            // the restore log puts it back.
             unsafe { self.set_forward(p, copy) };
+            return;
         }
+        // SAFETY: `i < pairs_room <= capacity` (checked above), so the entry is written
+        // inside the allocation before the length covers it; `p` is a live
+        // source pair, and its mark keeps its tag byte, so the pair reads
+        // as before to everything but a transmigration.
+        unsafe {
+            self.pairs.as_mut_ptr().add(i).write((p, copy));
+            self.pairs.set_len(i + 1);
+            p.cast::<u64>()
+                .write(self.mark_lo as u64 | (i as u64) << 32);
+        }
+    }
+
+    /// Make room for one more pair-table entry; false once the table
+    /// holds `MAX_PAIR_MARKS` entries.
+    #[cold]
+    #[inline(never)]
+    fn grow_pairs(&mut self) -> bool {
+        let len = self.pairs.len();
+        if len >= MAX_PAIR_MARKS {
+            return false;
+        }
+        self.pairs.reserve(1);
+        self.pairs_room = self.pairs.capacity().min(MAX_PAIR_MARKS);
+        true
     }
 
     #[inline]
@@ -456,11 +486,12 @@ pub(crate) unsafe fn transmigrate_all(
         domain,
         stack: spare.stack,
         log: spare.log,
+        pairs_room: spare.pairs.capacity().min(MAX_PAIR_MARKS),
         pairs: spare.pairs,
         mark_lo: next_mark_lo(),
         bytes: 0,
-        memo_seg: 0,
-        memo_in: false,
+        memo_in_seg: 0,
+        memo_out_seg: 0,
     };
     // SAFETY: per the contract; `restore` runs whatever `run` returned.
     let result = unsafe { t.run_all(roots) };
@@ -649,6 +680,55 @@ mod tests {
         for r in [src, d1, d2, d3] {
             region_exit(r);
         }
+        assert_no_live_regions();
+    }
+
+    /// Past `MAX_PAIR_MARKS` (8 in unit tests) pairs are forwarded like
+    /// other objects: logged, and their headers put back.
+    #[test]
+    fn pairs_past_the_mark_limit_are_forwarded_and_restored() {
+        let src = region_create();
+        let shared = alloc_pair(src, Value::TRUE, Value::EMPTY).expect("pair");
+        // (s 0 s 1 s 2 ... s 9): 20 spine pairs, every other car shared.
+        let mut l = Value::EMPTY;
+        for i in (0..10).rev() {
+            l = alloc_pair(src, Value::fixnum(i).expect("small"), l).expect("pair");
+            l = alloc_pair(src, shared, l).expect("pair");
+        }
+        let last = {
+            let mut v = l;
+            while cdr(v) != Some(Value::EMPTY) {
+                v = cdr(v).expect("pair");
+            }
+            v
+        };
+        set_cdr(last, l).expect("same region"); // and a cycle back
+        let d = region_create();
+        next_epoch_is(9);
+        let c = transmigrate(l, src, d).expect("copy");
+        assert_eq!(d.stats().transmigrated_objects_in, 21);
+        let (mut v, mut w) = (l, c);
+        for k in 0..20 {
+            assert_eq!(region_of(w), Some(d));
+            if k % 2 == 0 {
+                assert_eq!(car(w), car(c), "one copy of the shared pair");
+                assert_eq!(region_of(car(w).expect("pair")), Some(d));
+            } else {
+                assert_eq!(car(w), car(v));
+            }
+            // SAFETY: `v` is a live source pair.
+            let hdr = unsafe { v.heap_ptr().cast::<u64>().read() };
+            if k < MAX_PAIR_MARKS - 1 {
+                assert_eq!(epoch_of(v), 9, "spine pair {k} is marked");
+            } else if k > MAX_PAIR_MARKS {
+                assert_eq!(hdr, make_header(HeapTag::Pair, 0), "spine pair {k} put back");
+            }
+            v = cdr(v).expect("pair");
+            w = cdr(w).expect("pair");
+        }
+        assert_eq!(w, c, "the cycle closes on the copy");
+        region_exit(src);
+        region_exit(d);
         assert_no_live_regions();
     }
 
