@@ -8,7 +8,8 @@
 //!     valgrind --tool=callgrind --callgrind-out-file=/dev/null \
 //!         target/release/examples/transmigrate_instructions tree_d15 20
 //!
-//! Workloads: list_100k, tree_d15, tree_d20. It also prints the best
+//! Workloads: list_10 (a repair's size: the fixed cost shows), list_100k,
+//! tree_d15, tree_d20. It also prints the best
 //! round's wall time per object (a rough figure on a noisy machine: compare
 //! builds in alternating runs).
 
@@ -41,6 +42,7 @@ fn main() {
     let src = region_create();
     let root = match workload.as_str() {
         "list_100k" => list(src, 100_000),
+        "list_10" => list(src, 10),
         "tree_d20" => tree(src, 20),
         _ => tree(src, 15),
     };

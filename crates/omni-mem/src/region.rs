@@ -1639,8 +1639,12 @@ pub enum MergeRefusal {
     /// The older region is closed (a message region): it takes copies only,
     /// so it never holds a thread's own segments.
     Closed,
-    /// The younger region is a slot region (slots.rs): it lives and dies
-    /// with the region that owns it, never spliced into another.
+    /// Either region is a slot region (slots.rs). A slot region lives and
+    /// dies with the region that owns it, so it is never spliced into
+    /// another; and it is compacted, which is safe only while the
+    /// container's slots (and pinning reads) are the only ways into it, so
+    /// no region is spliced into it either: the mutator may hold that
+    /// region's objects, and a compaction would free them.
     SlotRegion,
 }
 
@@ -1695,7 +1699,7 @@ unsafe fn merge_check(y: *mut RegionBlock, o: *mut RegionBlock) -> Result<(), Me
         if (*o).closed || (*y).closed {
             return Err(MergeRefusal::Closed);
         }
-        if !(*y).parent.is_null() {
+        if !(*y).parent.is_null() || !(*o).parent.is_null() {
             return Err(MergeRefusal::SlotRegion);
         }
         if (*y).rank <= (*o).rank {

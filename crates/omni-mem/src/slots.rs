@@ -15,6 +15,9 @@
 //!   is the slot being written, and the mutator through `store_region`,
 //!   whose contract is the same: what it builds there is stored into the
 //!   container before anything else is, and is referred to by nothing else;
+//! * no region is ever merged into it (`MergeRefusal::SlotRegion`): a
+//!   constructor's field admitted into it is copied, since the mutator may
+//!   hold other objects of the field's region;
 //! * every read that hands a slot's value out (`array_get`, `array_items`,
 //!   `dict_get`, `dict_entries`) calls `note_read`, which pins the region
 //!   if the value lies in it. A program can reach the region's objects only
@@ -108,7 +111,7 @@ unsafe fn admit_slot_slow(
             // them). The plain barrier does both.
             return repair(o, rv, v).map(|(v, _)| v);
         }
-        // Slot regions never merge (`MergeRefusal::SlotRegion`).
+        // Slot regions never merge, either way (`MergeRefusal::SlotRegion`).
         if (*rv).parent.is_null() && merge_rung(o, rv) {
             return Ok(v);
         }

@@ -197,6 +197,44 @@ fn values_built_in_the_store_region_are_stored_without_a_copy() {
     });
 }
 
+/// A constructor built in the slot region (`store_region`) whose field
+/// lives in a young region past the merge threshold: the field is copied
+/// into the slot region, and the young region is not merged into it, so
+/// the compactions that follow free nothing the mutator still holds (they
+/// freed the whole young region before the seventh session).
+#[test]
+fn a_big_young_region_is_copied_into_a_slot_region_not_merged() {
+    leak_checked(|| {
+        let old = region_create();
+        let arr = alloc_array(old, 2, Value::NOTHING).unwrap();
+        let young = region_create();
+        let n = (merge_threshold() / 24 + 100) as i64;
+        let big = list(young, 0, n);
+        assert!(young.bytes_allocated() >= merge_threshold());
+        let before = heap_stats();
+        let slot = store_region(arr).unwrap();
+        let cell = alloc_pair(slot, big, Value::EMPTY).unwrap();
+        assert!(array_set(arr, 0, cell).unwrap());
+        let mid = heap_stats();
+        assert_eq!(
+            mid.merges, before.merges,
+            "nothing merged into the slot region"
+        );
+        assert!(mid.merges_refused > before.merges_refused);
+        assert!(mid.repairs_transmigrate > before.repairs_transmigrate);
+        assert_eq!(merge(young, slot), Err(MergeRefusal::SlotRegion));
+        // Overwrite both slots until the slot region has been compacted.
+        for r in 0..ROUNDS {
+            store_fresh(arr, (r % 2) as usize, r);
+        }
+        assert!(heap_stats().slot_compactions > mid.slot_compactions);
+        // The mutator's list is whole (debug builds trip on freed memory).
+        expect_list(big, 0, n);
+        region_exit(young);
+        region_exit(old);
+    });
+}
+
 #[test]
 fn reachability_and_bytes_count_the_slot_regions() {
     leak_checked(|| {
