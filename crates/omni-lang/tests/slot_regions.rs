@@ -5,7 +5,8 @@
 //! print everything at the end. The expected output comes from a model of
 //! the stores in this file; the debug build's use-after-free check and the
 //! runner's zero-live-bytes check do the rest. Enough stores are made that
-//! the slot regions are compacted many times.
+//! the slot regions are compacted many times, some of them while a local
+//! list of more than 64 KiB that a stored value names is still in use.
 
 mod common;
 use common::SharedBuf;
@@ -51,7 +52,9 @@ fn program(seed: u64, steps: usize) -> (String, String) {
          (dict-set! d 0 (cons 0 0))\n\
          (define held '())\n\
          (define (mk i) (list i (* i 2)))\n\
-         (define (poke! j i) (array-set! a j (list i)) i)\n",
+         (define (poke! j i) (array-set! a j (list i)) i)\n\
+         (define (build n acc) (if (= n 0) acc (build (- n 1) (cons n acc))))\n\
+         (define (churn! j n) (when (> n 0) (array-set! a j (list n n n)) (churn! j (- n 1))))\n",
     );
     let mut m = Model {
         arr: vec!["()".into(); 24],
@@ -68,7 +71,23 @@ fn program(seed: u64, steps: usize) -> (String, String) {
             5..=7 if i % 2000 >= 25 => rng.below(5),
             kind => kind,
         };
+        // Every 1,000th step: a local list of more than 64 KiB stored as a
+        // field of a value built in the slot region, then thousands of
+        // stores (compactions) while the local is still used: the list
+        // must be copied into the slot region, never merged into it.
+        let kind = if i % 1000 == 500 { 100 } else { kind };
         let line = match kind {
+            100 => {
+                let j2 = if j2 == j { (j + 1) % n } else { j2 };
+                m.arr[j] = format!("({i})");
+                m.arr[j2] = "(1 1 1)".into();
+                m.held.insert(0, "(3000 3000)".into());
+                format!(
+                    "(let ((big (build 3000 '()))) (array-set! a {j} (cons {i} big)) \
+                     (churn! {j2} 3000) (array-set! a {j} (list {i})) (churn! {j2} 3000) \
+                     (set! held (cons (list (length big) (car (reverse big))) held)))"
+                )
+            }
             0 | 1 => {
                 let big = vec![i.to_string(); 30].join(" ");
                 m.arr[j] = format!("({i} {i} [{big}])");
