@@ -200,10 +200,9 @@ fn words(n: usize) -> MemResult<usize> {
 #[inline(always)]
 pub fn alloc_pair(r: Region, car: Value, cdr: Value) -> MemResult<Value> {
     let b = r.block();
-    // SAFETY: `b` is live and ours; both fields are storable in `b` as they
-    // are (the barrier's own fast test); `cur..end` lies inside the current
-    // segment, so the 3 words are fresh memory of `b`, written before the
-    // value is returned.
+    // SAFETY: `b` is live and ours; both fields are storable in `b` as they are (the barrier's own
+    // fast test); `cur..end` lies inside the current segment, so the 3 words are fresh memory of
+    // `b`, written before the value is returned.
     unsafe {
         if admits_fresh_as_is(b, car) && admits_fresh_as_is(b, cdr) {
             if let Some(p) = try_bump(b, PAIR_BYTES) {
@@ -743,10 +742,9 @@ pub fn dict_set(v: Value, key: Value, val: Value) -> MemResult<bool> {
     }
     let p = v.heap_ptr();
     let hash = hash_value(key);
-    // SAFETY: tag checked; key and value are admitted into the dict's
-    // region (or its slot region) before any slot is written, the key only
-    // when it is new; storage grows in the dict's region. Nothing between
-    // an admission and its slot write can compact the slot region.
+    // SAFETY: tag checked; key and value are admitted into the dict's region (or its slot region)
+    // before any slot is written, the key only when it is new; storage grows in the dict's region.
+    // Nothing between an admission and its slot write can compact the slot region.
     unsafe {
         let b = block_of_ptr(p);
         let val = admit_slot(p, val)?;

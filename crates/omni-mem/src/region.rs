@@ -673,10 +673,9 @@ pub(crate) unsafe fn block_of_ptr(p: *mut u8) -> *mut RegionBlock {
 pub(crate) fn debug_check_live(p: *mut u8) {
     #[cfg(debug_assertions)]
     {
-        // SAFETY: debug builds never return header segments to the system and
-        // only dereference values the mutator holds; a freed data segment is
-        // either pooled (readable, marked FREE) or a bug that this very check
-        // exists to report.
+        // SAFETY: debug builds never return header segments to the system and only dereference
+        // values the mutator holds; a freed data segment is either pooled (readable, marked FREE)
+        // or a bug that this very check exists to report.
         let state = unsafe { (*seg_of(p)).state };
         assert!(
             state == STATE_LIVE,
@@ -952,10 +951,9 @@ unsafe fn new_block_in(h: &ThreadHeap, rank: u64, closed: bool) -> *mut RegionBl
     let local = h.next_local_id.get();
     h.next_local_id.set(local + 1);
     let id = (owner << 40) | local;
-    // SAFETY: `p` is a SEGMENT_SIZE-aligned segment of SEGMENT_SIZE bytes we
-    // own exclusively; every field is written before the block is used
-    // (a recycled block keeps the fields `retire_segment` and the
-    // liveness rule leave as a new block would have them).
+    // SAFETY: `p` is a SEGMENT_SIZE-aligned segment of SEGMENT_SIZE bytes we own exclusively;
+    // every field is written before the block is used (a recycled block keeps the fields
+    // `retire_segment` and the liveness rule leave as a new block would have them).
     unsafe {
         let b = match pooled {
             Some(p) if !closed => {
@@ -1236,10 +1234,9 @@ pub fn region_retain(r: Region) {
 /// keeping it alive. Returns whether it was freed.
 pub fn region_release(r: Region) -> bool {
     let b = r.block();
-    // SAFETY: the reference being released keeps the block live until the
-    // decrement; only the thread that takes the count to zero may free, and
-    // acquire/release on the decrement orders every other thread's uses
-    // before that free (atomic.rs).
+    // SAFETY: the reference being released keeps the block live until the decrement; only the
+    // thread that takes the count to zero may free, and acquire/release on the decrement orders
+    // every other thread's uses before that free (atomic.rs).
     unsafe {
         let before = (*b).external_rc.fetch_sub_acqrel(1);
         assert!(

@@ -172,10 +172,9 @@ impl Transmigration {
             unsafe { self.set_forward(p, copy) };
             return;
         }
-        // SAFETY: `i < pairs_room <= capacity` (checked above), so the entry is written
-        // inside the allocation before the length covers it; `p` is a live
-        // source pair, and its mark keeps its tag byte, so the pair reads
-        // as before to everything but a transmigration.
+        // SAFETY: `i < pairs_room <= capacity` (checked above), so the entry is written inside the
+        // allocation before the length covers it; `p` is a live source pair, and its mark keeps
+        // its tag byte, so the pair reads as before to everything but a transmigration.
         unsafe {
             self.pairs.as_mut_ptr().add(i).write((p, copy));
             self.pairs.set_len(i + 1);
@@ -293,10 +292,9 @@ impl Transmigration {
     /// `copy` is a fresh pair copy in dst whose slots hold source values.
     unsafe fn pair_kernel(&mut self, mut copy: *mut u8) -> MemResult<()> {
         let pair_header = make_header(HeapTag::Pair, 0);
-        // SAFETY: per the contract; of a source pair only the header is
-        // overwritten (with a pair mark, which keeps its tag byte). `copy`'s cdr slot is written exactly once per copy, on
-        // every path out of an iteration (`next` is its source value until
-        // then).
+        // SAFETY: per the contract; of a source pair only the header is overwritten (with a pair
+        // mark, which keeps its tag byte). `copy`'s cdr slot is written exactly once per copy, on
+        // every path out of an iteration (`next` is its source value until then).
         unsafe {
             // The current copy's car and cdr are kept in registers (read from
             // the source), so the loop never reads back what it just wrote;
