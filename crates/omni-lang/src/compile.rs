@@ -636,13 +636,13 @@ impl<'s> Compiler<'s> {
         }
         // A tail call's callee and arguments outlive this activation's
         // scratch region (it is exited before the jump): they escape, or,
-        // when an argument names none of this activation's locals, live in
-        // the next iteration's region.
+        // when what an argument builds can hold none of this activation's
+        // values, live in the next iteration's region.
         let actx = if tail { Ctx::Escape } else { ctx };
         let fnode = self.expr(f, if tail { Ctx::Escape } else { Ctx::Local }, false)?;
         let mut a = Vec::with_capacity(args.len());
         for x in args {
-            let c = if tail && !self.names_own_locals(x) {
+            let c = if tail && !self.embeds_own_locals(x) {
                 Ctx::Iter
             } else {
                 actx
@@ -793,6 +793,31 @@ impl<'s> Compiler<'s> {
             },
             _ => false,
         }
+    }
+
+    /// Whether tail-call argument `a`, built in the next iteration's
+    /// region (`Ctx::Iter`), could make an object there that holds a value
+    /// of this activation (which may die at the jump): whether it mentions
+    /// one of this activation's variables, unless it is a call of a
+    /// primitive whose result holds none of its arguments
+    /// (`Flow::Inspects`: `(string-append s "x")`, `(+ x 0.5)`). Such a
+    /// primitive's arguments are compiled in `Ctx::Local` and only read,
+    /// and its result is either fresh, holding nothing of theirs, or one
+    /// of them (`(min a b)`), which is not in the next iteration's region,
+    /// so the tail-call boundary admits it into `dst` as before. Only the
+    /// whole argument qualifies: nested in a constructor, such a returned
+    /// argument would be copied into the next iteration's region by the
+    /// constructor's barrier on every round.
+    fn embeds_own_locals(&mut self, a: &Ast) -> bool {
+        if let Ast::App(f, ..) = a {
+            if self
+                .is_prim_call(f)
+                .is_some_and(|op| op.flow() == Flow::Inspects)
+            {
+                return false;
+            }
+        }
+        self.names_own_locals(a)
     }
 
     /// Whether `a` mentions a variable bound by the current activation
