@@ -157,5 +157,19 @@ pub fn hash_value(v: Value) -> u64 {
             _ => h = mix(h, v.bits() as u64),
         }
     }
-    h
+    finish(h)
+}
+
+/// Spread every input bit over every output bit (the 64-bit finaliser of
+/// MurmurHash3). Dicts index with the low bits and probe linearly; `mix`
+/// alone leaves consecutive integer keys in neighbouring slots, two to a
+/// slot, so a dict filled with keys `0..n` grew one cluster that every
+/// insertion walked to its end: O(n) per `dict-set!`.
+#[inline]
+fn finish(mut h: u64) -> u64 {
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    h ^= h >> 33;
+    h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    h ^ (h >> 33)
 }
