@@ -11,7 +11,10 @@
 //!   context when the primitive embeds them in its result, are `Local`
 //!   otherwise. Arguments of calls to unknown functions inherit the call's
 //!   context (the callee may return them). Tail-call arguments are
-//!   `Escape`: the scratch region is exited before the jump.
+//!   `Escape`: the scratch region is exited before the jump; or `Iter`
+//!   (the next iteration's region) when what they build can hold nothing
+//!   of the activation, as can the initialiser of a `let` variable that
+//!   leaves only as a whole tail-call argument (`let_init_ctx`).
 //! * A variable referenced in an `Escape`/`Global` context *escapes*; its
 //!   initialiser is then compiled in `Escape`, or in `Global` when the
 //!   reference is a global store of the whole value that every run of the
@@ -93,6 +96,11 @@ struct BindingInfo {
     /// region whatever happens, so it is built there (and keeps its
     /// identity: no copy is made at the store).
     to_global: bool,
+    /// Passed whole as a tail-call argument by its own function
+    /// (`(loop t)`): it outlives the activation's scratch, like an
+    /// escaping variable, but a `let` variable that leaves only this way
+    /// may be built in the next iteration's region (`let_init_ctx`).
+    tail_passed: bool,
 }
 
 struct Var {
@@ -239,10 +247,45 @@ impl<'s> Compiler<'s> {
         let i = self.prev(bid);
         if i.to_global {
             Ctx::Global
-        } else if i.escapes {
+        } else if i.escapes || i.tail_passed {
             Ctx::Escape
         } else {
             Ctx::Local
+        }
+    }
+
+    /// The context `let` variable `bid`'s initialiser is built in: the
+    /// variable's (`var_ctx`), except for a variable that leaves the
+    /// activation only by being passed whole to a tail call, as loop
+    /// state made in a `let` is (`(let ((t (string-append s "x")))
+    /// (loop t))`). Its value is built in the next iteration's region,
+    /// which lives through the rest of this iteration and the next, when
+    /// what the initialiser builds can hold none of this activation's
+    /// values (`embeds_own_locals`, the test tail-call arguments take);
+    /// else in `dst`, as an escaping variable's.
+    fn let_init_ctx(&mut self, bid: usize, init: &Ast) -> Ctx {
+        let i = self.prev(bid);
+        if i.tail_passed && !i.escapes && !i.to_global && !self.boxed(bid) {
+            if self.embeds_own_locals(init) {
+                Ctx::Escape
+            } else {
+                Ctx::Iter
+            }
+        } else {
+            self.var_ctx(bid)
+        }
+    }
+
+    /// The binding of `a` if it is a variable of the function being
+    /// compiled (a parameter or a `let`/`letrec` variable of its own, not
+    /// a capture).
+    fn own_variable(&mut self, a: &Ast) -> Option<usize> {
+        let Ast::Var(name, _) = a else { return None };
+        match self.resolve(name) {
+            Resolved::Local(_, bid) if self.birth.get(bid).map(|b| b.0) == Some(self.fns.len()) => {
+                Some(bid)
+            }
+            _ => None,
         }
     }
 
@@ -505,7 +548,7 @@ impl<'s> Compiler<'s> {
                 let mut compiled = Vec::new();
                 for (i, init) in inits.iter().enumerate() {
                     let bid = first_bid + i;
-                    compiled.push((self.var_ctx(bid), init));
+                    compiled.push((self.let_init_ctx(bid, init), init));
                 }
                 let mut nodes = Vec::new();
                 // Reserve the bids now so nested bindings inside the inits
@@ -642,6 +685,14 @@ impl<'s> Compiler<'s> {
         let fnode = self.expr(f, if tail { Ctx::Escape } else { Ctx::Local }, false)?;
         let mut a = Vec::with_capacity(args.len());
         for x in args {
+            // A variable of this function passed whole: it is read, and the
+            // boundary admits its value; what it leaves to its binding is
+            // `tail_passed` (`let_init_ctx`).
+            if let Some(bid) = tail.then(|| self.own_variable(x)).flatten() {
+                self.next_info[bid].tail_passed = true;
+                a.push(self.nested(x, Ctx::Local, false)?);
+                continue;
+            }
             let c = if tail && !self.embeds_own_locals(x) {
                 Ctx::Iter
             } else {

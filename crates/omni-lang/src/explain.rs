@@ -132,7 +132,7 @@ fn walk<'a>(n: &'a Node, lines: &mut Vec<String>, nested: &mut Vec<&'a Proto>) {
             args.iter().for_each(|a| walk(a, lines, nested));
             if *tail {
                 lines.push(format!(
-                    "tail call @{span}: arguments admitted into dst, scratch exited, frame reused"
+                    "tail call @{span}: arguments admitted into dst (one built in the next-iteration region stays there), scratch and this iteration's region exited, frame reused"
                 ));
             } else {
                 lines.push(format!(

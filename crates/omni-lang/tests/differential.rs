@@ -66,7 +66,9 @@ enum E {
     /// `(let loop ((i count) (acc init)) (if (= i 0) acc (loop (- i 1) step)))`
     /// with names (loop, i, acc): a tail loop whose state `step` makes
     /// from `i` and the last round's `acc` (the next-iteration region).
-    Loop([String; 3], i64, Box<E>, Box<E>),
+    /// With a fourth name `t`, the step is bound first:
+    /// `(let ((t step)) (loop (- i 1) t))`.
+    Loop(Vec<String>, i64, Box<E>, Box<E>),
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -149,7 +151,10 @@ impl Gen {
             2 if ty != Ty::Bool && self.rng.below(3) == 0 => {
                 let count = self.rng.below(6) as i64;
                 let init = self.expr(ty, d, env);
-                let names = [self.name(), self.name(), self.name()];
+                let mut names = vec![self.name(), self.name(), self.name()];
+                if self.rng.below(2) == 0 {
+                    names.push(self.name());
+                }
                 env.push((names[1].clone(), Ty::Int));
                 env.push((names[2].clone(), ty));
                 let step = self.expr(ty, d.min(3), env);
@@ -283,11 +288,17 @@ fn src(e: &E) -> String {
             "(let (({n} {})) (if (= (string-length {n}) 0) {n} (substring {n} 1)))",
             src(a)
         ),
-        E::Loop([lp, i, acc], count, init, step) => format!(
-            "(let {lp} (({i} {count}) ({acc} {})) (if (= {i} 0) {acc} ({lp} (- {i} 1) {})))",
-            src(init),
-            src(step)
-        ),
+        E::Loop(names, count, init, step) => {
+            let (lp, i, acc) = (&names[0], &names[1], &names[2]);
+            let next = match names.get(3) {
+                Some(t) => format!("(let (({t} {})) ({lp} (- {i} 1) {t}))", src(step)),
+                None => format!("({lp} (- {i} 1) {})", src(step)),
+            };
+            format!(
+                "(let {lp} (({i} {count}) ({acc} {})) (if (= {i} 0) {acc} {next}))",
+                src(init)
+            )
+        }
     }
 }
 
@@ -402,7 +413,8 @@ fn eval(e: &E, env: &mut Vec<(String, V)>) -> V {
             let t = string(eval(a, env));
             V::Str(Rc::new(t.chars().skip(1).collect()))
         }
-        E::Loop([_, i, acc], count, init, step) => {
+        E::Loop(names, count, init, step) => {
+            let (i, acc) = (&names[1], &names[2]);
             let mut state = eval(init, env);
             for k in (1..=*count).rev() {
                 env.push((i.clone(), V::Int(k)));

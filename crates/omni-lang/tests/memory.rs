@@ -101,12 +101,14 @@ fn loop_state_a_primitive_makes_from_the_old_state_is_not_retained() {
     // round's (`string-append`, `+`): they are built in the next
     // iteration's region, so old rounds die. Retained, the strings would
     // be about 2,000 x 2,000 bytes (4 MB) and the floats 100,000 x 16.
+    // The same when the new state is bound by a `let` first (`pad`).
     let r = run(
         "(define (grow i s) (if (= i 0) (string-length s) (grow (- i 1) (string-append s \"ab\"))))
                  (define (sum i x) (if (= i 0) x (sum (- i 1) (+ x 0.5))))
-                 (println (grow 2000 \"\") (sum 100000 0.0))",
+                 (define (pad i s) (if (= i 0) (string-length s) (let ((t (string-append s \"cd\"))) (pad (- i 1) t))))
+                 (println (grow 2000 \"\") (sum 100000 0.0) (pad 2000 \"\"))",
     );
-    assert_eq!(r.out, "4000 50000.0\n");
+    assert_eq!(r.out, "4000 50000.0 4000\n");
     assert!(
         r.peak < 64 * 1024,
         "peak {} bytes: old rounds retained",
