@@ -9,8 +9,8 @@ use omni_mem::{
     alloc_array, alloc_array_from, alloc_box, alloc_dict, alloc_float, alloc_pair, alloc_str,
     array_get, array_items, array_len, array_push, array_set, box_get, box_set, car, cdr,
     dict_count, dict_entries, dict_get, dict_remove, dict_set, equal, eqv, float_value, int_value,
-    intern, kind, make_int, region_exit, set_car, set_cdr, symbol_name, with_str, Kind, MemError,
-    Region, Value,
+    intern, is_str, kind, make_int, region_exit, set_car, set_cdr, str_is_ascii, symbol_name,
+    with_str, Kind, MemError, Region, Value,
 };
 
 use crate::builtins::Prim;
@@ -665,61 +665,84 @@ impl Vm {
                 dict_count(a[0]).ok_or_else(|| self.bad(op, "a dict", a[0], span))? as i64,
             )
             .unwrap_or(Value::NOTHING),
+            // The string primitives read the text in place (`with_str`),
+            // and an ASCII string's characters are its bytes: length,
+            // indexing and slicing cost no decoding (`str_is_ascii`).
             StringLength => {
-                let n = with_str(a[0], |s| s.chars().count())
+                let ascii = str_is_ascii(a[0]);
+                let n = with_str(a[0], |s| char_len(s, ascii))
                     .ok_or_else(|| self.bad(op, "a string", a[0], span))?;
                 Value::fixnum(n as i64).unwrap_or(Value::NOTHING)
             }
             StringAppend => {
                 let mut s = String::new();
                 for &x in a {
-                    s.push_str(&self.str_arg(op, x, span)?);
+                    with_str(x, |t| s.push_str(t))
+                        .ok_or_else(|| self.bad(op, "a string", x, span))?;
                 }
                 alloc_str(region()?, &s).map_err(me)?
             }
             Substring => {
-                let s: Vec<char> = self.str_arg(op, a[0], span)?.chars().collect();
+                if !is_str(a[0]) {
+                    return Err(self.bad(op, "a string", a[0], span));
+                }
                 let start = self.index_arg(op, a[1], span)?;
                 let end = match a.get(2) {
-                    Some(&e) => self.index_arg(op, e, span)?,
-                    None => s.len(),
+                    Some(&e) => Some(self.index_arg(op, e, span)?),
+                    None => None,
                 };
-                if start > end || end > s.len() {
-                    return Err(LispError::new(
+                let ascii = str_is_ascii(a[0]);
+                let sub = with_str(a[0], |s| {
+                    char_span(s, ascii, start, end).map(|(b0, b1)| s[b0..b1].to_owned())
+                })
+                .ok_or_else(|| self.bad(op, "a string", a[0], span))?;
+                let sub = sub.map_err(|n| {
+                    LispError::new(
                         format!(
-                            "substring: range {start}..{end} out of bounds for length {}",
-                            s.len()
+                            "substring: range {start}..{} out of bounds for length {n}",
+                            end.unwrap_or(n)
                         ),
                         span,
-                    ));
-                }
-                let sub: String = s[start..end].iter().collect();
+                    )
+                })?;
                 alloc_str(region()?, &sub).map_err(me)?
             }
             StringEq | StringLt => {
                 let mut ok = true;
                 for w in a.windows(2) {
-                    let x = self.str_arg(op, w[0], span)?;
-                    let y = self.str_arg(op, w[1], span)?;
-                    ok &= if op == StringEq { x == y } else { x < y };
+                    let r = with_str(w[0], |x| {
+                        with_str(w[1], |y| if op == StringEq { x == y } else { x < y })
+                    });
+                    ok &= match r {
+                        Some(Some(b)) => b,
+                        Some(None) => return Err(self.bad(op, "a string", w[1], span)),
+                        None => return Err(self.bad(op, "a string", w[0], span)),
+                    };
                 }
                 Value::bool(ok)
             }
             StringRef => {
-                let s = self.str_arg(op, a[0], span)?;
+                if !is_str(a[0]) {
+                    return Err(self.bad(op, "a string", a[0], span));
+                }
                 let i = self.index_arg(op, a[1], span)?;
-                let c = s.chars().nth(i).ok_or_else(|| {
-                    LispError::new(
-                        format!(
-                            "string-ref: index {i} out of range for length {}",
-                            s.chars().count()
-                        ),
-                        span,
-                    )
+                let ascii = str_is_ascii(a[0]);
+                let c = with_str(a[0], |s| {
+                    if ascii {
+                        s.as_bytes().get(i).map(|&b| char::from(b)).ok_or(s.len())
+                    } else {
+                        s.chars().nth(i).ok_or_else(|| s.chars().count())
+                    }
+                })
+                .ok_or_else(|| self.bad(op, "a string", a[0], span))?;
+                let c = c.map_err(|n| {
+                    LispError::new(format!("string-ref: index {i} out of range for length {n}"), span)
                 })?;
                 Value::char(c)
             }
-            StringToSymbol => intern(&self.str_arg(op, a[0], span)?),
+            StringToSymbol => {
+                with_str(a[0], intern).ok_or_else(|| self.bad(op, "a string", a[0], span))?
+            }
             SymbolToString => {
                 let name = symbol_name(a[0]).ok_or_else(|| self.bad(op, "a symbol", a[0], span))?;
                 alloc_str(region()?, name).map_err(me)?
@@ -835,4 +858,33 @@ impl Vm {
         }
         .map_err(|e| LispError::new(e.to_string(), span))
     }
+}
+
+/// The length of `s` in characters (`ascii`: every character is a byte).
+fn char_len(s: &str, ascii: bool) -> usize {
+    if ascii {
+        s.len()
+    } else {
+        s.chars().count()
+    }
+}
+
+/// The byte range of characters `start..end` of `s` (`end` defaults to its
+/// length), or its length in characters when that range is out of bounds.
+fn char_span(
+    s: &str,
+    ascii: bool,
+    start: usize,
+    end: Option<usize>,
+) -> Result<(usize, usize), usize> {
+    let n = char_len(s, ascii);
+    let end = end.unwrap_or(n);
+    if start > end || end > n {
+        return Err(n);
+    }
+    if ascii {
+        return Ok((start, end));
+    }
+    let byte = |k: usize| s.char_indices().nth(k).map_or(s.len(), |(b, _)| b);
+    Ok((byte(start), byte(end)))
 }

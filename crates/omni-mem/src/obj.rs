@@ -281,13 +281,20 @@ pub fn alloc_list(r: Region, items: &[Value]) -> MemResult<Value> {
 // ---------------------------------------------------------------------------
 // Strings, floats, big integers
 
+/// Header bit of a string whose bytes are all ASCII, set when it is made
+/// (strings are immutable, and copies keep their header): its characters
+/// are its bytes, so its length and its `i`th character are found without
+/// decoding it (`str_is_ascii`).
+const STR_ASCII: u64 = 1 << 8;
+
 pub fn alloc_str(r: Region, s: &str) -> MemResult<Value> {
     let len = s.len();
     let extra = u32::try_from(len).map_err(|_| MemError::TooLarge { requested: len })?;
     let size = HDR + len.div_ceil(WORD).max(1) * WORD;
+    let ascii = if s.is_ascii() { STR_ASCII } else { 0 };
     // SAFETY: fresh object of `size` bytes; `len` bytes copied after the header.
     unsafe {
-        let p = new_object(r.block(), size, make_header(HeapTag::Str, extra))?;
+        let p = new_object(r.block(), size, make_header(HeapTag::Str, extra) | ascii)?;
         ptr::copy_nonoverlapping(s.as_ptr(), p.add(HDR), len);
         Ok(Value::from_heap(p))
     }
@@ -311,6 +318,13 @@ pub fn with_str<R>(v: Value, f: impl FnOnce(&str) -> R) -> Option<R> {
 
 pub fn is_str(v: Value) -> bool {
     is(v, HeapTag::Str)
+}
+
+/// Whether `v` is a string of ASCII characters only (each one byte).
+pub fn str_is_ascii(v: Value) -> bool {
+    // SAFETY: tag checked; a string's header is never forwarded outside a
+    // transmigration.
+    is(v, HeapTag::Str) && unsafe { header(v.heap_ptr()) } & STR_ASCII != 0
 }
 
 pub fn alloc_float(r: Region, x: f64) -> MemResult<Value> {
@@ -964,6 +978,27 @@ mod tests {
             }
             total as f64 / n.max(1) as f64
         }
+    }
+
+    #[test]
+    fn a_string_knows_whether_it_is_ascii_and_its_copies_too() {
+        leak_checked(|| {
+            let (a, b) = (region_create(), region_create());
+            let plain = alloc_str(a, "plain text").expect("str");
+            let accented = alloc_str(a, "héllo").expect("str");
+            let empty = alloc_str(a, "").expect("str");
+            assert!(str_is_ascii(plain) && str_is_ascii(empty));
+            assert!(!str_is_ascii(accented));
+            assert!(!str_is_ascii(Value::fixnum(1).expect("small")));
+            for v in [plain, accented, empty] {
+                let copy = crate::transmigrate(v, a, b).expect("copy");
+                assert_ne!(copy, v);
+                assert_eq!(str_is_ascii(copy), str_is_ascii(v));
+                assert_eq!(with_str(copy, str::to_owned), with_str(v, str::to_owned));
+            }
+            region_exit(a);
+            region_exit(b);
+        });
     }
 
     #[test]
