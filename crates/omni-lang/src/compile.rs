@@ -149,7 +149,7 @@ pub struct Compiler<'s> {
     bid_counter: usize,
     /// Globals the program defines or assigns: calls to them are never
     /// inlined as primitives.
-    redefined: HashSet<String>,
+    redefined: &'s HashSet<String>,
     protos: Vec<Rc<Proto>>,
     proto_counter: usize,
     /// Captures of the function compiled last (its parent builds the closure).
@@ -159,7 +159,7 @@ pub struct Compiler<'s> {
 }
 
 impl<'s> Compiler<'s> {
-    pub fn new(sink: &'s mut dyn ConstSink, redefined: HashSet<String>) -> Self {
+    pub fn new(sink: &'s mut dyn ConstSink, redefined: &'s HashSet<String>) -> Self {
         Compiler {
             sink,
             fns: Vec::new(),
@@ -933,7 +933,7 @@ fn walk_vars(a: &Ast, f: &mut dyn FnMut(&str)) {
 
 /// Globals a program defines or assigns (so primitives named like them are
 /// not inlined).
-pub fn redefined_globals(forms: &[Ast]) -> HashSet<String> {
+pub fn redefined_globals<'a>(forms: impl IntoIterator<Item = &'a Ast>) -> HashSet<String> {
     let mut out = HashSet::new();
     for form in forms {
         visit(form, &mut |x| {

@@ -176,7 +176,7 @@ pub fn compile_program(vm: &mut Vm, src: &str) -> Result<Vec<Compiled>, Vec<Diag
             Err(e) => errors.push(compile_diag(e)),
         }
     }
-    let redefined = redefined_globals(&forms.iter().map(|f| f.0.clone()).collect::<Vec<_>>());
+    let redefined = redefined_globals(forms.iter().map(|f| &f.0));
     let mut out = Vec::new();
     for (ast, span) in &forms {
         if is_coalesce_form(ast, &redefined) {
@@ -187,7 +187,9 @@ pub fn compile_program(vm: &mut Vm, src: &str) -> Result<Vec<Compiled>, Vec<Diag
             });
             continue;
         }
-        let mut c = Compiler::new(vm, redefined.clone());
+        // One set for every form (a copy per form made compiling a program
+        // of n definitions O(n^2)).
+        let mut c = Compiler::new(vm, &redefined);
         match c.toplevel(ast, *span) {
             Ok(protos) => {
                 vm.register(protos.clone());
