@@ -225,7 +225,13 @@ fn main() -> ExitCode {
     } else {
         match std::fs::read(&opts.target) {
             Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(s) => (opts.target.clone(), s),
+                // A byte-order mark (some editors start UTF-8 files with
+                // one) is not part of the program: lines and columns
+                // count from the text after it.
+                Ok(s) => match s.strip_prefix('\u{feff}') {
+                    Some(rest) => (opts.target.clone(), rest.to_owned()),
+                    None => (opts.target.clone(), s),
+                },
                 Err(e) => {
                     let upto = &e.as_bytes()[..e.utf8_error().valid_up_to()];
                     let line = upto.iter().filter(|&&b| b == b'\n').count() + 1;

@@ -134,6 +134,23 @@ fn invalid_utf8_is_a_positioned_error() {
 }
 
 #[test]
+fn a_byte_order_mark_is_skipped_and_columns_count_after_it() {
+    let dir = std::env::temp_dir().join(format!("omni-bom-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("bom.omni");
+    std::fs::write(&f, "\u{feff}(println \"bom ok\")\r\n(car 5)\r\n").unwrap();
+    let o = omni(&["run", f.to_str().unwrap()], None);
+    assert_eq!(text(&o.stdout), "bom ok\n");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("bom.omni:2:1: error: car: expected a pair"),
+        "{}",
+        text(&o.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn repl_through_stdin() {
     let input = "(define (f x)\n  (* x 2))\n(f 21)\n(car 1)\n(f 5)\n:stats\n:quit\n(f 1)\n";
     let o = omni(&["repl"], Some(input));
