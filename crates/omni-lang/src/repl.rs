@@ -27,6 +27,13 @@ pub struct Reply {
 pub struct Repl {
     vm: Vm,
     buffer: String,
+    /// Every input evaluated so far, in order. Lines are numbered across
+    /// the session (an input's first line follows the last one's), so a
+    /// position in code entered earlier, reported by an error now, names
+    /// and shows the line it is on.
+    session: String,
+    /// Lines in `session`.
+    lines: usize,
 }
 
 pub const HELP: &str = "\
@@ -41,6 +48,8 @@ impl Repl {
         Repl {
             vm: Vm::new(out),
             buffer: String::new(),
+            session: String::new(),
+            lines: 0,
         }
     }
 
@@ -77,11 +86,18 @@ impl Repl {
         reply
     }
 
-    fn eval(&mut self, src: &str, reply: &mut Reply) {
+    fn eval(&mut self, input: &str, reply: &mut Reply) {
+        // The input is compiled after as many empty lines as the session
+        // has, so its positions are the session's; diagnostics show lines
+        // of the whole session.
+        let src = format!("{}{input}", "\n".repeat(self.lines));
+        self.session.push_str(input);
+        self.lines += input.lines().count();
+        let src = src.as_str();
         match compile_program(&mut self.vm, src) {
             Err(diags) => {
                 for d in diags {
-                    reply.err.push_str(&d.render("<repl>", src));
+                    reply.err.push_str(&d.render("<repl>", &self.session));
                 }
             }
             Ok(forms) => {
@@ -101,7 +117,7 @@ impl Repl {
                 self.vm.flush();
                 reply.out.push_str(&shown);
                 if let Err(d) = r {
-                    reply.err.push_str(&d.render("<repl>", src));
+                    reply.err.push_str(&d.render("<repl>", &self.session));
                 }
             }
         }
@@ -142,14 +158,13 @@ impl Repl {
         }
     }
 
-    /// End the session: every region is freed.
     /// End the session: wait for the threads it spawned (they keep
     /// running between inputs), free everything, and return the rendered
     /// errors of threads nobody joined.
     pub fn finish(mut self) -> String {
         let errors = crate::finish_threads(&self.vm)
             .iter()
-            .map(|d| d.render("<repl>", ""))
+            .map(|d| d.render("<repl>", &self.session))
             .collect();
         self.vm.shutdown();
         errors
@@ -194,6 +209,27 @@ mod tests {
         let e = r.feed(")");
         assert!(e.err.contains("unexpected ')'"), "{}", e.err);
         assert_eq!(r.feed("(+ 1 1)").out, "2\n");
+        r.finish();
+    }
+
+    #[test]
+    fn an_error_in_code_entered_earlier_shows_that_line() {
+        let mut r = repl();
+        r.feed("(define x 5)");
+        r.feed("(define (f)");
+        r.feed("  (g))");
+        let e = r.feed("(f)");
+        // `(g)` is on the session's third line; the call on its fourth.
+        assert!(
+            e.err.starts_with("<repl>:3:4: error: unbound variable 'g'"),
+            "{}",
+            e.err
+        );
+        assert!(e.err.contains("3 |   (g))\n"), "{}", e.err);
+        assert!(e.err.contains("in f called at <repl>:4:1"), "{}", e.err);
+        let e = r.feed("(car x)");
+        assert!(e.err.starts_with("<repl>:5:1: error: car"), "{}", e.err);
+        assert!(e.err.contains("5 | (car x)\n"), "{}", e.err);
         r.finish();
     }
 
