@@ -134,6 +134,33 @@ fn invalid_utf8_is_a_positioned_error() {
 }
 
 #[test]
+fn check_reports_every_compile_error_in_source_order() {
+    // The duplicate binding is found while desugaring, before the
+    // compiler sees the arity errors above it: still reported third.
+    let o = omni(
+        &[
+            "-e",
+            "(define (f x) (car x 1))\n(define y (cons 1))\n(let ((a 1) (a 2)) a)",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(1));
+    let errs: Vec<String> = text(&o.stderr)
+        .lines()
+        .filter(|l| l.contains("compile error"))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        errs,
+        [
+            "<expr>:1:15: compile error: car: expected 1 argument(s), got 2",
+            "<expr>:2:11: compile error: cons: expected 2 argument(s), got 1",
+            "<expr>:3:14: compile error: duplicate binding 'a'",
+        ]
+    );
+}
+
+#[test]
 fn a_byte_order_mark_is_skipped_and_columns_count_after_it() {
     let dir = std::env::temp_dir().join(format!("omni-bom-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -205,6 +205,9 @@ pub fn compile_program(vm: &mut Vm, src: &str) -> Result<Vec<Compiled>, Vec<Diag
     if errors.is_empty() {
         Ok(out)
     } else {
+        // Desugaring errors were found in a pass before the compiler's:
+        // report them all in source order.
+        errors.sort_by_key(|d| d.span.map(|s| (s.line, s.col)));
         Err(errors)
     }
 }
