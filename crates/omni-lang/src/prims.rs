@@ -116,7 +116,7 @@ impl Vm {
             format!(
                 "{}: expected {what}, got {} ({})",
                 op.name(),
-                self.show(v, true),
+                self.show_brief(v),
                 type_name(v)
             ),
             span,
@@ -153,7 +153,7 @@ impl Vm {
             }
         }
         if v != Value::EMPTY {
-            return Err(self.bad(op, "a proper list", v, span));
+            return Err(self.bad(op, "a proper list", whole, span));
         }
         Ok(out)
     }
@@ -630,7 +630,7 @@ impl Vm {
                         Some(&default) => default,
                         None => {
                             return Err(LispError::new(
-                                format!("dict-ref: key {} not found", self.show(a[1], true)),
+                                format!("dict-ref: key {} not found", self.show_brief(a[1])),
                                 span,
                             ))
                         }

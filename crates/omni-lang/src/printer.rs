@@ -61,7 +61,31 @@ fn write_string_literal(s: &str, out: &mut String) {
 /// closures by their code reference.
 pub fn print(v: Value, readable: bool, out: &mut String, proc_name: &dyn Fn(u64) -> String) {
     let mut path = HashSet::new();
-    print_rec(v, readable, out, proc_name, &mut path);
+    print_rec(v, readable, out, proc_name, &mut path, usize::MAX);
+}
+
+/// `print` for a message: once `out` holds about `limit` bytes, a list,
+/// array or dict shows `...` for the rest of its elements, and a longer
+/// text (one long string) is cut to `limit` bytes and `...`. A value
+/// named in an error stays readable however big it is.
+pub fn print_brief(
+    v: Value,
+    readable: bool,
+    out: &mut String,
+    proc_name: &dyn Fn(u64) -> String,
+    limit: usize,
+) {
+    let start = out.len();
+    let mut path = HashSet::new();
+    print_rec(v, readable, out, proc_name, &mut path, start + limit);
+    if out.len() > start + 2 * limit {
+        let mut cut = start + limit;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push_str("...");
+    }
 }
 
 fn print_rec(
@@ -70,6 +94,7 @@ fn print_rec(
     out: &mut String,
     proc_name: &dyn Fn(u64) -> String,
     path: &mut HashSet<Value>,
+    limit: usize,
 ) {
     let k = kind(v);
     let compound = matches!(k, Kind::Pair | Kind::Array | Kind::Dict | Kind::Box);
@@ -113,12 +138,16 @@ fn print_rec(
             loop {
                 if !first {
                     out.push(' ');
+                    if out.len() >= limit {
+                        out.push_str("...");
+                        break;
+                    }
                 }
                 first = false;
                 let (Some(a), Some(d)) = (car(cur), cdr(cur)) else {
                     break;
                 };
-                print_rec(a, readable, out, proc_name, path);
+                print_rec(a, readable, out, proc_name, path, limit);
                 if kind(d) == Kind::Pair {
                     if !path.insert(d) {
                         out.push_str(" . #<cycle>");
@@ -129,7 +158,7 @@ fn print_rec(
                 } else {
                     if d != Value::EMPTY {
                         out.push_str(" . ");
-                        print_rec(d, readable, out, proc_name, path);
+                        print_rec(d, readable, out, proc_name, path, limit);
                     }
                     break;
                 }
@@ -144,8 +173,12 @@ fn print_rec(
             for (i, x) in array_items(v).unwrap_or_default().into_iter().enumerate() {
                 if i > 0 {
                     out.push(' ');
+                    if out.len() >= limit {
+                        out.push_str("...");
+                        break;
+                    }
                 }
-                print_rec(x, readable, out, proc_name, path);
+                print_rec(x, readable, out, proc_name, path, limit);
             }
             out.push(']');
         }
@@ -154,13 +187,17 @@ fn print_rec(
             for (i, (key, x)) in dict_entries(v).unwrap_or_default().into_iter().enumerate() {
                 if i > 0 {
                     out.push(' ');
+                    if out.len() >= limit {
+                        out.push_str("...");
+                        break;
+                    }
                 }
                 if key.as_symbol().is_some() {
                     out.push(':');
                 }
-                print_rec(key, readable, out, proc_name, path);
+                print_rec(key, readable, out, proc_name, path, limit);
                 out.push(' ');
-                print_rec(x, readable, out, proc_name, path);
+                print_rec(x, readable, out, proc_name, path, limit);
             }
             out.push('}');
         }
@@ -172,6 +209,7 @@ fn print_rec(
                 out,
                 proc_name,
                 path,
+                limit,
             );
             out.push('>');
         }

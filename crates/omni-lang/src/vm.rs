@@ -60,6 +60,9 @@ impl std::hash::Hasher for SiteHasher {
 /// Closures whose code has this bit set are primitives.
 pub const PRIM_BIT: u64 = 1 << 63;
 
+/// About how many bytes of a value an error message shows (`show_brief`).
+pub const SHOWN_IN_ERRORS: usize = 200;
+
 /// A runtime error with the Lisp frames it unwound through.
 #[derive(Debug, Clone)]
 pub struct LispError {
@@ -445,6 +448,14 @@ impl Vm {
     pub fn show(&self, v: Value, readable: bool) -> String {
         let mut s = String::new();
         printer::print(v, readable, &mut s, &|c| self.proc_name(c));
+        s
+    }
+
+    /// A value as an error message names it: `write` form, cut with `...`
+    /// past about `SHOWN_IN_ERRORS` bytes.
+    pub fn show_brief(&self, v: Value) -> String {
+        let mut s = String::new();
+        printer::print_brief(v, true, &mut s, &|c| self.proc_name(c), SHOWN_IN_ERRORS);
         s
     }
 

@@ -38,7 +38,7 @@ impl Vm {
                     } else {
                         "thread"
                     },
-                    self.show(v, true)
+                    self.show_brief(v)
                 ),
                 span,
             )),
@@ -63,7 +63,7 @@ impl Vm {
                     return Err(LispError::new(
                         format!(
                             "chan: capacity must be a non-negative integer, got {}",
-                            self.show(n, true)
+                            self.show_brief(n)
                         ),
                         span,
                     ))
@@ -177,7 +177,7 @@ impl Vm {
     pub(crate) fn prim_spawn(&mut self, f: Value, span: Span) -> VmResult<Value> {
         let Some(code) = closure_code(f) else {
             return Err(LispError::new(
-                format!("spawn: expected a procedure, got {}", self.show(f, true)),
+                format!("spawn: expected a procedure, got {}", self.show_brief(f)),
                 span,
             ));
         };
@@ -194,7 +194,7 @@ impl Vm {
         };
         if !takes_none {
             return Err(LispError::new(
-                format!("spawn: {} must take no arguments", self.show(f, true)),
+                format!("spawn: {} must take no arguments", self.show_brief(f)),
                 span,
             ));
         }

@@ -151,7 +151,7 @@ impl Vm {
     #[cold]
     #[inline(never)]
     fn not_a_procedure(&self, f: Value, span: Span) -> Box<LispError> {
-        LispError::new(format!("not a procedure: {}", self.show(f, true)), span)
+        LispError::new(format!("not a procedure: {}", self.show_brief(f)), span)
     }
 
     /// `callee_proto` for procedure `code` when a check may fail (or a
