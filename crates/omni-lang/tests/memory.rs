@@ -223,6 +223,28 @@ fn overwritten_array_and_dict_values_are_given_back() {
 }
 
 #[test]
+fn floats_updated_in_place_allocate_nothing() {
+    // A grid of floats read and rewritten 300 times: flonums are
+    // immediates, so nothing goes to the rows' slot regions, which every
+    // read would otherwise pin (3 million boxed floats, 46 MB, were kept).
+    let r = run("(define n 100)
+                 (define grid (make-array n '()))
+                 (define (init i) (when (< i n) (array-set! grid i (make-array n 0.0)) (init (+ i 1))))
+                 (init 0)
+                 (define (step-row row j) (when (< j n) (array-set! row j (+ (array-ref row j) 0.5)) (step-row row (+ j 1))))
+                 (define (step i) (when (< i n) (step-row (array-ref grid i) 0) (step (+ i 1))))
+                 (define (run k) (when (> k 0) (step 0) (run (- k 1))))
+                 (run 300)
+                 (println (array-ref (array-ref grid 5) 5))");
+    assert_eq!(r.out, "150.0\n");
+    assert!(
+        r.peak < 256 * 1024,
+        "peak {} bytes: replaced floats kept",
+        r.peak
+    );
+}
+
+#[test]
 fn coalesce_compacts_the_global_region_to_what_globals_reach() {
     std::thread::Builder::new()
         .stack_size(VM_STACK_BYTES)

@@ -149,6 +149,9 @@ pub fn kind(v: Value) -> Kind {
     if v.as_handle().is_some() {
         return Kind::Handle;
     }
+    if v.as_flonum().is_some() {
+        return Kind::Float;
+    }
     match v {
         Value::EMPTY => return Kind::Empty,
         Value::FALSE => return Kind::False,
@@ -327,7 +330,12 @@ pub fn str_is_ascii(v: Value) -> bool {
     is(v, HeapTag::Str) && unsafe { header(v.heap_ptr()) } & STR_ASCII != 0
 }
 
+/// A float: a flonum (an immediate) when it can be one, else a two-word
+/// object in `r`.
 pub fn alloc_float(r: Region, x: f64) -> MemResult<Value> {
+    if let Some(v) = Value::flonum(x) {
+        return Ok(v);
+    }
     // SAFETY: fresh two-word object.
     unsafe {
         let p = new_object(r.block(), HDR + WORD, make_header(HeapTag::Float, 0))?;
@@ -337,6 +345,9 @@ pub fn alloc_float(r: Region, x: f64) -> MemResult<Value> {
 }
 
 pub fn float_value(v: Value) -> Option<f64> {
+    if let Some(x) = v.as_flonum() {
+        return Some(x);
+    }
     // SAFETY: tag checked.
     is(v, HeapTag::Float).then(|| unsafe { v.heap_ptr().add(HDR).cast::<f64>().read() })
 }
@@ -996,6 +1007,29 @@ mod tests {
                 assert_eq!(str_is_ascii(copy), str_is_ascii(v));
                 assert_eq!(with_str(copy, str::to_owned), with_str(v, str::to_owned));
             }
+            region_exit(a);
+            region_exit(b);
+        });
+    }
+
+    #[test]
+    fn floats_in_range_are_immediate_and_the_rest_are_objects() {
+        leak_checked(|| {
+            let (a, b) = (region_create(), region_create());
+            let before = a.bytes_allocated();
+            let x = alloc_float(a, 2.5).expect("float");
+            assert!(!x.is_heap() && a.bytes_allocated() == before);
+            assert_eq!((kind(x), float_value(x)), (Kind::Float, Some(2.5)));
+            for big in [1e300, f64::INFINITY, f64::MIN_POSITIVE / 4.0] {
+                let v = alloc_float(a, big).expect("float");
+                assert!(v.is_heap());
+                assert_eq!(kind(v), Kind::Float);
+                let copy = crate::transmigrate(v, a, b).expect("copy");
+                assert_ne!(copy, v);
+                assert_eq!(float_value(copy).map(f64::to_bits), Some(big.to_bits()));
+            }
+            let nan = alloc_float(a, f64::NAN).expect("float");
+            assert!(nan.is_heap() && float_value(nan).is_some_and(f64::is_nan));
             region_exit(a);
             region_exit(b);
         });

@@ -10,6 +10,14 @@
 //! | `011`    | constant: `()`, false, true, nothing, ...  |
 //! | `100`    | symbol: index into the intern table        |
 //! | `101`    | handle: a channel or thread of the runtime |
+//! | `110`    | flonum: a float whose exponent is in range |
+//!
+//! A flonum holds a float's sign, its 52 mantissa bits and 8 of its 11
+//! exponent bits: every float from 2^-126 to just under 2^129 in
+//! magnitude, and ±0.0, exactly (the SmallFloat64 encoding of Spur
+//! Smalltalk). Other floats (subnormals, huge ones, infinities, NaNs) are
+//! heap objects. A float is a flonum whenever it can be one, so the two
+//! forms never hold the same number.
 //!
 //! Immediates never allocate. The word is stored as a raw pointer so heap
 //! pointers keep their provenance (strict-provenance clean under Miri);
@@ -26,6 +34,14 @@ const TAG_CHAR: usize = 0b010;
 const TAG_CONST: usize = 0b011;
 const TAG_SYM: usize = 0b100;
 const TAG_HANDLE: usize = 0b101;
+const TAG_FLO: usize = 0b110;
+/// Biased exponents of the floats that are flonums (2^-126 ..= 2^128).
+const FLO_EXP: std::ops::RangeInclusive<u64> = 897..=1151;
+/// Taken from a float's bits rotated left by one (sign in bit 0, the
+/// exponent in bits 53..64), this leaves its exponent as 1..=255 in bits
+/// 53..61, so the top three bits are free for the tag. A payload whose
+/// exponent is 0 is ±0.0.
+const FLO_OFFSET: u64 = (*FLO_EXP.start() - 1) << 53;
 /// Bits of a handle's payload that name its kind (the rest is an index).
 const HANDLE_KIND_BITS: usize = 8;
 
@@ -113,6 +129,36 @@ impl Value {
     #[inline]
     pub fn is_fixnum(self) -> bool {
         self.bits() & TAG_MASK == TAG_FIX
+    }
+
+    /// `x` as a flonum, if its exponent is in range (or it is ±0.0).
+    #[inline]
+    pub fn flonum(x: f64) -> Option<Value> {
+        let bits = x.to_bits();
+        let payload = if bits << 1 == 0 {
+            bits.rotate_left(1)
+        } else if FLO_EXP.contains(&((bits >> 52) & 0x7ff)) {
+            bits.rotate_left(1) - FLO_OFFSET
+        } else {
+            return None;
+        };
+        Some(Value(ptr::without_provenance_mut(
+            ((payload << TAG_BITS) as usize) | TAG_FLO,
+        )))
+    }
+
+    #[inline]
+    pub fn as_flonum(self) -> Option<f64> {
+        if self.bits() & TAG_MASK != TAG_FLO {
+            return None;
+        }
+        let payload = (self.bits() >> TAG_BITS) as u64;
+        let rotated = if payload >> 53 == 0 {
+            payload
+        } else {
+            payload + FLO_OFFSET
+        };
+        Some(f64::from_bits(rotated.rotate_right(1)))
     }
 
     #[inline]
@@ -207,6 +253,8 @@ impl fmt::Debug for Value {
             write!(f, "true")
         } else if *self == Value::NOTHING {
             write!(f, "nothing")
+        } else if let Some(x) = self.as_flonum() {
+            write!(f, "{x:?}")
         } else if let Some((k, i)) = self.as_handle() {
             write!(f, "#<handle {k}:{i}>")
         } else if self.is_heap() {
@@ -263,6 +311,9 @@ mod tests {
             Value::fixnum(0).unwrap(),
             Value::handle(1, 3),
             Value::handle(2, 3),
+            Value::flonum(0.0).unwrap(),
+            Value::flonum(-0.0).unwrap(),
+            Value::flonum(1.5).unwrap(),
         ];
         for (i, a) in all.iter().enumerate() {
             assert!(!a.is_heap());
@@ -278,6 +329,51 @@ mod tests {
         assert!(!Value::NOTHING.is_truthy());
         assert!(Value::EMPTY.is_truthy());
         assert!(Value::fixnum(0).unwrap().is_truthy());
+    }
+
+    #[test]
+    fn flonums_hold_every_float_in_range_exactly() {
+        let inside = [
+            0.0,
+            -0.0,
+            1.0,
+            -1.5,
+            0.1,
+            std::f64::consts::PI,
+            1e38,
+            -3.4e38,
+            f64::from_bits(897 << 52),                  // 2^-126, the smallest
+            f64::from_bits((1151 << 52) | ((1 << 52) - 1)), // just under 2^129
+            1e-37,
+            123_456_789.123_456_78,
+        ];
+        for x in inside {
+            let v = Value::flonum(x).unwrap_or_else(|| panic!("{x} is in range"));
+            assert!(!v.is_heap());
+            assert_eq!(v.as_flonum().map(f64::to_bits), Some(x.to_bits()), "{x}");
+            assert_eq!(v.as_fixnum(), None);
+            assert_eq!(v.as_char(), None);
+        }
+        let outside = [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MAX,
+            1e300,
+            1e-300,
+            f64::MIN_POSITIVE / 2.0, // subnormal
+            f64::from_bits(896 << 52), // 2^-127
+            f64::from_bits(1152 << 52), // 2^129
+        ];
+        for x in outside {
+            assert!(Value::flonum(x).is_none(), "{x} is out of range");
+        }
+        // Neighbouring floats stay distinct.
+        let a = Value::flonum(1.0).unwrap();
+        let b = Value::flonum(f64::from_bits(1.0f64.to_bits() + 1)).unwrap();
+        assert_ne!(a, b);
+        assert_ne!(Value::flonum(0.0), Value::flonum(-0.0));
+        assert_eq!(Value::fixnum(1).unwrap().as_flonum(), None);
     }
 
     #[test]

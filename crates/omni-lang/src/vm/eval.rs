@@ -532,7 +532,7 @@ impl Vm {
             return Err(LispError::new("internal: not a primitive", Span::default()));
         };
         let (op, target, span) = (*op, *target, *span);
-        if let Some(v) = fixnum_fast_path(op, a) {
+        if let Some(v) = fixnum_fast_path(op, a).or_else(|| flonum_fast_path(op, a)) {
             return Ok(v);
         }
         let dst = if op.allocates() {
@@ -687,6 +687,29 @@ fn fixnum_fast_path(op: Prim, a: &[Value]) -> Option<Value> {
         };
     }
     Value::fixnum(acc)
+}
+
+/// Two-operand float arithmetic whose result is a flonum: answered before
+/// the primitive's region is looked up, which for a loop's next-iteration
+/// region would create it for nothing. Operands are fixnums or flonums, at
+/// least one a flonum; the result is what the primitive computes (both
+/// operands as `f64`). Division by an exact zero, and results that are not
+/// flonums, take the general path.
+fn flonum_fast_path(op: Prim, a: &[Value]) -> Option<Value> {
+    let [x, y] = a else { return None };
+    if x.as_flonum().is_none() && y.as_flonum().is_none() {
+        return None;
+    }
+    let f = |v: &Value| v.as_flonum().or_else(|| v.as_fixnum().map(|n| n as f64));
+    let (p, q) = (f(x)?, f(y)?);
+    let r = match op {
+        Prim::Add => p + q,
+        Prim::Sub => p - q,
+        Prim::Mul => p * q,
+        Prim::Div if *y != Value::fixnum(0)? => p / q,
+        _ => return None,
+    };
+    Value::flonum(r)
 }
 
 /// A tiny inline argument buffer (no heap allocation for up to 4 args).
