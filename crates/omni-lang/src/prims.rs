@@ -138,7 +138,21 @@ impl Vm {
     }
 
     fn str_arg(&self, op: Prim, v: Value, span: Span) -> VmResult<String> {
-        with_str(v, str::to_owned).ok_or_else(|| self.bad(op, "a string", v, span))
+        self.text(op, v, span, |s, _| s.to_owned())
+    }
+
+    /// Run `f` on string `v`'s text, read in place, and whether it is all
+    /// ASCII (`str_is_ascii`: its characters are its bytes); the type
+    /// error if `v` is not a string.
+    fn text<R>(
+        &self,
+        op: Prim,
+        v: Value,
+        span: Span,
+        f: impl FnOnce(&str, bool) -> R,
+    ) -> VmResult<R> {
+        let ascii = str_is_ascii(v);
+        with_str(v, |s| f(s, ascii)).ok_or_else(|| self.bad(op, "a string", v, span))
     }
 
     fn list_items(&self, op: Prim, mut v: Value, span: Span) -> VmResult<Vec<Value>> {
@@ -665,20 +679,17 @@ impl Vm {
                 dict_count(a[0]).ok_or_else(|| self.bad(op, "a dict", a[0], span))? as i64,
             )
             .unwrap_or(Value::NOTHING),
-            // The string primitives read the text in place (`with_str`),
-            // and an ASCII string's characters are its bytes: length,
-            // indexing and slicing cost no decoding (`str_is_ascii`).
+            // The string primitives read the text in place (`text`), and
+            // an ASCII string's characters are its bytes: length, indexing
+            // and slicing cost no decoding.
             StringLength => {
-                let ascii = str_is_ascii(a[0]);
-                let n = with_str(a[0], |s| char_len(s, ascii))
-                    .ok_or_else(|| self.bad(op, "a string", a[0], span))?;
+                let n = self.text(op, a[0], span, char_len)?;
                 Value::fixnum(n as i64).unwrap_or(Value::NOTHING)
             }
             StringAppend => {
                 let mut s = String::new();
                 for &x in a {
-                    with_str(x, |t| s.push_str(t))
-                        .ok_or_else(|| self.bad(op, "a string", x, span))?;
+                    self.text(op, x, span, |t, _| s.push_str(t))?;
                 }
                 alloc_str(region()?, &s).map_err(me)?
             }
@@ -691,11 +702,9 @@ impl Vm {
                     Some(&e) => Some(self.index_arg(op, e, span)?),
                     None => None,
                 };
-                let ascii = str_is_ascii(a[0]);
-                let sub = with_str(a[0], |s| {
+                let sub = self.text(op, a[0], span, |s, ascii| {
                     char_span(s, ascii, start, end).map(|(b0, b1)| s[b0..b1].to_owned())
-                })
-                .ok_or_else(|| self.bad(op, "a string", a[0], span))?;
+                })?;
                 let sub = sub.map_err(|n| {
                     LispError::new(
                         format!(
@@ -710,14 +719,9 @@ impl Vm {
             StringEq | StringLt => {
                 let mut ok = true;
                 for w in a.windows(2) {
-                    let r = with_str(w[0], |x| {
-                        with_str(w[1], |y| if op == StringEq { x == y } else { x < y })
-                    });
-                    ok &= match r {
-                        Some(Some(b)) => b,
-                        Some(None) => return Err(self.bad(op, "a string", w[1], span)),
-                        None => return Err(self.bad(op, "a string", w[0], span)),
-                    };
+                    ok &= self.text(op, w[0], span, |x, _| {
+                        self.text(op, w[1], span, |y, _| if op == StringEq { x == y } else { x < y })
+                    })??;
                 }
                 Value::bool(ok)
             }
@@ -726,23 +730,20 @@ impl Vm {
                     return Err(self.bad(op, "a string", a[0], span));
                 }
                 let i = self.index_arg(op, a[1], span)?;
-                let ascii = str_is_ascii(a[0]);
-                let c = with_str(a[0], |s| {
-                    if ascii {
-                        s.as_bytes().get(i).map(|&b| char::from(b)).ok_or(s.len())
+                let c = self.text(op, a[0], span, |s, ascii| {
+                    let c = if ascii {
+                        s.as_bytes().get(i).map(|&b| char::from(b))
                     } else {
-                        s.chars().nth(i).ok_or_else(|| s.chars().count())
-                    }
-                })
-                .ok_or_else(|| self.bad(op, "a string", a[0], span))?;
+                        s.chars().nth(i)
+                    };
+                    c.ok_or_else(|| char_len(s, ascii))
+                })?;
                 let c = c.map_err(|n| {
                     LispError::new(format!("string-ref: index {i} out of range for length {n}"), span)
                 })?;
                 Value::char(c)
             }
-            StringToSymbol => {
-                with_str(a[0], intern).ok_or_else(|| self.bad(op, "a string", a[0], span))?
-            }
+            StringToSymbol => self.text(op, a[0], span, |s, _| intern(s))?,
             SymbolToString => {
                 let name = symbol_name(a[0]).ok_or_else(|| self.bad(op, "a symbol", a[0], span))?;
                 alloc_str(region()?, name).map_err(me)?
