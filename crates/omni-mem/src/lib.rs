@@ -62,7 +62,7 @@ not_loom! {
     };
     pub use parcel::{parcels_in_flight, Handoff, Parcel};
     pub use reach::reachable_bytes;
-    pub use slots::{store_region, COMPACT_MIN_BYTES};
+    pub use slots::{store_region, COMPACT_MIN_BYTES, SLOT_REGION_AFTER};
     pub use region::{
         heap_limit, heap_stats, live_regions, merge, merge_permitted, merge_threshold, region_create,
         region_create_at, region_create_message, region_create_process, region_exit, region_of,

@@ -40,6 +40,14 @@
 //! values copied into O always did. Once it holds `DETACH_BYTES`, the next
 //! store opens a fresh slot region for the container, so a program that
 //! reads once does not lose compaction for good.
+//!
+//! A slot region costs at least a segment (16 KiB), so a container gets one
+//! only once it has overwritten `SLOT_REGION_AFTER` heap values: until then
+//! its stores are repaired into O as by the plain barrier (at most that many
+//! replaced values stay in O), and a container filled once and never
+//! overwritten (100,000 one-slot arrays) costs no segment of its own. The
+//! container's slot-region word holds the count until then
+//! ([`SlotWord`]).
 
 use crate::barrier::{merge_rung, repair};
 use crate::error::MemResult;
@@ -51,6 +59,8 @@ use crate::region::{
 };
 use crate::transmigrate::{transmigrate_all, transmigrate_into, Domain};
 use crate::value::Value;
+
+use std::ptr;
 
 /// A slot region is first compacted when it holds this many bytes. (Under
 /// Miri both thresholds are 8 KiB, so the tests reach every path with a
@@ -67,6 +77,61 @@ pub const COMPACT_MIN_BYTES: usize = 8 * 1024;
 const DETACH_BYTES: usize = 4 * SEGMENT_SIZE;
 #[cfg(miri)]
 const DETACH_BYTES: usize = SEGMENT_SIZE / 2;
+
+/// A container gets a slot region at its `SLOT_REGION_AFTER`-th overwrite
+/// of a heap value (see the module comment).
+pub const SLOT_REGION_AFTER: u64 = 4;
+
+/// What a container's slot-region word holds: a slot region, or (low bit
+/// set; 0 when the container is new) how many heap values it overwrote
+/// while it had none. Region blocks are aligned, so the two never clash.
+#[derive(Clone, Copy)]
+enum SlotWord {
+    Region(*mut RegionBlock),
+    Overwrites(u64),
+}
+
+/// # Safety
+/// `field` is a live container's slot-region word.
+#[inline]
+unsafe fn slot_word(field: *mut *mut RegionBlock) -> SlotWord {
+    // SAFETY: per the contract.
+    let w = unsafe { field.read() };
+    if w.is_null() {
+        SlotWord::Overwrites(0)
+    } else if w.addr() & 1 != 0 {
+        SlotWord::Overwrites((w.addr() >> 1) as u64)
+    } else {
+        SlotWord::Region(w)
+    }
+}
+
+/// The container's slot region, if it has one.
+///
+/// # Safety
+/// As [`slot_word`].
+#[inline]
+unsafe fn slot_region_in(field: *mut *mut RegionBlock) -> Option<*mut RegionBlock> {
+    // SAFETY: per the contract.
+    match unsafe { slot_word(field) } {
+        SlotWord::Region(c) => Some(c),
+        SlotWord::Overwrites(_) => None,
+    }
+}
+
+/// Whether new values for this container go to a slot region: it has one,
+/// or it has overwritten enough values to be given one.
+///
+/// # Safety
+/// As [`slot_word`].
+#[inline]
+unsafe fn wants_slot_region(field: *mut *mut RegionBlock) -> bool {
+    // SAFETY: per the contract.
+    match unsafe { slot_word(field) } {
+        SlotWord::Region(_) => true,
+        SlotWord::Overwrites(n) => n >= SLOT_REGION_AFTER,
+    }
+}
 
 /// Make `v` storable in a slot of container `p` (an array or dict): `v`
 /// itself when the edge is allowed, or after merging its region into the
@@ -118,6 +183,9 @@ unsafe fn admit_slot_slow(
         let Some(field) = slot_region_field(p) else {
             return repair(o, rv, v).map(|(v, _)| v);
         };
+        if !wants_slot_region(field) {
+            return repair(o, rv, v).map(|(v, _)| v);
+        }
         let c = current_slot_region(o, field);
         let copy = transmigrate_into(v, c, Domain::YoungerThan((*c).rank))?;
         with_stats(|s| s.repairs_transmigrate += 1);
@@ -130,20 +198,23 @@ unsafe fn admit_slot_slow(
 /// current one is pinned and full (see the module comment).
 ///
 /// # Safety
-/// `o` is the container's live region, scope open, not closed.
+/// `o` is the container's live region, scope open, not closed; the
+/// container `wants_slot_region`.
 unsafe fn current_slot_region(
     o: *mut RegionBlock,
     field: *mut *mut RegionBlock,
 ) -> *mut RegionBlock {
     // SAFETY: per the contract.
     unsafe {
-        let mut c = *field;
-        if c.is_null() || ((*c).pinned && bytes_allocated(c) >= DETACH_BYTES) {
-            c = slot_region_new(o);
-            (*c).compact_at = COMPACT_MIN_BYTES;
-            *field = c;
+        match slot_word(field) {
+            SlotWord::Region(c) if !((*c).pinned && bytes_allocated(c) >= DETACH_BYTES) => c,
+            _ => {
+                let c = slot_region_new(o);
+                (*c).compact_at = COMPACT_MIN_BYTES;
+                *field = c;
+                c
+            }
         }
-        c
     }
 }
 
@@ -168,7 +239,9 @@ pub fn store_region(container: Value) -> Option<Region> {
     unsafe {
         let o = block_of_ptr(p);
         let c = match slot_region_field(p) {
-            Some(field) if !(*o).closed && (*o).scope_alive => current_slot_region(o, field),
+            Some(field) if !(*o).closed && (*o).scope_alive && wants_slot_region(field) => {
+                current_slot_region(o, field)
+            }
             _ => o,
         };
         Some(Region::from_block(c))
@@ -208,10 +281,15 @@ pub(crate) unsafe fn after_slot_store(p: *mut u8, replaced: Value) -> MemResult<
         let Some(field) = slot_region_field(p) else {
             return Ok(());
         };
-        let c = *field;
-        if c.is_null() {
-            return Ok(());
-        }
+        let c = match slot_word(field) {
+            SlotWord::Region(c) => c,
+            SlotWord::Overwrites(n) => {
+                if replaced.is_heap() && n < SLOT_REGION_AFTER {
+                    *field = ptr::without_provenance_mut(((n + 1) as usize) << 1 | 1);
+                }
+                return Ok(());
+            }
+        };
         (*c).slot_stores += 1;
         if replaced.is_heap() && block_of_ptr(replaced.heap_ptr()) == c {
             (*c).slot_overwrites += 1;
@@ -271,11 +349,10 @@ unsafe fn compact(p: *mut u8, field: *mut *mut RegionBlock, c: *mut RegionBlock)
 pub(crate) unsafe fn note_read(p: *mut u8, x: Value) {
     // SAFETY: per the contract.
     unsafe {
-        let Some(field) = slot_region_field(p) else {
+        let Some(c) = slot_region_field(p).and_then(|f| slot_region_in(f)) else {
             return;
         };
-        let c = *field;
-        if !c.is_null() && x.is_heap() && !(*c).pinned && block_of_ptr(x.heap_ptr()) == c {
+        if x.is_heap() && !(*c).pinned && block_of_ptr(x.heap_ptr()) == c {
             (*c).pinned = true;
             with_stats(|s| s.slot_regions_pinned += 1);
         }
