@@ -171,14 +171,19 @@ impl Prim {
         use Prim::*;
         matches!(
             self,
-            Car | Cdr
-                | IsNull
+            Car | Cdr | IsNull | IsPair | Not | IsZero | Cadr | Cddr | Caddr
+        ) || (self.is_type_test() && self != IsList)
+    }
+
+    /// The type predicates (`pair?`, `string?`, ...): one argument, a
+    /// boolean result.
+    pub fn is_type_test(self) -> bool {
+        use Prim::*;
+        matches!(
+            self,
+            IsNull
                 | IsPair
-                | Not
-                | IsZero
-                | Cadr
-                | Cddr
-                | Caddr
+                | IsList
                 | IsSymbol
                 | IsNumber
                 | IsInteger
@@ -253,13 +258,55 @@ impl Prim {
         )
     }
 
-    /// Whether the primitive stores into an array or dict slot, whose
-    /// values belong in the container's slot region
+    /// Whether the primitive stores into an array, dict or box slot,
+    /// whose values belong in the container's slot region
     /// (docs/REGION_COALESCE_POLICY.md): a stored value is built there
     /// directly or copied there by the barrier, never built in the
     /// container's own region.
     pub fn has_slot_region(self) -> bool {
-        matches!(self, Prim::ArraySet | Prim::ArrayPush | Prim::DictSet)
+        matches!(
+            self,
+            Prim::ArraySet | Prim::ArrayPush | Prim::DictSet | Prim::SetBox
+        )
+    }
+
+    /// Whether a boxed variable read as an argument may borrow its value
+    /// (`Node::BoxBorrow`, no pin): the primitive runs no procedure, keeps
+    /// none of its arguments, and returns none of them (a fresh object, an
+    /// immediate, or nothing; not `min`, `max` or `(+ x)`, which may hand
+    /// an argument back, nor `error`, whose irritants travel on).
+    pub fn borrows_args(self) -> bool {
+        use Prim::*;
+        matches!(
+            self,
+            StringLength
+                | StringAppend
+                | Substring
+                | StringEq
+                | StringLt
+                | StringRef
+                | StringToList
+                | StringToNumber
+                | StringToSymbol
+                | ListToString
+                | NumberToString
+                | Length
+                | ArrayLength
+                | DictCount
+                | DictHas
+                | IsEq
+                | IsEqv
+                | IsEqual
+                | NumEq
+                | Lt
+                | Gt
+                | Le
+                | Ge
+                | Not
+                | Display
+                | Write
+                | Println
+        ) || self.is_type_test()
     }
 }
 

@@ -779,10 +779,15 @@ impl<'s> Compiler<'s> {
                         _ => Ctx::Local,
                     };
                     // Only a constructor stores its arguments whole.
-                    a.push(if flow == Flow::Embeds {
+                    let n = if flow == Flow::Embeds {
                         self.expr(x, c, false)?
                     } else {
                         self.nested(x, c, false)?
+                    };
+                    a.push(if op.borrows_args() && self.borrowable(&args[i + 1..]) {
+                        borrowed(n, x)
+                    } else {
+                        n
                     });
                 }
                 Ok(Node::Prim {
@@ -817,6 +822,15 @@ impl<'s> Compiler<'s> {
     /// built (see `Ctx::IntoSlots`).
     fn slot_part(&mut self, a: &Ast) -> bool {
         self.built_of_parts(a, false)
+    }
+
+    /// Whether a boxed variable read may borrow its value when `later` are
+    /// the arguments evaluated after it: none of them can call a procedure
+    /// or store, so nothing stores into the box (and compacts its slot
+    /// region) before the primitive has used the value (see
+    /// `Prim::borrows_args`).
+    fn borrowable(&mut self, later: &[Ast]) -> bool {
+        later.iter().all(|x| self.slot_part(x))
     }
 
     fn message_part(&mut self, a: &Ast) -> bool {
@@ -894,6 +908,28 @@ impl<'s> Compiler<'s> {
             }
         }
         Ctx::Escape
+    }
+}
+
+/// `n`, the compiled read of variable `x`, as a borrowing read if it reads
+/// a box (`Node::BoxBorrow`); anything else as it is.
+fn borrowed(n: Node, x: &Ast) -> Node {
+    let span = match x {
+        Ast::Var(_, span) => *span,
+        _ => Span::default(),
+    };
+    match n {
+        Node::LocalBox(at) => Node::BoxBorrow {
+            local: true,
+            at,
+            span,
+        },
+        Node::CaptureBox(at) => Node::BoxBorrow {
+            local: false,
+            at,
+            span,
+        },
+        n => n,
     }
 }
 

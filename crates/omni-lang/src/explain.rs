@@ -65,11 +65,14 @@ fn walk<'a>(n: &'a Node, lines: &mut Vec<String>, nested: &mut Vec<&'a Proto>) {
         | Node::CaptureBox(_)
         | Node::SelfRef
         | Node::Global(..) => {}
+        Node::BoxBorrow { span, .. } => lines.push(format!(
+            "read of assigned variable @{span} without pin (dies before the box's next store)"
+        )),
         Node::SetLocal(_, x) | Node::Bind(_, x) => walk(x, lines, nested),
         Node::SetLocalBox(_, x, span) | Node::SetCaptureBox(_, x, span) => {
             walk(x, lines, nested);
             lines.push(format!(
-                "barrier set! of captured variable @{span} (box store helper)"
+                "barrier set! of captured variable @{span} (box store helper: into the box's slot region once it overwrites)"
             ));
         }
         Node::SetGlobal(g, x, span) => {

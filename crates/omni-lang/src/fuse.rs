@@ -184,6 +184,7 @@ fn touches(n: &Node, s: u32) -> bool {
     use crate::ir::CapSrc;
     match n {
         Node::Local(x) | Node::LocalBox(x) => *x == s,
+        Node::BoxBorrow { local, at, .. } => *local && *at == s,
         Node::SetLocal(x, v) | Node::Bind(x, v) | Node::SetLocalBox(x, v, _) => {
             *x == s || touches(v, s)
         }

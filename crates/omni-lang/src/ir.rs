@@ -151,6 +151,16 @@ pub enum Node {
     LocalBox(u32),
     Capture(u32),
     CaptureBox(u32),
+    /// A boxed variable read whose value dies before the box's next store
+    /// (an argument of a primitive that keeps none of its arguments, with
+    /// no call or store after it among them): it does not pin the box's
+    /// slot region (`omni_mem::box_borrow`). `local` says whether the box
+    /// is in local slot `at` or is capture `at`.
+    BoxBorrow {
+        local: bool,
+        at: u32,
+        span: Span,
+    },
     SelfRef,
     Global(u32, Span),
     SetLocal(u32, Box<Node>),

@@ -8,9 +8,9 @@ use std::io::Write;
 use omni_mem::{
     alloc_array, alloc_array_from, alloc_box, alloc_dict, alloc_float, alloc_pair, alloc_str,
     array_get, array_items, array_len, array_push, array_set, box_get, box_set, car, cdr,
-    dict_count, dict_entries, dict_get, dict_remove, dict_set, equal, eqv, float_value, int_value,
-    intern, is_str, kind, make_int, region_exit, set_car, set_cdr, str_is_ascii, symbol_name,
-    with_str, Kind, MemError, Region, Value,
+    dict_count, dict_entries, dict_get, dict_has, dict_remove, dict_set, equal, eqv, float_value,
+    int_value, intern, is_str, kind, make_int, region_exit, set_car, set_cdr, str_is_ascii,
+    symbol_name, with_str, Kind, MemError, Region, Value,
 };
 
 use crate::builtins::Prim;
@@ -661,10 +661,9 @@ impl Vm {
                 dict_count(a[0]).ok_or_else(|| self.bad(op, "a dict", a[0], span))?;
                 Value::bool(dict_remove(a[0], a[1]))
             }
-            DictHas => {
-                dict_count(a[0]).ok_or_else(|| self.bad(op, "a dict", a[0], span))?;
-                Value::bool(dict_get(a[0], a[1]).is_some())
-            }
+            DictHas => Value::bool(
+                dict_has(a[0], a[1]).ok_or_else(|| self.bad(op, "a dict", a[0], span))?,
+            ),
             DictKeys => {
                 let entries =
                     dict_entries(a[0]).ok_or_else(|| self.bad(op, "a dict", a[0], span))?;

@@ -15,9 +15,9 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use omni_mem::{
-    admit_into, alloc_box, alloc_closure, box_get, box_set, closure_capture, closure_code,
-    region_create, region_create_at, region_create_process, region_exit, region_of, reserve_ranks,
-    storable_below_rank, storable_in, store_region, MemError, Region, Repair, Value,
+    admit_into, alloc_box, alloc_closure, box_borrow, box_get, box_set, closure_capture,
+    closure_code, region_create, region_create_at, region_create_process, region_exit, region_of,
+    reserve_ranks, storable_below_rank, storable_in, store_region, MemError, Region, Repair, Value,
 };
 
 use crate::builtins::Prim;
@@ -752,12 +752,16 @@ impl Vm {
         Some(d)
     }
 
+    /// An assigned variable's value, read from its box (pinning the box's
+    /// slot region if the value lies in it).
     fn unbox_var(&self, b: Value, span: Span) -> VmResult<Value> {
-        match box_get(b) {
-            Some(v) if v != Value::UNDEFINED => Ok(v),
-            Some(_) => Err(LispError::new("variable used before its definition", span)),
-            None => Err(LispError::new("internal: variable box missing", span)),
-        }
+        var_value(box_get(b), span)
+    }
+
+    /// An assigned variable's value for a read that dies before the box's
+    /// next store (`Node::BoxBorrow`): no pin.
+    fn borrow_var(&self, b: Value, span: Span) -> VmResult<Value> {
+        var_value(box_borrow(b), span)
     }
 
     fn admit_global(&mut self, v: Value, span: Span) -> VmResult<Value> {
@@ -770,5 +774,15 @@ impl Vm {
             self.note_global_growth(span, before);
         }
         Ok(v)
+    }
+}
+
+/// What a variable box held, or the error for a variable read before its
+/// definition (`letrec`).
+fn var_value(v: Option<Value>, span: Span) -> VmResult<Value> {
+    match v {
+        Some(v) if v != Value::UNDEFINED => Ok(v),
+        Some(_) => Err(LispError::new("variable used before its definition", span)),
+        None => Err(LispError::new("internal: variable box missing", span)),
     }
 }

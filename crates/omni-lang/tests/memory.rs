@@ -117,6 +117,39 @@ fn loop_state_a_primitive_makes_from_the_old_state_is_not_retained() {
 }
 
 #[test]
+fn values_a_loop_sets_are_given_back() {
+    // `s` is captured by the loop and assigned, so it is a box; each round
+    // replaces its string. Retained (before the ninth session), the 4,000
+    // strings would be about 4,000 x 4,000 bytes (16 MB); the box's slot
+    // region is compacted as they are replaced. The read of `s` in
+    // `string-append` borrows (a pinning read would keep them all), and so
+    // does `dict-has?`'s look-up in the dict a second loop refills.
+    let r = run("(define (build n)
+           (let ((s \"\"))
+             (let loop ((i 0))
+               (when (< i n) (set! s (string-append s \"ab\")) (loop (+ i 1))))
+             (string-length s)))
+         (define d (dict))
+         (define (refill n)
+           (let loop ((i 0))
+             (when (< i n)
+               (when (dict-has? d (remainder i 5)) (dict-remove! d (remainder i 5)))
+               (dict-set! d (remainder i 5) (list i i i i i i i i))
+               (loop (+ i 1)))))
+         (refill 20000)
+         (println (build 4000) (dict-ref d 4))");
+    assert_eq!(
+        r.out,
+        "8000 (19999 19999 19999 19999 19999 19999 19999 19999)\n"
+    );
+    assert!(
+        r.peak < 1024 * 1024,
+        "peak {} bytes: replaced values retained",
+        r.peak
+    );
+}
+
+#[test]
 fn a_primitive_that_returns_its_argument_keeps_it_alive_across_the_jump() {
     // `min` and `max` return one of their arguments, which lives in this
     // round's region (it was the last round's result): the tail call

@@ -5,7 +5,8 @@
 use std::collections::HashSet;
 
 use crate::obj::{
-    array_get, array_len, box_get, car, cdr, dict_count, dict_entries, float_value, int_value,
+    array_get_unpinned, array_len, box_borrow, car, cdr, dict_count, dict_entries_unpinned,
+    float_value, int_value,
     kind, with_str, Kind,
 };
 use crate::value::Value;
@@ -72,7 +73,7 @@ pub fn equal(a: Value, b: Value) -> bool {
                     return false;
                 }
                 for i in (0..n).rev() {
-                    match (array_get(a, i), array_get(b, i)) {
+                    match (array_get_unpinned(a, i), array_get_unpinned(b, i)) {
                         (Some(x), Some(y)) => stack.push((x, y)),
                         _ => return false,
                     }
@@ -83,7 +84,7 @@ pub fn equal(a: Value, b: Value) -> bool {
                 // would call `equal` recursively through the dict's index,
                 // which never terminates on a dict that is its own key: a
                 // fuzzer found that.)
-                let (Some(ea), Some(eb)) = (dict_entries(a), dict_entries(b)) else {
+                let (Some(ea), Some(eb)) = (dict_entries_unpinned(a), dict_entries_unpinned(b)) else {
                     return false;
                 };
                 if ea.len() != eb.len() {
@@ -94,7 +95,7 @@ pub fn equal(a: Value, b: Value) -> bool {
                     stack.push((ka, kb));
                 }
             }
-            Kind::Box => match (box_get(a), box_get(b)) {
+            Kind::Box => match (box_borrow(a), box_borrow(b)) {
                 (Some(x), Some(y)) => stack.push((x, y)),
                 _ => return false,
             },
@@ -145,7 +146,7 @@ pub fn hash_value(v: Value) -> u64 {
                 let n = array_len(v).unwrap_or(0);
                 h = mix(h, n as u64);
                 for i in (0..n.min(HASH_NODES)).rev() {
-                    if let Some(x) = array_get(v, i) {
+                    if let Some(x) = array_get_unpinned(v, i) {
                         stack.push(x);
                     }
                 }

@@ -72,6 +72,16 @@ unsafe fn clone_dict(src: *mut u8, hdr: u64, b: *mut RegionBlock) -> MemResult<*
     }
 }
 
+unsafe fn clone_box(src: *mut u8, hdr: u64, b: *mut RegionBlock) -> MemResult<*mut u8> {
+    // SAFETY: src is a live box; the copy starts with no slot region (its
+    // value is copied with it, into `b`).
+    unsafe {
+        let p = clone_flat(src, hdr, b)?;
+        field(p, 1).cast::<usize>().write(0);
+        Ok(p)
+    }
+}
+
 unsafe fn trace_none(_: *mut u8, _: u64) -> Slots {
     Slots::NONE
 }
@@ -146,7 +156,7 @@ static TABLE: [Option<TagMeta>; 18] = [
     None,
     meta("dict", clone_dict, trace_dict),
     None,
-    meta("box", clone_flat, trace_box),
+    meta("box", clone_box, trace_box),
     None,
     meta("closure", clone_flat, trace_closure),
     None,

@@ -176,15 +176,13 @@ unsafe fn admit_slot_slow(
             // them). The plain barrier does both.
             return repair(o, rv, v).map(|(v, _)| v);
         }
+        // No slot region (yet): the plain barrier, into `o`.
+        let Some(field) = slot_region_field(p).filter(|&f| wants_slot_region(f)) else {
+            return repair(o, rv, v).map(|(v, _)| v);
+        };
         // Slot regions never merge, either way (`MergeRefusal::SlotRegion`).
         if (*rv).parent.is_null() && merge_rung(o, rv) {
             return Ok(v);
-        }
-        let Some(field) = slot_region_field(p) else {
-            return repair(o, rv, v).map(|(v, _)| v);
-        };
-        if !wants_slot_region(field) {
-            return repair(o, rv, v).map(|(v, _)| v);
         }
         let c = current_slot_region(o, field);
         let copy = transmigrate_into(v, c, Domain::YoungerThan((*c).rank))?;
@@ -270,9 +268,9 @@ pub(crate) unsafe fn write_slot(p: *mut u8, slot: *mut Value, x: Value) -> MemRe
 /// it is due (see the module comment).
 ///
 /// # Safety
-/// `p` must be a live array or dict of this thread, with no admitted value
-/// waiting to be written (it would not be a root); `replaced` was read
-/// from the slot just before the write.
+/// `p` must be a live array, dict or box of this thread, with no admitted
+/// value waiting to be written (it would not be a root); `replaced` was
+/// read from the slot just before the write.
 #[inline]
 pub(crate) unsafe fn after_slot_store(p: *mut u8, replaced: Value) -> MemResult<()> {
     // SAFETY: per the contract; `replaced` still points into live memory
@@ -281,19 +279,10 @@ pub(crate) unsafe fn after_slot_store(p: *mut u8, replaced: Value) -> MemResult<
         let Some(field) = slot_region_field(p) else {
             return Ok(());
         };
-        let c = match slot_word(field) {
-            SlotWord::Region(c) => c,
-            SlotWord::Overwrites(n) => {
-                if replaced.is_heap() && n < SLOT_REGION_AFTER {
-                    *field = ptr::without_provenance_mut(((n + 1) as usize) << 1 | 1);
-                }
-                return Ok(());
-            }
+        let Some(c) = count_overwrite(field, replaced) else {
+            return Ok(());
         };
         (*c).slot_stores += 1;
-        if replaced.is_heap() && block_of_ptr(replaced.heap_ptr()) == c {
-            (*c).slot_overwrites += 1;
-        }
         if (*c).pinned
             || bytes_allocated(c) < (*c).compact_at
             || (*c).slot_overwrites * 2 < (*c).slot_stores
@@ -301,6 +290,54 @@ pub(crate) unsafe fn after_slot_store(p: *mut u8, replaced: Value) -> MemResult<
             return Ok(());
         }
         compact(p, field, c)
+    }
+}
+
+/// Called when a removal (`dict-remove!`) drops an entry whose key and
+/// value were `key` and `val`: that counts as an overwrite, so a dict whose
+/// entries are removed and added again is given a slot region and
+/// compacted like one whose values are replaced. (The next store checks
+/// compaction.)
+///
+/// # Safety
+/// `p` must be a live dict of this thread; `key` and `val` were read from
+/// the entry just before it was cleared.
+pub(crate) unsafe fn note_removed(p: *mut u8, key: Value, val: Value) {
+    // SAFETY: per the contract.
+    unsafe {
+        if let Some(field) = slot_region_field(p) {
+            let dropped = if val.is_heap() { val } else { key };
+            count_overwrite(field, dropped);
+        }
+    }
+}
+
+/// Count `replaced`, a value a container no longer holds, against the
+/// container whose slot-region word is `field`: towards its slot region if
+/// it has none yet (a heap value), or as an overwrite of its slot region
+/// if the value lay there. Returns the slot region, if any.
+///
+/// # Safety
+/// `field` is a live container's slot-region word; `replaced` points into
+/// live memory or is immediate.
+#[inline]
+unsafe fn count_overwrite(field: *mut *mut RegionBlock, replaced: Value) -> Option<*mut RegionBlock> {
+    // SAFETY: per the contract.
+    unsafe {
+        match slot_word(field) {
+            SlotWord::Region(c) => {
+                if replaced.is_heap() && block_of_ptr(replaced.heap_ptr()) == c {
+                    (*c).slot_overwrites += 1;
+                }
+                Some(c)
+            }
+            SlotWord::Overwrites(n) => {
+                if replaced.is_heap() && n < SLOT_REGION_AFTER {
+                    *field = ptr::without_provenance_mut(((n + 1) as usize) << 1 | 1);
+                }
+                None
+            }
+        }
     }
 }
 

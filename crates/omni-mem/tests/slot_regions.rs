@@ -496,3 +496,91 @@ fn random_stores_reads_and_pushes_agree_with_a_model() {
         region_exit(old);
     });
 }
+
+/// Boxes have slot regions too (the box of a variable a loop `set!`s):
+/// what a box replaces is given back by compaction.
+#[test]
+fn a_box_set_again_and_again_gives_back_what_it_replaced() {
+    leak_checked(|| {
+        let before = heap_stats();
+        let old = region_create();
+        let cell = alloc_box(old, Value::NOTHING).unwrap();
+        warm_up(cell, |v| assert!(box_set(cell, v).unwrap()));
+        let old_bytes = old.bytes_allocated();
+        for r in 0..ROUNDS {
+            let young = region_create();
+            assert!(box_set(cell, list(young, r, 10)).unwrap());
+            region_exit(young);
+            // A borrow reads without pinning.
+            expect_list(box_borrow(cell).unwrap(), r, 10);
+        }
+        let after = heap_stats();
+        assert_eq!(old.bytes_allocated(), old_bytes);
+        assert!(after.slot_compactions >= before.slot_compactions + 2);
+        assert_eq!(after.slot_regions_pinned, before.slot_regions_pinned);
+        assert!(
+            after.live_bytes < old_bytes + 2 * COMPACT_MIN_BYTES,
+            "{} live bytes",
+            after.live_bytes
+        );
+        expect_list(box_get(cell).unwrap(), ROUNDS - 1, 10);
+        region_exit(old);
+    });
+}
+
+/// `box_get` hands the value out: it pins, and what it handed out stays
+/// valid however often the box is set afterwards.
+#[test]
+fn a_box_read_pins_its_slot_region() {
+    leak_checked(|| {
+        let old = region_create();
+        let cell = alloc_box(old, Value::NOTHING).unwrap();
+        warm_up(cell, |v| assert!(box_set(cell, v).unwrap()));
+        let before = heap_stats();
+        let young = region_create();
+        assert!(box_set(cell, list(young, 500, 10)).unwrap());
+        region_exit(young);
+        let held = box_get(cell).unwrap();
+        assert_eq!(
+            heap_stats().slot_regions_pinned,
+            before.slot_regions_pinned + 1
+        );
+        for r in 0..ROUNDS {
+            let young = region_create();
+            assert!(box_set(cell, list(young, r, 10)).unwrap());
+            region_exit(young);
+        }
+        expect_list(held, 500, 10);
+        expect_list(box_get(cell).unwrap(), ROUNDS - 1, 10);
+        region_exit(old);
+    });
+}
+
+/// A box copied out of its region starts with no slot region of its own;
+/// its value comes along into the destination.
+#[test]
+fn a_transmigrated_box_leaves_its_slot_region_behind() {
+    leak_checked(|| {
+        let dst = region_create();
+        let src = region_create();
+        let cell = alloc_box(src, Value::NOTHING).unwrap();
+        warm_up(cell, |v| assert!(box_set(cell, v).unwrap()));
+        store_fresh_box(cell, 30);
+        let copy = transmigrate(cell, src, dst).unwrap();
+        region_exit(src);
+        let x = box_get(copy).unwrap();
+        assert!(region_of(x).unwrap().same_as(dst));
+        expect_list(x, 30, 10);
+        // The copy is set as any box: first into its own region.
+        store_fresh_box(copy, 40);
+        expect_list(box_get(copy).unwrap(), 40, 10);
+        assert!(region_of(box_get(copy).unwrap()).unwrap().same_as(dst));
+        region_exit(dst);
+    });
+}
+
+fn store_fresh_box(cell: Value, base: i64) {
+    let young = region_create();
+    assert!(box_set(cell, list(young, base, 10)).unwrap());
+    region_exit(young);
+}

@@ -317,6 +317,14 @@ impl Vm {
                 let b = closure_capture(fr.closure, *i as usize).unwrap_or(Value::NOTHING);
                 self.unbox_var(b, Span::default())?
             }
+            Node::BoxBorrow { local, at, span } => {
+                let b = if *local {
+                    self.stack[fr.base + *at as usize]
+                } else {
+                    closure_capture(fr.closure, *at as usize).unwrap_or(Value::NOTHING)
+                };
+                self.borrow_var(b, *span)?
+            }
             Node::SelfRef => fr.closure,
             Node::SetLocal(s, x) => {
                 let v = self.eval(x, fr)?;
