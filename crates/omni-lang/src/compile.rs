@@ -911,8 +911,9 @@ impl<'s> Compiler<'s> {
     }
 }
 
-/// `n`, the compiled read of variable `x`, as a borrowing read if it reads
-/// a box (`Node::BoxBorrow`); anything else as it is.
+/// `n`, the compiled argument `x`, as a borrowing read if it reads a box
+/// (`Node::BoxBorrow`) or is a container read (`Node::Borrow`: `array-ref`,
+/// `dict-ref`, `unbox`); anything else as it is.
 fn borrowed(n: Node, x: &Ast) -> Node {
     let span = match x {
         Ast::Var(_, span) => *span,
@@ -929,6 +930,10 @@ fn borrowed(n: Node, x: &Ast) -> Node {
             at,
             span,
         },
+        Node::Prim {
+            op: Prim::ArrayRef | Prim::DictRef | Prim::Unbox,
+            ..
+        } => Node::Borrow(Box::new(n)),
         n => n,
     }
 }

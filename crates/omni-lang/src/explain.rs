@@ -68,6 +68,15 @@ fn walk<'a>(n: &'a Node, lines: &mut Vec<String>, nested: &mut Vec<&'a Proto>) {
         Node::BoxBorrow { span, .. } => lines.push(format!(
             "read of assigned variable @{span} without pin (dies before the box's next store)"
         )),
+        Node::Borrow(x) => {
+            walk(x, lines, nested);
+            if let Node::Prim { op, span, .. } = &**x {
+                lines.push(format!(
+                    "read {} @{span} without pin (dies before the container's next store)",
+                    op.name()
+                ));
+            }
+        }
         Node::SetLocal(_, x) | Node::Bind(_, x) => walk(x, lines, nested),
         Node::SetLocalBox(_, x, span) | Node::SetCaptureBox(_, x, span) => {
             walk(x, lines, nested);

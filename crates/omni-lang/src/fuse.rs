@@ -116,6 +116,7 @@ pub fn fuse(n: Node) -> Node {
             msg: bx(*msg),
             span,
         },
+        Node::Borrow(x) => Node::Borrow(bx(*x)),
         // Leaves, closures (their bodies were fused when compiled) and
         // nodes fused already.
         other => other,
@@ -222,6 +223,7 @@ fn touches(n: &Node, s: u32) -> bool {
         | Node::LocalOp1 { general, .. }
         | Node::LocalOp2 { general, .. } => touches(general, s),
         Node::SendFresh { chan, msg, .. } => touches(chan, s) || touches(msg, s),
+        Node::Borrow(x) => touches(x, s),
     }
 }
 

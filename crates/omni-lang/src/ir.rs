@@ -161,6 +161,10 @@ pub enum Node {
         at: u32,
         span: Span,
     },
+    /// A container read (`Node::Prim` of `array-ref`, `dict-ref` or
+    /// `unbox`) whose value dies as `BoxBorrow`'s does: it does not pin the
+    /// container's slot region (`omni_mem::array_borrow`, ...).
+    Borrow(Box<Node>),
     SelfRef,
     Global(u32, Span),
     SetLocal(u32, Box<Node>),

@@ -150,6 +150,32 @@ fn values_a_loop_sets_are_given_back() {
 }
 
 #[test]
+fn a_table_updated_from_its_own_values_gives_back_what_it_replaces() {
+    // Every round lengthens the strings of a global array and dict, read
+    // out of them: `(string-append (array-ref a i) "x")`. The reads borrow
+    // (no pin), so the replaced strings are given back: 84 MB stayed in
+    // pinned slot regions before the ninth session.
+    let r = run(
+        "(define names (make-array 10 \"\"))
+         (define totals (dict))
+         (define (round! r)
+           (let loop ((i 0))
+             (when (< i 10)
+               (array-set! names i (string-append (array-ref names i) \"x\"))
+               (dict-set! totals (remainder i 3) (string-append (dict-ref totals (remainder i 3) \"\") \"y\"))
+               (loop (+ i 1)))))
+         (let loop ((r 0)) (when (< r 2000) (round! r) (loop (+ r 1))))
+         (println (string-length (array-ref names 9)) (string-length (dict-ref totals 1)))",
+    );
+    assert_eq!(r.out, "2000 6000\n");
+    assert!(
+        r.peak < 1024 * 1024,
+        "peak {} bytes: replaced values retained",
+        r.peak
+    );
+}
+
+#[test]
 fn a_primitive_that_returns_its_argument_keeps_it_alive_across_the_jump() {
     // `min` and `max` return one of their arguments, which lives in this
     // round's region (it was the last round's result): the tail call

@@ -586,6 +586,26 @@ pub fn array_get(v: Value, i: usize) -> Option<Value> {
     Some(x)
 }
 
+/// `array_get` without pinning the array's slot region, under
+/// [`box_borrow`]'s contract: the value dies before the array's next
+/// store, and no pointer to it or into it is kept.
+pub fn array_borrow(v: Value, i: usize) -> Option<Value> {
+    array_get_unpinned(v, i)
+}
+
+/// `dict_get` without pinning, under [`box_borrow`]'s contract.
+pub fn dict_borrow(v: Value, key: Value) -> Option<Value> {
+    if !is(v, HeapTag::Dict) {
+        return None;
+    }
+    let p = v.heap_ptr();
+    // SAFETY: tag checked.
+    unsafe {
+        let e = dict_find(p, key, hash_value(key))?;
+        Some(data_ptr(p, D_ENTRIES).add(e * ENTRY_WORDS + 1).read())
+    }
+}
+
 /// `array_get` for a reader that hands the value out to no one
 /// (structural equality and hashing): no pin.
 pub(crate) fn array_get_unpinned(v: Value, i: usize) -> Option<Value> {
@@ -831,17 +851,10 @@ unsafe fn dict_squeeze(p: *mut u8) {
 }
 
 pub fn dict_get(v: Value, key: Value) -> Option<Value> {
-    if !is(v, HeapTag::Dict) {
-        return None;
-    }
-    let p = v.heap_ptr();
-    // SAFETY: tag checked.
-    unsafe {
-        let e = dict_find(p, key, hash_value(key))?;
-        let x = data_ptr(p, D_ENTRIES).add(e * ENTRY_WORDS + 1).read();
-        note_read(p, x);
-        Some(x)
-    }
+    let x = dict_borrow(v, key)?;
+    // SAFETY: `v` is a live dict (checked above) and `x` an entry's value.
+    unsafe { note_read(v.heap_ptr(), x) };
+    Some(x)
 }
 
 /// `dict-set!`: insert or replace. `Ok(false)` if `v` is not a dict.

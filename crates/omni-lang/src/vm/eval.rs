@@ -317,6 +317,7 @@ impl Vm {
                 let b = closure_capture(fr.closure, *i as usize).unwrap_or(Value::NOTHING);
                 self.unbox_var(b, Span::default())?
             }
+            Node::Borrow(x) => return self.eval_borrow(x, fr),
             Node::BoxBorrow { local, at, span } => {
                 let b = if *local {
                     self.stack[fr.base + *at as usize]
@@ -389,6 +390,34 @@ impl Vm {
             Node::Or(a, b) => return self.eval_or(a, b, fr),
             Node::Prim { .. } => self.eval_prim(n, fr)?,
         })
+    }
+
+    /// `Node::Borrow`: the container read without a pin; anything the
+    /// borrowing accessor does not answer (a missing key, a bad index or
+    /// type) goes to the primitive itself, which pins nothing then.
+    #[inline(never)]
+    fn eval_borrow(&mut self, n: &Node, fr: &mut Frame) -> VmResult<Value> {
+        let Node::Prim { op, args, .. } = n else {
+            return self.eval(n, fr);
+        };
+        let mut vals = [Value::NOTHING; 3];
+        for (slot, a) in vals.iter_mut().zip(args) {
+            *slot = self.eval(a, fr)?;
+        }
+        let vals = &vals[..args.len().min(3)];
+        let got = match (op, vals) {
+            (Prim::ArrayRef, [a, i]) => i
+                .as_fixnum()
+                .and_then(|i| usize::try_from(i).ok())
+                .and_then(|i| omni_mem::array_borrow(*a, i)),
+            (Prim::DictRef, [d, k, ..]) => omni_mem::dict_borrow(*d, *k),
+            (Prim::Unbox, [b]) => omni_mem::box_borrow(*b),
+            _ => None,
+        };
+        match got {
+            Some(v) => Ok(v),
+            None => self.prim_general(n, vals, fr),
+        }
     }
 
     #[inline(never)]
