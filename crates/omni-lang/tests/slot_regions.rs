@@ -7,6 +7,9 @@
 //! runner's zero-live-bytes check do the rest. Enough stores are made that
 //! the slot regions are compacted many times, some of them while a local
 //! list of more than 64 KiB that a stored value names is still in use.
+//! A second array of strings, and a variable two closures share, are
+//! updated from their own values: those reads borrow (no pin), except one
+//! followed by a call that stores into the same array, which must pin.
 
 mod common;
 use common::SharedBuf;
@@ -29,6 +32,9 @@ struct Model {
     arr: Vec<String>,
     dict: Vec<(usize, String)>,
     held: Vec<String>,
+    strs: Vec<String>,
+    kept: Vec<String>,
+    shared: String,
 }
 
 impl Model {
@@ -54,12 +60,19 @@ fn program(seed: u64, steps: usize) -> (String, String) {
          (define (mk i) (list i (* i 2)))\n\
          (define (poke! j i) (array-set! a j (list i)) i)\n\
          (define (build n acc) (if (= n 0) acc (build (- n 1) (cons n acc))))\n\
-         (define (churn! j n) (when (> n 0) (array-set! a j (list n n n)) (churn! j (- n 1))))\n",
+         (define (churn! j n) (when (> n 0) (array-set! a j (list n n n)) (churn! j (- n 1))))\n\
+         (define s (make-array 6 \"\"))\n\
+         (define kept '())\n\
+         (define (grow! j n) (if (> n 0) (begin (array-set! s j (string-append (array-ref s j) \"q\")) (grow! j (- n 1))) \"!\"))\n\
+         (define tt (let ((t \"\")) (list (fn [x] (set! t (string-append t x)) (string-length t)) (fn [] t))))\n",
     );
     let mut m = Model {
         arr: vec!["()".into(); 24],
         dict: vec![(0, "(0 . 0)".into())],
         held: Vec::new(),
+        strs: vec![String::new(); 6],
+        kept: Vec::new(),
+        shared: String::new(),
     };
     for i in 1..=steps {
         let n = m.arr.len();
@@ -67,10 +80,11 @@ fn program(seed: u64, steps: usize) -> (String, String) {
         // Reads come in bursts (the first 25 steps of every 2,000): a read
         // pins a slot region, the pinned one takes 64 KiB more, and only
         // then does a fresh one fill up unpinned and get compacted.
-        let kind = match rng.below(9) {
-            5..=7 if i % 2000 >= 25 => rng.below(5),
+        let kind = match rng.below(13) {
+            5..=7 | 12 if i % 2000 >= 25 => rng.below(5),
             kind => kind,
         };
+        let js = rng.below(6);
         // Every 1,000th step: a local list of more than 64 KiB stored as a
         // field of a value built in the slot region, then thousands of
         // stores (compactions) while the local is still used: the list
@@ -131,6 +145,35 @@ fn program(seed: u64, steps: usize) -> (String, String) {
                      (array-set! a {j2} (list {i} {i} {i})) (set! held (cons x held)))"
                 )
             }
+            9 => {
+                // Updated from its own value: the read borrows.
+                m.strs[js].push_str("abcdefgh");
+                format!("(array-set! s {js} (string-append (array-ref s {js}) \"abcdefgh\"))")
+            }
+            10 => {
+                // A read, then a call that stores into the same array (into
+                // the same slot when j2 = js): the read must pin.
+                let (j2, times) = (rng.below(6), 1 + rng.below(40));
+                let old = m.strs[js].clone();
+                m.strs[j2].push_str(&"q".repeat(times));
+                m.strs[js] = old + "!";
+                format!(
+                    "(array-set! s {js} (string-append (array-ref s {js}) (grow! {j2} {times})))"
+                )
+            }
+            11 => {
+                m.shared.push_str("abcdefgh");
+                "((car tt) \"abcdefgh\")".into()
+            }
+            12 => {
+                if rng.below(2) == 0 {
+                    m.kept.insert(0, m.strs[js].clone());
+                    format!("(set! kept (cons (array-ref s {js}) kept))")
+                } else {
+                    m.kept.insert(0, m.shared.clone());
+                    "(set! kept (cons ((cadr tt)) kept))".into()
+                }
+            }
             _ if n < 30 => {
                 m.arr.push(format!("({i})"));
                 format!("(array-push! a (list {i}))")
@@ -144,6 +187,7 @@ fn program(seed: u64, steps: usize) -> (String, String) {
         src.push('\n');
     }
     src.push_str("(println a)\n(println d)\n(println held)\n");
+    src.push_str("(write s)\n(newline)\n(write kept)\n(newline)\n(println ((car tt) \"\"))\n");
     let mut want = String::new();
     for line in src.lines() {
         if line == "(println \"no\")" {
@@ -154,6 +198,15 @@ fn program(seed: u64, steps: usize) -> (String, String) {
     let entries: Vec<String> = m.dict.iter().map(|(k, v)| format!("{k} {v}")).collect();
     want.push_str(&format!("#{{{}}}\n", entries.join(" ")));
     want.push_str(&format!("({})\n", m.held.join(" ")));
+    let quoted = |v: &[String]| {
+        v.iter()
+            .map(|x| format!("{x:?}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    want.push_str(&format!("[{}]\n", quoted(&m.strs)));
+    want.push_str(&format!("({})\n", quoted(&m.kept)));
+    want.push_str(&format!("{}\n", m.shared.len()));
     (src, want)
 }
 
