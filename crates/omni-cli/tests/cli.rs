@@ -399,7 +399,7 @@ fn retention_smell_is_reported_with_its_site() {
     assert!(o.status.success());
     let err = text(&o.stderr);
     assert!(
-        err.contains("in slot regions of arrays and dicts, kept because values were read out of them before being replaced"),
+        err.contains("in slot regions of arrays, dicts and boxes, kept because values were read out of them before being replaced"),
         "{err}"
     );
     // Over 1 MiB of global data, all of it reachable: no warning.

@@ -37,7 +37,7 @@ use std::rc::Rc;
 use omni_mem::Value;
 
 use crate::builtins::{Flow, Prim};
-use crate::ir::{CapSrc, Node, Proto, Target};
+use crate::ir::{BoxAt, CapSrc, Node, Proto, Target};
 use crate::reader::{Datum, Span};
 use crate::syntax::{Ast, CompileError, Lambda};
 
@@ -137,6 +137,8 @@ pub trait ConstSink {
     /// The node that produces a quoted datum's value.
     fn constant(&mut self, d: &Datum) -> Node;
     fn global_id(&mut self, name: &str) -> u32;
+    /// Whether global `g` holds its value in a box (`Node::SetGlobalBox`).
+    fn global_boxed(&self, g: u32) -> bool;
     /// The first free procedure id.
     fn proto_base(&self) -> usize;
 }
@@ -472,6 +474,7 @@ impl<'s> Compiler<'s> {
                     }
                 }
                 Resolved::SelfRef => Node::SelfRef,
+                Resolved::Global(g) if self.sink.global_boxed(g) => Node::GlobalBox(g, *span),
                 Resolved::Global(g) => Node::Global(g, *span),
             },
             Ast::Set(name, value, span) => match self.resolve(name) {
@@ -500,6 +503,28 @@ impl<'s> Compiler<'s> {
                         ),
                     })
                 }
+                Resolved::Global(g) if self.sink.global_boxed(g) => {
+                    // The result of a primitive that keeps none of its
+                    // arguments (`(string-append s "x")`, `(+ x 0.5)`) is
+                    // a fresh value nothing else holds: built here and
+                    // copied into the box's slot region by the barrier,
+                    // where it is given back once replaced. Anything else
+                    // is built in the global region as for a plain global,
+                    // so a global and a variable (or a structure holding
+                    // it) stored there stay one object (program 107).
+                    let c = match &**value {
+                        Ast::App(f, ..)
+                            if self
+                                .is_prim_call(f)
+                                .is_some_and(|op| op.flow() == Flow::Inspects) =>
+                        {
+                            Ctx::Local
+                        }
+                        _ => Ctx::Global,
+                    };
+                    let v = self.expr(value, c, false)?;
+                    Node::SetGlobalBox(g, Box::new(v), *span)
+                }
                 Resolved::Global(g) => {
                     let v = self.expr(value, Ctx::Global, false)?;
                     Node::SetGlobal(g, Box::new(v), *span)
@@ -515,7 +540,11 @@ impl<'s> Compiler<'s> {
                 }
                 let g = self.sink.global_id(name);
                 let v = self.expr(value, Ctx::Global, false)?;
-                Node::DefGlobal(g, Box::new(v), *span)
+                if self.sink.global_boxed(g) {
+                    Node::DefGlobalBox(g, Box::new(v), *span)
+                } else {
+                    Node::DefGlobal(g, Box::new(v), *span)
+                }
             }
             Ast::If(c, t, e) => {
                 let c = self.expr(c, Ctx::Local, false)?;
@@ -921,13 +950,15 @@ fn borrowed(n: Node, x: &Ast) -> Node {
     };
     match n {
         Node::LocalBox(at) => Node::BoxBorrow {
-            local: true,
-            at,
+            at: BoxAt::Local(at),
             span,
         },
         Node::CaptureBox(at) => Node::BoxBorrow {
-            local: false,
-            at,
+            at: BoxAt::Capture(at),
+            span,
+        },
+        Node::GlobalBox(g, span) => Node::BoxBorrow {
+            at: BoxAt::Global(g),
             span,
         },
         Node::Prim {
@@ -970,6 +1001,20 @@ fn walk_vars(a: &Ast, f: &mut dyn FnMut(&str)) {
         Ast::Var(n, _) | Ast::Set(n, ..) | Ast::Define(n, ..) => f(n),
         _ => {}
     });
+}
+
+/// The names a program `set!`s. The globals among them hold their values
+/// in boxes (`Node::SetGlobalBox`).
+pub fn assigned_names<'a>(forms: impl IntoIterator<Item = &'a Ast>) -> HashSet<String> {
+    let mut out = HashSet::new();
+    for form in forms {
+        visit(form, &mut |x| {
+            if let Ast::Set(n, ..) = x {
+                out.insert(n.clone());
+            }
+        });
+    }
+    out
 }
 
 /// Globals a program defines or assigns (so primitives named like them are

@@ -55,6 +55,26 @@ pub fn explain_proto(p: &Proto, out: &mut String, indent: usize) {
     }
 }
 
+/// The schedule line of a variable store (`n` is one).
+fn store_line(n: &Node, span: crate::reader::Span) -> String {
+    const INTO_SLOTS: &str = "(box store helper: into the box's slot region once it overwrites)";
+    match n {
+        Node::SetGlobal(g, ..) => {
+            format!("repair global set! (global #{g}) @{span}: admitted into global region")
+        }
+        Node::SetGlobalBox(g, ..) => {
+            format!("barrier global set! (global #{g}, assigned: boxed) @{span} {INTO_SLOTS}")
+        }
+        Node::DefGlobal(g, ..) => {
+            format!("repair define (global #{g}) @{span}: admitted into global region")
+        }
+        Node::DefGlobalBox(g, ..) => format!(
+            "repair define (global #{g}, assigned: boxed) @{span}: admitted into global region, in a box"
+        ),
+        _ => format!("barrier set! of captured variable @{span} {INTO_SLOTS}"),
+    }
+}
+
 fn walk<'a>(n: &'a Node, lines: &mut Vec<String>, nested: &mut Vec<&'a Proto>) {
     match n {
         Node::Const(_)
@@ -64,7 +84,8 @@ fn walk<'a>(n: &'a Node, lines: &mut Vec<String>, nested: &mut Vec<&'a Proto>) {
         | Node::Capture(_)
         | Node::CaptureBox(_)
         | Node::SelfRef
-        | Node::Global(..) => {}
+        | Node::Global(..)
+        | Node::GlobalBox(..) => {}
         Node::BoxBorrow { span, .. } => lines.push(format!(
             "read of assigned variable @{span} without pin (dies before the box's next store)"
         )),
@@ -78,23 +99,14 @@ fn walk<'a>(n: &'a Node, lines: &mut Vec<String>, nested: &mut Vec<&'a Proto>) {
             }
         }
         Node::SetLocal(_, x) | Node::Bind(_, x) => walk(x, lines, nested),
-        Node::SetLocalBox(_, x, span) | Node::SetCaptureBox(_, x, span) => {
+        Node::SetLocalBox(_, x, span)
+        | Node::SetCaptureBox(_, x, span)
+        | Node::SetGlobal(_, x, span)
+        | Node::SetGlobalBox(_, x, span)
+        | Node::DefGlobal(_, x, span)
+        | Node::DefGlobalBox(_, x, span) => {
             walk(x, lines, nested);
-            lines.push(format!(
-                "barrier set! of captured variable @{span} (box store helper: into the box's slot region once it overwrites)"
-            ));
-        }
-        Node::SetGlobal(g, x, span) => {
-            walk(x, lines, nested);
-            lines.push(format!(
-                "repair global set! (global #{g}) @{span}: admitted into global region"
-            ));
-        }
-        Node::DefGlobal(g, x, span) => {
-            walk(x, lines, nested);
-            lines.push(format!(
-                "repair define (global #{g}) @{span}: admitted into global region"
-            ));
+            lines.push(store_line(n, *span));
         }
         Node::If(c, t, e) => {
             walk(c, lines, nested);

@@ -93,6 +93,8 @@ pub fn fuse(n: Node) -> Node {
         Node::SetCaptureBox(i, x, sp) => Node::SetCaptureBox(i, bx(*x), sp),
         Node::SetGlobal(g, x, sp) => Node::SetGlobal(g, bx(*x), sp),
         Node::DefGlobal(g, x, sp) => Node::DefGlobal(g, bx(*x), sp),
+        Node::SetGlobalBox(g, x, sp) => Node::SetGlobalBox(g, bx(*x), sp),
+        Node::DefGlobalBox(g, x, sp) => Node::DefGlobalBox(g, bx(*x), sp),
         Node::If(c, t, e) => Node::If(bx(*c), bx(*t), bx(*e)),
         Node::Seq(xs) => or_node(xs.into_iter().map(fuse).collect()),
         Node::Or(a, b) => Node::Or(bx(*a), bx(*b)),
@@ -185,7 +187,7 @@ fn touches(n: &Node, s: u32) -> bool {
     use crate::ir::CapSrc;
     match n {
         Node::Local(x) | Node::LocalBox(x) => *x == s,
-        Node::BoxBorrow { local, at, .. } => *local && *at == s,
+        Node::BoxBorrow { at, .. } => *at == crate::ir::BoxAt::Local(s),
         Node::SetLocal(x, v) | Node::Bind(x, v) | Node::SetLocalBox(x, v, _) => {
             *x == s || touches(v, s)
         }
@@ -195,10 +197,13 @@ fn touches(n: &Node, s: u32) -> bool {
         | Node::Capture(_)
         | Node::CaptureBox(_)
         | Node::SelfRef
-        | Node::Global(..) => false,
-        Node::SetCaptureBox(_, v, _) | Node::SetGlobal(_, v, _) | Node::DefGlobal(_, v, _) => {
-            touches(v, s)
-        }
+        | Node::Global(..)
+        | Node::GlobalBox(..) => false,
+        Node::SetCaptureBox(_, v, _)
+        | Node::SetGlobal(_, v, _)
+        | Node::DefGlobal(_, v, _)
+        | Node::SetGlobalBox(_, v, _)
+        | Node::DefGlobalBox(_, v, _) => touches(v, s),
         Node::If(c, t, e) => touches(c, s) || touches(t, s) || touches(e, s),
         Node::Seq(xs) => xs.iter().any(|x| touches(x, s)),
         Node::Or(a, b) => touches(a, s) || touches(b, s),

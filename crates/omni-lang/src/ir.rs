@@ -140,6 +140,14 @@ pub struct Proto {
     pub span: Span,
 }
 
+/// Where a variable's box is: a local slot, a capture, or a global.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BoxAt {
+    Local(u32),
+    Capture(u32),
+    Global(u32),
+}
+
 #[derive(Debug)]
 pub enum Node {
     /// An immediate constant.
@@ -151,14 +159,15 @@ pub enum Node {
     LocalBox(u32),
     Capture(u32),
     CaptureBox(u32),
+    /// A read of a global the program assigns (it holds a box, see
+    /// `SetGlobalBox`): pins, as `LocalBox` does.
+    GlobalBox(u32, Span),
     /// A boxed variable read whose value dies before the box's next store
     /// (an argument of a primitive that keeps none of its arguments, with
     /// no call or store after it among them): it does not pin the box's
-    /// slot region (`omni_mem::box_borrow`). `local` says whether the box
-    /// is in local slot `at` or is capture `at`.
+    /// slot region (`omni_mem::box_borrow`).
     BoxBorrow {
-        local: bool,
-        at: u32,
+        at: BoxAt,
         span: Span,
     },
     /// A container read (`Node::Prim` of `array-ref`, `dict-ref` or
@@ -172,6 +181,12 @@ pub enum Node {
     SetCaptureBox(u32, Box<Node>, Span),
     SetGlobal(u32, Box<Node>, Span),
     DefGlobal(u32, Box<Node>, Span),
+    /// `set!` and `define` of a boxed global: a global the program
+    /// assigns holds a box in the global region, so what its `set!`s
+    /// replace goes to the box's slot region and is given back
+    /// (docs/REGION_COALESCE_POLICY.md).
+    SetGlobalBox(u32, Box<Node>, Span),
+    DefGlobalBox(u32, Box<Node>, Span),
     If(Box<Node>, Box<Node>, Box<Node>),
     Seq(Vec<Node>),
     /// slot := value

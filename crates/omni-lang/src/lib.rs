@@ -22,7 +22,7 @@ use std::rc::Rc;
 
 use omni_mem::Value;
 
-use crate::compile::{redefined_globals, Compiler};
+use crate::compile::{assigned_names, redefined_globals, Compiler};
 use crate::ir::Proto;
 use crate::reader::Span;
 use crate::syntax::{Ast, Desugar};
@@ -177,6 +177,7 @@ pub fn compile_program(vm: &mut Vm, src: &str) -> Result<Vec<Compiled>, Vec<Diag
         }
     }
     let redefined = redefined_globals(forms.iter().map(|f| &f.0));
+    vm.set_assigned(assigned_names(forms.iter().map(|f| &f.0)));
     let mut out = Vec::new();
     for (ast, span) in &forms {
         if is_coalesce_form(ast, &redefined) {

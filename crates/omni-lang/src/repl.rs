@@ -190,6 +190,23 @@ mod tests {
     }
 
     #[test]
+    fn a_global_keeps_the_form_it_was_made_with_across_inputs() {
+        // `a` is made by an input that does not assign it: a plain global,
+        // read as one by `f`, even once a later input assigns it. `b` is
+        // assigned by the input that makes it: a boxed global, read and
+        // assigned through its box by every later input.
+        let mut r = repl();
+        r.feed("(define a \"x\") (define (f) a)");
+        r.feed("(set! a (string-append a \"y\"))");
+        assert_eq!(r.feed("(list a (f))").out, "(\"xy\" \"xy\")\n");
+        r.feed("(define b \"p\") (set! b (string-append b \"q\")) (define (g) b)");
+        r.feed("(set! b (string-append b \"r\"))");
+        assert_eq!(r.feed("(list b (g))").out, "(\"pqr\" \"pqr\")\n");
+        r.finish();
+        assert_eq!(heap_stats().live_bytes, 0);
+    }
+
+    #[test]
     fn input_continues_until_balanced() {
         let mut r = repl();
         let a = r.feed("(define (f x)");

@@ -197,6 +197,12 @@ pub struct Vm {
     consts: Vec<Value>,
     pub(crate) global_names: Vec<String>,
     global_ids: HashMap<String, u32>,
+    /// Per global: whether it holds its value in a box (a global the
+    /// program assigns; decided when the global is first made).
+    global_boxed: Vec<bool>,
+    /// The names the batch being compiled `set!`s: a global made while
+    /// compiling it is boxed if its name is here.
+    assigned: std::collections::HashSet<String>,
     pub global_region: Region,
     /// Channels, threads and the output stream, shared with every thread
     /// of the program.
@@ -255,13 +261,27 @@ impl ConstSink for Vm {
         }
         let g = self.globals.len() as u32;
         self.globals.push(Value::UNDEFINED);
+        self.global_boxed.push(self.assigned.contains(name));
         self.global_names.push(name.to_string());
         self.global_ids.insert(name.to_string(), g);
         g
     }
 
+    fn global_boxed(&self, g: u32) -> bool {
+        self.global_boxed.get(g as usize).copied().unwrap_or(false)
+    }
+
     fn proto_base(&self) -> usize {
         self.protos.len()
+    }
+}
+
+impl Vm {
+    /// The names the next batch `set!`s (`compile::assigned_names`): the
+    /// globals among them that it makes are boxed. A global that exists
+    /// already keeps its representation: code compiled earlier reads it.
+    pub(crate) fn set_assigned(&mut self, names: std::collections::HashSet<String>) {
+        self.assigned = names;
     }
 }
 
@@ -283,6 +303,8 @@ impl Vm {
             consts: Vec::new(),
             global_names: Vec::new(),
             global_ids: HashMap::new(),
+            global_boxed: Vec::new(),
+            assigned: Default::default(),
             global_region,
             rt,
             record_batches: true,
@@ -720,7 +742,7 @@ impl Vm {
         // Values in slot regions stay only if a read pinned them.
         let pinned = if in_slots * 100 >= total {
             format!(
-                " ({} of it in slot regions of arrays and dicts, kept because values were read out of them before being replaced)",
+                " ({} of it in slot regions of arrays, dicts and boxes, kept because values were read out of them before being replaced)",
                 mib(in_slots)
             )
         } else {

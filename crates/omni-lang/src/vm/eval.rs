@@ -3,6 +3,7 @@
 //! primitive calls with their fast paths. Calls are made in `call.rs`.
 
 use super::*;
+use crate::ir::BoxAt;
 
 impl Vm {
     /// Evaluate a node. A call the compiler marked as a tail call (only
@@ -236,6 +237,25 @@ impl Vm {
         }
     }
 
+    /// The box of boxed global `g`, or the unbound-variable error.
+    fn global_cell(&mut self, g: u32, span: Span) -> VmResult<Value> {
+        match self.globals[g as usize] {
+            v if v == Value::UNDEFINED => self.eval_global(g, span),
+            b => Ok(b),
+        }
+    }
+
+    #[cold]
+    fn set_undefined(&self, g: u32, span: Span) -> Box<LispError> {
+        LispError::new(
+            format!(
+                "set! of undefined variable '{}'",
+                self.global_names[g as usize]
+            ),
+            span,
+        )
+    }
+
     #[inline(never)]
     fn eval_global(&mut self, g: u32, span: Span) -> VmResult<Value> {
         let v = self.globals[g as usize];
@@ -318,13 +338,39 @@ impl Vm {
                 self.unbox_var(b, Span::default())?
             }
             Node::Borrow(x) => return self.eval_borrow(x, fr),
-            Node::BoxBorrow { local, at, span } => {
-                let b = if *local {
-                    self.stack[fr.base + *at as usize]
-                } else {
-                    closure_capture(fr.closure, *at as usize).unwrap_or(Value::NOTHING)
+            Node::BoxBorrow { at, span } => {
+                let b = match *at {
+                    BoxAt::Local(s) => self.stack[fr.base + s as usize],
+                    BoxAt::Capture(i) => {
+                        closure_capture(fr.closure, i as usize).unwrap_or(Value::NOTHING)
+                    }
+                    BoxAt::Global(g) => self.global_cell(g, *span)?,
                 };
                 self.borrow_var(b, *span)?
+            }
+            Node::GlobalBox(g, span) => {
+                let b = self.global_cell(*g, *span)?;
+                self.unbox_var(b, *span)?
+            }
+            Node::SetGlobalBox(g, x, span) => {
+                if self.globals[*g as usize] == Value::UNDEFINED {
+                    return Err(self.set_undefined(*g, *span));
+                }
+                let v = self.eval(x, fr)?;
+                box_set(self.globals[*g as usize], v).map_err(|e| mem_err(e, *span))?;
+                Value::NOTHING
+            }
+            Node::DefGlobalBox(g, x, span) => {
+                let v = self.eval(x, fr)?;
+                let b = self.globals[*g as usize];
+                if b == Value::UNDEFINED {
+                    let v = self.admit_global(v, *span)?;
+                    self.globals[*g as usize] =
+                        alloc_box(self.global_region, v).map_err(|e| mem_err(e, *span))?;
+                } else {
+                    box_set(b, v).map_err(|e| mem_err(e, *span))?;
+                }
+                Value::NOTHING
             }
             Node::SelfRef => fr.closure,
             Node::SetLocal(s, x) => {
@@ -345,13 +391,7 @@ impl Vm {
             }
             Node::SetGlobal(g, x, span) => {
                 if self.globals[*g as usize] == Value::UNDEFINED {
-                    return Err(LispError::new(
-                        format!(
-                            "set! of undefined variable '{}'",
-                            self.global_names[*g as usize]
-                        ),
-                        *span,
-                    ));
+                    return Err(self.set_undefined(*g, *span));
                 }
                 let v = self.eval(x, fr)?;
                 self.globals[*g as usize] = self.admit_global(v, *span)?;
