@@ -431,8 +431,15 @@ pub fn box_set(v: Value, x: Value) -> MemResult<bool> {
     // the write, and the write checks compaction.
     unsafe {
         let p = v.heap_ptr();
+        let slot = field(p, 0);
+        if !x.is_heap() && !slot.read().is_heap() {
+            // An immediate replacing an immediate (a counter): nothing to
+            // admit, nothing replaced to count, no bytes to compact.
+            slot.write(x);
+            return Ok(true);
+        }
         let x = admit_slot(p, x)?;
-        write_slot(p, field(p, 0), x)?;
+        write_slot(p, slot, x)?;
     }
     Ok(true)
 }

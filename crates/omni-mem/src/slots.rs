@@ -386,10 +386,14 @@ unsafe fn compact(p: *mut u8, field: *mut *mut RegionBlock, c: *mut RegionBlock)
 pub(crate) unsafe fn note_read(p: *mut u8, x: Value) {
     // SAFETY: per the contract.
     unsafe {
+        // Immediates (counters, flags) are the common case: no look-up.
+        if !x.is_heap() {
+            return;
+        }
         let Some(c) = slot_region_field(p).and_then(|f| slot_region_in(f)) else {
             return;
         };
-        if x.is_heap() && !(*c).pinned && block_of_ptr(x.heap_ptr()) == c {
+        if !(*c).pinned && block_of_ptr(x.heap_ptr()) == c {
             (*c).pinned = true;
             with_stats(|s| s.slot_regions_pinned += 1);
         }
