@@ -46,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
     let mut it = data.chunks(3);
     while let Some(op) = it.next() {
         let (a, b, c) = (op[0], *op.get(1).unwrap_or(&0), *op.get(2).unwrap_or(&0));
-        match a % 16 {
+        match a % 18 {
             0 if h.scopes.len() < 16 => h.scopes.push(region_create()),
             1 if h.scopes.len() > 1 => {
                 let r = h.scopes.pop().unwrap();
@@ -157,6 +157,9 @@ fuzz_target!(|data: &[u8]| {
                     h.vals
                         .extend(entries.into_iter().take(2).flat_map(|(k, v)| [k, v]));
                 }
+                if let Some(v) = box_get(x) {
+                    h.vals.push(v);
+                }
             }
             15 => {
                 // A fresh value built where it will be stored, then stored
@@ -167,8 +170,29 @@ fuzz_target!(|data: &[u8]| {
                         let _ = array_set(x, c as usize % 3, v);
                         let _ = dict_set(x, h.pick_val(c), v);
                         let _ = set_car(x, v);
+                        let _ = box_set(x, v);
                     }
                 }
+            }
+            16 => {
+                // Borrowing reads: each value is used at once and dropped
+                // before anything is stored (`box_borrow`'s contract).
+                let x = h.pick_val(b);
+                let got = [
+                    box_borrow(x),
+                    array_borrow(x, c as usize % 3),
+                    dict_borrow(x, h.pick_val(c)),
+                ];
+                for v in got.into_iter().flatten() {
+                    let _ = hash_value(v);
+                    let _ = equal(v, v);
+                }
+                let _ = dict_has(x, h.pick_val(c));
+            }
+            17 => {
+                // Removal counts as an overwrite; removed entries are
+                // squeezed out in place when the dict fills.
+                let _ = dict_remove(h.pick_val(b), h.pick_val(c));
             }
             _ => {}
         }

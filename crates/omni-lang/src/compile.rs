@@ -813,11 +813,13 @@ impl<'s> Compiler<'s> {
                     } else {
                         self.nested(x, c, false)?
                     };
-                    a.push(if op.borrows_args() && self.borrowable(&args[i + 1..]) {
-                        borrowed(n, x)
-                    } else {
-                        n
-                    });
+                    a.push(
+                        if op.borrows_args() && is_read(&n) && self.borrowable(&args[i + 1..]) {
+                            borrowed(n, x)
+                        } else {
+                            n
+                        },
+                    );
                 }
                 Ok(Node::Prim {
                     op,
@@ -938,6 +940,20 @@ impl<'s> Compiler<'s> {
         }
         Ctx::Escape
     }
+}
+
+/// Whether compiled argument `n` is a read that could borrow (`borrowed`).
+fn is_read(n: &Node) -> bool {
+    matches!(
+        n,
+        Node::LocalBox(_)
+            | Node::CaptureBox(_)
+            | Node::GlobalBox(..)
+            | Node::Prim {
+                op: Prim::ArrayRef | Prim::DictRef | Prim::Unbox,
+                ..
+            }
+    )
 }
 
 /// `n`, the compiled argument `x`, as a borrowing read if it reads a box
