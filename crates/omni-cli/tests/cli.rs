@@ -525,6 +525,37 @@ fn a_limited_address_space_gets_a_smaller_stack_and_a_lower_call_limit() {
     assert_eq!(text(&o.stdout), "42\n", "{}", text(&o.stderr));
 }
 
+/// Calls whose expressions nest deeply fill the stack before the call
+/// limit is reached: the stack guard turns that into the `stack overflow`
+/// error. (Before the ninth session the process aborted with Rust's
+/// "fatal runtime error: stack overflow": in release builds already with
+/// the full 4 GiB stack at 390 levels of nesting and 90,000 calls; here
+/// with a 256 MiB stack.)
+#[test]
+fn calls_that_fill_the_stack_end_in_the_stack_overflow_error() {
+    let mut body = String::from("(f (- n 1))");
+    for _ in 0..390 {
+        body = format!("(+ 1 {body})");
+    }
+    let program = format!("(define (f n) (if (= n 0) 0 {body})) (f 100000)");
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -v 600000 && exec \"$0\" -e '{program}'"))
+        .arg(env!("CARGO_BIN_EXE_omni"))
+        .output()
+        .expect("run sh");
+    let err = text(&o.stderr);
+    if err.contains("Sanitizer") {
+        eprintln!("skipped under a sanitizer");
+        return;
+    }
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("stack overflow: the stack is full after"),
+        "{err}"
+    );
+}
+
 /// The README's retention example, as the README shows it.
 #[test]
 fn the_retention_example_names_its_site() {

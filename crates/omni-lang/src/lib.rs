@@ -419,6 +419,31 @@ thread_local! {
     static STACK_GRANTED: std::cell::Cell<usize> = const { std::cell::Cell::new(VM_STACK_BYTES) };
 }
 
+/// Stack the guard keeps free below the lowest point a call may start
+/// at: more than one Lisp call can use between two checks (a call's
+/// expressions nest at most 400 deep: about 50 KiB in release builds, and
+/// under 1 MiB in debug builds).
+const STACK_MARGIN: usize = 4 << 20;
+
+/// The lowest stack address a Lisp call may start at on this thread: the
+/// guard that turns deep recursion into the `stack overflow` error even
+/// when each call nests its expressions deeply enough that the
+/// `MAX_DEPTH` calls would not fit (`depth_cap` counts calls, this counts
+/// bytes). Computed when a VM is made, near the top of its thread's stack.
+pub(crate) fn stack_limit() -> usize {
+    stack_here()
+        .saturating_sub(STACK_GRANTED.get())
+        .saturating_add(STACK_MARGIN)
+}
+
+/// Where the stack is now: the address of a local of the caller's frame
+/// (the stack grows down on every target the VM runs on).
+#[inline(always)]
+pub(crate) fn stack_here() -> usize {
+    let marker = 0u8;
+    std::ptr::addr_of!(marker).addr()
+}
+
 /// `limit` nested calls, or fewer if this thread's stack is smaller than
 /// `VM_STACK_BYTES`: the same stack per call as `MAX_DEPTH` calls in
 /// `VM_STACK_BYTES`.

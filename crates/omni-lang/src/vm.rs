@@ -218,6 +218,8 @@ pub struct Vm {
     pub(crate) global_sites: HashMap<Span, usize, BuildHasherDefault<SiteHasher>>,
     pub(crate) depth: usize,
     pub max_depth: usize,
+    /// Calls may start only above this stack address (`crate::stack_limit`).
+    stack_limit: usize,
     /// `interrupt::count()` when this program started: a different count
     /// means an interrupt was requested, and the next call stops it.
     interrupts_seen: u64,
@@ -312,6 +314,7 @@ impl Vm {
             global_sites: HashMap::default(),
             depth: 0,
             max_depth: crate::depth_cap(crate::MAX_DEPTH),
+            stack_limit: crate::stack_limit(),
             interrupts_seen: 0,
             fuel: None,
             fast_gate: 0,

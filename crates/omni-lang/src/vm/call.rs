@@ -140,12 +140,25 @@ impl Vm {
             Some(Some(p))
                 if (argc == p.nparams || (p.rest && argc > p.nparams))
                     && self.depth < self.max_depth
+                    && crate::stack_here() > self.stack_limit
                     && crate::interrupt::count() == self.fast_gate =>
             {
                 Ok(Ok(p.clone()))
             }
             _ => self.callee_slow(code, argc, span).map(Ok),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn stack_full(&self, span: Span) -> Box<LispError> {
+        LispError::new(
+            format!(
+                "stack overflow: the stack is full after {} nested calls (their expressions nest deeply)",
+                self.depth
+            ),
+            span,
+        )
     }
 
     #[cold]
@@ -192,6 +205,10 @@ impl Vm {
                 span,
             ));
         }
+        if crate::stack_here() <= self.stack_limit {
+            return Err(self.stack_full(span));
+        }
+
         Ok(proto)
     }
 
