@@ -76,7 +76,7 @@ impl Gen<'_> {
             return self.atom(out);
         }
         let d = depth - 1;
-        match self.byte() % 18 {
+        match self.byte() % 19 {
             0 | 1 => self.atom(out),
             2 => {
                 out.push_str(&format!("({} ", self.pick(UNARY)));
@@ -174,6 +174,18 @@ impl Gen<'_> {
                 out.push_str("(let ((ch (chan 2))) (send ch ");
                 self.expr(d, out);
                 out.push_str(") (recv ch))");
+            }
+            17 => {
+                // A variable a loop `set!`s from its own value (a box whose
+                // slot region is compacted as the loop replaces it; reads
+                // in `string-append` borrow), and a global updated alike.
+                let v = self.pick(VARS);
+                out.push_str(&format!(
+                    "(let (({v} \"s\")) (let loop ((i {})) (if (< i 1) {v} (begin (set! {v} (string-append {v} ",
+                    self.byte() % 40
+                ));
+                self.expr(d, out);
+                out.push_str(")) (set! x (string-append x \"xy\")) (loop (- i 1))))))");
             }
             _ => {
                 // A thread: compiles the program again, gets a copy of the

@@ -64,18 +64,21 @@ use std::ptr;
 
 /// A slot region is first compacted when it holds this many bytes. (Under
 /// Miri both thresholds are 8 KiB, so the tests reach every path with a
-/// fifth of the stores; the code is the same.)
-#[cfg(not(miri))]
+/// fifth of the stores; in fuzzing builds, 1 KiB and 8 KiB, so the small
+/// generated programs compact and detach often; the code is the same.)
+#[cfg(not(any(miri, fuzzing)))]
 pub const COMPACT_MIN_BYTES: usize = 64 * 1024;
 #[cfg(miri)]
 pub const COMPACT_MIN_BYTES: usize = 8 * 1024;
+#[cfg(all(fuzzing, not(miri)))]
+pub const COMPACT_MIN_BYTES: usize = 1024;
 /// A pinned slot region stops taking new values once it holds this much:
 /// big enough that the unused tail of its last segment is a small part of
 /// it (a read-then-overwrite loop kept 1.45x the bytes with 8 KiB, 1.06x
 /// with 64 KiB).
-#[cfg(not(miri))]
+#[cfg(not(any(miri, fuzzing)))]
 const DETACH_BYTES: usize = 4 * SEGMENT_SIZE;
-#[cfg(miri)]
+#[cfg(any(miri, fuzzing))]
 const DETACH_BYTES: usize = SEGMENT_SIZE / 2;
 
 /// A container gets a slot region at its `SLOT_REGION_AFTER`-th overwrite
