@@ -150,6 +150,30 @@ fn values_a_loop_sets_are_given_back() {
 }
 
 #[test]
+fn big_values_a_loop_sets_are_given_back_too() {
+    // Each round's 100 KB string is built in a scratch region past the
+    // merge threshold: merged into the box's region (before the ninth
+    // session) it stayed there, 300 x 100 KB = 30 MB; copied into the
+    // box's slot region it is given back when replaced.
+    let r = run(
+        "(define (mk n acc) (if (= n 0) acc (mk (- n 1) (string-append acc \"0123456789\"))))
+         (define base (mk 10000 \"\"))
+         (define (build n)
+           (let ((s \"\"))
+             (let loop ((i 0))
+               (when (< i n) (set! s (string-append base (number->string i))) (loop (+ i 1))))
+             (string-length s)))
+         (println (build 300))",
+    );
+    assert_eq!(r.out, "100003\n");
+    assert!(
+        r.peak < 4 * 1024 * 1024,
+        "peak {} bytes: replaced values retained",
+        r.peak
+    );
+}
+
+#[test]
 fn values_a_loop_sets_into_a_global_are_given_back() {
     // A global the program assigns holds a box; each round's string is
     // copied into its slot region and the one it replaces is given back.

@@ -49,7 +49,7 @@
 //! container's slot-region word holds the count until then
 //! ([`SlotWord`]).
 
-use crate::barrier::{merge_rung, repair};
+use crate::barrier::repair;
 use crate::error::MemResult;
 use crate::obj::{for_each_container_slot, slot_region_field};
 use crate::region::{
@@ -183,10 +183,13 @@ unsafe fn admit_slot_slow(
         let Some(field) = slot_region_field(p).filter(|&f| wants_slot_region(f)) else {
             return repair(o, rv, v).map(|(v, _)| v);
         };
-        // Slot regions never merge, either way (`MergeRefusal::SlotRegion`).
-        if (*rv).parent.is_null() && merge_rung(o, rv) {
-            return Ok(v);
-        }
+        // No merge (H0's first rung) for a container that has overwritten
+        // values: a young region merged into `o` stays until `o` dies with
+        // every value it held, which is the retention slot regions exist to
+        // end (a captured variable `set!` to fresh 100 KB strings kept all
+        // of them). The copy costs what compaction costs anyway. (Slot
+        // regions themselves never merge either way:
+        // `MergeRefusal::SlotRegion`.)
         let c = current_slot_region(o, field);
         let copy = transmigrate_into(v, c, Domain::YoungerThan((*c).rank))?;
         with_stats(|s| s.repairs_transmigrate += 1);

@@ -584,3 +584,34 @@ fn store_fresh_box(cell: Value, base: i64) {
     assert!(box_set(cell, list(young, base, 10)).unwrap());
     region_exit(young);
 }
+
+/// A container that overwrites values takes copies into its slot region
+/// even from young regions past the merge threshold: merged into the
+/// container's region, each replaced value would stay until that region
+/// dies (a captured variable set to fresh 100 KB strings kept all of them
+/// before the ninth session).
+#[test]
+fn big_young_values_are_copied_into_the_slot_region_not_merged() {
+    leak_checked(|| {
+        let old_threshold = set_merge_threshold(100);
+        let old = region_create();
+        let arr = alloc_array(old, 1, Value::NOTHING).unwrap();
+        let cell = alloc_box(old, Value::NOTHING).unwrap();
+        warm_up_array(arr);
+        warm_up(cell, |v| assert!(box_set(cell, v).unwrap()));
+        let (before, old_bytes) = (heap_stats(), old.bytes_allocated());
+        for r in 0..ROUNDS {
+            // 240-byte lists: past the 100-byte threshold.
+            store_fresh(arr, 0, r);
+            store_fresh_box(cell, r);
+        }
+        let after = heap_stats();
+        assert_eq!(after.merges, before.merges, "nothing merged into `old`");
+        assert_eq!(old.bytes_allocated(), old_bytes);
+        assert!(after.slot_compactions >= before.slot_compactions + 2);
+        expect_list(array_get(arr, 0).unwrap(), ROUNDS - 1, 10);
+        expect_list(box_get(cell).unwrap(), ROUNDS - 1, 10);
+        region_exit(old);
+        set_merge_threshold(old_threshold);
+    });
+}
