@@ -11,9 +11,8 @@
 use std::collections::HashMap;
 
 use crate::obj::{
-    array_get_unpinned, array_len, box_borrow, car, cdr, dict_count, dict_entries_unpinned,
-    float_value, int_value,
-    kind, with_str, Kind,
+    array_borrow, array_len, box_borrow, car, cdr, dict_count, dict_entries_unpinned,
+    float_value, int_value, kind, with_str, Kind,
 };
 use crate::value::Value;
 
@@ -89,7 +88,8 @@ pub fn equal(a: Value, b: Value) -> bool {
             // Already assumed equal (a cycle, or sharing): nothing more to
             // compare here; if they differ, the comparison that assumed it
             // finds the difference.
-            if !classes.get_or_insert_with(Classes::default).union(a.bits() as u64, b.bits() as u64) {
+            let classes = classes.get_or_insert_with(Classes::default);
+            if !classes.union(a.bits() as u64, b.bits() as u64) {
                 continue;
             }
         }
@@ -115,7 +115,7 @@ pub fn equal(a: Value, b: Value) -> bool {
                     return false;
                 }
                 for i in (0..n).rev() {
-                    match (array_get_unpinned(a, i), array_get_unpinned(b, i)) {
+                    match (array_borrow(a, i), array_borrow(b, i)) {
                         (Some(x), Some(y)) => stack.push((x, y)),
                         _ => return false,
                     }
@@ -188,7 +188,7 @@ pub fn hash_value(v: Value) -> u64 {
                 let n = array_len(v).unwrap_or(0);
                 h = mix(h, n as u64);
                 for i in (0..n.min(HASH_NODES)).rev() {
-                    if let Some(x) = array_get_unpinned(v, i) {
+                    if let Some(x) = array_borrow(v, i) {
                         stack.push(x);
                     }
                 }

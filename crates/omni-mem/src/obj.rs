@@ -587,7 +587,7 @@ pub fn array_len(v: Value) -> Option<usize> {
 }
 
 pub fn array_get(v: Value, i: usize) -> Option<Value> {
-    let x = array_get_unpinned(v, i)?;
+    let x = array_borrow(v, i)?;
     // SAFETY: `v` is a live array (checked above) and `x` its slot's value.
     unsafe { note_read(v.heap_ptr(), x) };
     Some(x)
@@ -595,9 +595,12 @@ pub fn array_get(v: Value, i: usize) -> Option<Value> {
 
 /// `array_get` without pinning the array's slot region, under
 /// [`box_borrow`]'s contract: the value dies before the array's next
-/// store, and no pointer to it or into it is kept.
+/// store, and no pointer to it or into it is kept (structural equality and
+/// hashing, which hand nothing out, read this way too).
 pub fn array_borrow(v: Value, i: usize) -> Option<Value> {
-    array_get_unpinned(v, i)
+    let len = array_len(v)?;
+    // SAFETY: tag and bound checked.
+    (i < len).then(|| unsafe { data_ptr(v.heap_ptr(), A_DATA).add(i).read() })
 }
 
 /// `dict_get` without pinning, under [`box_borrow`]'s contract.
@@ -613,22 +616,10 @@ pub fn dict_borrow(v: Value, key: Value) -> Option<Value> {
     }
 }
 
-/// `array_get` for a reader that hands the value out to no one
-/// (structural equality and hashing): no pin.
-pub(crate) fn array_get_unpinned(v: Value, i: usize) -> Option<Value> {
-    let len = array_len(v)?;
-    // SAFETY: tag and bound checked.
-    (i < len).then(|| unsafe { data_ptr(v.heap_ptr(), A_DATA).add(i).read() })
-}
-
 /// `dict-has?`: whether `key` is in dict `v` (`None`: not a dict). Hands
 /// no value out, so it pins nothing.
 pub fn dict_has(v: Value, key: Value) -> Option<bool> {
-    if !is(v, HeapTag::Dict) {
-        return None;
-    }
-    // SAFETY: tag checked.
-    Some(unsafe { dict_find(v.heap_ptr(), key, hash_value(key)).is_some() })
+    is_dict(v).then(|| dict_borrow(v, key).is_some())
 }
 
 /// `array-set!`. `Ok(false)` if `v` is not an array or `i` is out of range.
@@ -773,6 +764,22 @@ unsafe fn dict_find(p: *mut u8, key: Value, hash: u64) -> Option<usize> {
     }
 }
 
+/// Point the first free slot of `index` (`mask + 1` slots, linear probing
+/// from `hash`) at entry `e` (slots hold entry + 1; 0 is free).
+///
+/// # Safety
+/// `index` is a dict's index buffer of `mask + 1` slots with a free one.
+unsafe fn index_put(index: *mut u32, mask: usize, hash: u64, e: usize) {
+    // SAFETY: per the contract; every probe is masked into the buffer.
+    unsafe {
+        let mut i = (hash as usize) & mask;
+        while index.add(i).read() != 0 {
+            i = (i + 1) & mask;
+        }
+        index.add(i).write(e as u32 + 1);
+    }
+}
+
 /// Lay out fresh storage for `cap` entries and re-insert the live ones.
 ///
 /// # Safety
@@ -802,12 +809,7 @@ pub(crate) unsafe fn dict_rebuild(p: *mut u8, b: *mut RegionBlock, cap: usize) -
                 continue;
             }
             ptr::copy_nonoverlapping(src, new_entries.add(n * ENTRY_WORDS), ENTRY_WORDS);
-            let h = src.add(2).cast::<u64>().read();
-            let mut i = (h as usize) & mask;
-            while new_index.add(i).read() != 0 {
-                i = (i + 1) & mask;
-            }
-            new_index.add(i).write(n as u32 + 1);
+            index_put(new_index, mask, src.add(2).cast::<u64>().read(), n);
             n += 1;
         }
         set_word(p, D_USED, n);
@@ -845,12 +847,7 @@ unsafe fn dict_squeeze(p: *mut u8) {
         let index = field(p, D_INDEX).cast::<*mut u32>().read();
         ptr::write_bytes(index, 0, mask + 1);
         for e in 0..n {
-            let h = d.entries.add(e * ENTRY_WORDS + 2).cast::<u64>().read();
-            let mut i = (h as usize) & mask;
-            while index.add(i).read() != 0 {
-                i = (i + 1) & mask;
-            }
-            index.add(i).write(e as u32 + 1);
+            index_put(index, mask, d.entries.add(e * ENTRY_WORDS + 2).cast::<u64>().read(), e);
         }
         set_word(p, D_USED, n);
         set_word(p, D_COUNT, n);
@@ -905,11 +902,7 @@ pub fn dict_set(v: Value, key: Value, val: Value) -> MemResult<bool> {
         ent.add(2).cast::<u64>().write(hash);
         let mask = word_at(p, D_IMASK);
         let index = field(p, D_INDEX).cast::<*mut u32>().read();
-        let mut i = (hash as usize) & mask;
-        while index.add(i).read() != 0 {
-            i = (i + 1) & mask;
-        }
-        index.add(i).write(used as u32 + 1);
+        index_put(index, mask, hash, used);
         set_word(p, D_USED, used + 1);
         set_word(p, D_COUNT, word_at(p, D_COUNT) + 1);
         after_slot_store(p, Value::NOTHING)?;

@@ -136,13 +136,15 @@ unsafe fn wants_slot_region(field: *mut *mut RegionBlock) -> bool {
     }
 }
 
-/// Make `v` storable in a slot of container `p` (an array or dict): `v`
-/// itself when the edge is allowed, or after merging its region into the
-/// container's (H0's merge rung), or a copy in the container's slot region.
+/// Make `v` storable in a slot of container `p` (an array, dict or box):
+/// `v` itself when the edge is allowed; before the container has a slot
+/// region, what the plain barrier makes of it (H0: a merge into the
+/// container's region, or a copy there); after, a copy in the container's
+/// slot region.
 ///
 /// # Safety
-/// `p` must be a live array or dict of this thread; `v` immediate or in a
-/// live region of this thread (or a process region).
+/// `p` must be a live array, dict or box of this thread; `v` immediate or
+/// in a live region of this thread (or a process region).
 #[inline]
 pub(crate) unsafe fn admit_slot(p: *mut u8, v: Value) -> MemResult<Value> {
     if !v.is_heap() {
