@@ -198,10 +198,10 @@ impl Prim {
         )
     }
 
-    /// Whether the primitive allocates its result (so its site has a region).
-    /// Inlined: the VM asks on every primitive call.
+    /// The numeric operations with a numeric result, each made afresh
+    /// (`prims.rs`: `make_num`, `make_int`, `alloc_float`).
     #[inline(always)]
-    pub fn allocates(self) -> bool {
+    pub fn is_arithmetic(self) -> bool {
         use Prim::*;
         matches!(
             self,
@@ -214,9 +214,20 @@ impl Prim {
                 | Abs
                 | Min
                 | Max
-                | NumberToString
                 | ExactToInexact
                 | Sqrt
+        )
+    }
+
+    /// Whether the primitive allocates its result (so its site has a region).
+    /// Inlined: the VM asks on every primitive call.
+    #[inline(always)]
+    pub fn allocates(self) -> bool {
+        use Prim::*;
+        self.is_arithmetic()
+            || matches!(
+                self,
+                NumberToString
                 | Cons
                 | List
                 | Append
@@ -244,7 +255,7 @@ impl Prim {
                 // the region of the call site.
                 | Recv
                 | Join
-        )
+            )
     }
 
     /// Whether the primitive stores into an existing structure (a barrier
@@ -270,43 +281,52 @@ impl Prim {
         )
     }
 
-    /// Whether a boxed variable read as an argument may borrow its value
-    /// (`Node::BoxBorrow`, no pin): the primitive runs no procedure, keeps
+    /// Whether a read as an argument may borrow its value (`Node::Borrow`,
+    /// `Node::BoxBorrow`, no pin): the primitive runs no procedure, keeps
     /// none of its arguments, and returns none of them (a fresh object, an
-    /// immediate, or nothing; not `min`, `max` or `(+ x)`, which may hand
-    /// an argument back, nor `error`, whose irritants travel on).
+    /// immediate, or nothing; not `error`, whose irritants travel on).
+    /// Arithmetic qualifies: every numeric result is made afresh
+    /// (`prims.rs` builds even `(+ x)`, `min` and `max` with `make_num`,
+    /// the VM's fast paths return immediates).
     pub fn borrows_args(self) -> bool {
         use Prim::*;
-        matches!(
-            self,
-            StringLength
-                | StringAppend
-                | Substring
-                | StringEq
-                | StringLt
-                | StringRef
-                | StringToList
-                | StringToNumber
-                | StringToSymbol
-                | ListToString
-                | NumberToString
-                | Length
-                | ArrayLength
-                | DictCount
-                | DictHas
-                | IsEq
-                | IsEqv
-                | IsEqual
-                | NumEq
-                | Lt
-                | Gt
-                | Le
-                | Ge
-                | Not
-                | Display
-                | Write
-                | Println
-        ) || self.is_type_test()
+        self.is_arithmetic()
+            || matches!(
+                self,
+                IsZero
+                    | IsEven
+                    | IsOdd
+                    | IsPositive
+                    | IsNegative
+                    | StringLength
+                    | StringAppend
+                    | Substring
+                    | StringEq
+                    | StringLt
+                    | StringRef
+                    | StringToList
+                    | StringToNumber
+                    | StringToSymbol
+                    | ListToString
+                    | NumberToString
+                    | Length
+                    | ArrayLength
+                    | DictCount
+                    | DictHas
+                    | IsEq
+                    | IsEqv
+                    | IsEqual
+                    | NumEq
+                    | Lt
+                    | Gt
+                    | Le
+                    | Ge
+                    | Not
+                    | Display
+                    | Write
+                    | Println
+            )
+            || self.is_type_test()
     }
 }
 

@@ -585,8 +585,15 @@ impl<'s> Compiler<'s> {
                 for _ in bindings {
                     self.new_binding(false);
                 }
-                for (c, init) in compiled {
-                    nodes.push(self.expr(init, c, false)?);
+                for (i, (c, init)) in compiled.into_iter().enumerate() {
+                    let n = self.expr(init, c, false)?;
+                    nodes.push(
+                        if reads_slot(&n) && self.used_up_by_borrows(bindings, i, body) {
+                            self.borrow_reads(n, init)
+                        } else {
+                            n
+                        },
+                    );
                 }
                 self.cur().scopes.push(Vec::new());
                 for (i, ((name, _), node)) in bindings.iter().zip(nodes).enumerate() {
@@ -813,13 +820,11 @@ impl<'s> Compiler<'s> {
                     } else {
                         self.nested(x, c, false)?
                     };
-                    a.push(
-                        if op.borrows_args() && is_read(&n) && self.borrowable(&args[i + 1..]) {
-                            borrowed(n, x)
-                        } else {
-                            n
-                        },
-                    );
+                    a.push(if op.borrows_args() && self.borrowable(&args[i + 1..]) {
+                        self.borrow_reads(n, x)
+                    } else {
+                        n
+                    });
                 }
                 Ok(Node::Prim {
                     op,
@@ -862,6 +867,175 @@ impl<'s> Compiler<'s> {
     /// `Prim::borrows_args`).
     fn borrowable(&mut self, later: &[Ast]) -> bool {
         later.iter().all(|x| self.slot_part(x))
+    }
+
+    /// `n`, compiled from `x`, whose value a primitive uses up before
+    /// anything can store into a container (`Prim::borrows_args`,
+    /// `borrowable`), with its reads made borrowing: a read of an assigned
+    /// variable (`Node::BoxBorrow`), a container read (`Node::Borrow`),
+    /// and, through a projection (`car`, `array-ref`, ...; `projects`),
+    /// the read its first argument makes when the projection's later
+    /// arguments can neither call nor store: `(string-length (car
+    /// (array-ref a i)))` pins nothing. The projection's value is part of
+    /// the borrowed one and is used up at once, as the borrowed value
+    /// would have been.
+    fn borrow_reads(&mut self, n: Node, x: &Ast) -> Node {
+        let Node::Prim {
+            op,
+            mut args,
+            target,
+            span,
+        } = n
+        else {
+            return box_borrowed(n, x);
+        };
+        if !projects(op) {
+            return Node::Prim {
+                op,
+                args,
+                target,
+                span,
+            };
+        }
+        if let Ast::App(_, xs, _) = x {
+            if xs.len() == args.len() && !args.is_empty() && self.borrowable(&xs[1..]) {
+                let first = std::mem::replace(&mut args[0], Node::Const(Value::NOTHING));
+                args[0] = self.borrow_reads(first, &xs[0]);
+            }
+        }
+        let n = Node::Prim {
+            op,
+            args,
+            target,
+            span,
+        };
+        if matches!(op, Prim::ArrayRef | Prim::DictRef | Prim::Unbox) {
+            Node::Borrow(Box::new(n))
+        } else {
+            n
+        }
+    }
+
+    /// Whether the value of `let` binding `i` may be read without a pin:
+    /// the body uses the variable only where a primitive that borrows its
+    /// arguments uses it up (`Prim::borrows_args`, through projections as
+    /// in `borrow_reads`) or as an `if` test, and nothing that can call a
+    /// procedure or store is evaluated between the binding and the last
+    /// such use (`uses_up`). Later bindings of the same `let` are
+    /// evaluated in between, so they must be such parts too. So `(let
+    /// ((old (array-ref a i))) (array-set! a i (string-append old "x")))`
+    /// reads without a pin: the store comes after the last use.
+    fn used_up_by_borrows(&mut self, bindings: &[(String, Ast)], i: usize, body: &Ast) -> bool {
+        let name = bindings[i].0.as_str();
+        // A binding that shadows a primitive would make the body's calls
+        // of it look like primitive calls here.
+        if bindings
+            .iter()
+            .enumerate()
+            .any(|(j, (n, _))| Prim::by_name(n).is_some() || (j != i && n == name))
+        {
+            return false;
+        }
+        let mut danger = !bindings[i + 1..].iter().all(|(_, x)| self.slot_part(x));
+        self.uses_up(name, body, &mut danger)
+    }
+
+    /// Walk `a` in evaluation order for `used_up_by_borrows`: `danger`
+    /// says whether something that may call a procedure or store has been
+    /// evaluated since the binding (in either branch of an `if`). False if
+    /// `name` is used otherwise than used up by a borrowing primitive or an
+    /// `if` test, or used up after a danger, or captured, assigned or
+    /// rebound (conservative: shadowing counts as a use).
+    fn uses_up(&mut self, name: &str, a: &Ast, danger: &mut bool) -> bool {
+        match a {
+            Ast::Quote(_) => true,
+            Ast::Var(n, _) => n != name,
+            Ast::Set(n, v, _) => {
+                let ok = n != name && self.uses_up(name, v, danger);
+                *danger = true;
+                ok
+            }
+            Ast::Define(..) => false,
+            Ast::If(c, t, e) => {
+                let test = match &**c {
+                    Ast::Var(n, _) if n == name => !*danger,
+                    c => self.uses_up(name, c, danger),
+                };
+                let mut other = *danger;
+                let ok = test && self.uses_up(name, t, danger) && self.uses_up(name, e, &mut other);
+                *danger |= other;
+                ok
+            }
+            Ast::Begin(xs) => xs.iter().all(|x| self.uses_up(name, x, danger)),
+            Ast::Lambda(_) => {
+                let mut mentioned = false;
+                walk_vars(a, &mut |n| mentioned |= n == name);
+                !mentioned
+            }
+            Ast::Let(bs, b) | Ast::Letrec(bs, b) => {
+                if bs
+                    .iter()
+                    .any(|(n, _)| n == name || Prim::by_name(n).is_some())
+                {
+                    return false;
+                }
+                bs.iter().all(|(_, x)| self.uses_up(name, x, danger))
+                    && self.uses_up(name, b, danger)
+            }
+            Ast::App(f, xs, _) => match self.is_prim_call(f) {
+                Some(op) => {
+                    let mut consumes = false;
+                    for x in xs {
+                        if op.borrows_args() && self.projects_var(name, x) {
+                            consumes = true;
+                        } else if !self.uses_up(name, x, danger) {
+                            return false;
+                        }
+                    }
+                    // The primitive uses its arguments up when it runs,
+                    // after all of them are evaluated.
+                    if consumes && *danger {
+                        return false;
+                    }
+                    if op.is_store() || op.flow() == Flow::Higher {
+                        *danger = true;
+                    }
+                    true
+                }
+                None => {
+                    let ok = self.uses_up(name, f, danger)
+                        && xs.iter().all(|x| self.uses_up(name, x, danger));
+                    *danger = true;
+                    ok
+                }
+            },
+        }
+    }
+
+    /// Whether `x` is variable `name`, or a projection (`projects`) of
+    /// such an `x` whose later arguments neither call nor store nor
+    /// mention `name`: what `borrow_reads` makes borrowing in a borrowing
+    /// primitive's argument.
+    fn projects_var(&mut self, name: &str, x: &Ast) -> bool {
+        match x {
+            Ast::Var(n, _) => n == name,
+            Ast::App(f, xs, _) => {
+                let Some(op) = self.is_prim_call(f) else {
+                    return false;
+                };
+                let Some((first, later)) = xs.split_first() else {
+                    return false;
+                };
+                projects(op)
+                    && later.iter().all(|y| {
+                        let mut mentioned = false;
+                        walk_vars(y, &mut |n| mentioned |= n == name);
+                        !mentioned && self.slot_part(y)
+                    })
+                    && self.projects_var(name, first)
+            }
+            _ => false,
+        }
     }
 
     fn message_part(&mut self, a: &Ast) -> bool {
@@ -942,24 +1116,33 @@ impl<'s> Compiler<'s> {
     }
 }
 
-/// Whether compiled argument `n` is a read that could borrow (`borrowed`).
-fn is_read(n: &Node) -> bool {
+/// Whether primitive `op` hands out a part of its first argument, running
+/// no procedure and storing nothing: `car` and its kin, `list-ref`, and
+/// the container reads (`array-ref`, `dict-ref`, `unbox`).
+fn projects(op: Prim) -> bool {
+    use Prim::*;
     matches!(
-        n,
-        Node::LocalBox(_)
-            | Node::CaptureBox(_)
-            | Node::GlobalBox(..)
-            | Node::Prim {
-                op: Prim::ArrayRef | Prim::DictRef | Prim::Unbox,
-                ..
-            }
+        op,
+        Car | Cdr | Caar | Cadr | Cdar | Cddr | Caddr | ListRef | ArrayRef | DictRef | Unbox
     )
 }
 
-/// `n`, the compiled argument `x`, as a borrowing read if it reads a box
-/// (`Node::BoxBorrow`) or is a container read (`Node::Borrow`: `array-ref`,
-/// `dict-ref`, `unbox`); anything else as it is.
-fn borrowed(n: Node, x: &Ast) -> Node {
+/// Whether compiled node `n` hands out a slot's value, through
+/// projections (what `borrow_reads` can make borrowing).
+fn reads_slot(n: &Node) -> bool {
+    match n {
+        Node::LocalBox(_) | Node::CaptureBox(_) | Node::GlobalBox(..) => true,
+        Node::Prim { op, args, .. } if projects(*op) => {
+            matches!(op, Prim::ArrayRef | Prim::DictRef | Prim::Unbox)
+                || args.first().is_some_and(reads_slot)
+        }
+        _ => false,
+    }
+}
+
+/// `n`, the compiled read of an assigned variable (compiled from `x`), as
+/// a borrowing read (`Node::BoxBorrow`); anything else as it is.
+fn box_borrowed(n: Node, x: &Ast) -> Node {
     let span = match x {
         Ast::Var(_, span) => *span,
         _ => Span::default(),
@@ -977,10 +1160,6 @@ fn borrowed(n: Node, x: &Ast) -> Node {
             at: BoxAt::Global(g),
             span,
         },
-        Node::Prim {
-            op: Prim::ArrayRef | Prim::DictRef | Prim::Unbox,
-            ..
-        } => Node::Borrow(Box::new(n)),
         n => n,
     }
 }

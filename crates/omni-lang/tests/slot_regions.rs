@@ -8,8 +8,10 @@
 //! the slot regions are compacted many times, some of them while a local
 //! list of more than 64 KiB that a stored value names is still in use.
 //! A second array of strings, and a variable two closures share, are
-//! updated from their own values: those reads borrow (no pin), except one
-//! followed by a call that stores into the same array, which must pin.
+//! updated from their own values: those reads borrow (no pin), directly
+//! or through a `let` whose variable is used up before the store, except
+//! those followed by a call that stores into the same array, which must
+//! pin.
 
 mod common;
 use common::SharedBuf;
@@ -80,8 +82,8 @@ fn program(seed: u64, steps: usize) -> (String, String) {
         // Reads come in bursts (the first 25 steps of every 2,000): a read
         // pins a slot region, the pinned one takes 64 KiB more, and only
         // then does a fresh one fill up unpinned and get compacted.
-        let kind = match rng.below(13) {
-            5..=7 | 12 if i % 2000 >= 25 => rng.below(5),
+        let kind = match rng.below(15) {
+            5..=7 | 12 | 14 if i % 2000 >= 25 => rng.below(5),
             kind => kind,
         };
         let js = rng.below(6);
@@ -150,16 +152,24 @@ fn program(seed: u64, steps: usize) -> (String, String) {
                 m.strs[js].push_str("abcdefgh");
                 format!("(array-set! s {js} (string-append (array-ref s {js}) \"abcdefgh\"))")
             }
-            10 => {
+            10 | 14 => {
                 // A read, then a call that stores into the same array (into
-                // the same slot when j2 = js): the read must pin.
+                // the same slot when j2 = js) before the read value's last
+                // use, directly or through a `let`: the read must pin.
                 let (j2, times) = (rng.below(6), 1 + rng.below(40));
                 let old = m.strs[js].clone();
                 m.strs[j2].push_str(&"q".repeat(times));
                 m.strs[js] = old + "!";
-                format!(
-                    "(array-set! s {js} (string-append (array-ref s {js}) (grow! {j2} {times})))"
-                )
+                if kind == 10 {
+                    format!(
+                        "(array-set! s {js} (string-append (array-ref s {js}) (grow! {j2} {times})))"
+                    )
+                } else {
+                    format!(
+                        "(let ((old (array-ref s {js}))) (grow! {j2} {times}) \
+                         (array-set! s {js} (string-append old \"!\")))"
+                    )
+                }
             }
             11 => {
                 m.shared.push_str("abcdefgh");
@@ -173,6 +183,14 @@ fn program(seed: u64, steps: usize) -> (String, String) {
                     m.kept.insert(0, m.shared.clone());
                     "(set! kept (cons ((cadr tt)) kept))".into()
                 }
+            }
+            13 => {
+                // Read into a `let` and used up before the store: borrows.
+                m.strs[js].push_str("xy");
+                format!(
+                    "(let ((old (array-ref s {js}))) \
+                     (array-set! s {js} (if (string=? old \"-\") \"\" (string-append old \"xy\"))))"
+                )
             }
             _ if n < 30 => {
                 m.arr.push(format!("({i})"));
