@@ -76,7 +76,7 @@ impl Gen<'_> {
             return self.atom(out);
         }
         let d = depth - 1;
-        match self.byte() % 19 {
+        match self.byte() % 20 {
             0 | 1 => self.atom(out),
             2 => {
                 out.push_str(&format!("({} ", self.pick(UNARY)));
@@ -186,6 +186,25 @@ impl Gen<'_> {
                 ));
                 self.expr(d, out);
                 out.push_str(")) (set! x (string-append x \"xy\")) (loop (- i 1))))))");
+            }
+            18 => {
+                // An array updated from its own values through a `let`
+                // (the read borrows when nothing calls or stores before
+                // its last use) and through `car` (borrowed when used up
+                // at once), with a generated expression in between that
+                // may read `y` or store into it: then the read must pin.
+                out.push_str(&format!(
+                    "(let ((y (make-array 2 \"s\")) (z (make-array 2 (list 0)))) (let loop ((i {})) \
+                     (if (< i 1) (array-ref y 0) (begin (let ((v (array-ref y (remainder i 2)))) ",
+                    self.byte() % 40
+                ));
+                self.expr(d, out);
+                out.push_str(
+                    " (array-set! y (remainder i 2) (string-append v \"xy\"))) \
+                     (array-set! z (remainder i 2) (list (+ 1 (car (array-ref z (remainder i 2)))) ",
+                );
+                self.expr(d, out);
+                out.push_str(")) (loop (- i 1))))))");
             }
             _ => {
                 // A thread: compiles the program again, gets a copy of the

@@ -175,6 +175,14 @@ impl Prim {
         ) || (self.is_type_test() && self != IsList)
     }
 
+    /// The pair accessors with a unary fast path (`car`, `cdr`, `cadr`,
+    /// `cddr`, `caddr`): the only one-operand primitives a fixnum
+    /// superinstruction applies to its operands (`FixArg::Unary`).
+    pub fn is_pair_path(self) -> bool {
+        use Prim::*;
+        matches!(self, Car | Cdr | Cadr | Cddr | Caddr)
+    }
+
     /// The type predicates (`pair?`, `string?`, ...): one argument, a
     /// boolean result.
     pub fn is_type_test(self) -> bool {

@@ -142,7 +142,7 @@ fn fix_arg(n: &Node) -> Option<FixArg> {
     Some(match n {
         Node::Local(s) => FixArg::Local(*s),
         Node::Const(v) => FixArg::Const(*v),
-        Node::LocalOp1 { op, slot, .. } => FixArg::Unary(*op, *slot),
+        Node::LocalOp1 { op, slot, .. } if op.is_pair_path() => FixArg::Unary(*op, *slot),
         Node::FixOp2 { op, a, b, .. } => FixArg::Fix(Box::new((*op, arg_of(*a), arg_of(*b)))),
         Node::FixExpr { op, a, b, .. } => FixArg::Fix(Box::new((*op, a.clone(), b.clone()))),
         _ => return None,

@@ -63,11 +63,18 @@ pub enum FixArg {
     Local(u32),
     Const(Value),
     /// A one-operand primitive on a local that cannot fail or allocate
-    /// when it applies (`(car l)`); else the superinstruction does not
-    /// apply.
+    /// when it applies: in a `FixExpr` a pair accessor (`(car l)`,
+    /// `Prim::is_pair_path`), in an `EqConst` any with a unary fast path;
+    /// else the superinstruction does not apply.
     Unary(Prim, u32),
     /// A nested fixnum operation (`(+ row dist)` in `(= (car l) (+ row dist))`).
     Fix(Box<(FixOp, FixArg, FixArg)>),
+}
+
+impl FixArg {
+    pub fn is_nested(&self) -> bool {
+        matches!(self, FixArg::Fix(_))
+    }
 }
 
 /// The operations of `Node::FixOp2` and `Node::FixExpr`: the two-operand fixnum primitives,

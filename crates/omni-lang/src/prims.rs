@@ -155,12 +155,27 @@ impl Vm {
         with_str(v, |s| f(s, ascii)).ok_or_else(|| self.bad(op, "a string", v, span))
     }
 
-    fn list_items(&self, op: Prim, mut v: Value, span: Span) -> VmResult<Vec<Value>> {
-        let whole = v;
+    fn list_items(&self, op: Prim, v: Value, span: Span) -> VmResult<Vec<Value>> {
         let mut out = Vec::new();
+        self.list_walk(op, v, span, |x| out.push(x))?;
+        Ok(out)
+    }
+
+    /// Call `each` on the items of proper list `v` in order and return
+    /// how many there are; an improper or cyclic `v` is `op`'s type error.
+    fn list_walk(
+        &self,
+        op: Prim,
+        mut v: Value,
+        span: Span,
+        mut each: impl FnMut(Value),
+    ) -> VmResult<usize> {
+        let whole = v;
+        let mut n = 0;
         let mut cycle = CycleCheck::new(v);
         while let (Some(a), Some(d)) = (car(v), cdr(v)) {
-            out.push(a);
+            each(a);
+            n += 1;
             v = d;
             if cycle.step(v) {
                 return Err(self.bad(op, "a proper list", whole, span));
@@ -169,7 +184,7 @@ impl Vm {
         if v != Value::EMPTY {
             return Err(self.bad(op, "a proper list", whole, span));
         }
-        Ok(out)
+        Ok(n)
     }
 
     fn emit(&mut self, s: &str, span: Span) -> VmResult<()> {
@@ -437,7 +452,7 @@ impl Vm {
                 }
                 l
             }
-            Length => Value::fixnum(self.list_items(op, a[0], span)?.len() as i64)
+            Length => Value::fixnum(self.list_walk(op, a[0], span, |_| ())? as i64)
                 .unwrap_or(Value::NOTHING),
             Append => {
                 let Some((&last, init)) = a.split_last() else {

@@ -54,16 +54,24 @@ impl Vm {
     ) -> VmResult<Value> {
         let mut f = f;
         let mut argc = argc;
+        // A tail call of the running closure itself (a loop) keeps its
+        // code here instead of looking the callee up again.
+        let mut again: Option<Rc<Proto>> = None;
         loop {
-            // The hot path is a closure of exact arity: everything else
-            // (primitives, rest lists, errors, limits) is out of line.
-            let proto = match self.callee_proto(f, argc, span)? {
-                Ok(p) => p,
-                Err(op) => return self.call_prim_on_stack(op, argc, base, dst, span),
+            let proto = match again.take() {
+                Some(p) => p,
+                // The hot path is a closure of exact arity: everything else
+                // (primitives, rest lists, errors, limits) is out of line.
+                None => match self.callee_proto(f, argc, span)? {
+                    Ok(p) => {
+                        if p.rest {
+                            self.collect_rest(&p, argc, base, dst, span)?;
+                        }
+                        p
+                    }
+                    Err(op) => return self.call_prim_on_stack(op, argc, base, dst, span),
+                },
             };
-            if proto.rest {
-                self.collect_rest(&proto, argc, base, dst, span)?;
-            }
             if self.stack.len() < base + proto.nslots {
                 self.stack.resize(base + proto.nslots, Value::UNDEFINED);
             }
@@ -100,8 +108,19 @@ impl Vm {
                     }
                     Some(t) => {
                         let next = fr.iter_next.take();
-                        f = self.tail_boundary(t, dst, base, scratch, next, iter_cur)?;
-                        argc = t.argc;
+                        if self.same_callee(&t, f, &proto, iter_cur) {
+                            let end = IterEnd {
+                                dst,
+                                base,
+                                scratch,
+                                next,
+                            };
+                            self.pass_arguments(t, end, iter_cur, None)?;
+                            again = Some(proto);
+                        } else {
+                            f = self.tail_boundary(t, dst, base, scratch, next, iter_cur)?;
+                            argc = t.argc;
+                        }
                     }
                 },
                 Err(mut e) => {
@@ -116,6 +135,28 @@ impl Vm {
                 }
             }
         }
+    }
+
+    /// Whether tail call `t` calls `f`, the running closure (with `proto`),
+    /// again with every check `callee_proto` makes passing as before: the
+    /// arity is exact, the depth does not change, and no interrupt or step
+    /// budget asks for the slow path. `f` needs no admission then: it was
+    /// live before this activation began, so it is not in the scratch
+    /// region the boundary exits; it must not be in this iteration's
+    /// region either (a closure passed as loop state).
+    #[inline(always)]
+    fn same_callee(
+        &self,
+        t: &TailCall,
+        f: Value,
+        proto: &Proto,
+        iter_cur: &Option<Region>,
+    ) -> bool {
+        t.f == f
+            && t.argc == proto.nparams
+            && !proto.rest
+            && crate::interrupt::count() == self.fast_gate
+            && !in_region(*iter_cur, f)
     }
 
     /// What `f` called with `argc` arguments runs: a procedure's code
@@ -278,11 +319,12 @@ impl Vm {
     /// Tail-call boundary: callee and arguments move to dst (except those
     /// already in the next iteration's region `next`), then scratch and
     /// this iteration's region are exited and the frame is reused: the
-    /// new arguments slide down to `base`. Returns the callee.
+    /// new arguments slide down to `base` (`pass_arguments`). Returns the
+    /// callee. A loop's call of itself takes `pass_arguments` alone
+    /// (`same_callee`).
     ///
-    /// Every tail call of a loop passes here, so immediates (most loop
-    /// arguments) are skipped before anything else and the slide is a
-    /// plain loop (no `memmove` call for a few words).
+    /// Immediates (most loop arguments) are skipped before anything else
+    /// and the slide is a plain loop (no `memmove` call for a few words).
     #[inline(never)]
     fn tail_boundary(
         &mut self,
@@ -293,20 +335,46 @@ impl Vm {
         next: Option<Region>,
         iter_cur: &mut Option<Region>,
     ) -> VmResult<Value> {
-        let TailCall {
-            f: mut g,
-            argc,
-            span,
-        } = t;
-        let top = self.stack.len();
-        let first = top - argc;
+        let end = IterEnd {
+            dst,
+            base,
+            scratch,
+            next,
+        };
+        let mut g = t.f;
         let mut failed = None;
         if g.is_heap() && !in_region(next, g) && !self.dst_holds(dst, g) {
             match self.admit_dst_heap(dst, g) {
                 Ok((v, _)) => g = v,
-                Err(e) => failed = Some(mem_err(e, span)),
+                Err(e) => failed = Some(mem_err(e, t.span)),
             }
         }
+        self.pass_arguments(t, end, iter_cur, failed)?;
+        Ok(g)
+    }
+
+    /// The tail-call boundary's work on the arguments: each moves to dst
+    /// (except one already in the next iteration's region `next`), then
+    /// scratch and this iteration's region are exited and the new
+    /// arguments slide down to `base`. `failed` is an admission error
+    /// already met (reported once the regions are exited).
+    #[inline(always)]
+    fn pass_arguments(
+        &mut self,
+        t: TailCall,
+        end: IterEnd,
+        iter_cur: &mut Option<Region>,
+        mut failed: Option<Box<LispError>>,
+    ) -> VmResult<()> {
+        let TailCall { argc, span, .. } = t;
+        let IterEnd {
+            dst,
+            base,
+            scratch,
+            next,
+        } = end;
+        let top = self.stack.len();
+        let first = top - argc;
         if failed.is_none() {
             for i in first..top {
                 let x = self.stack[i];
@@ -335,8 +403,19 @@ impl Vm {
         }
         self.stack.truncate(base + argc);
         self.stats.tail_calls += 1;
-        Ok(g)
+        Ok(())
     }
+}
+
+/// An iteration's end, as the tail-call boundary needs it: the
+/// activation's destination, its frame's base, its scratch slot, and the
+/// next iteration's region (if a tail-call argument made it).
+#[derive(Clone, Copy)]
+struct IterEnd {
+    dst: Dst,
+    base: usize,
+    scratch: usize,
+    next: Option<Region>,
 }
 
 /// Whether heap value `x` lies in region `r` (if there is one).

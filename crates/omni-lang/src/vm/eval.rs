@@ -113,28 +113,49 @@ impl Vm {
         }
     }
 
-    /// `Node::FixExpr`'s operation on its operands; `None` when it does
-    /// not apply (the general node runs instead). (`eval_if` does not
-    /// decide a `FixExpr` test in line as it does a `FixOp2` one: the extra
-    /// arm cost the programs without such tests more than it saved.)
-    #[inline(never)]
+    /// `Node::FixExpr`'s operation on its operands, computed on `i64`s;
+    /// `None` when it does not apply (the general node runs instead): an
+    /// operand that is not a fixnum (`car` of a non-pair, a nested
+    /// operation whose result is not one), or a result that is not one.
+    /// (`eval_if` does not decide a `FixExpr` test in line as it does a
+    /// `FixOp2` one: the extra arm cost the programs without such tests
+    /// more than it saved.)
+    #[inline(always)]
     fn fix_expr(&self, op: FixOp, a: &FixArg, b: &FixArg, fr: &Frame) -> Option<Value> {
-        fixop(op, self.fix_arg(a, fr), self.fix_arg(b, fr))
+        fix_apply(op, self.fix_int(a, fr)?, self.fix_int(b, fr)?)
     }
 
-    /// An operand's value; an operand that does not apply (`car` of a
-    /// non-pair, a nested operation that does not) reads as a value that
-    /// is not a fixnum, so the superinstruction does not apply either.
+    /// An operand's fixnum, if it is one. A nested operation on leaves
+    /// (`(+ row dist)` in `(= (car l) (+ row dist))`) is computed in line.
     #[inline(always)]
-    fn fix_arg(&self, o: &FixArg, fr: &Frame) -> Value {
+    fn fix_int(&self, o: &FixArg, fr: &Frame) -> Option<i64> {
         match o {
-            FixArg::Fix(n) => match (self.fix_leaf(&n.1, fr), self.fix_leaf(&n.2, fr)) {
-                // A nested operation on leaves (`(+ row dist)`) in line.
-                (Some(x), Some(y)) => fixop(n.0, x, y).unwrap_or(Value::UNDEFINED),
-                _ => self.nested_fix(n, fr),
+            FixArg::Fix(n) => match &**n {
+                (op, x, y) if !x.is_nested() && !y.is_nested() => {
+                    fix_apply(*op, self.leaf_int(x, fr)?, self.leaf_int(y, fr)?)?.as_fixnum()
+                }
+                _ => self.nested_int(n, fr),
             },
-            leaf => self.fix_leaf(leaf, fr).unwrap_or(Value::UNDEFINED),
+            leaf => self.leaf_int(leaf, fr),
         }
+    }
+
+    /// A leaf operand's fixnum, if it is one (`None` for a nested
+    /// operation too).
+    #[inline(always)]
+    fn leaf_int(&self, o: &FixArg, fr: &Frame) -> Option<i64> {
+        match o {
+            FixArg::Local(s) => self.stack[fr.base + *s as usize].as_fixnum(),
+            FixArg::Const(v) => v.as_fixnum(),
+            FixArg::Unary(op, s) => pair_path(*op, self.stack[fr.base + *s as usize])?.as_fixnum(),
+            FixArg::Fix(_) => None,
+        }
+    }
+
+    /// A nested operation with nested operands, as `fix_int`.
+    #[inline(never)]
+    fn nested_int(&self, n: &(FixOp, FixArg, FixArg), fr: &Frame) -> Option<i64> {
+        fix_apply(n.0, self.fix_int(&n.1, fr)?, self.fix_int(&n.2, fr)?)?.as_fixnum()
     }
 
     /// A leaf operand's value (`None` for a nested operation).
@@ -148,12 +169,6 @@ impl Vm {
             }
             FixArg::Fix(_) => return None,
         })
-    }
-
-    #[inline(never)]
-    fn nested_fix(&self, n: &(FixOp, FixArg, FixArg), fr: &Frame) -> Value {
-        self.fix_expr(n.0, &n.1, &n.2, fr)
-            .unwrap_or(Value::UNDEFINED)
     }
 
     /// `Node::FixExpr`: as `eval_fixop2`.
@@ -655,17 +670,11 @@ fn watched(op: Prim, target: Target) -> bool {
 #[inline(always)]
 fn unary_fast_path(op: Prim, x: Value) -> Option<Value> {
     match op {
-        Prim::Car => omni_mem::car(x),
-        Prim::Cdr => omni_mem::cdr(x),
+        Prim::Car | Prim::Cdr | Prim::Cadr | Prim::Cddr | Prim::Caddr => pair_path(op, x),
         Prim::IsNull => Some(Value::bool(x == Value::EMPTY)),
         Prim::IsPair => Some(Value::bool(omni_mem::is_pair(x))),
         Prim::Not => Some(Value::bool(!x.is_truthy())),
         Prim::IsZero => x.as_fixnum().map(|n| Value::bool(n == 0)),
-        Prim::Cadr => omni_mem::cdr(x).and_then(omni_mem::car),
-        Prim::Cddr => omni_mem::cdr(x).and_then(omni_mem::cdr),
-        Prim::Caddr => omni_mem::cdr(x)
-            .and_then(omni_mem::cdr)
-            .and_then(omni_mem::car),
         Prim::IsSymbol => Some(Value::bool(x.as_symbol().is_some())),
         Prim::IsNumber if x.is_fixnum() => Some(Value::TRUE),
         Prim::IsInteger if x.is_fixnum() => Some(Value::TRUE),
@@ -713,7 +722,13 @@ fn fixnum_op2(op: Prim, x: Value, y: Value) -> Option<Value> {
 /// fixnums and the result is one (then exactly what `prims.rs` computes).
 #[inline(always)]
 fn fixop(op: FixOp, x: Value, y: Value) -> Option<Value> {
-    let (x, y) = (x.as_fixnum()?, y.as_fixnum()?);
+    fix_apply(op, x.as_fixnum()?, y.as_fixnum()?)
+}
+
+/// `fixop` on the fixnums' values: `None` unless the result is a fixnum
+/// or a boolean.
+#[inline(always)]
+fn fix_apply(op: FixOp, x: i64, y: i64) -> Option<Value> {
     match op {
         FixOp::Add => Value::fixnum(x + y),
         FixOp::Sub => Value::fixnum(x - y),
@@ -738,6 +753,22 @@ fn fixop(op: FixOp, x: Value, y: Value) -> Option<Value> {
                 }
             })
             .and_then(Value::fixnum),
+    }
+}
+
+/// The pair accessors a `FixExpr` operand may apply to a local
+/// (`FixArg::Unary`, `Prim::is_pair_path`): `None` off a pair.
+#[inline(always)]
+fn pair_path(op: Prim, x: Value) -> Option<Value> {
+    match op {
+        Prim::Car => omni_mem::car(x),
+        Prim::Cdr => omni_mem::cdr(x),
+        Prim::Cadr => omni_mem::cdr(x).and_then(omni_mem::car),
+        Prim::Cddr => omni_mem::cdr(x).and_then(omni_mem::cdr),
+        Prim::Caddr => omni_mem::cdr(x)
+            .and_then(omni_mem::cdr)
+            .and_then(omni_mem::car),
+        _ => None,
     }
 }
 
