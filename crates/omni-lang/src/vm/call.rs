@@ -54,6 +54,10 @@ impl Vm {
     ) -> VmResult<Value> {
         let mut f = f;
         let mut argc = argc;
+        // Where the running procedure was called: after a tail call, the
+        // tail call's position (its errors, and the backtrace line of the
+        // procedure that replaced the caller, point there).
+        let mut span = span;
         // A tail call of the running closure itself (a loop) keeps its
         // code here instead of looking the callee up again.
         let mut again: Option<Rc<Proto>> = None;
@@ -121,6 +125,7 @@ impl Vm {
                             f = self.tail_boundary(t, dst, base, scratch, next, iter_cur)?;
                             argc = t.argc;
                         }
+                        span = t.span;
                     }
                 },
                 Err(mut e) => {
