@@ -244,6 +244,9 @@ impl<'a> Reader<'a> {
                 }
                 Some(c) if c == close => {
                     self.bump();
+                    // A whole program's data is held until it is desugared:
+                    // no spare capacity per list.
+                    items.shrink_to_fit();
                     return Ok(items);
                 }
                 Some(c @ (')' | ']' | '}')) => {
@@ -263,6 +266,7 @@ impl<'a> Reader<'a> {
                 None => return self.err(start, "unclosed '(': missing ')'"),
                 Some(c) if c == close => {
                     self.bump();
+                    items.shrink_to_fit();
                     return Ok(Datum {
                         kind: DatumKind::List(items, None),
                         span: start,
@@ -278,6 +282,7 @@ impl<'a> Reader<'a> {
                     if items.is_empty() {
                         return self.err(dot, "'.' must follow at least one item");
                     }
+                    items.shrink_to_fit();
                     let tail = self.read(depth + 1)?;
                     self.skip_atmosphere();
                     if self.peek() != Some(close) {
