@@ -34,6 +34,10 @@ const UNARY: &[&str] = &[
     "string->list",
     "exact->inexact",
     "zero?",
+    "round",
+    "exact",
+    "integer->char",
+    "string-upcase",
 ];
 const BINARY: &[&str] = &[
     "cons",
@@ -55,6 +59,10 @@ const BINARY: &[&str] = &[
     "max",
     "assoc",
     "member",
+    "expt",
+    "list-tail",
+    "char<?",
+    "gcd",
 ];
 const STORES: &[&str] = &["set-car!", "set-cdr!", "set-box!", "array-push!"];
 

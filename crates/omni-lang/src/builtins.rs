@@ -139,6 +139,42 @@ prims! {
     Send = "send", 2, 2, Inspects;
     Recv = "recv", 1, 1, Inspects;
     Close = "close", 1, 1, Inspects;
+    // R7RS primitives beyond ../shared/LANGUAGE.md (prims_r7rs.rs).
+    Floor = "floor", 1, 1, Inspects;
+    Ceiling = "ceiling", 1, 1, Inspects;
+    Round = "round", 1, 1, Inspects;
+    Truncate = "truncate", 1, 1, Inspects;
+    Exact = "exact", 1, 1, Inspects;
+    Inexact = "inexact", 1, 1, Inspects;
+    Expt = "expt", 2, 2, Inspects;
+    Gcd = "gcd", 0, ANY, Inspects;
+    Lcm = "lcm", 0, ANY, Inspects;
+    Square = "square", 1, 1, Inspects;
+    IsExactInteger = "exact-integer?", 1, 1, Inspects;
+    CharToInteger = "char->integer", 1, 1, Inspects;
+    IntegerToChar = "integer->char", 1, 1, Inspects;
+    CharEq = "char=?", 2, ANY, Inspects;
+    CharLt = "char<?", 2, ANY, Inspects;
+    CharGt = "char>?", 2, ANY, Inspects;
+    CharLe = "char<=?", 2, ANY, Inspects;
+    CharGe = "char>=?", 2, ANY, Inspects;
+    IsCharAlphabetic = "char-alphabetic?", 1, 1, Inspects;
+    IsCharNumeric = "char-numeric?", 1, 1, Inspects;
+    IsCharWhitespace = "char-whitespace?", 1, 1, Inspects;
+    IsCharUpperCase = "char-upper-case?", 1, 1, Inspects;
+    IsCharLowerCase = "char-lower-case?", 1, 1, Inspects;
+    CharUpcase = "char-upcase", 1, 1, Inspects;
+    CharDowncase = "char-downcase", 1, 1, Inspects;
+    StringOf = "string", 0, ANY, Inspects;
+    StringUpcase = "string-upcase", 1, 1, Inspects;
+    StringDowncase = "string-downcase", 1, 1, Inspects;
+    StringCopy = "string-copy", 1, 3, Inspects;
+    StringGt = "string>?", 2, ANY, Inspects;
+    StringLe = "string<=?", 2, ANY, Inspects;
+    StringGe = "string>=?", 2, ANY, Inspects;
+    ListTail = "list-tail", 2, 2, ReadsFirst;
+    Assv = "assv", 2, 2, ReadsFirst;
+    Memv = "memv", 2, 2, ReadsFirst;
 }
 
 impl Prim {
@@ -224,6 +260,16 @@ impl Prim {
                 | Max
                 | ExactToInexact
                 | Sqrt
+                | Floor
+                | Ceiling
+                | Round
+                | Truncate
+                | Exact
+                | Inexact
+                | Expt
+                | Gcd
+                | Lcm
+                | Square
         )
     }
 
@@ -256,6 +302,10 @@ impl Prim {
                 | StringToList
                 | ListToString
                 | StringToNumber
+                | StringOf
+                | StringUpcase
+                | StringDowncase
+                | StringCopy
                 | Box
                 | GuardError
                 | CommandLine
@@ -311,6 +361,12 @@ impl Prim {
                     | Substring
                     | StringEq
                     | StringLt
+                    | StringGt
+                    | StringLe
+                    | StringGe
+                    | StringUpcase
+                    | StringDowncase
+                    | StringCopy
                     | StringRef
                     | StringToList
                     | StringToNumber

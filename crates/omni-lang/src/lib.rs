@@ -10,6 +10,7 @@ mod fuse;
 pub mod interrupt;
 pub mod ir;
 mod prims;
+mod prims_r7rs;
 pub mod printer;
 pub mod reader;
 pub mod repl;

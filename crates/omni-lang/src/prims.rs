@@ -16,16 +16,16 @@ use omni_mem::{
 use crate::builtins::Prim;
 use crate::printer::format_float;
 use crate::reader::Span;
-use crate::vm::{Dst, LispError, Vm, VmResult};
+use crate::vm::{mem_err, Dst, LispError, Vm, VmResult};
 
 #[derive(Clone, Copy)]
-enum Num {
+pub(crate) enum Num {
     I(i64),
     F(f64),
 }
 
 impl Num {
-    fn f(self) -> f64 {
+    pub(crate) fn f(self) -> f64 {
         match self {
             Num::I(i) => i as f64,
             Num::F(x) => x,
@@ -38,20 +38,20 @@ impl Num {
 /// a tortoise moves one pair for every two of its steps. `step` says
 /// whether the hare, now at `v`, has met the tortoise: the list is
 /// circular. (A walk that stops at the list's end never meets it.)
-struct CycleCheck {
+pub(crate) struct CycleCheck {
     slow: Value,
     odd: bool,
 }
 
 impl CycleCheck {
-    fn new(start: Value) -> Self {
+    pub(crate) fn new(start: Value) -> Self {
         CycleCheck {
             slow: start,
             odd: false,
         }
     }
 
-    fn step(&mut self, v: Value) -> bool {
+    pub(crate) fn step(&mut self, v: Value) -> bool {
         if self.odd {
             self.slow = cdr(self.slow).unwrap_or(Value::EMPTY);
         }
@@ -111,7 +111,7 @@ fn type_name(v: Value) -> &'static str {
 }
 
 impl Vm {
-    fn bad(&self, op: Prim, what: &str, v: Value, span: Span) -> Box<LispError> {
+    pub(crate) fn bad(&self, op: Prim, what: &str, v: Value, span: Span) -> Box<LispError> {
         LispError::new(
             format!(
                 "{}: expected {what}, got {} ({})",
@@ -123,28 +123,28 @@ impl Vm {
         )
     }
 
-    fn num_arg(&self, op: Prim, v: Value, span: Span) -> VmResult<Num> {
+    pub(crate) fn num_arg(&self, op: Prim, v: Value, span: Span) -> VmResult<Num> {
         num(v).ok_or_else(|| self.bad(op, "a number", v, span))
     }
 
-    fn int_arg(&self, op: Prim, v: Value, span: Span) -> VmResult<i64> {
+    pub(crate) fn int_arg(&self, op: Prim, v: Value, span: Span) -> VmResult<i64> {
         int_value(v).ok_or_else(|| self.bad(op, "an integer", v, span))
     }
 
-    fn index_arg(&self, op: Prim, v: Value, span: Span) -> VmResult<usize> {
+    pub(crate) fn index_arg(&self, op: Prim, v: Value, span: Span) -> VmResult<usize> {
         let i = self.int_arg(op, v, span)?;
         usize::try_from(i)
             .map_err(|_| LispError::new(format!("{}: index {i} is negative", op.name()), span))
     }
 
-    fn str_arg(&self, op: Prim, v: Value, span: Span) -> VmResult<String> {
+    pub(crate) fn str_arg(&self, op: Prim, v: Value, span: Span) -> VmResult<String> {
         self.text(op, v, span, |s, _| s.to_owned())
     }
 
     /// Run `f` on string `v`'s text, read in place, and whether it is all
     /// ASCII (`str_is_ascii`: its characters are its bytes); the type
     /// error if `v` is not a string.
-    fn text<R>(
+    pub(crate) fn text<R>(
         &self,
         op: Prim,
         v: Value,
@@ -215,9 +215,8 @@ impl Vm {
         dst: Option<Region>,
         span: Span,
     ) -> VmResult<Value> {
-        let me = |e: MemError| LispError::new(e.to_string(), span);
-        let region =
-            || dst.ok_or_else(|| LispError::new("internal: allocation without a region", span));
+        let me = |e: MemError| mem_err(e, span);
+        let region = || result_region(dst, span);
         use Prim::*;
         Ok(match op {
             Add | Mul => {
@@ -857,6 +856,12 @@ impl Vm {
             Close => self.prim_close(a[0], span)?,
             Spawn => self.prim_spawn(a[0], span)?,
             Join => self.prim_join(a[0], region()?, span)?,
+            Floor | Ceiling | Round | Truncate | Exact | Inexact | Expt | Gcd | Lcm | Square
+            | IsExactInteger | CharToInteger | IntegerToChar | CharEq | CharLt | CharGt | CharLe
+            | CharGe | IsCharAlphabetic | IsCharNumeric | IsCharWhitespace | IsCharUpperCase
+            | IsCharLowerCase | CharUpcase | CharDowncase | StringOf | StringUpcase
+            | StringDowncase | StringCopy | StringGt | StringLe | StringGe | ListTail | Assv
+            | Memv => return self.call_r7rs(op, a, dst, span),
             Coalesce => {
                 return Err(LispError::new(
                     "coalesce! is only allowed as a top-level form (no activation may hold values then)",
@@ -873,6 +878,12 @@ impl Vm {
         }
         .map_err(|e| LispError::new(e.to_string(), span))
     }
+}
+
+/// The region a primitive builds its result in: the schedule names one
+/// for every primitive that allocates (`Prim::allocates`).
+pub(crate) fn result_region(dst: Option<Region>, span: Span) -> VmResult<Region> {
+    dst.ok_or_else(|| LispError::new("internal: allocation without a region", span))
 }
 
 /// The length of `s` in characters (`ascii`: every character is a byte).
