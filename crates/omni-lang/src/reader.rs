@@ -67,6 +67,10 @@ pub struct Reader<'a> {
     pos: usize,
     line: u32,
     col: u32,
+    /// Items of the lists being read, innermost last: each list collects
+    /// its items here and takes them out, exactly sized, when it closes
+    /// (no growing vector per list, no spare capacity in the data).
+    items: Vec<Datum>,
 }
 
 const MAX_NESTING: usize = 400;
@@ -86,6 +90,7 @@ impl<'a> Reader<'a> {
             pos: 0,
             line: 1,
             col: 1,
+            items: Vec::new(),
         }
     }
 
@@ -98,7 +103,12 @@ impl<'a> Reader<'a> {
     }
 
     fn peek(&self) -> Option<char> {
-        self.src[self.pos..].chars().next()
+        // Most source is ASCII: one byte, no decoding.
+        match self.src.as_bytes().get(self.pos) {
+            Some(&b) if b.is_ascii() => Some(char::from(b)),
+            Some(_) => self.src[self.pos..].chars().next(),
+            None => None,
+        }
     }
 
     fn bump(&mut self) -> Option<char> {
@@ -232,7 +242,7 @@ impl<'a> Reader<'a> {
         close: char,
         depth: usize,
     ) -> Result<Vec<Datum>, ReadError> {
-        let mut items = Vec::new();
+        let first = self.items.len();
         loop {
             self.skip_atmosphere();
             match self.peek() {
@@ -244,31 +254,30 @@ impl<'a> Reader<'a> {
                 }
                 Some(c) if c == close => {
                     self.bump();
-                    // A whole program's data is held until it is desugared:
-                    // no spare capacity per list.
-                    items.shrink_to_fit();
-                    return Ok(items);
+                    return Ok(self.items.drain(first..).collect());
                 }
                 Some(c @ (')' | ']' | '}')) => {
                     let s = self.span();
                     return self.err(s, format!("expected '{close}' but found '{c}'"));
                 }
-                _ => items.push(self.read(depth + 1)?),
+                _ => {
+                    let d = self.read(depth + 1)?;
+                    self.items.push(d);
+                }
             }
         }
     }
 
     fn read_list(&mut self, start: Span, close: char, depth: usize) -> Result<Datum, ReadError> {
-        let mut items = Vec::new();
+        let first = self.items.len();
         loop {
             self.skip_atmosphere();
             match self.peek() {
                 None => return self.err(start, "unclosed '(': missing ')'"),
                 Some(c) if c == close => {
                     self.bump();
-                    items.shrink_to_fit();
                     return Ok(Datum {
-                        kind: DatumKind::List(items, None),
+                        kind: DatumKind::List(self.items.drain(first..).collect(), None),
                         span: start,
                     });
                 }
@@ -279,10 +288,10 @@ impl<'a> Reader<'a> {
                 Some('.') if self.dot_alone() => {
                     let dot = self.span();
                     self.bump();
-                    if items.is_empty() {
+                    if self.items.len() == first {
                         return self.err(dot, "'.' must follow at least one item");
                     }
-                    items.shrink_to_fit();
+                    let items: Vec<Datum> = self.items.drain(first..).collect();
                     let tail = self.read(depth + 1)?;
                     self.skip_atmosphere();
                     if self.peek() != Some(close) {
@@ -295,7 +304,10 @@ impl<'a> Reader<'a> {
                         span: start,
                     });
                 }
-                _ => items.push(self.read(depth + 1)?),
+                _ => {
+                    let d = self.read(depth + 1)?;
+                    self.items.push(d);
+                }
             }
         }
     }
@@ -307,15 +319,14 @@ impl<'a> Reader<'a> {
     }
 
     fn token(&mut self) -> String {
-        let mut s = String::new();
+        let start = self.pos;
         while let Some(c) = self.peek() {
             if is_delimiter(c) {
                 break;
             }
-            s.push(c);
             self.bump();
         }
-        s
+        self.src[start..self.pos].to_owned()
     }
 
     fn read_string(&mut self, start: Span) -> Result<Datum, ReadError> {
