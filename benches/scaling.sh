@@ -20,10 +20,15 @@ trap 'rm -rf "$tmp"' EXIT
 # 20,000 small top-level definitions: compiling must stay linear.
 awk 'BEGIN { for (i = 0; i < 20000; i++) printf "(define (f%d x) (if (< x 0) (f%d (+ x 1)) (list x %d)))\n", i, i, i;
              print "(println (f19999 -5))" }' >"$tmp/many_definitions.omni"
+# A spawn compiles the program again (REGION_THREADING_MODEL.md): 100 spawns
+# in a program of 2,000 definitions.
+awk 'BEGIN { for (i = 0; i < 2000; i++) printf "(define (f%d x) (if (< x 0) (f%d (+ x 1)) (list x %d)))\n", i, i, i;
+             print "(define (go n acc) (if (= n 0) acc (go (- n 1) (+ acc (join (spawn (fn [] 1)))))))";
+             print "(println (go 100 0))" }' >"$tmp/spawn_in_big_program.omni"
 printf '%-22s' program
 for b in "${bins[@]}"; do printf ' %30s' "$b"; done
 echo
-for p in benches/programs/scaling/*.omni "$tmp/many_definitions.omni"; do
+for p in benches/programs/scaling/*.omni "$tmp/many_definitions.omni" "$tmp/spawn_in_big_program.omni"; do
   printf '%-22s' "$(basename "$p" .omni)"
   for b in "${bins[@]}"; do
     /usr/bin/time -o "$tmp/time" -f '%e s %M KB' "$b" run "$p" >/dev/null 2>&1 || true
