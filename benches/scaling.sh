@@ -20,8 +20,8 @@ trap 'rm -rf "$tmp"' EXIT
 # 20,000 small top-level definitions: compiling must stay linear.
 awk 'BEGIN { for (i = 0; i < 20000; i++) printf "(define (f%d x) (if (< x 0) (f%d (+ x 1)) (list x %d)))\n", i, i, i;
              print "(println (f19999 -5))" }' >"$tmp/many_definitions.omni"
-# A spawn compiles the program again (REGION_THREADING_MODEL.md): 100 spawns
-# in a program of 2,000 definitions.
+# Spawns in a big program: a spawned thread compiles only what it calls
+# (REGION_THREADING_MODEL.md): 100 spawns in a program of 2,000 definitions.
 awk 'BEGIN { for (i = 0; i < 2000; i++) printf "(define (f%d x) (if (< x 0) (f%d (+ x 1)) (list x %d)))\n", i, i, i;
              print "(define (go n acc) (if (= n 0) acc (go (- n 1) (+ acc (join (spawn (fn [] 1)))))))";
              print "(println (go 100 0))" }' >"$tmp/spawn_in_big_program.omni"

@@ -4,9 +4,10 @@
 //! * every VM thread owns its regions; values cross threads only as
 //!   omni-mem `Parcel`s (a detached closed region and its root), so no
 //!   two threads ever touch the same region;
-//! * a spawned thread compiles the program's code itself (compilation is
-//!   deterministic, so procedure and global numbering agree) and starts
-//!   from a *copy* of the spawner's globals, handed over as one parcel;
+//! * a spawned thread compiles the program's code itself, form by form
+//!   when first called, with the spawner's procedure and global numbering
+//!   (lazy_code.rs), and starts from a *copy* of the spawner's globals,
+//!   handed over as one parcel;
 //! * channels and threads are named by immediate handles into the tables
 //!   below, so a handle crosses threads like a number.
 //!
@@ -176,9 +177,10 @@ impl Sched {
 /// The shared state of one program's threads.
 pub struct Runtime {
     sched: Mutex<Sched>,
-    /// Source of every batch compiled so far, in order (a spawned thread
-    /// compiles the same batches to get the same code numbering).
-    batches: Mutex<Vec<Arc<str>>>,
+    /// Every batch compiled so far, in order: a spawned thread compiles
+    /// their forms again, when first needed, with the same procedure ids
+    /// (lazy_code.rs).
+    batches: Mutex<Vec<Arc<crate::lazy_code::Batch>>>,
     pub out: SharedOut,
 }
 
@@ -207,14 +209,14 @@ impl Runtime {
         self.sched.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn record_batch(&self, src: &str) {
+    pub(crate) fn record_batch(&self, batch: crate::lazy_code::Batch) {
         self.batches
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(Arc::from(src));
+            .push(Arc::new(batch));
     }
 
-    pub fn batches(&self) -> Vec<Arc<str>> {
+    pub(crate) fn batches(&self) -> Vec<Arc<crate::lazy_code::Batch>> {
         self.batches
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -9,6 +9,7 @@ pub mod explain;
 mod fuse;
 pub mod interrupt;
 pub mod ir;
+mod lazy_code;
 mod prims;
 mod prims_r7rs;
 pub mod printer;
@@ -20,6 +21,7 @@ mod vm_conc;
 
 use std::io::Write;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use omni_mem::Value;
 
@@ -154,11 +156,6 @@ pub struct Compiled {
 
 /// Read and compile a whole program. Reports every compile error at once.
 pub fn compile_program(vm: &mut Vm, src: &str) -> Result<Vec<Compiled>, Vec<Diagnostic>> {
-    if vm.record_batches {
-        // Spawned threads compile exactly the batches compiled so far
-        // (failed ones too: they consume numbers as well).
-        vm.rt.record_batch(src);
-    }
     let data = reader::read(src).map_err(|e| {
         vec![Diagnostic {
             kind: "read error",
@@ -184,6 +181,9 @@ pub fn compile_program(vm: &mut Vm, src: &str) -> Result<Vec<Compiled>, Vec<Diag
     let redefined = redefined_globals(forms.iter().map(|f| &f.0));
     vm.set_assigned(assigned_names(forms.iter().map(|f| &f.0)));
     let mut out = Vec::new();
+    // What a spawned thread needs to compile any of these forms again with
+    // the same procedure ids (lazy_code.rs).
+    let mut codes = Vec::new();
     for (ast, span) in forms {
         let (ast, span) = (&ast, &span);
         if is_coalesce_form(ast, &redefined) {
@@ -199,6 +199,9 @@ pub fn compile_program(vm: &mut Vm, src: &str) -> Result<Vec<Compiled>, Vec<Diag
         let mut c = Compiler::new(vm, &redefined);
         match c.toplevel(ast, *span) {
             Ok(protos) => {
+                if vm.record_batches {
+                    codes.extend(lazy_code::FormCode::of(*span, &protos));
+                }
                 vm.register(protos.clone());
                 out.push(Compiled {
                     protos,
@@ -208,6 +211,13 @@ pub fn compile_program(vm: &mut Vm, src: &str) -> Result<Vec<Compiled>, Vec<Diag
             }
             Err(e) => errors.push(compile_diag(e)),
         }
+    }
+    if vm.record_batches {
+        vm.rt.record_batch(lazy_code::Batch {
+            src: Arc::from(src),
+            redefined,
+            forms: codes,
+        });
     }
     if errors.is_empty() {
         Ok(out)

@@ -503,6 +503,21 @@ pub fn read(src: &str) -> Result<Vec<Datum>, ReadError> {
     Reader::new(src).read_all()
 }
 
+/// The datum of `src` that starts at `at`, a span `read` gave for the same
+/// source (so its position and line and column agree): how a spawned
+/// thread reads one top-level form again (`lazy_code.rs`).
+pub fn read_at(src: &str, at: Span) -> Result<Datum, ReadError> {
+    let mut r = Reader::new(src);
+    let pos = at.offset as usize;
+    if !src.is_char_boundary(pos) {
+        return r.err(at, "internal: a form's start is not in its source");
+    }
+    r.pos = pos;
+    r.line = at.line;
+    r.col = at.col;
+    r.read(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

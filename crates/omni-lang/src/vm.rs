@@ -195,11 +195,13 @@ pub struct Vm {
     pub(crate) globals: Vec<Value>,
     /// Heap constants of compiled code (all in the global region).
     consts: Vec<Value>,
-    pub(crate) global_names: Vec<String>,
-    global_ids: HashMap<String, u32>,
+    /// Global names by id, and ids by name: shared (not copied) with the
+    /// threads this VM spawns, which number globals the same way.
+    pub(crate) global_names: Arc<Vec<String>>,
+    pub(crate) global_ids: Arc<HashMap<String, u32>>,
     /// Per global: whether it holds its value in a box (a global the
     /// program assigns; decided when the global is first made).
-    global_boxed: Vec<bool>,
+    pub(crate) global_boxed: Vec<bool>,
     /// The names the batch being compiled `set!`s: a global made while
     /// compiling it is boxed if its name is here.
     assigned: std::collections::HashSet<String>,
@@ -210,6 +212,12 @@ pub struct Vm {
     /// Whether `compile_program` records its source for spawned threads
     /// (off in a spawned thread, which replays the recorded batches).
     pub(crate) record_batches: bool,
+    /// A spawned thread's batches, whose forms it compiles when first
+    /// needed (lazy_code.rs); empty on the main thread.
+    pub(crate) lazy_code: Vec<Arc<crate::lazy_code::Batch>>,
+    /// The first procedure id of the form being compiled lazily (else the
+    /// next free one).
+    pub(crate) next_proto_base: Option<usize>,
     /// The message region being built by a `send` of a fresh value.
     pub(crate) msg_region: Option<Region>,
     /// Bytes each site put into the global region (stores into global
@@ -264,8 +272,8 @@ impl ConstSink for Vm {
         let g = self.globals.len() as u32;
         self.globals.push(Value::UNDEFINED);
         self.global_boxed.push(self.assigned.contains(name));
-        self.global_names.push(name.to_string());
-        self.global_ids.insert(name.to_string(), g);
+        Arc::make_mut(&mut self.global_names).push(name.to_string());
+        Arc::make_mut(&mut self.global_ids).insert(name.to_string(), g);
         g
     }
 
@@ -274,7 +282,7 @@ impl ConstSink for Vm {
     }
 
     fn proto_base(&self) -> usize {
-        self.protos.len()
+        self.next_proto_base.unwrap_or(self.protos.len())
     }
 }
 
@@ -284,6 +292,23 @@ impl Vm {
     /// already keeps its representation: code compiled earlier reads it.
     pub(crate) fn set_assigned(&mut self, names: std::collections::HashSet<String>) {
         self.assigned = names;
+    }
+
+    /// Take a spawner's global table (names, ids and which globals are
+    /// boxed): a spawned thread numbers globals as its spawner does. Every
+    /// VM makes the primitives' globals first, in the same order, so the
+    /// values already here stay where they are.
+    pub(crate) fn adopt_global_table(
+        &mut self,
+        names: Arc<Vec<String>>,
+        ids: Arc<HashMap<String, u32>>,
+        boxed: Vec<bool>,
+    ) {
+        debug_assert!(names.starts_with(&self.global_names));
+        self.globals.resize(names.len(), Value::UNDEFINED);
+        self.global_names = names;
+        self.global_ids = ids;
+        self.global_boxed = boxed;
     }
 }
 
@@ -303,13 +328,15 @@ impl Vm {
             protos: Vec::new(),
             globals: Vec::new(),
             consts: Vec::new(),
-            global_names: Vec::new(),
-            global_ids: HashMap::new(),
+            global_names: Arc::new(Vec::new()),
+            global_ids: Arc::new(HashMap::new()),
             global_boxed: Vec::new(),
             assigned: Default::default(),
             global_region,
             rt,
             record_batches: true,
+            lazy_code: Vec::new(),
+            next_proto_base: None,
             msg_region: None,
             global_sites: HashMap::default(),
             depth: 0,
@@ -463,11 +490,12 @@ impl Vm {
                 .map(|p| p.name().to_string())
                 .unwrap_or_else(|| "primitive".into());
         }
-        self.protos
-            .get(code as usize)
-            .and_then(|p| p.as_ref())
-            .map(|p| p.name.clone())
-            .unwrap_or_else(|| "procedure".into())
+        match self.protos.get(code as usize).and_then(|p| p.as_ref()) {
+            Some(p) => p.name.clone(),
+            None => self
+                .lazy_info(code as usize)
+                .map_or_else(|| "procedure".into(), |p| p.name.clone()),
+        }
     }
 
     pub fn show(&self, v: Value, readable: bool) -> String {

@@ -11,6 +11,7 @@ use omni_mem::{
 
 use crate::conc::{ConcError, Runtime, HANDLE_CHAN, HANDLE_THREAD};
 use crate::ir::Node;
+use crate::lazy_code::Batch;
 use crate::reader::Span;
 use crate::vm::{mem_err, Dst, Frame, LispError, Vm, VmResult, PRIM_BIT};
 
@@ -172,8 +173,8 @@ impl Vm {
     }
 
     /// `(spawn thunk)`: copy the thunk and this thread's globals into one
-    /// message region and start a thread that compiles the program's code
-    /// and runs the thunk with those globals.
+    /// message region and start a thread that runs the thunk with those
+    /// globals (compiling the program's code as it calls it).
     pub(crate) fn prim_spawn(&mut self, f: Value, span: Span) -> VmResult<Value> {
         let Some(code) = closure_code(f) else {
             return Err(LispError::new(
@@ -187,10 +188,12 @@ impl Vm {
             crate::builtins::Prim::from_index((code & !PRIM_BIT) as usize)
                 .is_some_and(|p| p.arity().0 == 0)
         } else {
-            self.protos
-                .get(code as usize)
-                .and_then(|p| p.as_ref())
-                .is_some_and(|p| p.nparams == 0)
+            match self.protos.get(code as usize).and_then(|p| p.as_ref()) {
+                Some(p) => p.nparams == 0,
+                None => self
+                    .lazy_info(code as usize)
+                    .is_some_and(|p| p.nparams == 0),
+            }
         };
         if !takes_none {
             return Err(LispError::new(
@@ -221,7 +224,17 @@ impl Vm {
             }
         };
         let (parcel, _) = Parcel::send_from(r, snapshot).map_err(|e| mem_err(e, span))?;
-        let batches = self.rt.batches();
+        // A spawned thread's own spawns pass on the batches it was given.
+        let batches = if self.lazy_code.is_empty() {
+            self.rt.batches()
+        } else {
+            self.lazy_code.clone()
+        };
+        let names = GlobalTable {
+            names: self.global_names.clone(),
+            ids: self.global_ids.clone(),
+            boxed: self.global_boxed.clone(),
+        };
         let rt = self.rt.clone();
         // The new thread gets the same limits (the heap limit is per
         // thread in omni-mem, so it is passed on explicitly).
@@ -241,7 +254,7 @@ impl Vm {
                     if let Some(origin) = trace_origin {
                         omni_mem::trace_start_at(origin);
                     }
-                    child_main(rt.clone(), id, batches, parcel, limits, span);
+                    child_main(rt.clone(), id, (batches, names), parcel, limits, span);
                     if trace_origin.is_some() {
                         rt.thread_trace(id, omni_mem::trace_stop());
                     }
@@ -253,14 +266,23 @@ impl Vm {
     }
 }
 
-/// The body of a spawned thread: a VM of its own, the program's code
-/// compiled again, the spawner's globals adopted, the thunk run, its
+/// The spawner's global table: names by id, ids by name (both shared),
+/// and which globals are boxed.
+struct GlobalTable {
+    names: Arc<Vec<String>>,
+    ids: Arc<std::collections::HashMap<String, u32>>,
+    boxed: Vec<bool>,
+}
+
+/// The body of a spawned thread: a VM of its own with the spawner's
+/// global table, the program's code compiled form by form when first
+/// called (lazy_code.rs), the spawner's globals adopted, the thunk run, its
 /// result handed back as a parcel. Everything the thread allocated is
 /// freed before it reports.
 fn child_main(
     rt: Arc<Runtime>,
     id: u32,
-    batches: Vec<Arc<str>>,
+    code: (Vec<Arc<Batch>>, GlobalTable),
     snapshot: Parcel,
     limits: (usize, Option<u64>, Option<usize>, Option<usize>, u64),
     spawn_site: Span,
@@ -275,11 +297,9 @@ fn child_main(
         // An interrupt requested since the program started stops this
         // thread too.
         vm.set_interrupts_seen(limits.4);
-        for src in &batches {
-            // The spawner compiled the same batches (errors included), so
-            // this yields the same procedure and global numbering.
-            let _ = crate::compile_program(&mut vm, src);
-        }
+        let (batches, table) = code;
+        vm.adopt_global_table(table.names, table.ids, table.boxed);
+        vm.lazy_code = batches;
         let outcome = run_thunk(&mut vm, snapshot, spawn_site);
         let stats = vm.stats;
         vm.shutdown();

@@ -221,7 +221,12 @@ impl Vm {
     fn callee_slow(&mut self, code: u64, argc: usize, span: Span) -> VmResult<Rc<Proto>> {
         let proto = match self.protos.get(code as usize).and_then(|p| p.clone()) {
             Some(p) => p,
-            None => return Err(LispError::new("internal: unknown procedure", span)),
+            // A spawned thread compiles its spawner's code when first
+            // called (lazy_code.rs).
+            None => match self.compile_lazily(code as usize) {
+                Some(p) => p,
+                None => return Err(LispError::new("internal: unknown procedure", span)),
+            },
         };
         let requests = crate::interrupt::count();
         if requests != self.interrupts_seen() {
