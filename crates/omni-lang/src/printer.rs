@@ -43,18 +43,32 @@ fn write_char_literal(c: char, out: &mut String) {
 }
 
 fn write_string_literal(s: &str, out: &mut String) {
-    out.push('"');
+    write_quoted(s, '"', out)
+}
+
+/// `|name|`, escaped as the reader reads it back (`Reader::read_bar_symbol`).
+fn write_bar_symbol(name: &str, out: &mut String) {
+    write_quoted(name, '|', out)
+}
+
+/// `s` between two `quote`s, with the escapes the reader knows.
+fn write_quoted(s: &str, quote: char, out: &mut String) {
+    out.push(quote);
     for c in s.chars() {
         match c {
-            '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
             '\n' => out.push_str("\\n"),
             '\t' => out.push_str("\\t"),
             '\r' => out.push_str("\\r"),
+            '\0' => out.push_str("\\0"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
             c => out.push(c),
         }
     }
-    out.push('"');
+    out.push(quote);
 }
 
 /// Print `v`; `readable` selects `write` over `display`. `proc_name` names
@@ -115,7 +129,14 @@ fn print_rec(
                 out.push(c)
             }
         }
-        Kind::Symbol => out.push_str(symbol_name(v).unwrap_or("?")),
+        Kind::Symbol => {
+            let name = symbol_name(v).unwrap_or("?");
+            if readable && !crate::reader::plain_symbol(name) {
+                write_bar_symbol(name, out)
+            } else {
+                out.push_str(name)
+            }
+        }
         Kind::Str => {
             with_str(v, |s| {
                 if readable {

@@ -204,9 +204,19 @@ impl<'a> Reader<'a> {
                 self.read_string(start)
             }
             '#' => self.read_hash(start, depth),
+            '|' => {
+                self.bump();
+                let name = self.read_bar_symbol(start)?;
+                Ok(mk(DatumKind::Sym(name)))
+            }
             ':' => {
                 self.bump();
-                let tok = self.token();
+                let tok = if self.peek() == Some('|') {
+                    self.bump();
+                    self.read_bar_symbol(start)?
+                } else {
+                    self.token()
+                };
                 if tok.is_empty() {
                     return self.err(start, "expected a name after ':'");
                 }
@@ -330,26 +340,47 @@ impl<'a> Reader<'a> {
     }
 
     fn read_string(&mut self, start: Span) -> Result<Datum, ReadError> {
+        let s = self.read_escaped(start, '"', "unterminated string")?;
+        Ok(Datum {
+            kind: DatumKind::Str(s),
+            span: start,
+        })
+    }
+
+    /// `|any characters|`: a symbol whose name is not a plain symbol (R7RS;
+    /// `write` prints such names so), with the string escapes and `\|`.
+    fn read_bar_symbol(&mut self, start: Span) -> Result<String, ReadError> {
+        self.read_escaped(start, '|', "unterminated |symbol|")
+    }
+
+    /// The text up to the unescaped `close` (the opener already read).
+    fn read_escaped(
+        &mut self,
+        start: Span,
+        close: char,
+        unterminated: &str,
+    ) -> Result<String, ReadError> {
         let mut s = String::new();
         loop {
             let here = self.span();
             match self.bump() {
-                None => return self.err(start, "unterminated string"),
-                Some('"') => {
-                    return Ok(Datum {
-                        kind: DatumKind::Str(s),
-                        span: start,
-                    })
-                }
+                None => return self.err(start, unterminated),
+                Some(c) if c == close => return Ok(s),
                 Some('\\') => match self.bump() {
                     Some('n') => s.push('\n'),
                     Some('t') => s.push('\t'),
                     Some('r') => s.push('\r'),
                     Some('0') => s.push('\0'),
-                    Some('\\') => s.push('\\'),
-                    Some('"') => s.push('"'),
-                    Some(c) => return self.err(here, format!("unknown string escape '\\{c}'")),
-                    None => return self.err(start, "unterminated string"),
+                    Some(c @ ('\\' | '"' | '|')) => s.push(c),
+                    Some(c) => {
+                        let what = if close == '"' {
+                            "string escape"
+                        } else {
+                            "escape"
+                        };
+                        return self.err(here, format!("unknown {what} '\\{c}'"));
+                    }
+                    None => return self.err(start, unterminated),
                 },
                 Some(c) => s.push(c),
             }
@@ -465,6 +496,17 @@ fn opener(close: char) -> char {
     }
 }
 
+/// Whether a symbol named `name` reads back from its bare name (else
+/// `write` prints it as `|name|`).
+pub(crate) fn plain_symbol(name: &str) -> bool {
+    !name.is_empty()
+        && name.chars().all(is_symbol_char)
+        && !name.starts_with(':')
+        && name != "."
+        && !matches!(name, "true" | "false" | "nothing")
+        && parse_number(name).is_none()
+}
+
 fn is_symbol_char(c: char) -> bool {
     c.is_alphanumeric() || "*!-_?%/=<>+.:&$^~@".contains(c)
 }
@@ -554,6 +596,53 @@ mod tests {
         assert_eq!(one("set-car!"), DatumKind::Sym("set-car!".into()));
         assert_eq!(one("-"), DatumKind::Sym("-".into()));
         assert_eq!(one("..."), DatumKind::Sym("...".into()));
+    }
+
+    #[test]
+    fn bar_symbols_hold_any_characters() {
+        assert_eq!(one("|a b|"), DatumKind::Sym("a b".into()));
+        assert_eq!(one("||"), DatumKind::Sym("".into()));
+        assert_eq!(one(r"|a\|b\\c\n|"), DatumKind::Sym("a|b\\c\n".into()));
+        assert!(matches!(one(":|k v|"), DatumKind::List(ref v, None) if v[1].sym() == Some("k v")));
+        assert!(read("|abc").is_err());
+        assert!(read(r"|a\qb|").is_err());
+    }
+
+    #[test]
+    fn plain_symbols_are_the_names_that_read_back_bare() {
+        for name in ["abc", "set-car!", "-", "...", "a.b", "+x"] {
+            assert!(plain_symbol(name), "{name}");
+            assert_eq!(one(name), DatumKind::Sym(name.into()));
+        }
+        for name in [
+            "", "a b", "12", "-3.5", "true", "nothing", ":k", ".", "a|b", "(x)", "#t",
+        ] {
+            assert!(!plain_symbol(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn written_symbols_read_back() {
+        for name in [
+            "abc",
+            "a b",
+            "",
+            "12",
+            "true",
+            "a|b",
+            "back\\slash",
+            "line\nbreak",
+            ":k",
+            ".",
+        ] {
+            let mut out = String::new();
+            crate::printer::print(omni_mem::intern(name), true, &mut out, &|_| String::new());
+            assert_eq!(
+                one(&out),
+                DatumKind::Sym(name.into()),
+                "{name} written as {out}"
+            );
+        }
     }
 
     #[test]
