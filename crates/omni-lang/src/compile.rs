@@ -967,11 +967,7 @@ impl<'s> Compiler<'s> {
                 ok
             }
             Ast::Begin(xs) => xs.iter().all(|x| self.uses_up(name, x, danger)),
-            Ast::Lambda(_) => {
-                let mut mentioned = false;
-                walk_vars(a, &mut |n| mentioned |= n == name);
-                !mentioned
-            }
+            Ast::Lambda(_) => !mentions(a, name),
             Ast::Let(bs, b) | Ast::Letrec(bs, b) => {
                 if bs
                     .iter()
@@ -1027,11 +1023,9 @@ impl<'s> Compiler<'s> {
                     return false;
                 };
                 projects(op)
-                    && later.iter().all(|y| {
-                        let mut mentioned = false;
-                        walk_vars(y, &mut |n| mentioned |= n == name);
-                        !mentioned && self.slot_part(y)
-                    })
+                    && later
+                        .iter()
+                        .all(|y| !mentions(y, name) && self.slot_part(y))
                     && self.projects_var(name, first)
             }
             _ => false,
@@ -1187,6 +1181,13 @@ fn visit(a: &Ast, f: &mut dyn FnMut(&Ast)) {
             xs.iter().for_each(|x| visit(x, f));
         }
     }
+}
+
+/// Whether `a` mentions variable `name` anywhere (`walk_vars`).
+fn mentions(a: &Ast, name: &str) -> bool {
+    let mut found = false;
+    walk_vars(a, &mut |n| found |= n == name);
+    found
 }
 
 /// Call `f` on every variable name `a` mentions (including `set!` targets

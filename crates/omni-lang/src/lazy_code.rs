@@ -69,8 +69,9 @@ impl FormCode {
         })
     }
 
-    fn holds(&self, id: usize) -> bool {
-        id >= self.first_id && id - self.first_id < self.procs.len()
+    /// The procedure ids compiling the form gives.
+    fn ids(&self) -> std::ops::Range<usize> {
+        self.first_id..self.first_id + self.procs.len()
     }
 }
 
@@ -82,7 +83,7 @@ pub(crate) fn form_of(batches: &[Arc<Batch>], id: usize) -> Option<(&Arc<Batch>,
             .partition_point(|f| f.first_id <= id)
             .checked_sub(1)?;
         let f = &b.forms[i];
-        f.holds(id).then_some((b, f))
+        f.ids().contains(&id).then_some((b, f))
     })
 }
 
@@ -91,20 +92,15 @@ impl Vm {
     /// is a spawned thread that has not yet (`None`: no such procedure).
     pub(crate) fn compile_lazily(&mut self, id: usize) -> Option<Rc<Proto>> {
         let (batch, form) = form_of(&self.lazy_code, id)?;
-        let (batch, start, first_id, count) =
-            (batch.clone(), form.start, form.first_id, form.procs.len());
+        let (batch, start, ids) = (batch.clone(), form.start, form.ids());
         let datum = read_at(&batch.src, start).ok()?;
         let ast = Desugar::new().toplevel(&datum).ok()?;
-        self.next_proto_base = Some(first_id);
+        self.next_proto_base = Some(ids.start);
         let protos = Compiler::new(self, &batch.redefined).toplevel(&ast, start);
         self.next_proto_base = None;
         let protos = protos.ok()?;
         // The spawner's ids, or nothing (a mismatch would run other code).
-        if protos.len() != count
-            || protos
-                .iter()
-                .any(|p| p.id < first_id || p.id - first_id >= count)
-        {
+        if protos.len() != ids.len() || protos.iter().any(|p| !ids.contains(&p.id)) {
             return None;
         }
         self.register(protos);

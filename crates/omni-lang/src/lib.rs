@@ -185,8 +185,7 @@ pub fn compile_program(vm: &mut Vm, src: &str) -> Result<Vec<Compiled>, Vec<Diag
     // the same procedure ids (lazy_code.rs).
     let mut codes = Vec::new();
     for (ast, span) in forms {
-        let (ast, span) = (&ast, &span);
-        if is_coalesce_form(ast, &redefined) {
+        if is_coalesce_form(&ast, &redefined) {
             out.push(Compiled {
                 protos: vec![],
                 defines: false,
@@ -197,15 +196,15 @@ pub fn compile_program(vm: &mut Vm, src: &str) -> Result<Vec<Compiled>, Vec<Diag
         // One set for every form (a copy per form made compiling a program
         // of n definitions O(n^2)).
         let mut c = Compiler::new(vm, &redefined);
-        match c.toplevel(ast, *span) {
+        match c.toplevel(&ast, span) {
             Ok(protos) => {
                 if vm.record_batches {
-                    codes.extend(lazy_code::FormCode::of(*span, &protos));
+                    codes.extend(lazy_code::FormCode::of(span, &protos));
                 }
                 vm.register(protos.clone());
                 out.push(Compiled {
                     protos,
-                    defines: defines(ast),
+                    defines: defines(&ast),
                     coalesce: false,
                 });
             }

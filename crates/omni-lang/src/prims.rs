@@ -38,20 +38,20 @@ impl Num {
 /// a tortoise moves one pair for every two of its steps. `step` says
 /// whether the hare, now at `v`, has met the tortoise: the list is
 /// circular. (A walk that stops at the list's end never meets it.)
-pub(crate) struct CycleCheck {
+struct CycleCheck {
     slow: Value,
     odd: bool,
 }
 
 impl CycleCheck {
-    pub(crate) fn new(start: Value) -> Self {
+    fn new(start: Value) -> Self {
         CycleCheck {
             slow: start,
             odd: false,
         }
     }
 
-    pub(crate) fn step(&mut self, v: Value) -> bool {
+    fn step(&mut self, v: Value) -> bool {
         if self.odd {
             self.slow = cdr(self.slow).unwrap_or(Value::EMPTY);
         }
@@ -537,13 +537,15 @@ impl Vm {
                 }
                 acc
             }
-            Assoc | Assq | Member | Memq => {
+            // `assq`/`memq` compare with `eqv?` too, so `assv`/`memv` are
+            // the same primitive under the R7RS name.
+            Assoc | Assq | Assv | Member | Memq | Memv => {
                 let mut l = a[1];
                 let mut found = Value::FALSE;
                 let mut cycle = CycleCheck::new(l);
                 while let (Some(x), Some(d)) = (car(l), cdr(l)) {
                     let (probe, hit) = match op {
-                        Assoc | Assq => match car(x) {
+                        Assoc | Assq | Assv => match car(x) {
                             Some(k) => (k, x),
                             None => return Err(self.bad(op, "a list of pairs", a[1], span)),
                         },
@@ -729,11 +731,17 @@ impl Vm {
                 })?;
                 alloc_str(region()?, &sub).map_err(me)?
             }
-            StringEq | StringLt => {
+            StringEq | StringLt | StringGt | StringLe | StringGe => {
                 let mut ok = true;
                 for w in a.windows(2) {
                     ok &= self.text(op, w[0], span, |x, _| {
-                        self.text(op, w[1], span, |y, _| if op == StringEq { x == y } else { x < y })
+                        self.text(op, w[1], span, |y, _| match op {
+                            StringEq => x == y,
+                            StringLt => x < y,
+                            StringGt => x > y,
+                            StringLe => x <= y,
+                            _ => x >= y,
+                        })
                     })??;
                 }
                 Value::bool(ok)
@@ -860,8 +868,7 @@ impl Vm {
             | IsExactInteger | CharToInteger | IntegerToChar | CharEq | CharLt | CharGt | CharLe
             | CharGe | IsCharAlphabetic | IsCharNumeric | IsCharWhitespace | IsCharUpperCase
             | IsCharLowerCase | CharUpcase | CharDowncase | StringOf | StringUpcase
-            | StringDowncase | StringCopy | StringGt | StringLe | StringGe | ListTail | Assv
-            | Memv => return self.call_r7rs(op, a, dst, span),
+            | StringDowncase | StringCopy | ListTail => return self.call_r7rs(op, a, dst, span),
             Coalesce => {
                 return Err(LispError::new(
                     "coalesce! is only allowed as a top-level form (no activation may hold values then)",

@@ -1,17 +1,16 @@
 //! Scheme (R7RS small) primitives beyond ../shared/LANGUAGE.md, which
 //! says to do what Scheme does where it is silent: rounding and exactness,
 //! `expt`, `gcd`/`lcm`, characters (`char->integer`, comparisons,
-//! classes, case), more string operations, `list-tail`, `assv`, `memv`.
+//! classes, case), more string operations, `list-tail`. (`assv`, `memv`
+//! and the string comparisons share `prims.rs`'s arms with their kin.)
 //! Choices where R7RS needs what this language lacks (rationals) are in
 //! docs/LANGUAGE_NOTES.md. Every result is made afresh (`Prim::borrows_args`
 //! relies on it for the numeric and string ones).
 
-use omni_mem::{
-    alloc_float, alloc_str, car, cdr, eqv, int_value, make_int, MemError, Region, Value,
-};
+use omni_mem::{alloc_float, alloc_str, cdr, int_value, make_int, MemError, Region, Value};
 
 use crate::builtins::Prim;
-use crate::prims::{result_region, CycleCheck, Num};
+use crate::prims::{result_region, Num};
 use crate::reader::Span;
 use crate::vm::{mem_err, LispError, Vm, VmResult};
 
@@ -207,19 +206,6 @@ impl Vm {
                         })?
                 }
             }
-            StringGt | StringLe | StringGe => {
-                let mut ok = true;
-                for w in a.windows(2) {
-                    ok &= self.text(op, w[0], span, |x, _| {
-                        self.text(op, w[1], span, |y, _| match op {
-                            StringGt => x > y,
-                            StringLe => x <= y,
-                            _ => x >= y,
-                        })
-                    })??;
-                }
-                Value::bool(ok)
-            }
             ListTail => {
                 let k = self.index_arg(op, a[1], span)?;
                 let mut l = a[0];
@@ -229,30 +215,6 @@ impl Vm {
                     })?;
                 }
                 l
-            }
-            Assv | Memv => {
-                let mut l = a[1];
-                let mut cycle = CycleCheck::new(l);
-                loop {
-                    let (Some(x), Some(d)) = (car(l), cdr(l)) else {
-                        break Value::FALSE;
-                    };
-                    let (probe, hit) = if op == Assv {
-                        (
-                            car(x).ok_or_else(|| self.bad(op, "a list of pairs", a[1], span))?,
-                            x,
-                        )
-                    } else {
-                        (x, l)
-                    };
-                    if eqv(probe, a[0]) {
-                        break hit;
-                    }
-                    l = d;
-                    if cycle.step(l) {
-                        return Err(self.bad(op, "a proper list", a[1], span));
-                    }
-                }
             }
             _ => return Err(LispError::new("internal: not an R7RS primitive", span)),
         })

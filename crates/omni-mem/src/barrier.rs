@@ -125,7 +125,7 @@ pub(crate) unsafe fn repair(
 ///
 /// # Safety
 /// As `admit`; `rv` is the region of the value being admitted.
-pub(crate) unsafe fn merge_rung(dst: *mut RegionBlock, rv: *mut RegionBlock) -> bool {
+unsafe fn merge_rung(dst: *mut RegionBlock, rv: *mut RegionBlock) -> bool {
     // SAFETY: per the contract.
     unsafe {
         if bytes_allocated(rv) < merge_threshold() {
