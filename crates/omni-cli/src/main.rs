@@ -322,12 +322,13 @@ fn repl() -> ExitCode {
             }
         }
     }
+    let exit = session.exit_status();
     let errors = session.finish();
     if !errors.is_empty() {
         eprint!("{errors}");
         return ExitCode::from(1);
     }
-    ExitCode::SUCCESS
+    ExitCode::from(exit.unwrap_or(0))
 }
 
 fn run_cmd(opts: Opts, file: String, src: String) -> ExitCode {
@@ -398,10 +399,10 @@ fn run_cmd(opts: Opts, file: String, src: String) -> ExitCode {
                 }
             }
             let (code, vm) = match r {
-                Ok(v) => (ExitCode::SUCCESS, Some(v)),
+                Ok(v) => (ExitCode::from(report.exit.unwrap_or(0)), Some(v)),
                 Err(d) => {
                     print_diags(&file, &src, &d);
-                    let interrupted = omni_lang::interrupt::count() > 0;
+                    let interrupted = omni_lang::interrupt::signals() > 0;
                     (ExitCode::from(if interrupted { 130 } else { 1 }), None)
                 }
             };

@@ -694,3 +694,31 @@ fn an_interrupt_while_a_thread_waits_is_reported_as_the_interrupt() {
     assert!(err.contains("error: interrupted"), "{err}");
     assert!(!err.contains("deadlock"), "{err}");
 }
+
+#[test]
+fn exit_sets_the_status_in_run_and_repl() {
+    let o = omni(
+        &[
+            "--stats",
+            "-e",
+            "(println \"out\") (exit 7) (println \"no\")",
+        ],
+        None,
+    );
+    assert_eq!(o.status.code(), Some(7), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "out\n");
+    // No diagnostic; the stats' live-bytes check passed.
+    assert!(
+        text(&o.stderr).contains("live bytes at exit     0"),
+        "{}",
+        text(&o.stderr)
+    );
+    assert!(!text(&o.stderr).contains("error"), "{}", text(&o.stderr));
+    let f = omni(&["-e", "(exit false)"], None);
+    assert_eq!(f.status.code(), Some(1));
+    let t = omni(&["-e", "(exit)"], None);
+    assert_eq!(t.status.code(), Some(0));
+    let r = omni(&["repl"], Some("(println 1)\n(exit 5)\n(println 2)\n"));
+    assert_eq!(r.status.code(), Some(5), "{}", text(&r.stderr));
+    assert_eq!(text(&r.stdout), "1\n");
+}

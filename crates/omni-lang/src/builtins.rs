@@ -143,6 +143,7 @@ prims! {
     Newline = "newline", 0, 0, Inspects;
     Error = "error", 1, ANY, Inspects;
     GuardError = "guard-error", 2, 2, Higher;
+    Exit = "exit", 0, 1, Inspects;
     CommandLine = "command-line", 0, 0, Inspects;
     Coalesce = "coalesce!", 0, 0, Inspects;
     Spawn = "spawn", 1, 1, Inspects;

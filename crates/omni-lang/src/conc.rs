@@ -182,6 +182,10 @@ pub struct Runtime {
     /// (lazy_code.rs).
     batches: Mutex<Vec<Arc<crate::lazy_code::Batch>>>,
     pub out: SharedOut,
+    /// The status `(exit)` asked for, once a thread of the program called
+    /// it (the first call wins): every thread of the program stops at its
+    /// next call, and the program ends with this status.
+    exit: Mutex<Option<u8>>,
 }
 
 impl Runtime {
@@ -200,7 +204,24 @@ impl Runtime {
             }),
             batches: Mutex::new(Vec::new()),
             out: Arc::new(Mutex::new(out)),
+            exit: Mutex::new(None),
         })
+    }
+
+    /// `(exit status)`: record the status (unless a thread asked first)
+    /// and make every thread of the program stop at its next call.
+    pub fn request_exit(&self, status: u8) {
+        let mut e = self.exit.lock().unwrap_or_else(|p| p.into_inner());
+        if e.is_none() {
+            *e = Some(status);
+        }
+        drop(e);
+        crate::interrupt::wake();
+    }
+
+    /// The status a thread of the program asked to exit with, if any.
+    pub fn exit_status(&self) -> Option<u8> {
+        *self.exit.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn lock(&self) -> MutexGuard<'_, Sched> {

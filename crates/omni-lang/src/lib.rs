@@ -328,6 +328,10 @@ pub struct RunReport {
     /// Region event logs of the spawned threads (thread number, events),
     /// when the calling thread was recording (`omni_mem::trace_start`).
     pub thread_traces: Vec<(u32, Vec<omni_mem::TraceEvent>)>,
+    /// The status a thread of the program asked for with `(exit)`; the
+    /// result is then `Ok` (the errors that stopped its threads are the
+    /// exit's, and not reported).
+    pub exit: Option<u8>,
 }
 
 /// `run_source_with`, also returning warnings.
@@ -354,8 +358,10 @@ pub fn run_source_report(
     for h in &heaps {
         stats.add_thread_heap(h);
     }
+    let exit = vm.rt.exit_status();
     vm.shutdown();
     let result = match r {
+        _ if exit.is_some() => Ok(stats),
         Ok(_) if unjoined.is_empty() => Ok(stats),
         Ok(_) => Err(unjoined),
         Err(mut d) => {
@@ -367,6 +373,7 @@ pub fn run_source_report(
         result,
         warnings,
         thread_traces,
+        exit,
     }
 }
 

@@ -839,10 +839,38 @@ impl Vm {
                 }
                 return Err(LispError::new(msg, span));
             }
+            Exit => {
+                let status = match a.first() {
+                    None => 0,
+                    Some(&v) if v == Value::TRUE => 0,
+                    Some(&v) if v == Value::FALSE => 1,
+                    Some(&v) => match v.as_fixnum().and_then(|n| u8::try_from(n).ok()) {
+                        Some(n) => n,
+                        None => {
+                            return Err(LispError::new(
+                                format!(
+                                    "exit: expected a status from 0 to 255 or a boolean, got {}",
+                                    self.show_brief(v)
+                                ),
+                                span,
+                            ))
+                        }
+                    },
+                };
+                // Every thread of the program stops at its next call; this
+                // one unwinds now (no handler catches it: guard-error below).
+                self.rt.request_exit(status);
+                return Err(LispError::new("exit", span));
+            }
             GuardError => {
                 let r = region()?;
                 match self.apply(a[0], vec![], Dst::Region(r), span) {
                     Ok(v) => v,
+                    // An exit or an interrupt is not the program's error to
+                    // handle.
+                    Err(e) if self.stop_reason(crate::interrupt::count()).is_some() => {
+                        return Err(e)
+                    }
                     Err(e) => {
                         let msg = alloc_str(r, &e.message).map_err(me)?;
                         self.apply(a[1], vec![msg], Dst::Region(r), span)?

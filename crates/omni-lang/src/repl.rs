@@ -116,7 +116,10 @@ impl Repl {
                 });
                 self.vm.flush();
                 reply.out.push_str(&shown);
-                if let Err(d) = r {
+                if self.exit_status().is_some() {
+                    // `(exit)` ends the session (its unwinding is no error).
+                    reply.quit = true;
+                } else if let Err(d) = r {
                     reply.err.push_str(&d.render("<repl>", &self.session));
                 }
             }
@@ -158,14 +161,26 @@ impl Repl {
         }
     }
 
+    /// The status the session's code asked to exit with, once it called
+    /// `(exit)`.
+    pub fn exit_status(&self) -> Option<u8> {
+        self.vm.rt.exit_status()
+    }
+
     /// End the session: wait for the threads it spawned (they keep
     /// running between inputs), free everything, and return the rendered
-    /// errors of threads nobody joined.
+    /// errors of threads nobody joined (none after an `(exit)`: they
+    /// were stopped by it).
     pub fn finish(mut self) -> String {
-        let errors = crate::finish_threads(&self.vm)
-            .iter()
-            .map(|d| d.render("<repl>", &self.session))
-            .collect();
+        let diags = crate::finish_threads(&self.vm);
+        let errors = if self.exit_status().is_some() {
+            String::new()
+        } else {
+            diags
+                .iter()
+                .map(|d| d.render("<repl>", &self.session))
+                .collect()
+        };
         self.vm.shutdown();
         errors
     }
@@ -248,6 +263,19 @@ mod tests {
         assert!(e.err.starts_with("<repl>:5:1: error: car"), "{}", e.err);
         assert!(e.err.contains("5 | (car x)\n"), "{}", e.err);
         r.finish();
+    }
+
+    #[test]
+    fn exit_ends_the_session_with_its_status() {
+        let mut r = repl();
+        let a = r.feed("(define (f) (println \"bye\") (exit 4) (println \"not shown\"))");
+        assert!(!a.quit);
+        let b = r.feed("(guard-error f (fn [m] (println \"caught\" m)))");
+        assert!(b.quit, "(exit) ends the session");
+        assert_eq!(b.err, "", "the exit is no error");
+        assert_eq!(r.exit_status(), Some(4));
+        assert_eq!(r.finish(), "");
+        assert_eq!(heap_stats().live_bytes, 0);
     }
 
     #[test]

@@ -397,6 +397,19 @@ impl Vm {
         self.interrupts_seen
     }
 
+    /// Whether the stop requests counted up to `now` (`interrupt::count()`,
+    /// which differs from `interrupts_seen`) stop this program, and with
+    /// what error: a signal stops every program (and is acknowledged
+    /// here), an exit only the program whose runtime recorded it. `None`:
+    /// another program of the process exited.
+    pub(crate) fn stop_reason(&self, now: u64) -> Option<&'static str> {
+        if crate::interrupt::signalled_between(self.interrupts_seen, now) {
+            crate::interrupt::acknowledge(now);
+            return Some("interrupted");
+        }
+        self.rt.exit_status().map(|_| "exit")
+    }
+
     fn update_gate(&mut self) {
         self.fast_gate = if self.fuel.is_some() {
             u64::MAX

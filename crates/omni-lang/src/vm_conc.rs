@@ -17,13 +17,14 @@ use crate::vm::{mem_err, Dst, Frame, LispError, Vm, VmResult, PRIM_BIT};
 
 impl Vm {
     /// The error of a failed channel or thread operation. A deadlock that
-    /// an interrupt caused (a peer thread stopped by it while this one
-    /// waited) is reported as the interrupt, which it is.
+    /// an interrupt or an exit caused (a peer thread stopped by it while
+    /// this one waited) is reported as that stop, which it is.
     fn conc_err(&self, e: ConcError, op: &str, span: Span) -> Box<LispError> {
         let requests = crate::interrupt::count();
         if e == ConcError::Deadlock && requests != self.interrupts_seen() {
-            crate::interrupt::acknowledge(requests);
-            return LispError::new("interrupted", span);
+            if let Some(why) = self.stop_reason(requests) {
+                return LispError::new(why, span);
+            }
         }
         LispError::new(e.message(op), span)
     }

@@ -3,7 +3,9 @@
 //!
 //! * `;; out: TEXT` — the next expected line of standard output;
 //! * `;; err: TEXT` — the next expected line of the rendered diagnostic
-//!   (the program must then fail).
+//!   (the program must then fail);
+//! * `;; exit: N` — the status the program asks for with `(exit)` (none:
+//!   it must not call `exit`).
 //!
 //! Each program runs on its own thread (regions are per thread), and the
 //! runner itself checks that the program ended with zero live regions and
@@ -15,11 +17,12 @@ use common::SharedBuf;
 
 use std::path::{Path, PathBuf};
 
-use omni_lang::{run_source, VM_STACK_BYTES};
+use omni_lang::{run_source_report, Limits, VM_STACK_BYTES};
 
 struct Outcome {
     stdout: String,
     stderr: String,
+    exit: Option<u8>,
     live_regions: u64,
     live_bytes: usize,
 }
@@ -31,12 +34,13 @@ fn run_program(path: &Path) -> Outcome {
         .stack_size(VM_STACK_BYTES)
         .spawn(move || {
             let buf = SharedBuf::default();
-            let r = run_source(
+            let report = run_source_report(
                 &src,
                 Box::new(buf.clone()),
                 vec!["arg1".into(), "arg2".into()],
+                Limits::default(),
             );
-            let (stderr, thread_regions, thread_bytes) = match r {
+            let (stderr, thread_regions, thread_bytes) = match report.result {
                 Ok(v) => (
                     String::new(),
                     v.thread_live_regions_at_exit,
@@ -49,6 +53,7 @@ fn run_program(path: &Path) -> Outcome {
             Outcome {
                 stdout,
                 stderr,
+                exit: report.exit,
                 live_regions: stats.live_regions + thread_regions,
                 live_bytes: stats.live_bytes + thread_bytes,
             }
@@ -111,6 +116,13 @@ fn conformance_programs() {
                 failures.push(format!("{name}: unexpected error\n{}", got.stderr))
             }
             _ => {}
+        }
+        let want_exit = expectations(&src, ";; exit:").map(|s| s.trim().to_string());
+        let got_exit = got.exit.map(|s| s.to_string());
+        if want_exit != got_exit {
+            failures.push(format!(
+                "{name}: exit status: want {want_exit:?}, got {got_exit:?}"
+            ));
         }
         if got.live_regions != 0 || got.live_bytes != 0 {
             failures.push(format!(

@@ -119,3 +119,46 @@ fn token_ring() {
 "#);
     assert_eq!(out, "900 payload\n");
 }
+
+/// `(exit)` stops only the program that called it: a program of the same
+/// process that is running then (its VM started before the exit) goes on,
+/// calls included.
+#[test]
+fn an_exit_stops_only_its_own_program() {
+    std::thread::Builder::new()
+        .stack_size(VM_STACK_BYTES)
+        .spawn(|| {
+            let buf = SharedBuf::default();
+            let mut vm = omni_lang::vm::Vm::new(Box::new(buf.clone()));
+            let first =
+                omni_lang::compile_program(&mut vm, "(define (f x) (+ x 1))").expect("compiles");
+            omni_lang::run_compiled(&mut vm, &first, &mut |_, _| {}).expect("runs");
+            // Another program exits while this one is between forms.
+            let other = std::thread::Builder::new()
+                .stack_size(VM_STACK_BYTES)
+                .spawn(|| {
+                    let r = omni_lang::run_source_report(
+                        "(exit 3)",
+                        Box::new(std::io::sink()),
+                        vec![],
+                        omni_lang::Limits::default(),
+                    );
+                    r.exit
+                });
+            let other = other.expect("spawn");
+            assert_eq!(other.join().expect("joined"), Some(3));
+            let rest = omni_lang::compile_program(&mut vm, "(println (f 41))").expect("compiles");
+            let r = omni_lang::run_compiled(&mut vm, &rest, &mut |_, _| {});
+            assert!(
+                r.is_ok(),
+                "stopped by another program's exit: {:?}",
+                r.err()
+            );
+            assert_eq!(vm.rt.exit_status(), None);
+            vm.shutdown();
+            assert_eq!(buf.text(), "42\n");
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}

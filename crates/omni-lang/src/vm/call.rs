@@ -230,8 +230,11 @@ impl Vm {
         };
         let requests = crate::interrupt::count();
         if requests != self.interrupts_seen() {
-            crate::interrupt::acknowledge(requests);
-            return Err(LispError::new("interrupted", span));
+            if let Some(why) = self.stop_reason(requests) {
+                return Err(LispError::new(why, span));
+            }
+            // Another program of this process exited: this one goes on.
+            self.set_interrupts_seen(requests);
         }
         if argc < proto.nparams || (!proto.rest && argc > proto.nparams) {
             return Err(LispError::new(
