@@ -441,6 +441,30 @@ impl<'s> Compiler<'s> {
         }
     }
 
+    /// Whether evaluating `e` allocates nothing but its value: a constant,
+    /// a variable, a `lambda`, or a constructor that embeds its arguments
+    /// whole (`cons`, `list`, `array`, `make-array`, `dict`, `box`) applied
+    /// to such expressions.
+    fn leaves_nothing(&mut self, e: &Ast) -> bool {
+        match e {
+            Ast::Quote(_) | Ast::Var(..) | Ast::Lambda(_) => true,
+            Ast::App(f, args, _) => {
+                matches!(
+                    self.is_prim_call(f),
+                    Some(
+                        Prim::Cons
+                            | Prim::List
+                            | Prim::Array
+                            | Prim::MakeArray
+                            | Prim::Dict
+                            | Prim::Box
+                    )
+                ) && args.iter().all(|a| self.leaves_nothing(a))
+            }
+            _ => false,
+        }
+    }
+
     fn is_prim_call(&mut self, f: &Ast) -> Option<Prim> {
         let Ast::Var(name, _) = f else { return None };
         let p = Prim::by_name(name)?;
@@ -539,7 +563,19 @@ impl<'s> Compiler<'s> {
                     });
                 }
                 let g = self.sink.global_id(name);
-                let v = self.expr(value, Ctx::Global, false)?;
+                // A value whose computation leaves nothing behind (a
+                // procedure, a constructor of such values) is built straight
+                // in the global region. Any other is built in the form's
+                // scratch region and admitted into the global region
+                // (`Vm::admit_define`): what computing it left behind (a
+                // sort's intermediate lists) dies with the scratch instead
+                // of staying in the global region.
+                let c = if self.leaves_nothing(value) {
+                    Ctx::Global
+                } else {
+                    Ctx::Local
+                };
+                let v = self.expr(value, c, false)?;
                 if self.sink.global_boxed(g) {
                     Node::DefGlobalBox(g, Box::new(v), *span)
                 } else {

@@ -34,7 +34,10 @@ pub fn explain_proto(p: &Proto, out: &mut String, indent: usize) {
     let mut lines = Vec::new();
     let mut nested = Vec::new();
     walk(&p.body, &mut lines, &mut nested);
-    let uses_scratch = lines.iter().any(|l: &String| l.contains("-> scratch"));
+    // An allocation site or a call whose result is built there.
+    let uses_scratch = lines
+        .iter()
+        .any(|l: &String| l.contains("-> scratch") || l.contains("callee dst = scratch"));
     if uses_scratch {
         let _ = writeln!(
             out,

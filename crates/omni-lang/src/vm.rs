@@ -830,6 +830,33 @@ impl Vm {
         var_value(box_borrow(b), span)
     }
 
+    /// The `define` boundary. A definition's value is built in its form's
+    /// scratch region (compile.rs), which may also hold what computing it
+    /// left behind. When H0 would merge that region into the global region
+    /// (it holds `merge_threshold` bytes or more) but under half of it is
+    /// reachable from the value, the value is copied instead, and the rest
+    /// dies with the scratch: merged, it would stay until the program
+    /// ends. Finding what is reachable is a walk of the value, once per
+    /// definition, no dearer than the copy it may save.
+    pub(crate) fn admit_define(&mut self, v: Value, span: Span, fr: &Frame) -> VmResult<Value> {
+        let scratch = self.scratch_stack.get(fr.scratch).and_then(|s| s.region);
+        if let (Some(r), true) = (scratch, v.is_heap()) {
+            let total = r.bytes_allocated() + r.slot_region_bytes();
+            if region_of(v).is_some_and(|q| q.same_as(r))
+                && total >= omni_mem::merge_threshold()
+                && omni_mem::reachable_bytes(&[v], r).saturating_mul(2) < total
+            {
+                let before = self.global_region.bytes_allocated();
+                let v = omni_mem::transmigrate_younger(v, self.global_region)
+                    .map_err(|e| mem_err(e, span))?;
+                self.stats.global_repairs += 1;
+                self.note_global_growth(span, before);
+                return Ok(v);
+            }
+        }
+        self.admit_global(v, span)
+    }
+
     fn admit_global(&mut self, v: Value, span: Span) -> VmResult<Value> {
         let before = self.global_region.bytes_allocated();
         let (v, how) = admit_into(self.global_region, v).map_err(|e| mem_err(e, span))?;

@@ -379,7 +379,7 @@ impl Vm {
                 let v = self.eval(x, fr)?;
                 let b = self.globals[*g as usize];
                 if b == Value::UNDEFINED {
-                    let v = self.admit_global(v, *span)?;
+                    let v = self.admit_define(v, *span, fr)?;
                     self.globals[*g as usize] =
                         alloc_box(self.global_region, v).map_err(|e| mem_err(e, *span))?;
                 } else {
@@ -414,7 +414,7 @@ impl Vm {
             }
             Node::DefGlobal(g, x, span) => {
                 let v = self.eval(x, fr)?;
-                self.globals[*g as usize] = self.admit_global(v, *span)?;
+                self.globals[*g as usize] = self.admit_define(v, *span, fr)?;
                 Value::NOTHING
             }
             Node::Seq(items) => return self.eval_seq(items, fr),
