@@ -20,8 +20,19 @@ pub fn format_float(x: f64) -> String {
             "-inf.0".into()
         };
     }
+    // Plain digits between 1e-7 and 1e21 (as JavaScript prints); past
+    // them an exponent, so 1e300 is not 300 digits. Either way the
+    // shortest digits that read back as `x`, and always a point.
+    let a = x.abs();
+    if a != 0.0 && !(1e-7..1e21).contains(&a) {
+        let s = format!("{x:e}");
+        return match s.split_once('e') {
+            Some((m, e)) if !m.contains('.') => format!("{m}.0e{e}"),
+            _ => s,
+        };
+    }
     let s = format!("{x}");
-    if s.contains(['.', 'e']) {
+    if s.contains('.') {
         s
     } else {
         s + ".0"
@@ -254,5 +265,42 @@ fn print_rec(
     }
     if compound {
         path.remove(&v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_float;
+
+    #[test]
+    fn floats_print_plainly_in_the_middle_and_with_an_exponent_far_out() {
+        assert_eq!(format_float(2.0), "2.0");
+        assert_eq!(format_float(-0.0), "-0.0");
+        assert_eq!(format_float(0.1), "0.1");
+        assert_eq!(format_float(1e20), "100000000000000000000.0");
+        assert_eq!(format_float(1e21), "1.0e21");
+        assert_eq!(format_float(1e300), "1.0e300");
+        assert_eq!(format_float(-1.5e300), "-1.5e300");
+        assert_eq!(format_float(1.5e-10), "1.5e-10");
+        assert_eq!(format_float(1e-7), "0.0000001");
+        assert_eq!(format_float(f64::MIN_POSITIVE), "2.2250738585072014e-308");
+        assert_eq!(format_float(f64::INFINITY), "+inf.0");
+        assert_eq!(format_float(f64::NAN), "+nan.0");
+    }
+
+    /// What `write` prints of a float reads back as the same float.
+    #[test]
+    fn printed_floats_read_back() {
+        for x in [1e21, 1.5e-10, 123.456, 1e300, -2.5e-300, 5e-324, 0.1 + 0.2] {
+            let s = format_float(x);
+            let d = crate::reader::read(&s).expect("reads");
+            match &d[..] {
+                [crate::reader::Datum {
+                    kind: crate::reader::DatumKind::Float(y),
+                    ..
+                }] => assert_eq!(*y, x, "{s}"),
+                _ => panic!("{s} did not read as one float"),
+            }
+        }
     }
 }
