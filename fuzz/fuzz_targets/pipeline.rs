@@ -88,7 +88,19 @@ impl Gen<'_> {
         }
         let d = depth - 1;
         match self.byte() % 20 {
-            0 | 1 => self.atom(out),
+            0 => self.atom(out),
+            1 => {
+                // `case` (R7RS), with `=>` in its else clause.
+                out.push_str("(case ");
+                self.expr(d, out);
+                out.push_str(" ((1 2 sym) ");
+                self.expr(d, out);
+                out.push_str(") ((\"str\" 1.5) ");
+                self.expr(d, out);
+                out.push_str(") (else => (fn [k] (list k ");
+                self.expr(d, out);
+                out.push_str("))))");
+            }
             2 => {
                 out.push_str(&format!("({} ", self.pick(UNARY)));
                 self.expr(d, out);

@@ -63,7 +63,7 @@ prims! {
     IsOdd = "odd?", 1, 1, Inspects;
     IsPositive = "positive?", 1, 1, Inspects;
     IsNegative = "negative?", 1, 1, Inspects;
-    NumberToString = "number->string", 1, 1, Inspects;
+    NumberToString = "number->string", 1, 2, Inspects;
     ExactToInexact = "exact->inexact", 1, 1, Inspects;
     Sqrt = "sqrt", 1, 1, Inspects;
     IsEq = "eq?", 2, 2, Inspects;
@@ -133,7 +133,7 @@ prims! {
     SymbolToString = "symbol->string", 1, 1, Inspects;
     StringToList = "string->list", 1, 1, Inspects;
     ListToString = "list->string", 1, 1, Inspects;
-    StringToNumber = "string->number", 1, 1, Inspects;
+    StringToNumber = "string->number", 1, 2, Inspects;
     Box = "box", 1, 1, Embeds;
     Unbox = "unbox", 1, 1, ReadsFirst;
     SetBox = "set-box!", 2, 2, Stores;

@@ -141,6 +141,16 @@ impl Vm {
         self.text(op, v, span, |s, _| s.to_owned())
     }
 
+    /// An optional radix argument: 10 when absent, else an integer from
+    /// 2 to 36.
+    fn radix_arg(&self, op: Prim, v: Option<&Value>, span: Span) -> VmResult<u32> {
+        let Some(&v) = v else { return Ok(10) };
+        match v.as_fixnum().and_then(|r| u32::try_from(r).ok()) {
+            Some(r @ 2..=36) => Ok(r),
+            _ => Err(self.bad(op, "a radix from 2 to 36", v, span)),
+        }
+    }
+
     /// Run `f` on string `v`'s text, read in place, and whether it is all
     /// ASCII (`str_is_ascii`: its characters are its bytes); the type
     /// error if `v` is not a string.
@@ -374,9 +384,16 @@ impl Vm {
                 Value::bool((i % 2 == 0) == (op == IsEven))
             }
             NumberToString => {
+                let radix = self.radix_arg(op, a.get(1), span)?;
                 let s = match self.num_arg(op, a[0], span)? {
-                    Num::I(i) => i.to_string(),
-                    Num::F(x) => format_float(x),
+                    Num::I(i) => int_in_radix(i, radix),
+                    Num::F(x) if radix == 10 => format_float(x),
+                    Num::F(_) => {
+                        return Err(LispError::new(
+                            format!("{}: a float is written only in radix 10", op.name()),
+                            span,
+                        ))
+                    }
                 };
                 alloc_str(region()?, &s).map_err(me)?
             }
@@ -790,9 +807,12 @@ impl Vm {
             }
             StringToNumber => {
                 let s = self.str_arg(op, a[0], span)?;
+                let radix = self.radix_arg(op, a.get(1), span)?;
                 let r = region()?;
-                if let Ok(i) = s.parse::<i64>() {
+                if let Ok(i) = i64::from_str_radix(&s, radix) {
                     make_int(r, i).map_err(me)?
+                } else if radix != 10 {
+                    Value::FALSE
                 } else if let Some(x) = s.parse::<f64>().ok().filter(|x| x.is_finite()) {
                     alloc_float(r, x).map_err(me)?
                 } else {
@@ -948,4 +968,26 @@ fn char_span(
     }
     let byte = |k: usize| s.char_indices().nth(k).map_or(s.len(), |(b, _)| b);
     Ok((byte(start), byte(end)))
+}
+
+/// `i` written in base `radix` (2 to 36), lowercase digits, with a `-`
+/// when negative (R7RS `number->string`).
+fn int_in_radix(i: i64, radix: u32) -> String {
+    if radix == 10 {
+        return i.to_string();
+    }
+    let mut n = i.unsigned_abs();
+    let mut digits = Vec::new();
+    loop {
+        let d = (n % u64::from(radix)) as u32;
+        digits.push(char::from_digit(d, radix).unwrap_or('?'));
+        n /= u64::from(radix);
+        if n == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        digits.push('-');
+    }
+    digits.iter().rev().collect()
 }

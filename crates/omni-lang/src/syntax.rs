@@ -86,6 +86,7 @@ pub const SPECIAL_FORMS: &[&str] = &[
     "letrec*",
     "if",
     "cond",
+    "case",
     "when",
     "unless",
     "and",
@@ -418,7 +419,26 @@ impl Desugar {
                         continue;
                     }
                     let test = self.expr(&parts[0])?;
-                    if parts.len() == 1 {
+                    if parts.get(1).and_then(|a| a.sym()) == Some("=>") {
+                        // `(test => f)`: `f` called on the test's value.
+                        let [_, _, f] = parts else {
+                            return err(parts[1].span, "cond: => takes one procedure");
+                        };
+                        let t = self.fresh("cond");
+                        let call = Ast::App(
+                            Box::new(self.expr(f)?),
+                            vec![Ast::Var(t.clone(), span)],
+                            clause.span,
+                        );
+                        out = Ast::Let(
+                            vec![(t.clone(), test)],
+                            Box::new(Ast::If(
+                                Box::new(Ast::Var(t, span)),
+                                Box::new(call),
+                                Box::new(out),
+                            )),
+                        );
+                    } else if parts.len() == 1 {
                         let t = self.fresh("cond");
                         out = Ast::Let(
                             vec![(t.clone(), test)],
@@ -435,6 +455,7 @@ impl Desugar {
                 }
                 Ok(out)
             }
+            "case" => self.case_form(args, span),
             "let" => self.let_form(d, args),
             "let*" => {
                 let (bindings, body) = self.bindings(d, args, false)?;
@@ -452,6 +473,57 @@ impl Desugar {
             "match" => self.match_form(d, args),
             _ => err(span, format!("unknown special form {head}")),
         }
+    }
+
+    /// `(case key ((datum ...) body ...) ... (else body ...))` (R7RS): the
+    /// first clause with a datum `eqv?` to the key; a body `=> f` calls `f`
+    /// on the key. No clause: `nothing`.
+    fn case_form(&mut self, args: &[Datum], span: Span) -> R<Ast> {
+        let Some((key, clauses)) = args.split_first() else {
+            return err(span, "case: expected a key and clauses");
+        };
+        let key = self.expr(key)?;
+        let t = self.fresh("case");
+        let var = || Ast::Var(t.clone(), span);
+        let mut out = Ast::nothing(span);
+        for clause in clauses.iter().rev() {
+            let Some((head, rest)) = clause.list().and_then(|p| p.split_first()) else {
+                return err(
+                    clause.span,
+                    "case: each clause must be ((datum ...) body ...) or (else body ...)",
+                );
+            };
+            let body = match rest {
+                [arrow, f] if arrow.sym() == Some("=>") => {
+                    Ast::App(Box::new(self.expr(f)?), vec![var()], clause.span)
+                }
+                [arrow, ..] if arrow.sym() == Some("=>") => {
+                    return err(arrow.span, "case: => takes one procedure");
+                }
+                _ => self.seq(rest, clause.span)?,
+            };
+            if head.sym() == Some("else") {
+                out = body;
+                continue;
+            }
+            let Some(data) = head.list() else {
+                return err(
+                    head.span,
+                    "case: a clause starts with a list of data, or else",
+                );
+            };
+            let mut test = Ast::quote_bool(false, head.span);
+            for datum in data.iter().rev() {
+                let same = Ast::call("eqv?", vec![var(), Ast::Quote(datum.clone())], datum.span);
+                test = Ast::If(
+                    Box::new(same),
+                    Box::new(Ast::quote_bool(true, datum.span)),
+                    Box::new(test),
+                );
+            }
+            out = Ast::If(Box::new(test), Box::new(body), Box::new(out));
+        }
+        Ok(Ast::Let(vec![(t, key)], Box::new(out)))
     }
 
     /// Bindings in either style, then the body forms. With `distinct`
