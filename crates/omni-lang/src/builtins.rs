@@ -35,7 +35,7 @@ macro_rules! prims {
             pub fn by_name(name: &str) -> Option<Prim> {
                 match name {
                     $($name => Some(Prim::$id),)*
-                    _ => None,
+                    _ => ALIASES.iter().find(|a| a.0 == name).map(|a| a.1),
                 }
             }
         }
@@ -188,6 +188,29 @@ prims! {
     ListTail = "list-tail", 2, 2, ReadsFirst;
     Assv = "assv", 2, 2, ReadsFirst;
     Memv = "memv", 2, 2, ReadsFirst;
+}
+
+/// R7RS names of primitives: vectors are arrays (LANGUAGE_NOTES.md). Each
+/// is a global of its own, bound to the same primitive; errors name the
+/// primitive (`array-ref`).
+pub const ALIASES: &[(&str, Prim)] = &[
+    ("vector", Prim::Array),
+    ("make-vector", Prim::MakeArray),
+    ("vector-ref", Prim::ArrayRef),
+    ("vector-set!", Prim::ArraySet),
+    ("vector-length", Prim::ArrayLength),
+    ("vector->list", Prim::ArrayToList),
+    ("list->vector", Prim::ListToArray),
+    ("vector?", Prim::IsArray),
+];
+
+/// The primitive a fresh VM binds global `g` to: the VM numbers the
+/// primitives' globals first, in `PRIMS` order, then the `ALIASES`.
+pub fn prim_of_global(g: usize) -> Option<Prim> {
+    match PRIMS.get(g) {
+        Some(e) => Some(e.0),
+        None => ALIASES.get(g - PRIMS.len()).map(|a| a.1),
+    }
 }
 
 impl Prim {
@@ -413,6 +436,14 @@ mod tests {
             assert_eq!(e.0 as usize, i, "{}", e.1);
             assert_eq!(Prim::by_name(e.1), Some(e.0));
             assert_eq!(e.0.is_store(), e.4 == Flow::Stores, "{}", e.1);
+        }
+        for a in ALIASES {
+            assert_eq!(Prim::by_name(a.0), Some(a.1));
+            assert!(
+                PRIMS.iter().all(|e| e.1 != a.0),
+                "{} is a primitive's own name",
+                a.0
+            );
         }
     }
 }

@@ -404,6 +404,17 @@ impl<'a> Reader<'a> {
                     span: start,
                 })
             }
+            Some('(') => {
+                // An R7RS vector literal: a constant array, its elements
+                // not evaluated (`'[...]`).
+                self.bump();
+                let items = self.read_seq(start, ')', depth)?;
+                let array = Datum {
+                    kind: DatumKind::Array(items),
+                    span: start,
+                };
+                Ok(self.wrap("quote", start, array))
+            }
             Some('\\') => {
                 self.bump();
                 let Some(first) = self.bump() else {
@@ -649,6 +660,15 @@ mod tests {
     fn compound_forms() {
         assert!(matches!(one("(1 2 . 3)"), DatumKind::List(ref v, Some(_)) if v.len() == 2));
         assert!(matches!(one("[1 2 3]"), DatumKind::Array(ref v) if v.len() == 3));
+        // `#(...)` (R7RS vector) is a quoted array.
+        match one("#(1 (2) x)") {
+            DatumKind::List(v, None) => {
+                assert_eq!(v[0].sym(), Some("quote"));
+                assert!(matches!(v[1].kind, DatumKind::Array(ref a) if a.len() == 3));
+            }
+            k => panic!("{k:?}"),
+        }
+        assert_eq!(error("#(1 2"), "1:1: unclosed '(': missing ')'");
         assert!(matches!(one("#{:a 1 :b 2}"), DatumKind::Dict(ref v) if v.len() == 4));
         assert!(matches!(one("'x"), DatumKind::List(ref v, None) if v[0].sym() == Some("quote")));
         assert!(matches!(one(":x"), DatumKind::List(ref v, None) if v[0].sym() == Some("quote")));

@@ -353,10 +353,13 @@ impl Vm {
             tail_call: None,
             closed: false,
         };
-        for (i, e) in crate::builtins::PRIMS.iter().enumerate() {
-            let g = vm.global_id(e.1);
+        let names = crate::builtins::PRIMS.iter().map(|e| (e.1, e.0));
+        let aliases = crate::builtins::ALIASES.iter().copied();
+        for (name, p) in names.chain(aliases) {
+            let g = vm.global_id(name);
+            debug_assert_eq!(crate::builtins::prim_of_global(g as usize), Some(p));
             // Primitive procedures are closures with no captures.
-            if let Ok(c) = alloc_closure(global_region, PRIM_BIT | i as u64, &[]) {
+            if let Ok(c) = alloc_closure(global_region, PRIM_BIT | p as u64, &[]) {
                 vm.globals[g as usize] = c;
             }
         }

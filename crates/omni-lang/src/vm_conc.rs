@@ -209,8 +209,8 @@ impl Vm {
             if v == Value::UNDEFINED {
                 continue;
             }
-            let builtin = closure_code(v).is_some_and(|c| c == PRIM_BIT | g as u64)
-                && g < crate::builtins::PRIMS.len();
+            let builtin = crate::builtins::prim_of_global(g)
+                .is_some_and(|p| closure_code(v) == Some(PRIM_BIT | p as u64));
             if !builtin {
                 items.push(Value::fixnum(g as i64).unwrap_or(Value::NOTHING));
                 items.push(v);
