@@ -38,6 +38,7 @@ const UNARY: &[&str] = &[
     "exact",
     "integer->char",
     "string-upcase",
+    "eof-object?",
     // Ends the program when its argument is a status (a small integer or
     // a boolean): every thread must still end with nothing live.
     "exit",
@@ -240,7 +241,7 @@ impl Gen<'_> {
     }
 
     fn atom(&mut self, out: &mut String) {
-        let s = match self.byte() % 12 {
+        let s = match self.byte() % 13 {
             0 => (self.byte() as i64 - 128).to_string(),
             1 => "1.5".into(),
             2 => "\"str\"".into(),
@@ -251,6 +252,7 @@ impl Gen<'_> {
             7 => "nothing".into(),
             8 => "true".into(),
             9 => "4611686018427387904".into(),
+            10 => "(read-line)".into(),
             _ => self.pick(VARS).to_string(),
         };
         out.push_str(&s);
@@ -287,7 +289,9 @@ fuzz_target!(|data: &[u8]| {
                 fuel: Some(20_000),
                 ..omni_lang::Limits::default()
             };
-            let r = omni_lang::run_source_report(&src, Box::new(std::io::sink()), vec![], limits);
+            // An empty input: a program that reads never waits.
+            let input = omni_lang::input::Source::Given(Box::new(std::io::empty()));
+            let r = omni_lang::run_source_io(&src, input, Box::new(std::io::sink()), vec![], limits);
             let s = omni_mem::heap_stats();
             // Spawned threads report their own leftovers (programs that
             // failed report none, so only successful runs are checked).

@@ -722,3 +722,12 @@ fn exit_sets_the_status_in_run_and_repl() {
     assert_eq!(r.status.code(), Some(5), "{}", text(&r.stderr));
     assert_eq!(text(&r.stdout), "1\n");
 }
+
+#[test]
+fn programs_read_standard_input() {
+    let prog = "(let loop ((l (read-line)))
+                  (unless (eof-object? l) (println (string-upcase l)) (loop (read-line))))";
+    let o = omni(&["-e", prog], Some("one\ntwo\n"));
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "ONE\nTWO\n");
+}

@@ -188,6 +188,12 @@ prims! {
     ListTail = "list-tail", 2, 2, ReadsFirst;
     Assv = "assv", 2, 2, ReadsFirst;
     Memv = "memv", 2, 2, ReadsFirst;
+    // Input (input.rs): the program's standard input, no port arguments.
+    ReadLine = "read-line", 0, 0, Inspects;
+    ReadChar = "read-char", 0, 0, Inspects;
+    PeekChar = "peek-char", 0, 0, Inspects;
+    EofObject = "eof-object", 0, 0, Inspects;
+    IsEofObject = "eof-object?", 1, 1, Inspects;
 }
 
 /// R7RS names of primitives: vectors are arrays (LANGUAGE_NOTES.md). Each
@@ -338,6 +344,7 @@ impl Prim {
                 | StringUpcase
                 | StringDowncase
                 | StringCopy
+                | ReadLine
                 | Box
                 | GuardError
                 | CommandLine

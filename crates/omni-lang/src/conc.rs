@@ -182,6 +182,8 @@ pub struct Runtime {
     /// (lazy_code.rs).
     batches: Mutex<Vec<Arc<crate::lazy_code::Batch>>>,
     pub out: SharedOut,
+    /// The program's input (`read-line`, `read-char`, ...).
+    input: Mutex<crate::input::Input>,
     /// The status `(exit)` asked for, once a thread of the program called
     /// it (the first call wins): every thread of the program stops at its
     /// next call, and the program ends with this status.
@@ -205,7 +207,18 @@ impl Runtime {
             batches: Mutex::new(Vec::new()),
             out: Arc::new(Mutex::new(out)),
             exit: Mutex::new(None),
+            input: Mutex::new(crate::input::Input::new(crate::input::Source::Stdin)),
         })
+    }
+
+    /// Read the program's input from `source` (standard input until then).
+    pub fn set_input(&self, source: crate::input::Source) {
+        *self.input.lock().unwrap_or_else(|p| p.into_inner()) = crate::input::Input::new(source);
+    }
+
+    /// Run `f` on the program's input, under its lock.
+    pub fn with_input<T>(&self, f: impl FnOnce(&mut crate::input::Input) -> T) -> T {
+        f(&mut self.input.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// `(exit status)`: record the status (unless a thread asked first)

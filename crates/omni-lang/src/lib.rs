@@ -7,6 +7,7 @@ pub mod compile;
 pub mod conc;
 pub mod explain;
 mod fuse;
+pub mod input;
 pub mod interrupt;
 pub mod ir;
 mod lazy_code;
@@ -341,7 +342,20 @@ pub fn run_source_report(
     args: Vec<String>,
     limits: Limits,
 ) -> RunReport {
+    run_source_io(src, input::Source::Stdin, out, args, limits)
+}
+
+/// `run_source_report`, the program reading `input` (`read-line`, ...)
+/// instead of standard input.
+pub fn run_source_io(
+    src: &str,
+    input: input::Source,
+    out: Box<dyn Write + Send>,
+    args: Vec<String>,
+    limits: Limits,
+) -> RunReport {
     let mut vm = Vm::new(out);
+    vm.rt.set_input(input);
     vm.args = args;
     vm.max_depth = depth_cap(limits.max_depth);
     vm.set_fuel(limits.fuel);

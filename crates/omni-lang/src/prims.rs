@@ -916,7 +916,8 @@ impl Vm {
             | IsExactInteger | CharToInteger | IntegerToChar | CharEq | CharLt | CharGt | CharLe
             | CharGe | IsCharAlphabetic | IsCharNumeric | IsCharWhitespace | IsCharUpperCase
             | IsCharLowerCase | CharUpcase | CharDowncase | StringOf | StringUpcase
-            | StringDowncase | StringCopy | ListTail => return self.call_r7rs(op, a, dst, span),
+            | StringDowncase | StringCopy | ListTail | ReadLine | ReadChar | PeekChar | EofObject
+            | IsEofObject => return self.call_r7rs(op, a, dst, span),
             Coalesce => {
                 return Err(LispError::new(
                     "coalesce! is only allowed as a top-level form (no activation may hold values then)",

@@ -1,7 +1,8 @@
 //! Scheme (R7RS small) primitives beyond ../shared/LANGUAGE.md, which
 //! says to do what Scheme does where it is silent: rounding and exactness,
 //! `expt`, `gcd`/`lcm`, characters (`char->integer`, comparisons,
-//! classes, case), more string operations, `list-tail`. (`assv`, `memv`
+//! classes, case), more string operations, `list-tail`, and reading the
+//! program's input (`read-line`, `read-char`, `peek-char`: input.rs). (`assv`, `memv`
 //! and the string comparisons share `prims.rs`'s arms with their kin.)
 //! Choices where R7RS needs what this language lacks (rationals) are in
 //! docs/LANGUAGE_NOTES.md. Every result is made afresh (`Prim::borrows_args`
@@ -216,6 +217,18 @@ impl Vm {
                 }
                 l
             }
+            ReadLine => match self.rt.with_input(|i| i.read_line()) {
+                Ok(Some(line)) => alloc_str(region()?, &line).map_err(me)?,
+                Ok(None) => crate::input::eof(),
+                Err(e) => return Err(LispError::new(format!("{}: {e}", op.name()), span)),
+            },
+            ReadChar | PeekChar => match self.rt.with_input(|i| i.read_char(op == PeekChar)) {
+                Ok(Some(c)) => Value::char(c),
+                Ok(None) => crate::input::eof(),
+                Err(e) => return Err(LispError::new(format!("{}: {e}", op.name()), span)),
+            },
+            EofObject => crate::input::eof(),
+            IsEofObject => Value::bool(a[0] == crate::input::eof()),
             _ => return Err(LispError::new("internal: not an R7RS primitive", span)),
         })
     }

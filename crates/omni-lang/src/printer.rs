@@ -259,6 +259,7 @@ fn print_rec(
             Some((crate::conc::HANDLE_THREAD, i)) => {
                 let _ = write!(out, "#<thread {i}>");
             }
+            Some((crate::input::HANDLE_EOF, _)) => out.push_str("#<eof>"),
             _ => out.push_str("#<handle>"),
         },
         Kind::Other => out.push_str("#<internal>"),

@@ -5,7 +5,9 @@
 //! * `;; err: TEXT` — the next expected line of the rendered diagnostic
 //!   (the program must then fail);
 //! * `;; exit: N` — the status the program asks for with `(exit)` (none:
-//!   it must not call `exit`).
+//!   it must not call `exit`);
+//! * `;; in: TEXT` — the next line of the program's input (`read-line`,
+//!   ...); without any, the input is empty.
 //!
 //! Each program runs on its own thread (regions are per thread), and the
 //! runner itself checks that the program ended with zero live regions and
@@ -17,7 +19,7 @@ use common::SharedBuf;
 
 use std::path::{Path, PathBuf};
 
-use omni_lang::{run_source_report, Limits, VM_STACK_BYTES};
+use omni_lang::{input::Source, run_source_io, Limits, VM_STACK_BYTES};
 
 struct Outcome {
     stdout: String,
@@ -34,8 +36,10 @@ fn run_program(path: &Path) -> Outcome {
         .stack_size(VM_STACK_BYTES)
         .spawn(move || {
             let buf = SharedBuf::default();
-            let report = run_source_report(
+            let input = expectations(&src, ";; in:").unwrap_or_default();
+            let report = run_source_io(
                 &src,
+                Source::Given(Box::new(std::io::Cursor::new(input.into_bytes()))),
                 Box::new(buf.clone()),
                 vec!["arg1".into(), "arg2".into()],
                 Limits::default(),
