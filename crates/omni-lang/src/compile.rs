@@ -141,6 +141,9 @@ pub trait ConstSink {
     fn global_boxed(&self, g: u32) -> bool;
     /// The first free procedure id.
     fn proto_base(&self) -> usize;
+    /// The escape summary of the top-level procedure named `name`
+    /// (escape.rs), if it has one.
+    fn escapes(&self, name: &str) -> Option<crate::escape::Summary>;
 }
 
 pub struct Compiler<'s> {
@@ -754,9 +757,24 @@ impl<'s> Compiler<'s> {
         // when what an argument builds can hold none of this activation's
         // values, live in the next iteration's region.
         let actx = if tail { Ctx::Escape } else { ctx };
+        // An argument of a call that is not a tail call, for a parameter
+        // the callee's summary says does not escape, dies with the call:
+        // it is built in this activation's scratch rather than where the
+        // call's result goes (escape.rs). A wrong summary costs a copy at
+        // the return boundary, never safety: anything older that comes to
+        // point into scratch is repaired by the barrier. (Not so for a
+        // tail call's argument: built in the next iteration's region, it
+        // must not point into this iteration's, which dies first and is
+        // not repaired: `embeds_own_locals` alone decides that.)
+        let summary = if tail {
+            None
+        } else {
+            self.callee_summary(f, args.len())
+        };
         let fnode = self.expr(f, if tail { Ctx::Escape } else { Ctx::Local }, false)?;
         let mut a = Vec::with_capacity(args.len());
-        for x in args {
+        for (i, x) in args.iter().enumerate() {
+            let stays = summary.as_ref().is_some_and(|s| !s[i]);
             // A variable of this function passed whole: it is read, and the
             // boundary admits its value; what it leaves to its binding is
             // `tail_passed` (`let_init_ctx`).
@@ -767,6 +785,8 @@ impl<'s> Compiler<'s> {
             }
             let c = if tail && !self.embeds_own_locals(x) {
                 Ctx::Iter
+            } else if stays {
+                Ctx::Local
             } else {
                 actx
             };
@@ -1120,6 +1140,17 @@ impl<'s> Compiler<'s> {
         self.names_own_locals(a)
     }
 
+    /// The escape summary of the procedure a call of `f` with `n`
+    /// arguments runs: `f` names a top-level procedure (not a primitive,
+    /// not shadowed) whose summary has `n` parameters.
+    fn callee_summary(&mut self, f: &Ast, n: usize) -> Option<crate::escape::Summary> {
+        let Ast::Var(name, _) = f else { return None };
+        if self.is_prim_call(f).is_some() || !matches!(self.resolve(name), Resolved::Global(_)) {
+            return None;
+        }
+        self.sink.escapes(name).filter(|s| s.len() == n)
+    }
+
     /// Whether `a` mentions a variable bound by the current activation
     /// (conservative: any name that is bound here counts, even if an inner
     /// binding shadows it).
@@ -1228,7 +1259,7 @@ fn mentions(a: &Ast, name: &str) -> bool {
 
 /// Call `f` on every variable name `a` mentions (including `set!` targets
 /// and names inside nested lambdas).
-fn walk_vars(a: &Ast, f: &mut dyn FnMut(&str)) {
+pub(crate) fn walk_vars(a: &Ast, f: &mut dyn FnMut(&str)) {
     visit(a, &mut |x| match x {
         Ast::Var(n, _) | Ast::Set(n, ..) | Ast::Define(n, ..) => f(n),
         _ => {}

@@ -5,6 +5,7 @@
 pub mod builtins;
 pub mod compile;
 pub mod conc;
+mod escape;
 pub mod explain;
 mod fuse;
 pub mod input;
@@ -20,6 +21,7 @@ pub mod syntax;
 pub mod vm;
 mod vm_conc;
 
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -180,7 +182,9 @@ pub fn compile_program(vm: &mut Vm, src: &str) -> Result<Vec<Compiled>, Vec<Diag
         }
     }
     let redefined = redefined_globals(forms.iter().map(|f| &f.0));
-    vm.set_assigned(assigned_names(forms.iter().map(|f| &f.0)));
+    let assigned = assigned_names(forms.iter().map(|f| &f.0));
+    vm.set_summaries(&redefined, summaries(&forms, &assigned, &redefined));
+    vm.set_assigned(assigned);
     let mut out = Vec::new();
     // What a spawned thread needs to compile any of these forms again with
     // the same procedure ids (lazy_code.rs).
@@ -227,6 +231,27 @@ pub fn compile_program(vm: &mut Vm, src: &str) -> Result<Vec<Compiled>, Vec<Diag
         errors.sort_by_key(|d| d.span.map(|s| (s.line, s.col)));
         Err(errors)
     }
+}
+
+/// The escape summaries of a batch's procedures (escape.rs): those defined
+/// once, as `(define (f ...) ...)`, and never assigned.
+fn summaries(
+    forms: &[(syntax::Ast, reader::Span)],
+    assigned: &HashSet<String>,
+    redefined: &HashSet<String>,
+) -> HashMap<String, escape::Summary> {
+    let mut defs: Vec<(&str, &syntax::Lambda)> = Vec::new();
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (ast, _) in forms {
+        if let syntax::Ast::Define(name, value, _) = ast {
+            *seen.entry(name.as_str()).or_default() += 1;
+            if let syntax::Ast::Lambda(l) = &**value {
+                defs.push((name.as_str(), l));
+            }
+        }
+    }
+    defs.retain(|(n, _)| seen.get(n) == Some(&1) && !assigned.contains(*n));
+    escape::summarize(&defs, redefined)
 }
 
 fn compile_diag(e: syntax::CompileError) -> Diagnostic {

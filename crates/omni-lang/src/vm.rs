@@ -205,6 +205,9 @@ pub struct Vm {
     /// The names the batch being compiled `set!`s: a global made while
     /// compiling it is boxed if its name is here.
     assigned: std::collections::HashSet<String>,
+    /// Escape summaries of the top-level procedures compiled so far
+    /// (escape.rs), by name.
+    summaries: HashMap<String, crate::escape::Summary, BuildHasherDefault<SiteHasher>>,
     pub global_region: Region,
     /// Channels, threads and the output stream, shared with every thread
     /// of the program.
@@ -284,6 +287,10 @@ impl ConstSink for Vm {
     fn proto_base(&self) -> usize {
         self.next_proto_base.unwrap_or(self.protos.len())
     }
+
+    fn escapes(&self, name: &str) -> Option<crate::escape::Summary> {
+        self.summaries.get(name).cloned()
+    }
 }
 
 impl Vm {
@@ -292,6 +299,17 @@ impl Vm {
     /// already keeps its representation: code compiled earlier reads it.
     pub(crate) fn set_assigned(&mut self, names: std::collections::HashSet<String>) {
         self.assigned = names;
+    }
+
+    /// A batch's escape summaries: the globals it defines or assigns
+    /// (`touched`) lose the ones they had, then `new` are added.
+    pub(crate) fn set_summaries(
+        &mut self,
+        touched: &std::collections::HashSet<String>,
+        new: std::collections::HashMap<String, crate::escape::Summary>,
+    ) {
+        self.summaries.retain(|n, _| !touched.contains(n));
+        self.summaries.extend(new);
     }
 
     /// Take a spawner's global table (names, ids and which globals are
@@ -332,6 +350,7 @@ impl Vm {
             global_ids: Arc::new(HashMap::new()),
             global_boxed: Vec::new(),
             assigned: Default::default(),
+            summaries: HashMap::default(),
             global_region,
             rt,
             record_batches: true,

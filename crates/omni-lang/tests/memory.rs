@@ -467,3 +467,21 @@ fn what_computing_a_definition_left_behind_dies_with_its_form() {
         );
     });
 }
+
+#[test]
+fn what_a_procedure_only_inspects_dies_with_the_call_that_made_it() {
+    // `stats` returns a list holding `total`'s result, so its call of
+    // `total` escapes; `total` and `squares` only inspect their lists
+    // (escape summaries, escape.rs), so the lists made for them are built
+    // in `stats`'s scratch and die when it returns. Without summaries
+    // every round's two 1,000-element lists stayed in the destination
+    // (200 rounds: 9.6 MB).
+    let r = run("(define (iota n) (let loop ((i n) (acc '())) (if (= i 0) acc (loop (- i 1) (cons i acc)))))
+                 (define (squares l) (map (fn [x] (* x x)) l))
+                 (define (total l) (fold-left + 0 l))
+                 (define (stats n) (list n (total (squares (iota n)))))
+                 (define (run k acc) (if (= k 0) acc (run (- k 1) (cons (stats 1000) acc))))
+                 (let ((results (run 200 '()))) (println (length results) (car results)))");
+    assert_eq!(r.out, "200 (1000 333833500)\n");
+    r.assert_peak_below(1 << 20, "the pipeline's intermediate lists were kept");
+}
