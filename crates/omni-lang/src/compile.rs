@@ -468,6 +468,80 @@ impl<'s> Compiler<'s> {
         }
     }
 
+    /// Whether evaluating `e` stores nothing anywhere: no `set!`, no
+    /// store primitive, no call of a procedure not known to store nothing.
+    /// Known: primitives other than stores and `apply`/`guard-error`;
+    /// `map`, `for-each`, `filter`, `fold-left` given such a procedure or a
+    /// `lambda` whose body stores nothing; top-level procedures whose
+    /// escape summaries say so (escape.rs). `bound` holds the names bound
+    /// inside `e` around the expression (a call of one is not known).
+    fn stores_nothing<'a>(&mut self, e: &'a Ast, bound: &mut Vec<&'a str>) -> bool {
+        match e {
+            Ast::Quote(_) | Ast::Var(..) | Ast::Lambda(_) => true,
+            Ast::Set(..) | Ast::Define(..) => false,
+            Ast::If(c, t, f) => {
+                self.stores_nothing(c, bound)
+                    && self.stores_nothing(t, bound)
+                    && self.stores_nothing(f, bound)
+            }
+            Ast::Begin(xs) => xs.iter().all(|x| self.stores_nothing(x, bound)),
+            Ast::Let(bs, b) | Ast::Letrec(bs, b) => {
+                let depth = bound.len();
+                if matches!(e, Ast::Letrec(..)) {
+                    bound.extend(bs.iter().map(|(n, _)| n.as_str()));
+                }
+                let inits = bs.iter().all(|(_, x)| self.stores_nothing(x, bound));
+                bound.extend(bs.iter().map(|(n, _)| n.as_str()));
+                let body = inits && self.stores_nothing(b, bound);
+                bound.truncate(depth);
+                body
+            }
+            Ast::App(f, args, _) => {
+                self.calls_store_nothing(f, args, bound)
+                    && args.iter().all(|a| self.stores_nothing(a, bound))
+            }
+        }
+    }
+
+    /// Whether `f`, called on `args`, is known to store nothing.
+    fn calls_store_nothing<'a>(
+        &mut self,
+        f: &'a Ast,
+        args: &'a [Ast],
+        bound: &mut Vec<&'a str>,
+    ) -> bool {
+        let Ast::Var(name, _) = f else { return false };
+        if bound.contains(&name.as_str()) {
+            return false;
+        }
+        match self.is_prim_call(f) {
+            Some(Prim::Map | Prim::ForEach | Prim::Filter | Prim::FoldLeft) => match args.first() {
+                Some(Ast::Lambda(l)) => {
+                    let depth = bound.len();
+                    bound.extend(l.params.iter().map(String::as_str));
+                    bound.extend(l.rest.as_deref());
+                    let ok = self.stores_nothing(&l.body, bound);
+                    bound.truncate(depth);
+                    ok
+                }
+                Some(g @ Ast::Var(..)) => self.calls_store_nothing(g, &[], bound),
+                _ => false,
+            },
+            Some(op) => !matches!(op.flow(), Flow::Stores | Flow::Higher),
+            None => {
+                let summary = match args {
+                    // A procedure passed to `map` and its kin: any arity.
+                    [] => self
+                        .sink
+                        .escapes(name)
+                        .filter(|_| matches!(self.resolve(name), Resolved::Global(_))),
+                    _ => self.callee_summary(f, args.len()),
+                };
+                summary.is_some_and(|s| s.stores_nothing)
+            }
+        }
+    }
+
     fn is_prim_call(&mut self, f: &Ast) -> Option<Prim> {
         let Ast::Var(name, _) = f else { return None };
         let p = Prim::by_name(name)?;
@@ -566,18 +640,23 @@ impl<'s> Compiler<'s> {
                     });
                 }
                 let g = self.sink.global_id(name);
-                // A value whose computation leaves nothing behind (a
-                // procedure, a constructor of such values) is built straight
-                // in the global region. Any other is built in the form's
-                // scratch region and admitted into the global region
-                // (`Vm::admit_define`): what computing it left behind (a
-                // sort's intermediate lists) dies with the scratch instead
-                // of staying in the global region.
-                let c = if self.leaves_nothing(value) {
-                    Ctx::Global
-                } else {
-                    Ctx::Local
-                };
+                // A value whose computation may leave something behind (a
+                // sort's intermediate lists) but stores nothing anywhere is
+                // built in the form's scratch region and admitted into the
+                // global region (`Vm::admit_define`): what it left behind
+                // dies with the scratch instead of staying in the global
+                // region. Any other value is built straight in the global
+                // region: one that leaves nothing behind (a procedure, a
+                // constructor of such values) costs no copy there, and a
+                // computation that may store could keep a part of the
+                // value elsewhere (`(define cell (make-and-register))`),
+                // which a copy would split from the defined one.
+                let c =
+                    if !self.leaves_nothing(value) && self.stores_nothing(value, &mut Vec::new()) {
+                        Ctx::Local
+                    } else {
+                        Ctx::Global
+                    };
                 let v = self.expr(value, c, false)?;
                 if self.sink.global_boxed(g) {
                     Node::DefGlobalBox(g, Box::new(v), *span)
@@ -774,7 +853,7 @@ impl<'s> Compiler<'s> {
         let fnode = self.expr(f, if tail { Ctx::Escape } else { Ctx::Local }, false)?;
         let mut a = Vec::with_capacity(args.len());
         for (i, x) in args.iter().enumerate() {
-            let stays = summary.as_ref().is_some_and(|s| !s[i]);
+            let stays = summary.as_ref().is_some_and(|s| !s.escapes[i]);
             // A variable of this function passed whole: it is read, and the
             // boundary admits its value; what it leaves to its binding is
             // `tail_passed` (`let_init_ctx`).
@@ -1148,7 +1227,7 @@ impl<'s> Compiler<'s> {
         if self.is_prim_call(f).is_some() || !matches!(self.resolve(name), Resolved::Global(_)) {
             return None;
         }
-        self.sink.escapes(name).filter(|s| s.len() == n)
+        self.sink.escapes(name).filter(|s| s.escapes.len() == n)
     }
 
     /// Whether `a` mentions a variable bound by the current activation

@@ -39,8 +39,20 @@ use crate::builtins::{Flow, Prim};
 use crate::syntax::{Ast, Lambda};
 use crate::vm::SiteHasher;
 
-/// Per parameter: whether it may escape.
-pub type Summary = Rc<[bool]>;
+/// What is known of a top-level procedure.
+#[derive(Debug)]
+pub struct ProcSummary {
+    /// Per parameter: whether it may escape.
+    pub escapes: Box<[bool]>,
+    /// Whether a call stores nothing anywhere (no `set!` of a global, no
+    /// store primitive, no call of anything not known to store nothing):
+    /// what it makes is then only in its result, so the result may be
+    /// built anywhere and copied without splitting an object that
+    /// something else also holds.
+    pub stores_nothing: bool,
+}
+
+pub type Summary = Rc<ProcSummary>;
 
 /// Bits of parameters (of the definition and of its local procedures).
 type Bits = u64;
@@ -51,6 +63,7 @@ type Bits = u64;
 struct Facts {
     returns: Bits,
     stored: Bits,
+    stores: bool,
 }
 
 /// A local procedure's facts, as bits of the enclosing definition's
@@ -74,6 +87,8 @@ struct DefState {
     stored: Bits,
     procs: Vec<LocalProc>,
     returns: Bits,
+    /// Whether it may store anything anywhere (`ProcSummary::stores_nothing`).
+    stores: bool,
 }
 
 /// Names from the program hash with the VM's cheap hasher (an
@@ -149,6 +164,7 @@ pub fn summarize(
                 let facts = Facts {
                     returns: s.returns,
                     stored: s.stored,
+                    stores: s.stores,
                 };
                 (l.params.len(), facts)
             });
@@ -161,7 +177,8 @@ pub fn summarize(
             }
         }
     }
-    // A summary in which every parameter escapes says nothing: left out.
+    // A summary in which every parameter escapes and that may store says
+    // nothing: left out.
     defs.iter()
         .zip(&states)
         .filter_map(|((name, l), s)| {
@@ -170,7 +187,13 @@ pub fn summarize(
             let v: Vec<bool> = (0..l.params.len())
                 .map(|i| escapes & (1 << i) != 0)
                 .collect();
-            v.contains(&false).then(|| (name.to_string(), Rc::from(v)))
+            (v.contains(&false) || !s.stores).then(|| {
+                let summary = ProcSummary {
+                    escapes: v.into(),
+                    stores_nothing: !s.stores,
+                };
+                (name.to_string(), Rc::new(summary))
+            })
         })
         .collect()
 }
@@ -301,9 +324,20 @@ impl<'a> Walk<'a, '_> {
                 }
                 None => 0,
             },
-            Ast::Set(_, v, _) | Ast::Define(_, v, _) => {
+            Ast::Set(name, v, _) => {
                 let c = self.carried(v);
                 self.state.stored |= c;
+                // A `set!` of a variable of this definition stores into
+                // no object; of a global, it does.
+                if self.lookup(name).is_none() {
+                    self.state.stores = true;
+                }
+                0
+            }
+            Ast::Define(_, v, _) => {
+                let c = self.carried(v);
+                self.state.stored |= c;
+                self.state.stores = true;
                 0
             }
             Ast::If(c, t, f) => {
@@ -454,6 +488,7 @@ impl<'a> Walk<'a, '_> {
     }
 
     fn call_known(&mut self, facts: Facts, args: &'a [Ast]) -> Bits {
+        self.state.stores |= facts.stores;
         let mut r = 0;
         for (j, a) in args.iter().enumerate() {
             let c = self.carried(a);
@@ -491,12 +526,14 @@ impl<'a> Walk<'a, '_> {
     /// A call of something not followed: everything given to it escapes,
     /// and its result may be any of it.
     fn unknown(&mut self, f: &'a Ast, args: &'a [Ast]) -> Bits {
+        self.state.stores = true;
         let c = self.carried(f);
         self.state.stored |= c;
         c | self.unknown_args(args)
     }
 
     fn unknown_args(&mut self, args: &'a [Ast]) -> Bits {
+        self.state.stores = true;
         let mut c = 0;
         for a in args {
             c |= self.carried(a);
@@ -515,6 +552,7 @@ impl<'a> Walk<'a, '_> {
             }
             Flow::Embeds | Flow::ReadsFirst => args.iter().fold(0, |acc, a| acc | self.carried(a)),
             Flow::Stores => {
+                self.state.stores = true;
                 let mut all = 0;
                 for (i, a) in args.iter().enumerate() {
                     let c = self.carried(a);
@@ -533,7 +571,17 @@ impl<'a> Walk<'a, '_> {
             {
                 // The procedure may keep what it captured; the lists are
                 // inspected (compile.rs builds them in scratch too).
-                // `fold-left` may return its initial value.
+                // `fold-left` may return its initial value. The procedure
+                // may store, unless it is a `lambda` (its body is analysed
+                // here) or a primitive that does not.
+                let stores = match args.first() {
+                    Some(Ast::Lambda(_)) => false,
+                    Some(f) => self
+                        .prim(f)
+                        .is_none_or(|p| matches!(p.flow(), Flow::Stores | Flow::Higher)),
+                    None => true,
+                };
+                self.state.stores |= stores;
                 let mut r = 0;
                 for (i, a) in args.iter().enumerate() {
                     let c = self.carried(a);
@@ -557,9 +605,8 @@ mod tests {
     use crate::reader::read;
     use crate::syntax::Desugar;
 
-    /// The summaries of a program's definitions, as "x" (escapes) and "."
-    /// (stays) per parameter.
-    fn summaries(src: &str) -> Vec<(String, String)> {
+    /// The summaries of `src`'s definitions.
+    fn summarize_src(src: &str) -> HashMap<String, Summary> {
         let mut d = Desugar::new();
         let forms: Vec<Ast> = read(src)
             .expect("reads")
@@ -577,10 +624,19 @@ mod tests {
             })
             .collect();
         let redefined = crate::compile::redefined_globals(forms.iter());
-        let s = summarize(&defs, &redefined);
-        let mut out: Vec<(String, String)> = s
+        summarize(&defs, &redefined)
+    }
+
+    /// The summaries that keep a parameter, as "x" (escapes) and "."
+    /// (stays) per parameter.
+    fn summaries(src: &str) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = summarize_src(src)
             .into_iter()
-            .map(|(n, v)| (n, v.iter().map(|&e| if e { 'x' } else { '.' }).collect()))
+            .filter(|(_, v)| v.escapes.contains(&false))
+            .map(|(n, v)| {
+                let marks = v.escapes.iter().map(|&e| if e { 'x' } else { '.' });
+                (n, marks.collect())
+            })
             .collect();
         out.sort();
         out
@@ -645,17 +701,41 @@ mod tests {
         assert_eq!(of(src, "odd-even").as_deref(), Some(".x"));
     }
 
+    /// Whether `name` is known to store nothing.
+    fn stores_nothing(src: &str, name: &str) -> bool {
+        summarize_src(src)
+            .get(name)
+            .is_some_and(|s| s.stores_nothing)
+    }
+
+    #[test]
+    fn procedures_that_store_nothing_are_told_apart() {
+        let src = "(define reg (make-array 1 0))
+                   (define g 0)
+                   (define (merge a b) (cond ((null? a) b) ((null? b) a)
+                                             ((< (car a) (car b)) (cons (car a) (merge (cdr a) b)))
+                                             (else (cons (car b) (merge a (cdr b))))))
+                   (define (count l) (let loop ((l l) (n 0)) (if (null? l) n (begin (set! n (+ n 1)) (loop (cdr l) n)))))
+                   (define (squares l) (map (fn [x] (* x x)) l))
+                   (define (register! x) (array-set! reg 0 x) x)
+                   (define (make-cell) (let ((b (box 0))) (register! b) b))
+                   (define (remember x) (set! g x) x)
+                   (define (call f) (f 1))
+                   (define (via-map l) (map car l))
+                   (define (via-param f l) (map f l))";
+        for pure in ["merge", "count", "squares", "via-map"] {
+            assert!(stores_nothing(src, pure), "{pure}");
+        }
+        for stores in ["register!", "make-cell", "remember", "call", "via-param"] {
+            assert!(!stores_nothing(src, stores), "{stores}");
+        }
+    }
+
     #[test]
     fn what_the_analysis_does_not_follow_has_no_summary() {
         let src = "(define (rest . xs) 0)
-                   (define (helper-as-value l) (letrec ((h (fn [x] x))) (map h l)))
-                   (define (assigned x) 0)
-                   (set! assigned (fn [x] x))
-                   (define (twice x) 0)
-                   (define (twice x) x)";
+                   (define (helper-as-value l) (letrec ((h (fn [x] x))) (map h l)))";
         assert_eq!(of(src, "rest"), None);
         assert_eq!(of(src, "helper-as-value"), None);
-        // Assigned or defined twice: the caller (lib.rs) leaves these out.
-        assert!(of(src, "twice").is_some());
     }
 }
