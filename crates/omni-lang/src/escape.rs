@@ -6,7 +6,9 @@
 //! either). An argument for a parameter that does not escape dies with
 //! the call, so the compiler builds it in the caller's scratch region
 //! instead of in the call's destination, where it would stay as long as
-//! the result (`Compiler::param_stays`).
+//! the result (`Compiler::app`; calls that are not tail calls only). A
+//! summary also says whether a call may store anything anywhere, which
+//! decides where a `define`'s value is built (`Compiler::stores_nothing`).
 //!
 //! The analysis follows which parameters each expression's value may
 //! carry, as a bit set: a variable carries what it was bound to; a
@@ -23,9 +25,11 @@
 //! definitions, from "nothing escapes" up, so recursion and mutual
 //! recursion are covered.
 //!
-//! A summary is a placement hint, never a safety argument: a value built
-//! in a region that dies too early is still copied out by the return
-//! boundary or the barrier. Only procedures defined once by `(define (f
+//! A summary is a placement hint for scratch regions, never a safety
+//! argument: a value built in a scratch region that dies too early is
+//! still copied out by the return boundary or the barrier. (Not so for
+//! the next iteration's region, which a tail call's argument may be built
+//! in: summaries are never used there.) Only procedures defined once by `(define (f
 //! ...) ...)`, never assigned, without a rest parameter, get one; anything
 //! the analysis does not follow (a local procedure used as a value, more
 //! than 64 parameters and local procedure parameters in one definition)
