@@ -241,7 +241,7 @@ impl Gen<'_> {
     }
 
     fn atom(&mut self, out: &mut String) {
-        let s = match self.byte() % 13 {
+        let s = match self.byte() % 14 {
             0 => (self.byte() as i64 - 128).to_string(),
             1 => "1.5".into(),
             2 => "\"str\"".into(),
@@ -253,6 +253,7 @@ impl Gen<'_> {
             8 => "true".into(),
             9 => "4611686018427387904".into(),
             10 => "(read-line)".into(),
+            11 => "(read)".into(),
             _ => self.pick(VARS).to_string(),
         };
         out.push_str(&s);

@@ -192,6 +192,7 @@ prims! {
     ReadLine = "read-line", 0, 0, Inspects;
     ReadChar = "read-char", 0, 0, Inspects;
     PeekChar = "peek-char", 0, 0, Inspects;
+    Read = "read", 0, 0, Inspects;
     EofObject = "eof-object", 0, 0, Inspects;
     IsEofObject = "eof-object?", 1, 1, Inspects;
 }
@@ -345,6 +346,7 @@ impl Prim {
                 | StringDowncase
                 | StringCopy
                 | ReadLine
+                | Read
                 | Box
                 | GuardError
                 | CommandLine

@@ -1,5 +1,5 @@
 //! The program's input (R7RS `read-line`, `read-char`, `peek-char`,
-//! `eof-object`, `eof-object?`, without port arguments): standard input,
+//! `read`, `eof-object`, `eof-object?`, without port arguments): standard input,
 //! or a text given when the program is started (tests, embedders). One
 //! source per program, shared by its threads behind the runtime's lock
 //! (`Runtime::input`); a read takes a whole line or character under it.
@@ -9,6 +9,8 @@
 use std::io::BufRead;
 
 use omni_mem::Value;
+
+use crate::reader::Datum;
 
 /// Handle kind of the eof object (`Value::handle`; channels and threads
 /// are the others, conc.rs).
@@ -27,11 +29,12 @@ pub enum Source {
     Given(Box<dyn BufRead + Send>),
 }
 
-/// A program's input: its source, and a character `peek-char` looked at
-/// and left for the next read.
+/// A program's input: its source, and text taken from it but not yet
+/// read (a character `peek-char` looked at, the rest of a line after the
+/// datum `read` took from it).
 pub struct Input {
     source: Source,
-    peeked: Option<char>,
+    pending: String,
 }
 
 /// Why a read failed: the input is not UTF-8, or the system said.
@@ -41,7 +44,7 @@ impl Input {
     pub fn new(source: Source) -> Input {
         Input {
             source,
-            peeked: None,
+            pending: String::new(),
         }
     }
 
@@ -55,12 +58,15 @@ impl Input {
     /// The next line without its end (`\n` or `\r\n`); `None` at the end
     /// of the input.
     pub fn read_line(&mut self) -> ReadResult<Option<String>> {
-        let mut line = String::new();
-        match self.peeked.take() {
-            Some('\n') => return Ok(Some(line)),
-            Some(c) => line.push(c),
-            None => {}
+        if let Some(end) = self.pending.find('\n') {
+            let mut line: String = self.pending.drain(..=end).collect();
+            line.pop();
+            if line.ends_with('\r') {
+                line.pop();
+            }
+            return Ok(Some(line));
         }
+        let mut line = std::mem::take(&mut self.pending);
         let n = self
             .with_reader(|r| r.read_line(&mut line))
             .map_err(describe)?;
@@ -79,14 +85,53 @@ impl Input {
     /// The next character (taken, or only looked at with `peek`); `None`
     /// at the end of the input.
     pub fn read_char(&mut self, peek: bool) -> ReadResult<Option<char>> {
-        let c = match self.peeked.take() {
-            Some(c) => Some(c),
-            None => self.with_reader(next_char)?,
-        };
-        if peek {
-            self.peeked = c;
+        if let Some(c) = self.pending.chars().next() {
+            if !peek {
+                self.pending.drain(..c.len_utf8());
+            }
+            return Ok(Some(c));
+        }
+        let c = self.with_reader(next_char)?;
+        if let (true, Some(c)) = (peek, c) {
+            self.pending.push(c);
         }
         Ok(c)
+    }
+
+    /// The next datum (R7RS `read`), read a line at a time until one is
+    /// complete; what follows it on its line stays for the next read.
+    /// `None` at the end of the input; an error for bad syntax (what was
+    /// read of the bad datum is dropped) or an input that ends inside a
+    /// datum.
+    pub fn read_datum(&mut self) -> ReadResult<Option<Datum>> {
+        loop {
+            match crate::reader::read_first(&self.pending) {
+                Ok(Some((d, end))) => {
+                    self.pending.drain(..end);
+                    return Ok(Some(d));
+                }
+                Ok(None) => {}
+                Err(e) if crate::reader::needs_more(&e) => {}
+                Err(e) => {
+                    self.pending.clear();
+                    return Err(e.message);
+                }
+            }
+            let mut line = String::new();
+            let n = self
+                .with_reader(|r| r.read_line(&mut line))
+                .map_err(describe)?;
+            if n == 0 {
+                let blank = crate::reader::read_first(&self.pending).is_ok_and(|d| d.is_none());
+                self.pending.clear();
+                return if blank {
+                    Ok(None)
+                } else {
+                    Err("the input ends inside a datum".into())
+                };
+            }
+            self.pending.push_str(&line);
+        }
     }
 }
 
@@ -164,6 +209,33 @@ mod tests {
         assert_eq!(i.read_line(), Ok(Some("rest".to_string())));
         assert_eq!(i.read_char(true), Ok(None));
         assert_eq!(i.read_char(false), Ok(None));
+    }
+
+    fn datum(i: &mut Input) -> String {
+        match i.read_datum() {
+            Ok(Some(d)) => format!("{:?}", d.kind),
+            Ok(None) => "eof".into(),
+            Err(e) => format!("error: {e}"),
+        }
+    }
+
+    #[test]
+    fn data_are_read_across_lines_and_the_rest_of_a_line_stays() {
+        let mut i = given(b"1 (a\n b) ; note\n\"s\" rest of line\n'\nx\n");
+        assert_eq!(datum(&mut i), "Int(1)");
+        assert!(datum(&mut i).starts_with("List(["), "a list over two lines");
+        assert!(datum(&mut i).starts_with("Str("));
+        assert_eq!(i.read_line(), Ok(Some(" rest of line".to_string())));
+        assert!(
+            datum(&mut i).contains("quote"),
+            "a quote whose datum is on the next line"
+        );
+        assert_eq!(datum(&mut i), "eof");
+        let mut bad = given(b"(1 2\n");
+        assert_eq!(datum(&mut bad), "error: the input ends inside a datum");
+        let mut worse = given(b") 5\n7\n");
+        assert!(datum(&mut worse).starts_with("error: unexpected ')'"));
+        assert_eq!(datum(&mut worse), "Int(7)", "the bad line is dropped");
     }
 
     #[test]

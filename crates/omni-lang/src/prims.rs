@@ -916,7 +916,7 @@ impl Vm {
             | IsExactInteger | CharToInteger | IntegerToChar | CharEq | CharLt | CharGt | CharLe
             | CharGe | IsCharAlphabetic | IsCharNumeric | IsCharWhitespace | IsCharUpperCase
             | IsCharLowerCase | CharUpcase | CharDowncase | StringOf | StringUpcase
-            | StringDowncase | StringCopy | ListTail | ReadLine | ReadChar | PeekChar | EofObject
+            | StringDowncase | StringCopy | ListTail | ReadLine | ReadChar | PeekChar | Read | EofObject
             | IsEofObject => return self.call_r7rs(op, a, dst, span),
             Coalesce => {
                 return Err(LispError::new(

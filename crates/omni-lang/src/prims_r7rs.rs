@@ -227,6 +227,11 @@ impl Vm {
                 Ok(None) => crate::input::eof(),
                 Err(e) => return Err(LispError::new(format!("{}: {e}", op.name()), span)),
             },
+            Read => match self.rt.with_input(|i| i.read_datum()) {
+                Ok(Some(d)) => self.datum_value_in(region()?, &d).map_err(me)?,
+                Ok(None) => crate::input::eof(),
+                Err(e) => return Err(LispError::new(format!("read: {e}"), span)),
+            },
             EofObject => crate::input::eof(),
             IsEofObject => Value::bool(a[0] == crate::input::eof()),
             _ => return Err(LispError::new("internal: not an R7RS primitive", span)),

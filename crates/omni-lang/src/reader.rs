@@ -556,6 +556,27 @@ pub fn read(src: &str) -> Result<Vec<Datum>, ReadError> {
     Reader::new(src).read_all()
 }
 
+/// The first datum of `src` and the byte offset where it ends (`read` on a
+/// program's input, input.rs); `Ok(None)` when `src` holds no datum, only
+/// whitespace and comments.
+pub fn read_first(src: &str) -> Result<Option<(Datum, usize)>, ReadError> {
+    let mut r = Reader::new(src);
+    r.skip_atmosphere();
+    if r.peek().is_none() {
+        return Ok(None);
+    }
+    let d = r.read(0)?;
+    Ok(Some((d, r.pos)))
+}
+
+/// Whether a read error only says that `src` ended too early (more text
+/// could complete it).
+pub fn needs_more(e: &ReadError) -> bool {
+    e.message.starts_with("unclosed")
+        || e.message == "unterminated string"
+        || e.message == "unexpected end of input"
+}
+
 /// The datum of `src` that starts at `at`, a span `read` gave for the same
 /// source (so its position and line and column agree): how a spawned
 /// thread reads one top-level form again (`lazy_code.rs`).

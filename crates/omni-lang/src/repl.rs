@@ -76,7 +76,7 @@ impl Repl {
         self.buffer.push_str(line);
         self.buffer.push('\n');
         if let Err(e) = reader::read(&self.buffer) {
-            if e.message.starts_with("unclosed") || e.message == "unterminated string" {
+            if reader::needs_more(&e) {
                 reply.more = true;
                 return reply;
             }
@@ -230,6 +230,9 @@ mod tests {
         let b = r.feed("  (+ x 1))");
         assert!(!b.more);
         assert_eq!(r.feed("(f 41)").out, "42\n");
+        // A quote at the end of a line waits for its datum.
+        assert!(r.feed("'").more);
+        assert_eq!(r.feed("sym").out, "sym\n");
         r.finish();
     }
 

@@ -549,7 +549,11 @@ impl Vm {
 
     /// A quoted datum as a value in the global region.
     pub fn datum_value(&mut self, d: &Datum) -> Result<Value, MemError> {
-        let r = self.global_region;
+        self.datum_value_in(self.global_region, d)
+    }
+
+    /// The value of datum `d`, built in region `r` (`read`).
+    pub fn datum_value_in(&mut self, r: Region, d: &Datum) -> Result<Value, MemError> {
         Ok(match &d.kind {
             DatumKind::Int(n) => omni_mem::make_int(r, *n)?,
             DatumKind::Float(x) => omni_mem::alloc_float(r, *x)?,
@@ -560,11 +564,11 @@ impl Vm {
             DatumKind::Nothing => Value::NOTHING,
             DatumKind::List(items, tail) => {
                 let mut out = match tail {
-                    Some(t) => self.datum_value(t)?,
+                    Some(t) => self.datum_value_in(r, t)?,
                     None => Value::EMPTY,
                 };
                 for x in items.iter().rev() {
-                    let v = self.datum_value(x)?;
+                    let v = self.datum_value_in(r, x)?;
                     out = omni_mem::alloc_pair(r, v, out)?;
                 }
                 out
@@ -572,15 +576,15 @@ impl Vm {
             DatumKind::Array(items) => {
                 let vs = items
                     .iter()
-                    .map(|x| self.datum_value(x))
+                    .map(|x| self.datum_value_in(r, x))
                     .collect::<Result<Vec<_>, _>>()?;
                 omni_mem::alloc_array_from(r, &vs)?
             }
             DatumKind::Dict(items) => {
                 let d = omni_mem::alloc_dict(r)?;
                 for kv in items.chunks(2) {
-                    let k = self.datum_value(&kv[0])?;
-                    let v = self.datum_value(&kv[1])?;
+                    let k = self.datum_value_in(r, &kv[0])?;
+                    let v = self.datum_value_in(r, &kv[1])?;
                     omni_mem::dict_set(d, k, v)?;
                 }
                 d
