@@ -486,12 +486,16 @@ impl<'s> Compiler<'s> {
             }
             Ast::Begin(xs) => xs.iter().all(|x| self.stores_nothing(x, bound)),
             Ast::Let(bs, b) | Ast::Letrec(bs, b) => {
+                // A `letrec`'s names are bound in its initialisers too.
                 let depth = bound.len();
-                if matches!(e, Ast::Letrec(..)) {
+                let recursive = matches!(e, Ast::Letrec(..));
+                if recursive {
                     bound.extend(bs.iter().map(|(n, _)| n.as_str()));
                 }
                 let inits = bs.iter().all(|(_, x)| self.stores_nothing(x, bound));
-                bound.extend(bs.iter().map(|(n, _)| n.as_str()));
+                if !recursive {
+                    bound.extend(bs.iter().map(|(n, _)| n.as_str()));
+                }
                 let body = inits && self.stores_nothing(b, bound);
                 bound.truncate(depth);
                 body
@@ -528,17 +532,12 @@ impl<'s> Compiler<'s> {
                 _ => false,
             },
             Some(op) => !matches!(op.flow(), Flow::Stores | Flow::Higher),
-            None => {
-                let summary = match args {
-                    // A procedure passed to `map` and its kin: any arity.
-                    [] => self
-                        .sink
-                        .escapes(name)
-                        .filter(|_| matches!(self.resolve(name), Resolved::Global(_))),
-                    _ => self.callee_summary(f, args.len()),
-                };
-                summary.is_some_and(|s| s.stores_nothing)
-            }
+            // A procedure passed to `map` and its kin (no arguments
+            // here) may be called with any number of them.
+            None => self
+                .global_summary(f)
+                .filter(|s| args.is_empty() || s.escapes.len() == args.len())
+                .is_some_and(|s| s.stores_nothing),
         }
     }
 
@@ -1223,11 +1222,17 @@ impl<'s> Compiler<'s> {
     /// arguments runs: `f` names a top-level procedure (not a primitive,
     /// not shadowed) whose summary has `n` parameters.
     fn callee_summary(&mut self, f: &Ast, n: usize) -> Option<crate::escape::Summary> {
+        self.global_summary(f).filter(|s| s.escapes.len() == n)
+    }
+
+    /// The escape summary of the top-level procedure `f` names (not a
+    /// primitive, not shadowed), if it has one.
+    fn global_summary(&mut self, f: &Ast) -> Option<crate::escape::Summary> {
         let Ast::Var(name, _) = f else { return None };
         if self.is_prim_call(f).is_some() || !matches!(self.resolve(name), Resolved::Global(_)) {
             return None;
         }
-        self.sink.escapes(name).filter(|s| s.escapes.len() == n)
+        self.sink.escapes(name)
     }
 
     /// Whether `a` mentions a variable bound by the current activation

@@ -58,21 +58,16 @@ impl Input {
     /// The next line without its end (`\n` or `\r\n`); `None` at the end
     /// of the input.
     pub fn read_line(&mut self) -> ReadResult<Option<String>> {
-        if let Some(end) = self.pending.find('\n') {
-            let mut line: String = self.pending.drain(..=end).collect();
-            line.pop();
-            if line.ends_with('\r') {
-                line.pop();
+        let mut line = match self.pending.find('\n') {
+            Some(end) => self.pending.drain(..=end).collect(),
+            None => {
+                let mut line = std::mem::take(&mut self.pending);
+                if self.source_line(&mut line)? == 0 && line.is_empty() {
+                    return Ok(None);
+                }
+                line
             }
-            return Ok(Some(line));
-        }
-        let mut line = std::mem::take(&mut self.pending);
-        let n = self
-            .with_reader(|r| r.read_line(&mut line))
-            .map_err(describe)?;
-        if n == 0 && line.is_empty() {
-            return Ok(None);
-        }
+        };
         if line.ends_with('\n') {
             line.pop();
             if line.ends_with('\r') {
@@ -80,6 +75,12 @@ impl Input {
             }
         }
         Ok(Some(line))
+    }
+
+    /// Append the source's next line, with its end, to `line`; how many
+    /// bytes it had (0 at the end of the input).
+    fn source_line(&mut self, line: &mut String) -> ReadResult<usize> {
+        self.with_reader(|r| r.read_line(line)).map_err(describe)
     }
 
     /// The next character (taken, or only looked at with `peek`); `None`
@@ -105,32 +106,30 @@ impl Input {
     /// datum.
     pub fn read_datum(&mut self) -> ReadResult<Option<Datum>> {
         loop {
-            match crate::reader::read_first(&self.pending) {
+            // Whether the text so far is the start of a datum.
+            let started = match crate::reader::read_first(&self.pending) {
                 Ok(Some((d, end))) => {
                     self.pending.drain(..end);
                     return Ok(Some(d));
                 }
-                Ok(None) => {}
-                Err(e) if crate::reader::needs_more(&e) => {}
+                Ok(None) => false,
+                Err(e) if crate::reader::needs_more(&e) => true,
                 Err(e) => {
                     self.pending.clear();
                     return Err(e.message);
                 }
-            }
-            let mut line = String::new();
-            let n = self
-                .with_reader(|r| r.read_line(&mut line))
-                .map_err(describe)?;
+            };
+            let mut pending = std::mem::take(&mut self.pending);
+            let n = self.source_line(&mut pending)?;
+            self.pending = pending;
             if n == 0 {
-                let blank = crate::reader::read_first(&self.pending).is_ok_and(|d| d.is_none());
                 self.pending.clear();
-                return if blank {
-                    Ok(None)
-                } else {
+                return if started {
                     Err("the input ends inside a datum".into())
+                } else {
+                    Ok(None)
                 };
             }
-            self.pending.push_str(&line);
         }
     }
 }

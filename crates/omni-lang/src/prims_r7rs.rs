@@ -26,6 +26,7 @@ impl Vm {
     ) -> VmResult<Value> {
         let me = |e: MemError| mem_err(e, span);
         let region = || result_region(dst, span);
+        let input_err = |e: String| LispError::new(format!("{}: {e}", op.name()), span);
         use Prim::*;
         Ok(match op {
             Floor | Ceiling | Round | Truncate => match self.num_arg(op, a[0], span)? {
@@ -217,20 +218,18 @@ impl Vm {
                 }
                 l
             }
-            ReadLine => match self.rt.with_input(|i| i.read_line()) {
-                Ok(Some(line)) => alloc_str(region()?, &line).map_err(me)?,
-                Ok(None) => crate::input::eof(),
-                Err(e) => return Err(LispError::new(format!("{}: {e}", op.name()), span)),
+            ReadLine => match self.rt.with_input(|i| i.read_line()).map_err(input_err)? {
+                Some(line) => alloc_str(region()?, &line).map_err(me)?,
+                None => crate::input::eof(),
             },
-            ReadChar | PeekChar => match self.rt.with_input(|i| i.read_char(op == PeekChar)) {
-                Ok(Some(c)) => Value::char(c),
-                Ok(None) => crate::input::eof(),
-                Err(e) => return Err(LispError::new(format!("{}: {e}", op.name()), span)),
-            },
-            Read => match self.rt.with_input(|i| i.read_datum()) {
-                Ok(Some(d)) => self.datum_value_in(region()?, &d).map_err(me)?,
-                Ok(None) => crate::input::eof(),
-                Err(e) => return Err(LispError::new(format!("read: {e}"), span)),
+            ReadChar | PeekChar => {
+                let c = self.rt.with_input(|i| i.read_char(op == PeekChar));
+                c.map_err(input_err)?
+                    .map_or(crate::input::eof(), Value::char)
+            }
+            Read => match self.rt.with_input(|i| i.read_datum()).map_err(input_err)? {
+                Some(d) => self.datum_value_in(region()?, &d).map_err(me)?,
+                None => crate::input::eof(),
             },
             EofObject => crate::input::eof(),
             IsEofObject => Value::bool(a[0] == crate::input::eof()),

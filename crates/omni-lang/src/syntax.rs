@@ -395,15 +395,7 @@ impl Desugar {
                     out = if i + 1 == args.len() {
                         x
                     } else {
-                        let t = self.fresh("or");
-                        Ast::Let(
-                            vec![(t.clone(), x)],
-                            Box::new(Ast::If(
-                                Box::new(Ast::Var(t.clone(), span)),
-                                Box::new(Ast::Var(t, span)),
-                                Box::new(out),
-                            )),
-                        )
+                        self.if_bound("or", x, |t| t, out, span)
                     };
                 }
                 Ok(out)
@@ -424,30 +416,11 @@ impl Desugar {
                         let [_, _, f] = parts else {
                             return err(parts[1].span, "cond: => takes one procedure");
                         };
-                        let t = self.fresh("cond");
-                        let call = Ast::App(
-                            Box::new(self.expr(f)?),
-                            vec![Ast::Var(t.clone(), span)],
-                            clause.span,
-                        );
-                        out = Ast::Let(
-                            vec![(t.clone(), test)],
-                            Box::new(Ast::If(
-                                Box::new(Ast::Var(t, span)),
-                                Box::new(call),
-                                Box::new(out),
-                            )),
-                        );
+                        let f = self.expr(f)?;
+                        let call = |t| Ast::App(Box::new(f), vec![t], clause.span);
+                        out = self.if_bound("cond", test, call, out, span);
                     } else if parts.len() == 1 {
-                        let t = self.fresh("cond");
-                        out = Ast::Let(
-                            vec![(t.clone(), test)],
-                            Box::new(Ast::If(
-                                Box::new(Ast::Var(t.clone(), span)),
-                                Box::new(Ast::Var(t, span)),
-                                Box::new(out),
-                            )),
-                        );
+                        out = self.if_bound("cond", test, |t| t, out, span);
                     } else {
                         let body = self.seq(&parts[1..], clause.span)?;
                         out = Ast::If(Box::new(test), Box::new(body), Box::new(out));
@@ -473,6 +446,28 @@ impl Desugar {
             "match" => self.match_form(d, args),
             _ => err(span, format!("unknown special form {head}")),
         }
+    }
+
+    /// `(let ((t test)) (if t (then t) otherwise))`, `t` fresh: what `or`
+    /// and the `cond` clauses without a body or with `=>` become
+    /// (`fuse.rs` makes `Node::Or` of `(if t t b)`).
+    fn if_bound(
+        &mut self,
+        base: &str,
+        test: Ast,
+        then: impl FnOnce(Ast) -> Ast,
+        otherwise: Ast,
+        span: Span,
+    ) -> Ast {
+        let t = self.fresh(base);
+        Ast::Let(
+            vec![(t.clone(), test)],
+            Box::new(Ast::If(
+                Box::new(Ast::Var(t.clone(), span)),
+                Box::new(then(Ast::Var(t, span))),
+                Box::new(otherwise),
+            )),
+        )
     }
 
     /// `(case key ((datum ...) body ...) ... (else body ...))` (R7RS): the
