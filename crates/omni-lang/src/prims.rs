@@ -413,7 +413,7 @@ impl Vm {
                 }
                 alloc_float(region()?, n.f().sqrt()).map_err(me)?
             }
-            IsEq => Value::bool(a[0] == a[1]),
+            IsEq => Value::bool(a[0].is(a[1])),
             IsEqv => Value::bool(eqv(a[0], a[1])),
             IsEqual => Value::bool(equal(a[0], a[1])),
             IsNull => Value::bool(a[0] == Value::EMPTY),

@@ -96,6 +96,17 @@ pub(crate) unsafe fn repair(
 ) -> MemResult<(Value, Repair)> {
     // SAFETY: per `admit`'s contract.
     unsafe {
+        // A moved original stands for its copy: store the copy if it may
+        // be stored as it is (the second escape of a value takes no second
+        // copy), else repair the copy.
+        let w = crate::obj::resolve(v);
+        let (v, rv) = if w == v {
+            (v, rv)
+        } else if admits_as_is(dst, w) {
+            return Ok((w, Repair::None));
+        } else {
+            (w, block_of_ptr(w.heap_ptr()))
+        };
         if slot_region_dies_with(rv, dst) {
             // A (pinned) slot region that dies with `dst`: one of `dst`'s,
             // or a sibling when `dst` is a slot region itself.

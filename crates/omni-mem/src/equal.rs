@@ -56,7 +56,7 @@ impl Classes {
 
 /// `eqv?`: identity, plus numbers and characters by value.
 pub fn eqv(a: Value, b: Value) -> bool {
-    if a == b {
+    if a.is(b) {
         return true;
     }
     match (kind(a), kind(b)) {

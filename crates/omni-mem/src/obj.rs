@@ -99,7 +99,8 @@ pub(crate) fn make_header(tag: HeapTag, extra: u32) -> u64 {
 }
 
 /// # Safety
-/// `p` must be the start of an object whose header is not forwarded.
+/// `p` must be the start of an object. Its header may be forwarded (the
+/// word is then an odd address: no tag matches it).
 #[inline]
 pub(crate) unsafe fn header(p: *mut u8) -> u64 {
     // SAFETY: per the contract the first word is a header.
@@ -129,13 +130,111 @@ fn tag_of(v: Value) -> Option<HeapTag> {
     }
     debug_check_live(v.heap_ptr());
     // SAFETY: a heap value the mutator holds is an object start in a live
-    // region, and headers are only forwarded inside a transmigration.
+    // region. A moved object's header is odd and names no tag: callers
+    // that take objects resolve them first (`resolve`, `obj`).
     HeapTag::from_u8(header_tag(unsafe { header(v.heap_ptr()) }))
 }
 
 #[inline]
 fn is(v: Value, t: HeapTag) -> bool {
     tag_of(v) == Some(t)
+}
+
+/// Header bit 0: the object was moved (transmigrate.rs) and its header
+/// holds its copy's address with this bit set. Real headers are even.
+const MOVED: usize = 1;
+
+/// The object `v` stands for: `v` itself, or, when `v` is a moved
+/// original, its copy (a copy may have moved on again: the chain is
+/// followed). Immediates are themselves. Every accessor that takes an
+/// object resolves it, so a moved original reads, compares and updates
+/// exactly as its copy does.
+#[inline(always)]
+pub fn resolve(v: Value) -> Value {
+    if v.is_heap() {
+        // SAFETY: a heap value the mutator holds is an object start in a
+        // live region; its first word is a header or a move, read whole as
+        // a pointer so that a move keeps its provenance.
+        let w = unsafe { v.heap_ptr().cast::<*mut u8>().read() };
+        if w.addr() & MOVED != 0 {
+            return resolve_moved(w);
+        }
+    }
+    v
+}
+
+/// `resolve` past the first move: `w` is a moved original's first word.
+/// The copy may be handed to the program: if it lies in a slot region,
+/// that region is pinned as by a read (slots.rs).
+#[cold]
+#[inline(never)]
+fn resolve_moved(w: *mut u8) -> Value {
+    let p = follow_moves(w);
+    // SAFETY: `p` is a live object of this thread.
+    unsafe { crate::slots::note_moved_to(p) };
+    Value::from_heap(p)
+}
+
+/// The object at the end of the moves starting from first word `w` (odd).
+fn follow_moves(mut w: *mut u8) -> *mut u8 {
+    loop {
+        let p = w.map_addr(|a| a & !MOVED);
+        debug_check_live(p);
+        // SAFETY: a move names a live copy in a region at least as old as
+        // the original's (the region order), so it outlives the original.
+        w = unsafe { p.cast::<*mut u8>().read() };
+        if w.addr() & MOVED == 0 {
+            return p;
+        }
+    }
+}
+
+/// What `v` stands for, as `resolve`, for a look that hands nothing out
+/// (identity, kind, reachability): no slot region is pinned.
+pub(crate) fn peek_resolved(v: Value) -> Value {
+    if v.is_heap() {
+        // SAFETY: as in `resolve`.
+        let w = unsafe { v.heap_ptr().cast::<*mut u8>().read() };
+        if w.addr() & MOVED != 0 {
+            return Value::from_heap(follow_moves(w));
+        }
+    }
+    v
+}
+
+/// The object `v` stands for, if it is a `t`: its address. The common
+/// case (not moved) costs what a tag test costs.
+#[inline(always)]
+fn obj(v: Value, t: HeapTag) -> Option<*mut u8> {
+    if !v.is_heap() {
+        return None;
+    }
+    let p = v.heap_ptr();
+    debug_check_live(p);
+    // SAFETY: as in `resolve`.
+    let h = unsafe { header(p) };
+    if header_tag(h) == t as u8 {
+        Some(p)
+    } else if h as usize & MOVED != 0 {
+        obj_moved(v, t)
+    } else {
+        None
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn obj_moved(v: Value, t: HeapTag) -> Option<*mut u8> {
+    let v = resolve(v);
+    is(v, t).then(|| v.heap_ptr())
+}
+
+/// Whether `a` and `b` are one object (`eq?`) though they differ as words:
+/// one of them, or both, moved (see `resolve`).
+#[cold]
+#[inline(never)]
+pub(crate) fn same_object_moved(a: Value, b: Value) -> bool {
+    peek_resolved(a) == peek_resolved(b)
 }
 
 pub fn kind(v: Value) -> Kind {
@@ -171,7 +270,20 @@ pub fn kind(v: Value) -> Kind {
         Some(HeapTag::Dict) => Kind::Dict,
         Some(HeapTag::Box) => Kind::Box,
         Some(HeapTag::Closure) => Kind::Closure,
-        None => Kind::Other,
+        None => kind_moved(v),
+    }
+}
+
+/// `kind` of a heap object with no tag: a moved original is of its
+/// copy's kind.
+#[cold]
+#[inline(never)]
+fn kind_moved(v: Value) -> Kind {
+    let w = peek_resolved(v);
+    if w != v {
+        kind(w)
+    } else {
+        Kind::Other
     }
 }
 
@@ -241,37 +353,37 @@ fn alloc_pair_slow(b: *mut RegionBlock, car: Value, cdr: Value) -> MemResult<Val
 #[inline]
 pub fn car(v: Value) -> Option<Value> {
     // SAFETY: tag checked; pairs have two fields.
-    is(v, HeapTag::Pair).then(|| unsafe { field(v.heap_ptr(), 0).read() })
+    obj(v, HeapTag::Pair).map(|p| unsafe { field(p, 0).read() })
 }
 
 #[inline]
 pub fn cdr(v: Value) -> Option<Value> {
     // SAFETY: tag checked; pairs have two fields.
-    is(v, HeapTag::Pair).then(|| unsafe { field(v.heap_ptr(), 1).read() })
+    obj(v, HeapTag::Pair).map(|p| unsafe { field(p, 1).read() })
 }
 
 /// `set-car!`. Returns `Ok(false)` if `v` is not a pair.
 pub fn set_car(v: Value, x: Value) -> MemResult<bool> {
-    if !is(v, HeapTag::Pair) {
+    let Some(p) = obj(v, HeapTag::Pair) else {
         return Ok(false);
-    }
+    };
     // SAFETY: tag checked; the barrier admits `x` into the pair's region.
-    unsafe { store(v.heap_ptr(), field(v.heap_ptr(), 0), x)? };
+    unsafe { store(p, field(p, 0), x)? };
     Ok(true)
 }
 
 /// `set-cdr!`. Returns `Ok(false)` if `v` is not a pair.
 pub fn set_cdr(v: Value, x: Value) -> MemResult<bool> {
-    if !is(v, HeapTag::Pair) {
+    let Some(p) = obj(v, HeapTag::Pair) else {
         return Ok(false);
-    }
+    };
     // SAFETY: tag checked; the barrier admits `x` into the pair's region.
-    unsafe { store(v.heap_ptr(), field(v.heap_ptr(), 1), x)? };
+    unsafe { store(p, field(p, 1), x)? };
     Ok(true)
 }
 
 pub fn is_pair(v: Value) -> bool {
-    is(v, HeapTag::Pair)
+    obj(v, HeapTag::Pair).is_some()
 }
 
 /// Build a proper list of `items` in region `r`.
@@ -308,6 +420,7 @@ pub fn alloc_str(r: Region, s: &str) -> MemResult<Value> {
 /// Run `f` on the string's text. Strings are immutable, so the slice is
 /// stable for as long as the region lives.
 pub fn with_str<R>(v: Value, f: impl FnOnce(&str) -> R) -> Option<R> {
+    let v = resolve(v);
     if !is(v, HeapTag::Str) {
         return None;
     }
@@ -322,11 +435,12 @@ pub fn with_str<R>(v: Value, f: impl FnOnce(&str) -> R) -> Option<R> {
 }
 
 pub fn is_str(v: Value) -> bool {
-    is(v, HeapTag::Str)
+    obj(v, HeapTag::Str).is_some()
 }
 
 /// Whether `v` is a string of ASCII characters only (each one byte).
 pub fn str_is_ascii(v: Value) -> bool {
+    let v = resolve(v);
     // SAFETY: tag checked; a string's header is never forwarded outside a
     // transmigration.
     is(v, HeapTag::Str) && unsafe { header(v.heap_ptr()) } & STR_ASCII != 0
@@ -351,7 +465,7 @@ pub fn float_value(v: Value) -> Option<f64> {
         return Some(x);
     }
     // SAFETY: tag checked.
-    is(v, HeapTag::Float).then(|| unsafe { v.heap_ptr().add(HDR).cast::<f64>().read() })
+    obj(v, HeapTag::Float).map(|p| unsafe { p.add(HDR).cast::<f64>().read() })
 }
 
 /// An integer: a fixnum when it fits, else a boxed 64-bit integer in `r`.
@@ -374,7 +488,7 @@ pub fn int_value(v: Value) -> Option<i64> {
         return Some(n);
     }
     // SAFETY: tag checked.
-    is(v, HeapTag::Int).then(|| unsafe { v.heap_ptr().add(HDR).cast::<i64>().read() })
+    obj(v, HeapTag::Int).map(|p| unsafe { p.add(HDR).cast::<i64>().read() })
 }
 
 // ---------------------------------------------------------------------------
@@ -401,9 +515,9 @@ const B_SLOTS: usize = 1;
 /// lies in it (the program may keep it past the next store).
 pub fn box_get(v: Value) -> Option<Value> {
     // SAFETY: tag checked.
-    is(v, HeapTag::Box).then(|| unsafe {
-        let x = field(v.heap_ptr(), 0).read();
-        note_read(v.heap_ptr(), x);
+    obj(v, HeapTag::Box).map(|p| unsafe {
+        let x = field(p, 0).read();
+        note_read(p, x);
         x
     })
 }
@@ -419,18 +533,17 @@ pub fn box_get(v: Value) -> Option<Value> {
 /// primitive (omni-lang, `Node::BoxBorrow`).
 pub fn box_borrow(v: Value) -> Option<Value> {
     // SAFETY: tag checked.
-    is(v, HeapTag::Box).then(|| unsafe { field(v.heap_ptr(), 0).read() })
+    obj(v, HeapTag::Box).map(|p| unsafe { field(p, 0).read() })
 }
 
 /// `set-box!`. Returns `Ok(false)` if `v` is not a box.
 pub fn box_set(v: Value, x: Value) -> MemResult<bool> {
-    if !is(v, HeapTag::Box) {
+    let Some(p) = obj(v, HeapTag::Box) else {
         return Ok(false);
-    }
+    };
     // SAFETY: tag checked; the value is admitted by the slot barrier before
     // the write, and the write checks compaction.
     unsafe {
-        let p = v.heap_ptr();
         let slot = field(p, 0);
         if !x.is_heap() && !slot.read().is_heap() {
             // An immediate replacing an immediate (a counter): nothing to
@@ -475,22 +588,23 @@ pub fn alloc_closure(r: Region, code: u64, captures: &[Value]) -> MemResult<Valu
 
 pub fn closure_code(v: Value) -> Option<u64> {
     // SAFETY: tag checked.
-    is(v, HeapTag::Closure).then(|| unsafe { v.heap_ptr().add(HDR).cast::<u64>().read() })
+    obj(v, HeapTag::Closure).map(|p| unsafe { p.add(HDR).cast::<u64>().read() })
 }
 
 pub fn closure_len(v: Value) -> Option<usize> {
     // SAFETY: tag checked.
-    is(v, HeapTag::Closure).then(|| unsafe { header_extra(header(v.heap_ptr())) as usize })
+    obj(v, HeapTag::Closure).map(|p| unsafe { header_extra(header(p)) as usize })
 }
 
 pub fn closure_capture(v: Value, i: usize) -> Option<Value> {
-    let n = closure_len(v)?;
+    let p = obj(v, HeapTag::Closure)?;
     // SAFETY: tag and bound checked.
-    (i < n).then(|| unsafe { field(v.heap_ptr(), 1 + i).read() })
+    unsafe { (i < header_extra(header(p)) as usize).then(|| field(p, 1 + i).read()) }
 }
 
 /// Patch a captured slot (used to tie `letrec` knots). Through the barrier.
 pub fn closure_set_capture(v: Value, i: usize, x: Value) -> MemResult<bool> {
+    let v = resolve(v);
     match closure_len(v) {
         // SAFETY: tag and bound checked; store goes through the barrier.
         Some(n) if i < n => unsafe {
@@ -583,14 +697,27 @@ unsafe fn array_object(
 
 pub fn array_len(v: Value) -> Option<usize> {
     // SAFETY: tag checked.
-    is(v, HeapTag::Array).then(|| unsafe { word_at(v.heap_ptr(), A_LEN) })
+    obj(v, HeapTag::Array).map(|p| unsafe { word_at(p, A_LEN) })
 }
 
 pub fn array_get(v: Value, i: usize) -> Option<Value> {
-    let x = array_borrow(v, i)?;
-    // SAFETY: `v` is a live array (checked above) and `x` its slot's value.
-    unsafe { note_read(v.heap_ptr(), x) };
-    Some(x)
+    let p = obj(v, HeapTag::Array)?;
+    // SAFETY: `p` is a live array (checked above) and `x` its slot's value.
+    unsafe {
+        let x = array_at(p, i)?;
+        note_read(p, x);
+        Some(x)
+    }
+}
+
+/// Element `i` of array `p`, if in range.
+///
+/// # Safety
+/// `p` is a live array.
+#[inline]
+unsafe fn array_at(p: *mut u8, i: usize) -> Option<Value> {
+    // SAFETY: per the contract; the bound is checked.
+    unsafe { (i < word_at(p, A_LEN)).then(|| data_ptr(p, A_DATA).add(i).read()) }
 }
 
 /// `array_get` without pinning the array's slot region, under
@@ -598,17 +725,14 @@ pub fn array_get(v: Value, i: usize) -> Option<Value> {
 /// store, and no pointer to it or into it is kept (structural equality and
 /// hashing, which hand nothing out, read this way too).
 pub fn array_borrow(v: Value, i: usize) -> Option<Value> {
-    let len = array_len(v)?;
-    // SAFETY: tag and bound checked.
-    (i < len).then(|| unsafe { data_ptr(v.heap_ptr(), A_DATA).add(i).read() })
+    let p = obj(v, HeapTag::Array)?;
+    // SAFETY: tag checked.
+    unsafe { array_at(p, i) }
 }
 
 /// `dict_get` without pinning, under [`box_borrow`]'s contract.
 pub fn dict_borrow(v: Value, key: Value) -> Option<Value> {
-    if !is(v, HeapTag::Dict) {
-        return None;
-    }
-    let p = v.heap_ptr();
+    let p = obj(v, HeapTag::Dict)?;
     // SAFETY: tag checked.
     unsafe {
         let e = dict_find(p, key, hash_value(key))?;
@@ -619,16 +743,20 @@ pub fn dict_borrow(v: Value, key: Value) -> Option<Value> {
 /// `dict-has?`: whether `key` is in dict `v` (`None`: not a dict). Hands
 /// no value out, so it pins nothing.
 pub fn dict_has(v: Value, key: Value) -> Option<bool> {
+    let v = resolve(v);
     is_dict(v).then(|| dict_borrow(v, key).is_some())
 }
 
 /// `array-set!`. `Ok(false)` if `v` is not an array or `i` is out of range.
 pub fn array_set(v: Value, i: usize, x: Value) -> MemResult<bool> {
-    match array_len(v) {
+    let Some(p) = obj(v, HeapTag::Array) else {
+        return Ok(false);
+    };
+    // SAFETY: tag checked.
+    match unsafe { word_at(p, A_LEN) } {
         // SAFETY: tag and bound checked; the store goes through the barrier,
         // which never moves the buffer.
-        Some(len) if i < len => unsafe {
-            let p = v.heap_ptr();
+        len if i < len => unsafe {
             let x = admit_slot(p, x)?;
             write_slot(p, data_ptr(p, A_DATA).add(i), x)?;
             Ok(true)
@@ -639,6 +767,7 @@ pub fn array_set(v: Value, i: usize, x: Value) -> MemResult<bool> {
 
 /// `array-push!`: grows the buffer (in the array's own region) when full.
 pub fn array_push(v: Value, x: Value) -> MemResult<bool> {
+    let v = resolve(v);
     let Some(len) = array_len(v) else {
         return Ok(false);
     };
@@ -665,6 +794,7 @@ pub fn array_push(v: Value, x: Value) -> MemResult<bool> {
 
 /// The array's elements, in order.
 pub fn array_items(v: Value) -> Option<Vec<Value>> {
+    let v = resolve(v);
     let len = array_len(v)?;
     // SAFETY: tag checked; `len` initialised elements.
     Some(unsafe {
@@ -712,12 +842,12 @@ pub fn alloc_dict(r: Region) -> MemResult<Value> {
 }
 
 pub fn is_dict(v: Value) -> bool {
-    is(v, HeapTag::Dict)
+    obj(v, HeapTag::Dict).is_some()
 }
 
 pub fn dict_count(v: Value) -> Option<usize> {
     // SAFETY: tag checked.
-    is(v, HeapTag::Dict).then(|| unsafe { word_at(v.heap_ptr(), D_COUNT) })
+    obj(v, HeapTag::Dict).map(|p| unsafe { word_at(p, D_COUNT) })
 }
 
 /// Raw view of a dict's storage for this module and transmigration.
@@ -855,14 +985,16 @@ unsafe fn dict_squeeze(p: *mut u8) {
 }
 
 pub fn dict_get(v: Value, key: Value) -> Option<Value> {
-    let x = dict_borrow(v, key)?;
-    // SAFETY: `v` is a live dict (checked above) and `x` an entry's value.
-    unsafe { note_read(v.heap_ptr(), x) };
+    let p = obj(v, HeapTag::Dict)?;
+    let x = dict_borrow(Value::from_heap(p), key)?;
+    // SAFETY: `p` is a live dict (checked above) and `x` an entry's value.
+    unsafe { note_read(p, x) };
     Some(x)
 }
 
 /// `dict-set!`: insert or replace. `Ok(false)` if `v` is not a dict.
 pub fn dict_set(v: Value, key: Value, val: Value) -> MemResult<bool> {
+    let v = resolve(v);
     if !is(v, HeapTag::Dict) {
         return Ok(false);
     }
@@ -912,6 +1044,7 @@ pub fn dict_set(v: Value, key: Value, val: Value) -> MemResult<bool> {
 
 /// `dict-remove!`: `true` if the key was present.
 pub fn dict_remove(v: Value, key: Value) -> bool {
+    let v = resolve(v);
     if !is(v, HeapTag::Dict) {
         return false;
     }
@@ -933,6 +1066,7 @@ pub fn dict_remove(v: Value, key: Value) -> bool {
 
 /// Live entries in insertion order.
 pub fn dict_entries(v: Value) -> Option<Vec<(Value, Value)>> {
+    let v = resolve(v);
     let out = dict_entries_unpinned(v)?;
     for &(k, x) in &out {
         // SAFETY: `v` is a live dict (checked above); these are its slots.
@@ -947,6 +1081,7 @@ pub fn dict_entries(v: Value) -> Option<Vec<(Value, Value)>> {
 /// `dict_entries` for a reader that hands none of them out (structural
 /// equality and hashing): no pin.
 pub(crate) fn dict_entries_unpinned(v: Value) -> Option<Vec<(Value, Value)>> {
+    let v = resolve(v);
     if !is(v, HeapTag::Dict) {
         return None;
     }

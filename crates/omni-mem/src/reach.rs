@@ -27,6 +27,8 @@ pub fn reachable_bytes(roots: &[Value], region: Region) -> usize {
     let mut stack: Vec<Value> = roots.to_vec();
     let mut bytes = 0;
     while let Some(v) = stack.pop() {
+        // A moved original stands for its copy (transmigrate.rs).
+        let v = crate::obj::peek_resolved(v);
         if !v.is_heap() {
             continue;
         }

@@ -129,7 +129,7 @@ pub(crate) struct RegionBlock {
     /// to one sets this, and retiring a dirty control block resets them
     /// (`reset_cold`), so a block recycled from the header pool needs
     /// only its hot fields written (`new_block_in`).
-    dirty: bool,
+    pub(crate) dirty: bool,
     owner: u64,
     bytes_closed: usize,
     /// Bytes already folded into the thread's `live_bytes`.
@@ -157,6 +157,12 @@ pub(crate) struct RegionBlock {
     /// made replaced a value that lived in it (slots.rs).
     pub(crate) slot_stores: u64,
     pub(crate) slot_overwrites: u64,
+    /// For a slot region: how many live regions hold moves into it
+    /// (moves.rs), which its compaction must re-point.
+    pub(crate) move_pins: u32,
+    /// This region holds moves into slot regions (moves.rs), forgotten
+    /// when it is freed and handed on when it is merged.
+    pub(crate) pins_slots: bool,
     prev_live: *mut RegionBlock,
     next_live: *mut RegionBlock,
 }
@@ -1034,6 +1040,7 @@ unsafe fn debug_assert_recycled(b: *mut RegionBlock, owner: u64) {
         debug_assert!((*b).parent.is_null() && (*b).slot_head.is_null());
         debug_assert!((*b).slot_next.is_null() && !(*b).pinned && (*b).compact_at == 0);
         debug_assert!((*b).slot_stores == 0 && (*b).slot_overwrites == 0);
+        debug_assert!((*b).move_pins == 0 && !(*b).pins_slots);
     }
     let _ = (b, owner);
 }
@@ -1068,6 +1075,8 @@ unsafe fn reset_cold(b: *mut RegionBlock) {
         addr_of_mut!((*b).compact_at).write(0);
         addr_of_mut!((*b).slot_stores).write(0);
         addr_of_mut!((*b).slot_overwrites).write(0);
+        addr_of_mut!((*b).move_pins).write(0);
+        addr_of_mut!((*b).pins_slots).write(false);
         addr_of_mut!((*b).dirty).write(false);
     }
 }
@@ -1271,8 +1280,13 @@ unsafe fn free_region(b: *mut RegionBlock) {
     // Owning one makes a block dirty, and `dirty` shares a cache line with
     // the liveness fields just read, so a clean block costs no extra line.
     unsafe {
-        if (*b).dirty && !(*b).slot_head.is_null() {
-            free_slot_regions(b);
+        if (*b).dirty {
+            if !(*b).slot_head.is_null() {
+                free_slot_regions(b);
+            }
+            if (*b).pins_slots || (*b).move_pins > 0 {
+                crate::moves::region_freed(b);
+            }
         }
     }
     // One thread-local access for the whole free (hot: every scope exit).
@@ -1756,6 +1770,9 @@ pub fn merge(young: Region, old: Region) -> Result<(), MergeRefusal> {
         (*y).forward = o;
         if !(*y).slot_head.is_null() {
             adopt_slot_regions(y, o);
+        }
+        if (*y).pins_slots {
+            crate::moves::region_merged(y, o);
         }
         unlink_live(y);
         clamp_end(o);

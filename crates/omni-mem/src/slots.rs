@@ -170,6 +170,18 @@ unsafe fn admit_slot_slow(
 ) -> MemResult<Value> {
     // SAFETY: per `admit_slot`'s contract.
     unsafe {
+        // A moved original stands for its copy (transmigrate.rs): the
+        // copy is stored if it may be as it is, else repaired.
+        let w = crate::obj::resolve(v);
+        let (v, rv) = if w == v {
+            (v, rv)
+        } else {
+            let rw = block_of_ptr(w.heap_ptr());
+            if rw == o || (*rw).rank < (*o).admit_rank {
+                return Ok(w);
+            }
+            (w, rw)
+        };
         if slot_region_dies_with(rv, o) {
             // Built straight in a slot region of `o` (`store_region`), or
             // in another (pinned) slot region that dies with `o`.
@@ -236,6 +248,7 @@ unsafe fn current_slot_region(
 /// uses this only for values made by primitives alone, with no call and
 /// no store (`Target::SlotsOf`).
 pub fn store_region(container: Value) -> Option<Region> {
+    let container = crate::obj::resolve(container);
     if !container.is_heap() {
         return None;
     }
@@ -357,21 +370,33 @@ unsafe fn count_overwrite(field: *mut *mut RegionBlock, replaced: Value) -> Opti
 #[cold]
 unsafe fn compact(p: *mut u8, field: *mut *mut RegionBlock, c: *mut RegionBlock) -> MemResult<()> {
     // SAFETY: per the contract. By the module invariant nothing but `p`'s
-    // slots (and `c` itself) points into `c`, so once they are rewritten to
-    // the copies, `c` is unreachable and may be freed.
+    // slots, the moves remembered into `c` (moves.rs) and `c` itself points
+    // into `c`, so once they are rewritten to the copies, `c` is
+    // unreachable and may be freed.
     unsafe {
         let mut slots = Vec::new();
         for_each_container_slot(p, |s| slots.push(s));
         let mut roots: Vec<Value> = slots.iter().map(|&s| s.read()).collect();
+        // A remembered original's copy is kept: the original may still be
+        // read, through its move.
+        let moved = crate::moves::take_into(c);
+        roots.extend(moved.iter().map(|m| moved_copy(m.original)));
         let n = slot_region_new((*c).parent);
         if let Err(e) = transmigrate_all(&mut roots, n, Domain::Region(c)) {
             // Nothing points into the partial copy: drop it, keep `c`.
+            crate::moves::remember(c, &moved);
             slot_region_drop(n);
             return Err(e);
         }
         for (&s, &v) in slots.iter().zip(&roots) {
             s.write(v);
         }
+        for (m, &v) in moved.iter().zip(&roots[slots.len()..]) {
+            m.original
+                .cast::<*mut u8>()
+                .write(v.heap_ptr().map_addr(|a| a | 1));
+        }
+        crate::moves::compacted(c, n, moved);
         let (before, after) = (bytes_allocated(c), bytes_allocated(n));
         (*n).compact_at = COMPACT_MIN_BYTES.max(after.saturating_mul(2));
         *field = n;
@@ -381,6 +406,35 @@ unsafe fn compact(p: *mut u8, field: *mut *mut RegionBlock, c: *mut RegionBlock)
             s.slot_bytes_reclaimed += before.saturating_sub(after);
         });
         Ok(())
+    }
+}
+
+/// The copy a moved original's header names (one step: a compaction
+/// follows the rest).
+///
+/// # Safety
+/// `original` is a live moved object.
+unsafe fn moved_copy(original: *mut u8) -> Value {
+    // SAFETY: per the contract; the header is read whole as a pointer, so
+    // the move keeps its provenance.
+    unsafe { Value::from_heap(original.cast::<*mut u8>().read().map_addr(|a| a & !1)) }
+}
+
+/// A move (transmigrate.rs) was followed to `p`, which the program may now
+/// hold without having read it out of a container: if `p` lies in a slot
+/// region, pin that region, as `note_read` does for a read.
+///
+/// # Safety
+/// `p` is a live object of this thread.
+#[cold]
+pub(crate) unsafe fn note_moved_to(p: *mut u8) {
+    // SAFETY: per the contract.
+    unsafe {
+        let c = block_of_ptr(p);
+        if !(*c).parent.is_null() && !(*c).pinned {
+            (*c).pinned = true;
+            with_stats(|s| s.slot_regions_pinned += 1);
+        }
     }
 }
 

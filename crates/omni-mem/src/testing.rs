@@ -43,3 +43,14 @@ pub fn list_ints(mut v: crate::Value) -> Vec<i64> {
     assert_eq!(v, crate::Value::EMPTY, "a proper list");
     out
 }
+
+/// A seeded xorshift generator for randomised tests: each call gives a
+/// number below its argument.
+pub fn xorshift(mut seed: u64) -> impl FnMut(u64) -> u64 {
+    move |n: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % n
+    }
+}

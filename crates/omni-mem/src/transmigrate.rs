@@ -17,6 +17,22 @@
 //!
 //!   One source object maps to exactly one copy, so sharing and cycles
 //!   are preserved.
+//! * Moves: a repair into an older region (`Domain::YoungerThan`, the
+//!   barrier's and the boundaries' copies) leaves every source object it
+//!   copies *moved*: its header keeps its copy's address with bit 0 set,
+//!   for good (no pair marks, no restore). The copy is then the object:
+//!   every accessor follows the move (`obj::resolve`), `eq?` compares
+//!   what both sides resolve to, and a later repair of the original takes
+//!   the copy instead of copying again. So a mutable object that escapes
+//!   twice, or is mutated after it escaped, stays one object. A move
+//!   points from a younger region into an older one, the direction every
+//!   region may point in. Copies into a slot region (which compaction may
+//!   free before the source dies), into a message region (another
+//!   thread's) and between two given regions (`transmigrate`, whose
+//!   destination may die first) leave no moves.
+//!   A forwarding address met while copying names either this session's
+//!   copy (in the destination: kept) or an earlier move's (followed, and
+//!   decided again: the copy may itself lie in the domain).
 //! * External-root rule: a pointer to an object outside the domain is kept
 //!   as is and never followed.
 //! * One edge decision: external -> kept, forwarded -> the forwarding
@@ -27,10 +43,11 @@
 
 use crate::error::MemResult;
 use crate::meta::meta_of;
+use crate::moves::Remembered;
 use crate::obj::{field, header_tag, make_header, HeapTag, HDR};
 use crate::region::{
-    alloc_raw, block_of_ptr, owned_by, bump_window, note_transmigrated, segment_addr, set_bump_cur,
-    with_stats, Region, RegionBlock,
+    alloc_raw, block_of_ptr, owned_by, bump_window, note_transmigrated, segment_addr,
+    set_bump_cur, with_stats, Region, RegionBlock,
 };
 use crate::trace::TraceKind;
 use crate::value::Value;
@@ -49,7 +66,8 @@ pub(crate) enum Domain {
     AllBut,
 }
 
-struct Transmigration {
+#[repr(C)]
+struct Transmigration<const MOVES: bool> {
     dst: *mut RegionBlock,
     domain: Domain,
     /// Copies whose slots still hold source values.
@@ -75,6 +93,12 @@ struct Transmigration {
     /// runs. 0 is no segment's address.)
     memo_in_seg: usize,
     memo_out_seg: usize,
+    /// Source objects moved: put back only if the session fails, since
+    /// its copies are then unfinished.
+    moves: Vec<*mut u8>,
+    /// When `dst` is a slot region: the moves made into it, with their
+    /// originals' regions, remembered for its compaction (moves.rs).
+    into_slots: Vec<Remembered>,
 }
 
 const FORWARDED: usize = 1;
@@ -103,7 +127,11 @@ fn next_mark_lo() -> u32 {
     PAIR_TAG as u32 | e << 8
 }
 
-impl Transmigration {
+/// `MOVES`: the session leaves moves (see the module doc) instead of
+/// restored forwardings and pair marks, except in message regions
+/// (`movable`). A parameter, so that sessions between two given regions
+/// run the kernel without a test for it.
+impl<const MOVES: bool> Transmigration<MOVES> {
     #[inline]
     unsafe fn in_domain(&mut self, p: *mut u8) -> bool {
         let seg = segment_addr(p);
@@ -128,6 +156,61 @@ impl Transmigration {
             self.memo_out_seg = seg;
         }
         inside
+    }
+
+    /// Whether source object `p` may be left moved: it is not in a message
+    /// region, which may travel to another thread whole and must then
+    /// point nowhere outside itself. A move into a slot region is
+    /// remembered for its compaction (moves.rs).
+    ///
+    /// # Safety
+    /// `p` is a live object.
+    #[inline]
+    unsafe fn movable(&mut self, p: *mut u8) -> bool {
+        // SAFETY: per the contract; `dst` is live.
+        unsafe {
+            let from = block_of_ptr(p);
+            if (*from).closed {
+                return false;
+            }
+            if !(*self.dst).parent.is_null() {
+                self.into_slots.push(Remembered { original: p, from });
+            }
+            true
+        }
+    }
+
+    /// The new value of an edge to an object forwarded to `copy`: this
+    /// session's copy (in dst, out of the domain), or an earlier move's,
+    /// which is decided again (it may itself lie in the domain).
+    #[inline(never)]
+    unsafe fn forwarded_edge(&mut self, copy: *mut u8) -> MemResult<Value> {
+        // SAFETY: `copy` is a live object (a copy outlives what moved to it).
+        unsafe {
+            if self.in_domain(copy) {
+                return self.forward(Value::from_heap(copy));
+            }
+            self.moved_target(copy);
+            Ok(Value::from_heap(copy))
+        }
+    }
+
+    /// A forwarding was followed to `p`, out of the domain, for an edge of
+    /// a copy: unless `p` is this session's copy, it is an earlier move's,
+    /// which may lie in a slot region that the edge now points into
+    /// without a read: pin it (`slots::note_moved_to`).
+    ///
+    /// # Safety
+    /// `p` is a live object.
+    #[cold]
+    #[inline(never)]
+    unsafe fn moved_target(&self, p: *mut u8) {
+        // SAFETY: per the contract.
+        unsafe {
+            if block_of_ptr(p) != self.dst {
+                crate::slots::note_moved_to(p);
+            }
+        }
     }
 
     /// The copy of `p` made by this transmigration, if any.
@@ -163,6 +246,11 @@ impl Transmigration {
     /// Record `copy` as source pair `p`'s copy.
     #[inline(always)]
     unsafe fn mark_pair(&mut self, p: *mut u8, copy: *mut u8) {
+        if MOVES {
+            // SAFETY: per this function's contract.
+            unsafe { self.move_pair(p, copy) };
+            return;
+        }
         let i = self.pairs.len();
         // The index limit is checked only when the table must grow.
         if i >= self.pairs_room && !self.grow_pairs() {
@@ -183,6 +271,16 @@ impl Transmigration {
         }
     }
 
+    /// `mark_pair` in a session that leaves moves (out of line: the
+    /// kernel's loop stays small for the sessions that copy lists and
+    /// trees between two given regions).
+    #[inline(never)]
+    unsafe fn move_pair(&mut self, p: *mut u8, copy: *mut u8) {
+        self.bytes += PAIR_BYTES as u64;
+        // SAFETY: `p` is a live source pair whose contents `copy` carries.
+        unsafe { self.set_forward(p, copy) };
+    }
+
     /// Make room for one more pair-table entry; false once the table
     /// holds `MAX_PAIR_MARKS` entries.
     #[cold]
@@ -197,15 +295,23 @@ impl Transmigration {
         true
     }
 
+    /// Forward `src` to `copy`: for this session (put back by `restore`),
+    /// or for good (a move) when this session leaves moves, `src` is
+    /// movable and the session succeeds.
     #[inline]
     unsafe fn set_forward(&mut self, src: *mut u8, copy: *mut u8) {
         // SAFETY: `src` is a live object whose original header is now in
-        // `copy`; the restore log puts it back.
+        // `copy`; the restore log puts it back, or, for a move, every
+        // reader follows it (`obj::resolve`).
         unsafe {
             src.cast::<*mut u8>()
-                .write(copy.map_addr(|a| a | FORWARDED))
-        };
-        self.log.push(src);
+                .write(copy.map_addr(|a| a | FORWARDED));
+            if MOVES && self.movable(src) {
+                self.moves.push(src);
+            } else {
+                self.log.push(src);
+            }
+        }
     }
 
     /// The choke point: the new value for an edge that held `v`.
@@ -221,7 +327,7 @@ impl Transmigration {
                 return Ok(v); // external root: never rewritten
             }
             if let Some(copy) = self.forwarded(p) {
-                return Ok(Value::from_heap(copy));
+                return self.forwarded_edge(copy);
             }
             let hdr = p.cast::<u64>().read();
             let copy = if header_tag(hdr) == HeapTag::Pair as u8 {
@@ -304,14 +410,32 @@ impl Transmigration {
             let mut next = field(copy, 1).read();
             let dst = self.dst;
             let (mut cur, mut end) = bump_window(dst);
+            // The car's new value from a call that may allocate: the bump
+            // window is handed back around it; on an error the copy's cdr
+            // gets its source value and the loop ends.
+            macro_rules! car_edge {
+                ($edge:expr) => {{
+                    set_bump_cur(dst, cur);
+                    let r = $edge;
+                    (cur, end) = bump_window(dst);
+                    match r {
+                        Ok(v) => field(copy, 0).write(v),
+                        Err(e) => {
+                            field(copy, 1).write(next);
+                            break Err(e);
+                        }
+                    }
+                }};
+            }
             loop {
                 if car.is_heap() {
                     let cp = car.heap_ptr();
                     if self.in_domain(cp) {
                         let w = cp.cast::<*mut u8>().read();
                         if w.addr() & FORWARDED != 0 {
-                            let c = w.map_addr(|a| a & !FORWARDED);
-                            field(copy, 0).write(Value::from_heap(c));
+                            // This session's copy, or an earlier move's
+                            // (`forwarded_edge` decides it again).
+                            car_edge!(self.forwarded_edge(w.map_addr(|a| a & !FORWARDED)));
                         } else if let Some(c) = self.pair_forwarded(cp, w.addr()) {
                             field(copy, 0).write(Value::from_heap(c));
                         } else if w.addr() & 0xff == PAIR_TAG
@@ -334,16 +458,7 @@ impl Transmigration {
                             }
                             field(copy, 0).write(Value::from_heap(c));
                         } else {
-                            set_bump_cur(dst, cur);
-                            let r = self.forward(car);
-                            (cur, end) = bump_window(dst);
-                            match r {
-                                Ok(v) => field(copy, 0).write(v),
-                                Err(e) => {
-                                    field(copy, 1).write(next);
-                                    break Err(e);
-                                }
-                            }
+                            car_edge!(self.forward(car));
                         }
                     }
                 }
@@ -404,9 +519,9 @@ impl Transmigration {
         }
     }
 
-    /// Put every forwarded source header back (pair marks stay).
-    unsafe fn restore(&mut self) {
-        for &src in &self.log {
+    /// Put every forwarded source header of `log` back (pair marks stay).
+    unsafe fn restore(log: &[*mut u8]) {
+        for &src in log {
             // SAFETY: each logged object's header holds its copy's address;
             // the copy carries the original header word.
             unsafe {
@@ -478,8 +593,29 @@ pub(crate) unsafe fn transmigrate_all(
     dst: *mut RegionBlock,
     domain: Domain,
 ) -> MemResult<()> {
+    // SAFETY: dst is live (contract).
+    let moves = matches!(domain, Domain::YoungerThan(_)) && unsafe { !(*dst).closed };
+    // SAFETY: forwarded contract.
+    unsafe {
+        if moves {
+            session::<true>(roots, dst, domain)
+        } else {
+            session::<false>(roots, dst, domain)
+        }
+    }
+}
+
+/// One transmigration session, leaving moves or not.
+///
+/// # Safety
+/// As `transmigrate_all`.
+unsafe fn session<const MOVES: bool>(
+    roots: &mut [Value],
+    dst: *mut RegionBlock,
+    domain: Domain,
+) -> MemResult<()> {
     let spare = SPARE.take().unwrap_or_default();
-    let mut t = Transmigration {
+    let mut t = Transmigration::<MOVES> {
         dst,
         domain,
         stack: spare.stack,
@@ -490,14 +626,25 @@ pub(crate) unsafe fn transmigrate_all(
         bytes: 0,
         memo_in_seg: 0,
         memo_out_seg: 0,
+        moves: spare.moves,
+        into_slots: Vec::new(),
     };
     // SAFETY: per the contract; `restore` runs whatever `run` returned.
     let result = unsafe { t.run_all(roots) };
-    // SAFETY: as above.
-    unsafe { t.restore() };
-    let objects = t.log.len() as u64 + t.pairs.len() as u64;
+    // SAFETY: as above. A failed session's copies are unfinished: its
+    // moves are put back too.
+    unsafe {
+        Transmigration::<MOVES>::restore(&t.log);
+        if result.is_err() {
+            Transmigration::<MOVES>::restore(&t.moves);
+        } else if !t.into_slots.is_empty() {
+            crate::moves::remember(dst, &t.into_slots);
+        }
+    }
+    let objects = t.log.len() as u64 + t.pairs.len() as u64 + t.moves.len() as u64;
     t.bytes += t.pairs.len() as u64 * PAIR_BYTES as u64;
-    let side = (t.log.capacity() + t.stack.capacity()) * std::mem::size_of::<*mut u8>()
+    let side = (t.log.capacity() + t.stack.capacity() + t.moves.capacity())
+        * std::mem::size_of::<*mut u8>()
         + t.pairs.capacity() * std::mem::size_of::<(*mut u8, *mut u8)>();
     // SAFETY: dst is live.
     unsafe { note_transmigrated(dst, objects, t.bytes) };
@@ -520,10 +667,12 @@ pub(crate) unsafe fn transmigrate_all(
             stack: t.stack,
             log: t.log,
             pairs: t.pairs,
+            moves: t.moves,
         };
         spare.stack.clear();
         spare.log.clear();
         spare.pairs.clear();
+        spare.moves.clear();
         SPARE.set(Some(spare));
     }
     result
@@ -539,6 +688,7 @@ struct SideBuffers {
     stack: Vec<*mut u8>,
     log: Vec<*mut u8>,
     pairs: Vec<(*mut u8, *mut u8)>,
+    moves: Vec<*mut u8>,
 }
 
 const SPARE_MAX_BYTES: usize = 64 * 1024;

@@ -230,10 +230,13 @@ impl Value {
         self != Value::FALSE && self != Value::NOTHING
     }
 
-    /// Identity comparison (`eq?`).
+    /// Identity comparison (`eq?`): the same word, or two words that name
+    /// one object, one of them (or both) a moved original
+    /// (`obj::resolve`).
     #[inline]
     pub fn is(self, other: Value) -> bool {
         self.0 == other.0
+            || (self.is_heap() && other.is_heap() && crate::obj::same_object_moved(self, other))
     }
 }
 

@@ -4,7 +4,7 @@
 //! out, moved by merge, copied out by transmigration, and freed with its
 //! owner. Every test ends with nothing live.
 
-use omni_mem::testing::{assert_no_live_regions, int_list, leak_checked, list_ints};
+use omni_mem::testing::{assert_no_live_regions, int_list, leak_checked, list_ints, xorshift};
 use omni_mem::*;
 
 fn int(n: i64) -> Value {
@@ -416,13 +416,7 @@ fn nested_slot_regions_are_freed_without_recursion() {
 fn random_stores_reads_and_pushes_agree_with_a_model() {
     leak_checked(|| {
         let steps = if cfg!(miri) { 400 } else { 20_000 };
-        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = move |n: u64| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed % n
-        };
+        let mut next = xorshift(0x9E37_79B9_7F4A_7C15);
         let old = region_create();
         let arr = alloc_array(old, 8, Value::NOTHING).unwrap();
         let d = alloc_dict(old).unwrap();
