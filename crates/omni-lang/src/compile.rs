@@ -648,8 +648,10 @@ impl<'s> Compiler<'s> {
                 // region: one that leaves nothing behind (a procedure, a
                 // constructor of such values) costs no copy there, and a
                 // computation that may store could keep a part of the
-                // value elsewhere (`(define cell (make-and-register))`),
-                // which a copy would split from the defined one.
+                // value elsewhere (`(define cell (make-and-register))`):
+                // a copy would stay one object with it only through a move,
+                // which every later read would follow (and which may pin
+                // a slot region), so it is built where it lives.
                 let c =
                     if !self.leaves_nothing(value) && self.stores_nothing(value, &mut Vec::new()) {
                         Ctx::Local

@@ -51,8 +51,8 @@ pub struct ProcSummary {
     /// Whether a call stores nothing anywhere (no `set!` of a global, no
     /// store primitive, no call of anything not known to store nothing):
     /// what it makes is then only in its result, so the result may be
-    /// built anywhere and copied without splitting an object that
-    /// something else also holds.
+    /// built anywhere and copied, leaving no move that something else
+    /// would read through.
     pub stores_nothing: bool,
 }
 

@@ -274,6 +274,20 @@ pub fn kind(v: Value) -> Kind {
     }
 }
 
+/// `number?`: a fixnum, a flonum, or a boxed integer or float (what
+/// `kind` says, without its whole dispatch).
+#[inline]
+pub fn is_number(v: Value) -> bool {
+    if v.is_fixnum() || v.as_flonum().is_some() {
+        return true;
+    }
+    match tag_of(v) {
+        Some(t) => matches!(t, HeapTag::Int | HeapTag::Float),
+        None if v.is_heap() => matches!(kind_moved(v), Kind::Int | Kind::Float),
+        None => false,
+    }
+}
+
 /// `kind` of a heap object with no tag: a moved original is of its
 /// copy's kind.
 #[cold]

@@ -42,6 +42,12 @@ fn a_repaired_value_is_moved_and_reads_and_writes_as_its_copy() {
     // Structural equality and hashing agree with identity.
     assert!(equal(l, copy) && eqv(l, copy));
     assert_eq!(hash_value(l), hash_value(copy));
+    // Kinds too (a float out of the immediate range is a heap object).
+    let f = alloc_float(young, 1e300).unwrap();
+    let (f_copy, _) = admit_into(old, f).unwrap();
+    assert_ne!(f, f_copy);
+    assert!(is_number(f) && kind(f) == Kind::Float && float_value(f) == Some(1e300));
+    assert!(!is_number(l));
     region_exit(young);
     assert_eq!(
         box_get(b_copy),

@@ -676,12 +676,11 @@ fn unary_fast_path(op: Prim, x: Value) -> Option<Value> {
         Prim::Not => Some(Value::bool(!x.is_truthy())),
         Prim::IsZero => x.as_fixnum().map(|n| Value::bool(n == 0)),
         Prim::IsSymbol => Some(Value::bool(x.as_symbol().is_some())),
-        Prim::IsNumber if x.is_fixnum() => Some(Value::TRUE),
+        Prim::IsNumber => Some(Value::bool(omni_mem::is_number(x))),
         Prim::IsInteger if x.is_fixnum() => Some(Value::TRUE),
         // The other type tests, answered by the primitives' own
         // `kind_test` (`integer?` of a float is left to the primitive).
-        Prim::IsNumber
-        | Prim::IsString
+        Prim::IsString
         | Prim::IsFloat
         | Prim::IsChar
         | Prim::IsProcedure
