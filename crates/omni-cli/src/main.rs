@@ -83,6 +83,9 @@ struct RunFlags {
     /// All regions together may hold at most BYTES of segments.
     #[arg(long = "max-heap", value_name = "BYTES")]
     max_heap: Option<usize>,
+    /// At most N nested non-tail calls (default 1,000,000; 100,000 in debug builds).
+    #[arg(long = "max-depth", value_name = "N")]
+    max_depth: Option<usize>,
 }
 
 struct Opts {
@@ -94,6 +97,7 @@ struct Opts {
     plot: Option<String>,
     region_quota: Option<usize>,
     max_heap: Option<usize>,
+    max_depth: Option<usize>,
 }
 
 /// The command line as the rest of `main` uses it.
@@ -118,6 +122,7 @@ fn opts(cli: Cli) -> Opts {
         plot: f.plot,
         region_quota: f.region_quota,
         max_heap: f.max_heap,
+        max_depth: f.max_depth,
     }
 }
 
@@ -363,6 +368,7 @@ fn run_cmd(opts: Opts, file: String, src: String) -> ExitCode {
             omni_mem::set_heap_limit(opts.max_heap);
             let limits = omni_lang::Limits {
                 region_quota: opts.region_quota,
+                max_depth: opts.max_depth.unwrap_or(omni_lang::MAX_DEPTH),
                 ..omni_lang::Limits::default()
             };
             let report = omni_lang::run_source_report(&src, out, opts.args.clone(), limits);

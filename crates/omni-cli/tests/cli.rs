@@ -556,6 +556,33 @@ fn calls_that_fill_the_stack_end_in_the_stack_overflow_error() {
     );
 }
 
+/// `--max-depth N` sets the limit on nested calls, lower or higher than
+/// the default.
+#[test]
+fn max_depth_sets_the_limit_on_nested_calls() {
+    let deep = |n: usize, limit: &str| {
+        let program = format!(
+            "(define (count n) (if (= n 0) 0 (+ 1 (count (- n 1))))) (println (count {n}))"
+        );
+        omni(&["-e", &program, "--max-depth", limit], None)
+    };
+    let o = deep(40, "50");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "40\n");
+    let o = deep(60, "50");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o.stderr).contains("stack overflow: more than 50 nested calls"),
+        "{}",
+        text(&o.stderr)
+    );
+    // Above the default (100,000 calls in this debug build, whose frames
+    // take about 9 KiB each: hence just above).
+    let o = deep(100_100, "100200");
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), "100100\n");
+}
+
 /// The README's retention example, as the README shows it.
 #[test]
 fn the_retention_example_names_its_site() {

@@ -512,13 +512,13 @@ pub(crate) fn stack_here() -> usize {
     std::ptr::addr_of!(marker).addr()
 }
 
-/// `limit` nested calls, or fewer if this thread's stack is smaller than
-/// `VM_STACK_BYTES`: the same stack per call as `MAX_DEPTH` calls in
-/// `VM_STACK_BYTES`.
+/// `limit` nested calls, or proportionally fewer if this thread's stack is
+/// smaller than `VM_STACK_BYTES` (the same stack per call). A limit more
+/// calls than the stack holds ends in the stack guard's error instead.
 pub fn depth_cap(limit: usize) -> usize {
-    let granted = STACK_GRANTED.get() as u128;
-    let cap = granted * MAX_DEPTH as u128 / VM_STACK_BYTES as u128;
-    limit.min(usize::try_from(cap).unwrap_or(usize::MAX))
+    let granted = STACK_GRANTED.get().min(VM_STACK_BYTES) as u128;
+    let cap = limit as u128 * granted / VM_STACK_BYTES as u128;
+    usize::try_from(cap).unwrap_or(usize::MAX)
 }
 
 /// Start a thread named `name` for a VM, with the largest stack of
