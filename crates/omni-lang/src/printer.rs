@@ -121,6 +121,9 @@ fn print_rec(
     path: &mut HashSet<Value>,
     limit: usize,
 ) {
+    // A moved original prints as its copy, and a cycle through either is
+    // found on the copy (omni_mem::resolve).
+    let v = omni_mem::resolve(v);
     let k = kind(v);
     let compound = matches!(k, Kind::Pair | Kind::Array | Kind::Dict | Kind::Box);
     if compound && !path.insert(v) {
