@@ -14,20 +14,7 @@
 //! pin.
 
 mod common;
-use common::SharedBuf;
-
-use omni_lang::{run_source, VM_STACK_BYTES};
-
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        (self.0 % n as u64) as usize
-    }
-}
+use common::{run_checked, Rng};
 
 /// What the program's global data must print as.
 struct Model {
@@ -232,18 +219,8 @@ fn program(seed: u64, steps: usize) -> (String, String) {
 fn random_stores_and_reads_print_what_the_model_says() {
     for seed in 0..3 {
         let (src, want) = program(seed, 10_000);
-        let (out, compactions, pinned) = std::thread::Builder::new()
-            .stack_size(VM_STACK_BYTES)
-            .spawn(move || {
-                let out = SharedBuf::default();
-                run_source(&src, Box::new(out.clone()), vec![]).expect("program runs");
-                let s = omni_mem::heap_stats();
-                assert_eq!(s.live_bytes, 0);
-                (out.text(), s.slot_compactions, s.slot_regions_pinned)
-            })
-            .unwrap()
-            .join()
-            .unwrap();
+        let (out, stats) = run_checked(src);
+        let (compactions, pinned) = (stats.slot_compactions, stats.slot_regions_pinned);
         assert_eq!(out, want, "seed {seed}");
         assert!(
             compactions > 0 && pinned > 0,
