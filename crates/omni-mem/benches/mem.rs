@@ -201,6 +201,23 @@ fn bench_barrier(c: &mut Criterion) {
         });
         set_merge_threshold(old_t);
     });
+    // The usual shape: each value is made in a young region (an
+    // activation's scratch) that dies right after the store, so nothing
+    // the store moved can be read again. Timed whole: region create and
+    // exit, the list, the store.
+    g.bench_function("repair_list10_from_a_dying_region", |b| {
+        let old_t = set_merge_threshold(usize::MAX);
+        let old = region_create();
+        let cell = alloc_box(old, Value::NOTHING).unwrap();
+        b.iter(|| {
+            let young = region_create();
+            let v = list(young, 10);
+            box_set(black_box(cell), black_box(v)).unwrap();
+            region_exit(young);
+        });
+        region_exit(old);
+        set_merge_threshold(old_t);
+    });
     g.finish();
 }
 

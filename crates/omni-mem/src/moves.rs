@@ -10,19 +10,20 @@
 //!
 //! * compaction keeps the remembered copies (they are roots, like the
 //!   container's slots) and points each original at its copy's new place
-//!   (`slots::compact`);
+//!   (`slots::compact`, then `compacted`);
 //! * a region freed forgets its entries (`region_freed`), so a slot region
 //!   holds entries only for originals that can still be read;
 //! * a region merged hands its entries on (`region_merged`): its originals
 //!   are the elder's objects now.
 //!
-//! The records are per thread (regions have one owner) and are touched
-//! only by copies into slot regions, compactions that find entries, and
-//! the death or merge of a region flagged as holding such moves
-//! (`RegionBlock::pins_slots`): never on a plain region exit.
+//! The records hang off the control blocks (`RegionBlock::moves_in` of a
+//! slot region; `pins_slot`, then `pins_more`, of a region holding
+//! originals), so nothing is looked up by address. They are touched only
+//! by copies into slot regions, compactions that find entries, and the
+//! death or merge of a region that holds such moves: a plain region exit
+//! only tests two fields that share the line it already reads.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
+use std::ptr;
 
 use crate::region::RegionBlock;
 
@@ -33,17 +34,60 @@ pub(crate) struct Remembered {
     pub(crate) from: *mut RegionBlock,
 }
 
-#[derive(Default)]
-struct Records {
-    /// Per slot region (by address): the moves into it.
-    into: HashMap<usize, Vec<Remembered>>,
-    /// Per region holding originals (by address): the slot regions it has
-    /// entries in, each once.
-    from: HashMap<usize, Vec<*mut RegionBlock>>,
+/// Run `f` on each slot region `y` holds moves into.
+///
+/// # Safety
+/// `y` is a live block of this thread; `f` does not change `y`'s pins.
+unsafe fn for_each_pinned(y: *mut RegionBlock, mut f: impl FnMut(*mut RegionBlock)) {
+    // SAFETY: per the contract; `pins_more` is null or a boxed vector.
+    unsafe {
+        if !(*y).pins_slot.is_null() {
+            f((*y).pins_slot);
+        }
+        if let Some(more) = (*y).pins_more.as_ref() {
+            more.iter().for_each(|&s| f(s));
+        }
+    }
 }
 
-thread_local! {
-    static RECORDS: RefCell<Records> = RefCell::new(Records::default());
+/// Record that `y` holds moves into slot region `s` (each pair once).
+///
+/// # Safety
+/// Both are live blocks of this thread.
+unsafe fn pin(y: *mut RegionBlock, s: *mut RegionBlock) {
+    // SAFETY: per the contract; `pins_more` is null or ours to box.
+    unsafe {
+        if (*y).pins_slot == s {
+            return;
+        }
+        (*y).dirty = true;
+        if (*y).pins_slot.is_null() {
+            (*y).pins_slot = s;
+            return;
+        }
+        if (*y).pins_more.is_null() {
+            (*y).pins_more = Box::into_raw(Box::default());
+        }
+        let more = &mut *(*y).pins_more;
+        if !more.contains(&s) {
+            more.push(s);
+        }
+    }
+}
+
+/// Forget every slot region `y` pins.
+///
+/// # Safety
+/// `y` is a block of this thread.
+unsafe fn unpin_all(y: *mut RegionBlock) {
+    // SAFETY: per the contract; `pins_more` came from `Box::into_raw`.
+    unsafe {
+        (*y).pins_slot = ptr::null_mut();
+        if !(*y).pins_more.is_null() {
+            drop(Box::from_raw((*y).pins_more));
+            (*y).pins_more = ptr::null_mut();
+        }
+    }
 }
 
 /// Remember that `moved` (originals, each with its region) now name
@@ -53,58 +97,70 @@ thread_local! {
 /// `s` is a live slot region of this thread; each `from` is a live region
 /// of this thread holding its `original`.
 pub(crate) unsafe fn remember(s: *mut RegionBlock, moved: &[Remembered]) {
-    RECORDS.with(|r| {
-        let mut r = r.borrow_mut();
-        let r = &mut *r;
-        r.into.entry(s.addr()).or_default().extend_from_slice(moved);
+    // SAFETY: per the contract; `moves_in` is null or a boxed vector.
+    unsafe {
+        if (*s).moves_in.is_null() {
+            (*s).moves_in = Box::into_raw(Box::default());
+            (*s).dirty = true;
+        }
+        (*(*s).moves_in).extend_from_slice(moved);
+        // A session's originals usually share one region.
+        let mut last = ptr::null_mut();
         for m in moved {
-            let list = r.from.entry(m.from.addr()).or_default();
-            if !list.contains(&s) {
-                list.push(s);
-                // SAFETY: per the contract.
-                unsafe {
-                    (*s).move_pins += 1;
-                    (*s).dirty = true;
-                    (*m.from).pins_slots = true;
-                    (*m.from).dirty = true;
-                }
+            if m.from != last {
+                last = m.from;
+                pin(m.from, s);
             }
         }
-    });
+    }
 }
 
 /// The moves into slot region `s`, taken out (for its compaction).
-pub(crate) fn take_into(s: *mut RegionBlock) -> Vec<Remembered> {
-    RECORDS.with(|r| r.borrow_mut().into.remove(&s.addr()).unwrap_or_default())
+///
+/// # Safety
+/// `s` is a live slot region of this thread.
+pub(crate) unsafe fn take_into(s: *mut RegionBlock) -> Vec<Remembered> {
+    // SAFETY: per the contract.
+    unsafe {
+        match (*s).moves_in.as_mut() {
+            Some(v) => std::mem::take(v),
+            None => Vec::new(),
+        }
+    }
 }
 
 /// `s` was compacted into `n`: the moves taken from `s` (their originals
-/// now name copies in `n`) are `n`'s.
+/// now name copies in `n`) are `n`'s, and their regions pin `n`.
 ///
 /// # Safety
 /// `s` and `n` are live slot regions of this thread; `s` is about to be
-/// freed.
+/// freed; every `from` is live.
 pub(crate) unsafe fn compacted(s: *mut RegionBlock, n: *mut RegionBlock, moved: Vec<Remembered>) {
-    RECORDS.with(|r| {
-        let mut r = r.borrow_mut();
-        let r = &mut *r;
-        for list in r.from.values_mut() {
-            for x in list.iter_mut() {
-                if *x == s {
+    // SAFETY: per the contract.
+    unsafe {
+        let mut last = ptr::null_mut();
+        for m in &moved {
+            if m.from == last {
+                continue;
+            }
+            last = m.from;
+            let y = m.from;
+            if (*y).pins_slot == s {
+                (*y).pins_slot = n;
+            } else if let Some(more) = (*y).pins_more.as_mut() {
+                for x in more.iter_mut().filter(|x| **x == s) {
                     *x = n;
                 }
             }
         }
         if !moved.is_empty() {
-            r.into.entry(n.addr()).or_default().extend(moved);
+            remember(n, &moved);
         }
-        // SAFETY: per the contract.
-        unsafe {
-            (*n).move_pins += (*s).move_pins;
-            (*n).dirty = true;
-            (*s).move_pins = 0;
+        if !(*s).moves_in.is_null() {
+            drop(Box::from_raw((*s).moves_in));
+            (*s).moves_in = ptr::null_mut();
         }
-    });
+    }
 }
 
 /// `b` is being freed: forget the moves it holds, and (if it is a slot
@@ -113,66 +169,56 @@ pub(crate) unsafe fn compacted(s: *mut RegionBlock, n: *mut RegionBlock, moved: 
 /// the moves into it.
 ///
 /// # Safety
-/// `b` is a block of this thread being freed; every slot region listed
-/// for it is live.
+/// `b` is a block of this thread being freed; every slot region it pins,
+/// and every region holding a move into it, is live.
 #[cold]
 pub(crate) unsafe fn region_freed(b: *mut RegionBlock) {
-    RECORDS.with(|r| {
-        let mut r = r.borrow_mut();
-        let r = &mut *r;
-        // SAFETY: per the contract.
-        unsafe {
-            if (*b).pins_slots {
-                for s in r.from.remove(&b.addr()).unwrap_or_default() {
-                    (*s).move_pins -= 1;
-                    if let Some(list) = r.into.get_mut(&s.addr()) {
-                        list.retain(|m| m.from != b);
-                        if list.is_empty() {
-                            r.into.remove(&s.addr());
+    // SAFETY: per the contract; the vectors came from `Box::into_raw`.
+    unsafe {
+        for_each_pinned(b, |s| {
+            if let Some(list) = (*s).moves_in.as_mut() {
+                list.retain(|m| m.from != b);
+            }
+        });
+        unpin_all(b);
+        if !(*b).moves_in.is_null() {
+            let list = Box::from_raw((*b).moves_in);
+            (*b).moves_in = ptr::null_mut();
+            for m in list.iter() {
+                let y = m.from;
+                if (*y).pins_slot == b {
+                    (*y).pins_slot = ptr::null_mut();
+                    if let Some(more) = (*y).pins_more.as_mut() {
+                        if let Some(first) = more.pop() {
+                            (*y).pins_slot = first;
                         }
                     }
+                } else if let Some(more) = (*y).pins_more.as_mut() {
+                    more.retain(|&x| x != b);
                 }
-                (*b).pins_slots = false;
-            }
-            if (*b).move_pins > 0 {
-                r.into.remove(&b.addr());
-                for list in r.from.values_mut() {
-                    list.retain(|&s| s != b);
-                }
-                (*b).move_pins = 0;
             }
         }
-    });
+    }
 }
 
 /// `y` is being merged into `o`: its originals are `o`'s objects now.
 ///
 /// # Safety
-/// Both are live blocks of this thread.
+/// Both are live blocks of this thread; so is every slot region `y` pins.
 #[cold]
 pub(crate) unsafe fn region_merged(y: *mut RegionBlock, o: *mut RegionBlock) {
-    RECORDS.with(|r| {
-        let mut r = r.borrow_mut();
-        let r = &mut *r;
-        let taken = r.from.remove(&y.addr()).unwrap_or_default();
-        // SAFETY: per the contract; listed slot regions are live.
-        unsafe {
-            (*y).pins_slots = false;
-            for s in taken {
-                if let Some(list) = r.into.get_mut(&s.addr()) {
-                    for m in list.iter_mut().filter(|m| m.from == y) {
-                        m.from = o;
-                    }
-                }
-                let mine = r.from.entry(o.addr()).or_default();
-                if mine.contains(&s) {
-                    (*s).move_pins -= 1;
-                } else {
-                    mine.push(s);
-                    (*o).pins_slots = true;
-                    (*o).dirty = true;
+    // SAFETY: per the contract.
+    unsafe {
+        let mut pinned = Vec::new();
+        for_each_pinned(y, |s| pinned.push(s));
+        for s in pinned {
+            if let Some(list) = (*s).moves_in.as_mut() {
+                for m in list.iter_mut().filter(|m| m.from == y) {
+                    m.from = o;
                 }
             }
+            pin(o, s);
         }
-    });
+        unpin_all(y);
+    }
 }

@@ -157,12 +157,13 @@ pub(crate) struct RegionBlock {
     /// made replaced a value that lived in it (slots.rs).
     pub(crate) slot_stores: u64,
     pub(crate) slot_overwrites: u64,
-    /// For a slot region: how many live regions hold moves into it
-    /// (moves.rs), which its compaction must re-point.
-    pub(crate) move_pins: u32,
-    /// This region holds moves into slot regions (moves.rs), forgotten
-    /// when it is freed and handed on when it is merged.
-    pub(crate) pins_slots: bool,
+    /// For a slot region: the moves into it that its compaction must keep
+    /// and re-point (moves.rs; a `Box`ed vector, or null).
+    pub(crate) moves_in: *mut Vec<crate::moves::Remembered>,
+    /// For a region holding moves into slot regions: the first such slot
+    /// region, and a `Box`ed vector of any others (moves.rs; null: none).
+    pub(crate) pins_slot: *mut RegionBlock,
+    pub(crate) pins_more: *mut Vec<*mut RegionBlock>,
     prev_live: *mut RegionBlock,
     next_live: *mut RegionBlock,
 }
@@ -1040,7 +1041,8 @@ unsafe fn debug_assert_recycled(b: *mut RegionBlock, owner: u64) {
         debug_assert!((*b).parent.is_null() && (*b).slot_head.is_null());
         debug_assert!((*b).slot_next.is_null() && !(*b).pinned && (*b).compact_at == 0);
         debug_assert!((*b).slot_stores == 0 && (*b).slot_overwrites == 0);
-        debug_assert!((*b).move_pins == 0 && !(*b).pins_slots);
+        debug_assert!((*b).moves_in.is_null() && (*b).pins_slot.is_null());
+        debug_assert!((*b).pins_more.is_null());
     }
     let _ = (b, owner);
 }
@@ -1075,8 +1077,9 @@ unsafe fn reset_cold(b: *mut RegionBlock) {
         addr_of_mut!((*b).compact_at).write(0);
         addr_of_mut!((*b).slot_stores).write(0);
         addr_of_mut!((*b).slot_overwrites).write(0);
-        addr_of_mut!((*b).move_pins).write(0);
-        addr_of_mut!((*b).pins_slots).write(false);
+        addr_of_mut!((*b).moves_in).write(ptr::null_mut());
+        addr_of_mut!((*b).pins_slot).write(ptr::null_mut());
+        addr_of_mut!((*b).pins_more).write(ptr::null_mut());
         addr_of_mut!((*b).dirty).write(false);
     }
 }
@@ -1284,7 +1287,7 @@ unsafe fn free_region(b: *mut RegionBlock) {
             if !(*b).slot_head.is_null() {
                 free_slot_regions(b);
             }
-            if (*b).pins_slots || (*b).move_pins > 0 {
+            if !(*b).pins_slot.is_null() || !(*b).moves_in.is_null() {
                 crate::moves::region_freed(b);
             }
         }
@@ -1771,7 +1774,7 @@ pub fn merge(young: Region, old: Region) -> Result<(), MergeRefusal> {
         if !(*y).slot_head.is_null() {
             adopt_slot_regions(y, o);
         }
-        if (*y).pins_slots {
+        if !(*y).pins_slot.is_null() {
             crate::moves::region_merged(y, o);
         }
         unlink_live(y);

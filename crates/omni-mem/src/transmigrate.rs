@@ -271,10 +271,8 @@ impl<const MOVES: bool> Transmigration<MOVES> {
         }
     }
 
-    /// `mark_pair` in a session that leaves moves (out of line: the
-    /// kernel's loop stays small for the sessions that copy lists and
-    /// trees between two given regions).
-    #[inline(never)]
+    /// `mark_pair` in a session that leaves moves.
+    #[inline]
     unsafe fn move_pair(&mut self, p: *mut u8, copy: *mut u8) {
         self.bytes += PAIR_BYTES as u64;
         // SAFETY: `p` is a live source pair whose contents `copy` carries.
@@ -627,7 +625,7 @@ unsafe fn session<const MOVES: bool>(
         memo_in_seg: 0,
         memo_out_seg: 0,
         moves: spare.moves,
-        into_slots: Vec::new(),
+        into_slots: spare.into_slots,
     };
     // SAFETY: per the contract; `restore` runs whatever `run` returned.
     let result = unsafe { t.run_all(roots) };
@@ -645,7 +643,8 @@ unsafe fn session<const MOVES: bool>(
     t.bytes += t.pairs.len() as u64 * PAIR_BYTES as u64;
     let side = (t.log.capacity() + t.stack.capacity() + t.moves.capacity())
         * std::mem::size_of::<*mut u8>()
-        + t.pairs.capacity() * std::mem::size_of::<(*mut u8, *mut u8)>();
+        + t.pairs.capacity() * std::mem::size_of::<(*mut u8, *mut u8)>()
+        + t.into_slots.capacity() * std::mem::size_of::<Remembered>();
     // SAFETY: dst is live.
     unsafe { note_transmigrated(dst, objects, t.bytes) };
     // SAFETY: dst is live.
@@ -668,11 +667,13 @@ unsafe fn session<const MOVES: bool>(
             log: t.log,
             pairs: t.pairs,
             moves: t.moves,
+            into_slots: t.into_slots,
         };
         spare.stack.clear();
         spare.log.clear();
         spare.pairs.clear();
         spare.moves.clear();
+        spare.into_slots.clear();
         SPARE.set(Some(spare));
     }
     result
@@ -689,6 +690,7 @@ struct SideBuffers {
     log: Vec<*mut u8>,
     pairs: Vec<(*mut u8, *mut u8)>,
     moves: Vec<*mut u8>,
+    into_slots: Vec<Remembered>,
 }
 
 const SPARE_MAX_BYTES: usize = 64 * 1024;
