@@ -80,9 +80,20 @@ unsafe fn pin(y: *mut RegionBlock, s: *mut RegionBlock) {
 /// # Safety
 /// `y` is a block of this thread.
 unsafe fn unpin_all(y: *mut RegionBlock) {
-    // SAFETY: per the contract; `pins_more` came from `Box::into_raw`.
+    // SAFETY: per the contract.
     unsafe {
         (*y).pins_slot = ptr::null_mut();
+        unpin_more(y);
+    }
+}
+
+/// Free `y`'s vector of further pinned slot regions, if any.
+///
+/// # Safety
+/// `y` is a block of this thread.
+unsafe fn unpin_more(y: *mut RegionBlock) {
+    // SAFETY: per the contract; `pins_more` came from `Box::into_raw`.
+    unsafe {
         if !(*y).pins_more.is_null() {
             drop(Box::from_raw((*y).pins_more));
             (*y).pins_more = ptr::null_mut();
@@ -188,13 +199,18 @@ pub(crate) unsafe fn region_freed(b: *mut RegionBlock) {
                 let y = m.from;
                 if (*y).pins_slot == b {
                     (*y).pins_slot = ptr::null_mut();
-                    if let Some(more) = (*y).pins_more.as_mut() {
-                        if let Some(first) = more.pop() {
-                            (*y).pins_slot = first;
-                        }
-                    }
                 } else if let Some(more) = (*y).pins_more.as_mut() {
                     more.retain(|&x| x != b);
+                }
+                // Keep the first slot region in `pins_slot`, and no empty
+                // vector (`pin` and `unpin_all` rely on both).
+                if let Some(more) = (*y).pins_more.as_mut() {
+                    if (*y).pins_slot.is_null() {
+                        (*y).pins_slot = more.pop().unwrap_or(ptr::null_mut());
+                    }
+                    if more.is_empty() {
+                        unpin_more(y);
+                    }
                 }
             }
         }

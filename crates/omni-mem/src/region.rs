@@ -1287,7 +1287,7 @@ unsafe fn free_region(b: *mut RegionBlock) {
             if !(*b).slot_head.is_null() {
                 free_slot_regions(b);
             }
-            if !(*b).pins_slot.is_null() || !(*b).moves_in.is_null() {
+            if !(*b).pins_slot.is_null() || !(*b).pins_more.is_null() || !(*b).moves_in.is_null() {
                 crate::moves::region_freed(b);
             }
         }
@@ -1774,7 +1774,7 @@ pub fn merge(young: Region, old: Region) -> Result<(), MergeRefusal> {
         if !(*y).slot_head.is_null() {
             adopt_slot_regions(y, o);
         }
-        if !(*y).pins_slot.is_null() {
+        if !(*y).pins_slot.is_null() || !(*y).pins_more.is_null() {
             crate::moves::region_merged(y, o);
         }
         unlink_live(y);
