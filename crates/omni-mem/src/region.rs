@@ -157,15 +157,16 @@ pub(crate) struct RegionBlock {
     /// made replaced a value that lived in it (slots.rs).
     pub(crate) slot_stores: u64,
     pub(crate) slot_overwrites: u64,
+    prev_live: *mut RegionBlock,
+    next_live: *mut RegionBlock,
     /// For a slot region: the moves into it that its compaction must keep
-    /// and re-point (moves.rs; a `Box`ed vector, or null).
+    /// and re-point (moves.rs; a `Box`ed vector, or null). (These cold
+    /// fields come last, so the live-list links keep their cache line.)
     pub(crate) moves_in: *mut Vec<crate::moves::Remembered>,
     /// For a region holding moves into slot regions: the first such slot
     /// region, and a `Box`ed vector of any others (moves.rs; null: none).
     pub(crate) pins_slot: *mut RegionBlock,
     pub(crate) pins_more: *mut Vec<*mut RegionBlock>,
-    prev_live: *mut RegionBlock,
-    next_live: *mut RegionBlock,
 }
 
 const BLOCK_SIZE: usize = round_up_const(std::mem::size_of::<RegionBlock>(), 16);
