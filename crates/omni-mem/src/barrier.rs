@@ -96,16 +96,9 @@ pub(crate) unsafe fn repair(
 ) -> MemResult<(Value, Repair)> {
     // SAFETY: per `admit`'s contract.
     unsafe {
-        // A moved original stands for its copy: store the copy if it may
-        // be stored as it is (the second escape of a value takes no second
-        // copy), else repair the copy.
-        let w = crate::obj::resolve(v);
-        let (v, rv) = if w == v {
-            (v, rv)
-        } else if admits_as_is(dst, w) {
-            return Ok((w, Repair::None));
-        } else {
-            (w, block_of_ptr(w.heap_ptr()))
+        let (v, rv) = match repair_start(dst, v, rv) {
+            Ok(start) => start,
+            Err(copy) => return Ok((copy, Repair::None)),
         };
         if slot_region_dies_with(rv, dst) {
             // A (pinned) slot region that dies with `dst`: one of `dst`'s,
@@ -127,6 +120,32 @@ pub(crate) unsafe fn repair(
         let copy = transmigrate_into(v, dst, Domain::YoungerThan((*dst).rank))?;
         with_stats(|s| s.repairs_transmigrate += 1);
         Ok((copy, Repair::Transmigrate))
+    }
+}
+
+/// Where a repair into `dst` of `v`, which lies in region `rv`, starts:
+/// a moved original stands for its copy (transmigrate.rs). `Err(copy)`
+/// when that copy may be stored in `dst` as it is (the second escape of a
+/// value takes no second copy); else the value to repair and its region.
+///
+/// # Safety
+/// As `admit`; `rv` is `v`'s region.
+#[inline]
+pub(crate) unsafe fn repair_start(
+    dst: *mut RegionBlock,
+    v: Value,
+    rv: *mut RegionBlock,
+) -> Result<(Value, *mut RegionBlock), Value> {
+    let w = crate::obj::resolve(v);
+    if w == v {
+        return Ok((v, rv));
+    }
+    // SAFETY: per the contract; `w` is a live copy.
+    unsafe {
+        if admits_as_is(dst, w) {
+            return Err(w);
+        }
+        Ok((w, block_of_ptr(w.heap_ptr())))
     }
 }
 

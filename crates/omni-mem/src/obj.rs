@@ -141,65 +141,76 @@ fn is(v: Value, t: HeapTag) -> bool {
 }
 
 /// Header bit 0: the object was moved (transmigrate.rs) and its header
-/// holds its copy's address with this bit set. Real headers are even.
-const MOVED: usize = 1;
+/// holds its copy's address with this bit set. Real headers are even. (A
+/// transmigration's own forwardings use the same bit while it runs.)
+pub(crate) const MOVED: usize = 1;
+
+/// The copy object `p`'s first word names, if that word is a forwarding
+/// (bit 0 set): one step of a chain of moves.
+///
+/// # Safety
+/// `p` is the start of a live object.
+#[inline(always)]
+pub(crate) unsafe fn moved_to(p: *mut u8) -> Option<*mut u8> {
+    // SAFETY: per the contract; the word is read whole as a pointer, so a
+    // forwarding keeps its provenance and a header reads as a
+    // provenance-free word.
+    let w = unsafe { p.cast::<*mut u8>().read() };
+    (w.addr() & MOVED != 0).then(|| w.map_addr(|a| a & !MOVED))
+}
 
 /// The object `v` stands for: `v` itself, or, when `v` is a moved
 /// original, its copy (a copy may have moved on again: the chain is
 /// followed). Immediates are themselves. Every accessor that takes an
 /// object resolves it, so a moved original reads, compares and updates
-/// exactly as its copy does.
+/// exactly as its copy does. The copy may be handed to the program: if it
+/// lies in a slot region, that region is pinned as by a read (slots.rs).
 #[inline(always)]
 pub fn resolve(v: Value) -> Value {
     if v.is_heap() {
-        // SAFETY: a heap value the mutator holds is an object start in a
-        // live region; its first word is a header or a move, read whole as
-        // a pointer so that a move keeps its provenance.
-        let w = unsafe { v.heap_ptr().cast::<*mut u8>().read() };
-        if w.addr() & MOVED != 0 {
-            return resolve_moved(w);
+        // SAFETY: a heap value the mutator holds is a live object.
+        if let Some(c) = unsafe { moved_to(v.heap_ptr()) } {
+            return resolve_moved(c);
         }
     }
     v
 }
 
-/// `resolve` past the first move: `w` is a moved original's first word.
-/// The copy may be handed to the program: if it lies in a slot region,
-/// that region is pinned as by a read (slots.rs).
+/// `resolve` past the first move, to copy `c`.
 #[cold]
 #[inline(never)]
-fn resolve_moved(w: *mut u8) -> Value {
-    let p = follow_moves(w);
+fn resolve_moved(c: *mut u8) -> Value {
+    let p = follow_moves(c);
     // SAFETY: `p` is a live object of this thread.
     unsafe { crate::slots::note_moved_to(p) };
     Value::from_heap(p)
 }
 
-/// The object at the end of the moves starting from first word `w` (odd).
-fn follow_moves(mut w: *mut u8) -> *mut u8 {
-    loop {
-        let p = w.map_addr(|a| a & !MOVED);
-        debug_check_live(p);
-        // SAFETY: a move names a live copy in a region at least as old as
-        // the original's (the region order), so it outlives the original.
-        w = unsafe { p.cast::<*mut u8>().read() };
-        if w.addr() & MOVED == 0 {
-            return p;
-        }
-    }
-}
-
 /// What `v` stands for, as `resolve`, for a look that hands nothing out
 /// (identity, kind, reachability): no slot region is pinned.
+#[inline(always)]
 pub(crate) fn peek_resolved(v: Value) -> Value {
     if v.is_heap() {
-        // SAFETY: as in `resolve`.
-        let w = unsafe { v.heap_ptr().cast::<*mut u8>().read() };
-        if w.addr() & MOVED != 0 {
-            return Value::from_heap(follow_moves(w));
+        // SAFETY: a heap value the mutator holds is a live object.
+        if let Some(c) = unsafe { moved_to(v.heap_ptr()) } {
+            return Value::from_heap(follow_moves(c));
         }
     }
     v
+}
+
+/// The end of a chain of moves that reached copy `p`.
+#[cold]
+fn follow_moves(mut p: *mut u8) -> *mut u8 {
+    loop {
+        debug_check_live(p);
+        // SAFETY: a move names a live copy in a region at least as old as
+        // the original's (the region order), so it outlives the original.
+        match unsafe { moved_to(p) } {
+            Some(c) => p = c,
+            None => return p,
+        }
+    }
 }
 
 /// The object `v` stands for, if it is a `t`: its address. The common
@@ -434,14 +445,10 @@ pub fn alloc_str(r: Region, s: &str) -> MemResult<Value> {
 /// Run `f` on the string's text. Strings are immutable, so the slice is
 /// stable for as long as the region lives.
 pub fn with_str<R>(v: Value, f: impl FnOnce(&str) -> R) -> Option<R> {
-    let v = resolve(v);
-    if !is(v, HeapTag::Str) {
-        return None;
-    }
+    let p = obj(v, HeapTag::Str)?;
     // SAFETY: tag checked; the bytes were copied from a `&str` at creation
     // and are never mutated, so they are valid UTF-8.
     let s = unsafe {
-        let p = v.heap_ptr();
         let len = header_extra(header(p)) as usize;
         std::str::from_utf8_unchecked(std::slice::from_raw_parts(p.add(HDR), len))
     };
@@ -454,10 +461,8 @@ pub fn is_str(v: Value) -> bool {
 
 /// Whether `v` is a string of ASCII characters only (each one byte).
 pub fn str_is_ascii(v: Value) -> bool {
-    let v = resolve(v);
-    // SAFETY: tag checked; a string's header is never forwarded outside a
-    // transmigration.
-    is(v, HeapTag::Str) && unsafe { header(v.heap_ptr()) } & STR_ASCII != 0
+    // SAFETY: tag checked: the header is the string's own.
+    obj(v, HeapTag::Str).is_some_and(|p| unsafe { header(p) } & STR_ASCII != 0)
 }
 
 /// A float: a flonum (an immediate) when it can be one, else a two-word
@@ -618,11 +623,14 @@ pub fn closure_capture(v: Value, i: usize) -> Option<Value> {
 
 /// Patch a captured slot (used to tie `letrec` knots). Through the barrier.
 pub fn closure_set_capture(v: Value, i: usize, x: Value) -> MemResult<bool> {
-    let v = resolve(v);
-    match closure_len(v) {
+    let Some(p) = obj(v, HeapTag::Closure) else {
+        return Ok(false);
+    };
+    // SAFETY: tag checked.
+    match unsafe { header_extra(header(p)) } as usize {
         // SAFETY: tag and bound checked; store goes through the barrier.
-        Some(n) if i < n => unsafe {
-            store(v.heap_ptr(), field(v.heap_ptr(), 1 + i), x)?;
+        n if i < n => unsafe {
+            store(p, field(p, 1 + i), x)?;
             Ok(true)
         },
         _ => Ok(false),
@@ -757,7 +765,6 @@ pub fn dict_borrow(v: Value, key: Value) -> Option<Value> {
 /// `dict-has?`: whether `key` is in dict `v` (`None`: not a dict). Hands
 /// no value out, so it pins nothing.
 pub fn dict_has(v: Value, key: Value) -> Option<bool> {
-    let v = resolve(v);
     is_dict(v).then(|| dict_borrow(v, key).is_some())
 }
 
@@ -781,14 +788,13 @@ pub fn array_set(v: Value, i: usize, x: Value) -> MemResult<bool> {
 
 /// `array-push!`: grows the buffer (in the array's own region) when full.
 pub fn array_push(v: Value, x: Value) -> MemResult<bool> {
-    let v = resolve(v);
-    let Some(len) = array_len(v) else {
+    let Some(p) = obj(v, HeapTag::Array) else {
         return Ok(false);
     };
-    let p = v.heap_ptr();
     // SAFETY: tag checked; the array's region is live; new buffers are
     // allocated in that same region, so the array stays region-closed.
     unsafe {
+        let len = word_at(p, A_LEN);
         let b = block_of_ptr(p);
         let x = admit_slot(p, x)?;
         let cap = word_at(p, A_CAP);
@@ -808,11 +814,10 @@ pub fn array_push(v: Value, x: Value) -> MemResult<bool> {
 
 /// The array's elements, in order.
 pub fn array_items(v: Value) -> Option<Vec<Value>> {
-    let v = resolve(v);
-    let len = array_len(v)?;
+    let p = obj(v, HeapTag::Array)?;
     // SAFETY: tag checked; `len` initialised elements.
     Some(unsafe {
-        let p = v.heap_ptr();
+        let len = word_at(p, A_LEN);
         let items = std::slice::from_raw_parts(data_ptr(p, A_DATA), len).to_vec();
         for &x in &items {
             note_read(p, x);
@@ -1008,11 +1013,9 @@ pub fn dict_get(v: Value, key: Value) -> Option<Value> {
 
 /// `dict-set!`: insert or replace. `Ok(false)` if `v` is not a dict.
 pub fn dict_set(v: Value, key: Value, val: Value) -> MemResult<bool> {
-    let v = resolve(v);
-    if !is(v, HeapTag::Dict) {
+    let Some(p) = obj(v, HeapTag::Dict) else {
         return Ok(false);
-    }
-    let p = v.heap_ptr();
+    };
     let hash = hash_value(key);
     // SAFETY: tag checked; key and value are admitted into the dict's region (or its slot region)
     // before any slot is written, the key only when it is new; storage grows in the dict's region.
@@ -1058,11 +1061,9 @@ pub fn dict_set(v: Value, key: Value, val: Value) -> MemResult<bool> {
 
 /// `dict-remove!`: `true` if the key was present.
 pub fn dict_remove(v: Value, key: Value) -> bool {
-    let v = resolve(v);
-    if !is(v, HeapTag::Dict) {
+    let Some(p) = obj(v, HeapTag::Dict) else {
         return false;
-    }
-    let p = v.heap_ptr();
+    };
     // SAFETY: tag checked; removal stores only immediates.
     unsafe {
         let Some(e) = dict_find(p, key, hash_value(key)) else {
@@ -1080,13 +1081,14 @@ pub fn dict_remove(v: Value, key: Value) -> bool {
 
 /// Live entries in insertion order.
 pub fn dict_entries(v: Value) -> Option<Vec<(Value, Value)>> {
-    let v = resolve(v);
-    let out = dict_entries_unpinned(v)?;
+    let p = obj(v, HeapTag::Dict)?;
+    // SAFETY: tag checked.
+    let out = unsafe { dict_live_entries(p) };
     for &(k, x) in &out {
-        // SAFETY: `v` is a live dict (checked above); these are its slots.
+        // SAFETY: `p` is a live dict; these are its slots.
         unsafe {
-            note_read(v.heap_ptr(), k);
-            note_read(v.heap_ptr(), x);
+            note_read(p, k);
+            note_read(p, x);
         }
     }
     Some(out)
@@ -1095,13 +1097,19 @@ pub fn dict_entries(v: Value) -> Option<Vec<(Value, Value)>> {
 /// `dict_entries` for a reader that hands none of them out (structural
 /// equality and hashing): no pin.
 pub(crate) fn dict_entries_unpinned(v: Value) -> Option<Vec<(Value, Value)>> {
-    let v = resolve(v);
-    if !is(v, HeapTag::Dict) {
-        return None;
-    }
-    // SAFETY: tag checked; `used` entries are initialised.
+    let p = obj(v, HeapTag::Dict)?;
+    // SAFETY: tag checked.
+    Some(unsafe { dict_live_entries(p) })
+}
+
+/// Dict `p`'s live entries in insertion order.
+///
+/// # Safety
+/// `p` is a live dict.
+unsafe fn dict_live_entries(p: *mut u8) -> Vec<(Value, Value)> {
+    // SAFETY: per the contract; `used` entries are initialised.
     unsafe {
-        let d = dict_view(v.heap_ptr());
+        let d = dict_view(p);
         let mut out = Vec::with_capacity(d.used);
         for e in 0..d.used {
             let ent = d.entries.add(e * ENTRY_WORDS);
@@ -1110,7 +1118,7 @@ pub(crate) fn dict_entries_unpinned(v: Value) -> Option<Vec<(Value, Value)>> {
                 out.push((k, ent.add(1).read()));
             }
         }
-        Some(out)
+        out
     }
 }
 

@@ -49,7 +49,7 @@
 //! container's slot-region word holds the count until then
 //! ([`SlotWord`]).
 
-use crate::barrier::repair;
+use crate::barrier::{repair, repair_start};
 use crate::error::MemResult;
 use crate::obj::{for_each_container_slot, slot_region_field};
 use crate::region::{
@@ -170,17 +170,9 @@ unsafe fn admit_slot_slow(
 ) -> MemResult<Value> {
     // SAFETY: per `admit_slot`'s contract.
     unsafe {
-        // A moved original stands for its copy (transmigrate.rs): the
-        // copy is stored if it may be as it is, else repaired.
-        let w = crate::obj::resolve(v);
-        let (v, rv) = if w == v {
-            (v, rv)
-        } else {
-            let rw = block_of_ptr(w.heap_ptr());
-            if rw == o || (*rw).rank < (*o).admit_rank {
-                return Ok(w);
-            }
-            (w, rw)
+        let (v, rv) = match repair_start(o, v, rv) {
+            Ok(start) => start,
+            Err(copy) => return Ok(copy),
         };
         if slot_region_dies_with(rv, o) {
             // Built straight in a slot region of `o` (`store_region`), or
@@ -380,7 +372,13 @@ unsafe fn compact(p: *mut u8, field: *mut *mut RegionBlock, c: *mut RegionBlock)
         // A remembered original's copy is kept: the original may still be
         // read, through its move.
         let moved = crate::moves::take_into(c);
-        roots.extend(moved.iter().map(|m| moved_copy(m.original)));
+        // (One step of each move: the compaction follows the rest. A
+        // remembered original stays moved until its region dies.)
+        roots.extend(moved.iter().map(|m| {
+            let c = crate::obj::moved_to(m.original);
+            debug_assert!(c.is_some(), "a remembered original is moved");
+            Value::from_heap(c.unwrap_or(m.original))
+        }));
         let n = slot_region_new((*c).parent);
         if let Err(e) = transmigrate_all(&mut roots, n, Domain::Region(c)) {
             // Nothing points into the partial copy: drop it, keep `c`.
@@ -394,7 +392,7 @@ unsafe fn compact(p: *mut u8, field: *mut *mut RegionBlock, c: *mut RegionBlock)
         for (m, &v) in moved.iter().zip(&roots[slots.len()..]) {
             m.original
                 .cast::<*mut u8>()
-                .write(v.heap_ptr().map_addr(|a| a | 1));
+                .write(v.heap_ptr().map_addr(|a| a | crate::obj::MOVED));
         }
         crate::moves::compacted(c, n, moved);
         let (before, after) = (bytes_allocated(c), bytes_allocated(n));
@@ -409,17 +407,6 @@ unsafe fn compact(p: *mut u8, field: *mut *mut RegionBlock, c: *mut RegionBlock)
     }
 }
 
-/// The copy a moved original's header names (one step: a compaction
-/// follows the rest).
-///
-/// # Safety
-/// `original` is a live moved object.
-unsafe fn moved_copy(original: *mut u8) -> Value {
-    // SAFETY: per the contract; the header is read whole as a pointer, so
-    // the move keeps its provenance.
-    unsafe { Value::from_heap(original.cast::<*mut u8>().read().map_addr(|a| a & !1)) }
-}
-
 /// A move (transmigrate.rs) was followed to `p`, which the program may now
 /// hold without having read it out of a container: if `p` lies in a slot
 /// region, pin that region, as `note_read` does for a read.
@@ -431,9 +418,8 @@ pub(crate) unsafe fn note_moved_to(p: *mut u8) {
     // SAFETY: per the contract.
     unsafe {
         let c = block_of_ptr(p);
-        if !(*c).parent.is_null() && !(*c).pinned {
-            (*c).pinned = true;
-            with_stats(|s| s.slot_regions_pinned += 1);
+        if !(*c).parent.is_null() {
+            pin(c);
         }
     }
 }
@@ -456,6 +442,19 @@ pub(crate) unsafe fn note_read(p: *mut u8, x: Value) {
             return;
         };
         if !(*c).pinned && block_of_ptr(x.heap_ptr()) == c {
+            pin(c);
+        }
+    }
+}
+
+/// Pin slot region `c` for good (counted once).
+///
+/// # Safety
+/// `c` is a live slot region of this thread.
+unsafe fn pin(c: *mut RegionBlock) {
+    // SAFETY: per the contract.
+    unsafe {
+        if !(*c).pinned {
             (*c).pinned = true;
             with_stats(|s| s.slot_regions_pinned += 1);
         }

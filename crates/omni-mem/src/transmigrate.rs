@@ -101,7 +101,8 @@ struct Transmigration<const MOVES: bool> {
     into_slots: Vec<Remembered>,
 }
 
-const FORWARDED: usize = 1;
+/// Bit 0 of a forwarded header: the one bit a move keeps (`obj::MOVED`).
+const FORWARDED: usize = crate::obj::MOVED;
 const PAIR_TAG: usize = HeapTag::Pair as usize;
 const PAIR_BYTES: usize = HDR + 16;
 /// Pair marks index `pairs` with 32 bits; past that, pairs are forwarded
