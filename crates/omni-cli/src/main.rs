@@ -172,6 +172,11 @@ fn print_stats(s: &HeapStats, vm: Option<&omni_lang::vm::VmStats>) {
     if let Some(v) = vm {
         let _ = writeln!(e, "calls                  {}", v.calls);
         let _ = writeln!(e, "tail calls             {}", v.tail_calls);
+        let _ = writeln!(
+            e,
+            "pure-tier runs         {} ({} fell back)",
+            v.pure_runs, v.pure_fallbacks
+        );
         let _ = writeln!(e, "scratch regions used   {}", v.scratch_regions);
         let _ = writeln!(
             e,

@@ -344,11 +344,16 @@ impl<'s> Compiler<'s> {
         }
         let body_node = self.expr(body, Ctx::Escape, true)?;
         let f = self.fns.pop().expect("pushed above");
-        let body_node = if prologue.is_empty() {
+        let body_node = crate::fuse::fuse(if prologue.is_empty() {
             body_node
         } else {
             prologue.push(body_node);
             Node::Seq(prologue)
+        });
+        // (A rest list is made by the general call: no pure tier.)
+        let pure_code = match rest {
+            None => crate::pure_code::compile(&body_node, f.nslots as usize),
+            Some(_) => None,
         };
         let proto = Rc::new(Proto {
             id: {
@@ -359,7 +364,9 @@ impl<'s> Compiler<'s> {
             nparams: params.len(),
             rest: rest.is_some(),
             nslots: f.nslots as usize,
-            body: crate::fuse::fuse(body_node),
+            pure: std::cell::Cell::new(pure_code.is_some()),
+            pure_code,
+            body: body_node,
             span,
         });
         // Stash captures for the caller (the parent builds the closure).

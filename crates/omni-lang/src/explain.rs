@@ -31,6 +31,14 @@ pub fn explain_proto(p: &Proto, out: &mut String, indent: usize) {
         if p.rest { "+rest" } else { "" },
         p.nslots
     );
+    if let Some(code) = &p.pure_code {
+        let _ = writeln!(
+            out,
+            "{pad}  pure tier: tried first ({} instructions, {} registers; reads and calls only, no region work)",
+            code.ops.len(),
+            code.nregs
+        );
+    }
     let mut lines = Vec::new();
     let mut nested = Vec::new();
     walk(&p.body, &mut lines, &mut nested);

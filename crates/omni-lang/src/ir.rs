@@ -2,11 +2,13 @@
 //! region for every allocation site (chosen by the CTRR pass in
 //! `compile.rs`). The VM walks it; `explain.rs` prints its schedule.
 
+use std::cell::Cell;
 use std::rc::Rc;
 
 use omni_mem::Value;
 
 use crate::builtins::Prim;
+use crate::pure_code::PureCode;
 use crate::reader::Span;
 
 /// Where an allocation site puts its object (docs/CTRR.md).
@@ -145,6 +147,14 @@ pub struct Proto {
     pub nslots: usize,
     pub body: Node,
     pub span: Span,
+    /// The body as pure-tier code, if it only reads and calls
+    /// (`pure_code.rs`).
+    pub pure_code: Option<PureCode>,
+    /// Whether calls of this procedure try the pure tier first
+    /// (`vm/pure.rs`): set when it has pure-tier code, cleared for good
+    /// when a run falls back for a reason that would recur (an operand of
+    /// another kind, a callee that is not pure).
+    pub pure: Cell<bool>,
 }
 
 /// Where a variable's box is: a local slot, a capture, or a global.

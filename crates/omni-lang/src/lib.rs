@@ -15,6 +15,7 @@ mod lazy_code;
 mod prims;
 mod prims_r7rs;
 pub mod printer;
+pub mod pure_code;
 pub mod reader;
 pub mod repl;
 pub mod syntax;

@@ -29,6 +29,7 @@ use crate::reader::{Datum, DatumKind, Span};
 
 mod call;
 mod eval;
+mod pure;
 
 /// Hashes source positions for the retention watch's per-site table,
 /// which a store-heavy loop updates on every iteration: a multiplicative
@@ -138,6 +139,10 @@ pub struct CoalesceReport {
 pub struct VmStats {
     pub calls: u64,
     pub tail_calls: u64,
+    /// Calls run whole in the pure tier (`vm/pure.rs`), and runs that fell
+    /// back to the general path.
+    pub pure_runs: u64,
+    pub pure_fallbacks: u64,
     pub scratch_regions: u64,
     pub return_repairs_transmigrate: u64,
     pub return_repairs_merge: u64,
@@ -165,6 +170,8 @@ impl VmStats {
     pub fn add(&mut self, o: &VmStats) {
         self.calls += o.calls;
         self.tail_calls += o.tail_calls;
+        self.pure_runs += o.pure_runs;
+        self.pure_fallbacks += o.pure_fallbacks;
         self.scratch_regions += o.scratch_regions;
         self.return_repairs_transmigrate += o.return_repairs_transmigrate;
         self.return_repairs_merge += o.return_repairs_merge;

@@ -76,6 +76,16 @@ impl Vm {
                     Err(op) => return self.call_prim_on_stack(op, argc, base, dst, span),
                 },
             };
+            // A procedure that only reads and calls needs no activation.
+            if proto.pure.get() {
+                if let Some(v) = self.run_pure(&proto, f, base) {
+                    return if v.is_heap() && !self.dst_holds(dst, v) {
+                        self.admit_return(dst, v, span)
+                    } else {
+                        Ok(v)
+                    };
+                }
+            }
             if self.stack.len() < base + proto.nslots {
                 self.stack.resize(base + proto.nslots, Value::UNDEFINED);
             }

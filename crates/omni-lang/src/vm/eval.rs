@@ -668,7 +668,7 @@ fn watched(op: Prim, target: Target) -> bool {
 /// Type tests and pair accessors that cannot fail or allocate; errors and
 /// everything else take the general path.
 #[inline(always)]
-fn unary_fast_path(op: Prim, x: Value) -> Option<Value> {
+pub(super) fn unary_fast_path(op: Prim, x: Value) -> Option<Value> {
     match op {
         Prim::Car | Prim::Cdr | Prim::Cadr | Prim::Cddr | Prim::Caddr => pair_path(op, x),
         Prim::IsNull => Some(Value::bool(x == Value::EMPTY)),
@@ -720,14 +720,14 @@ fn fixnum_op2(op: Prim, x: Value, y: Value) -> Option<Value> {
 /// `Node::FixOp2`'s operation on two values: `None` unless both are
 /// fixnums and the result is one (then exactly what `prims.rs` computes).
 #[inline(always)]
-fn fixop(op: FixOp, x: Value, y: Value) -> Option<Value> {
+pub(super) fn fixop(op: FixOp, x: Value, y: Value) -> Option<Value> {
     fix_apply(op, x.as_fixnum()?, y.as_fixnum()?)
 }
 
 /// `fixop` on the fixnums' values: `None` unless the result is a fixnum
 /// or a boolean.
 #[inline(always)]
-fn fix_apply(op: FixOp, x: i64, y: i64) -> Option<Value> {
+pub(super) fn fix_apply(op: FixOp, x: i64, y: i64) -> Option<Value> {
     match op {
         FixOp::Add => Value::fixnum(x + y),
         FixOp::Sub => Value::fixnum(x - y),
@@ -774,7 +774,7 @@ fn pair_path(op: Prim, x: Value) -> Option<Value> {
 /// Arithmetic and comparison on two fixnums need no region; everything
 /// else (overflow, floats, errors) takes the general path.
 #[inline]
-fn fixnum_fast_path(op: Prim, a: &[Value]) -> Option<Value> {
+pub(super) fn fixnum_fast_path(op: Prim, a: &[Value]) -> Option<Value> {
     if let [x, y] = a {
         return fixnum_op2(op, *x, *y);
     }

@@ -1,0 +1,701 @@
+//! The pure tier's code (run by `vm/pure.rs`): a procedure body that only
+//! reads and calls, translated from the IR into a flat register code.
+//!
+//! A body qualifies when every node reads (locals, captures, globals,
+//! constants), tests, computes on fixnums through a primitive's fast path
+//! (`pure_prim`), branches, binds a local, or calls. Nothing in such a
+//! body allocates or stores, so it needs no region. Anything else (a
+//! `lambda`, a store, a boxed variable, a primitive that may allocate)
+//! leaves the procedure to the general path alone.
+//!
+//! Registers are the procedure's local slots, then temporaries above
+//! them. A call's arguments go to consecutive registers at the top, where
+//! the callee's frame then begins: they are passed without a copy.
+
+use omni_mem::Value;
+
+use crate::builtins::Prim;
+use crate::ir::{FixArg, FixOp, Node, Operand};
+
+/// A register of the running frame, or a constant.
+#[derive(Clone, Copy, Debug)]
+pub enum Src {
+    Reg(u32),
+    Val(Value),
+}
+
+/// One instruction. Every fast path that does not apply (an operand of
+/// another kind, an overflow, a callee that is not pure) makes the run
+/// fall back to the general path.
+#[derive(Clone, Copy, Debug)]
+pub enum Op {
+    Move {
+        dst: u32,
+        a: Src,
+    },
+    /// A two-operand fixnum operation (`fixop`).
+    Fix {
+        op: FixOp,
+        dst: u32,
+        a: Src,
+        b: Src,
+    },
+    /// `Fix` of a register and a fixnum constant.
+    FixK {
+        op: FixOp,
+        dst: u32,
+        a: u32,
+        k: i64,
+    },
+    /// A register plus a fixnum constant (`(- n 1)` adds -1).
+    AddK {
+        dst: u32,
+        a: u32,
+        k: i64,
+    },
+    /// The most frequent operations on registers, each an instruction of
+    /// its own (no second dispatch on the operation).
+    Add {
+        dst: u32,
+        a: u32,
+        b: u32,
+    },
+    Sub {
+        dst: u32,
+        a: u32,
+        b: u32,
+    },
+    Car {
+        dst: u32,
+        a: u32,
+    },
+    Cdr {
+        dst: u32,
+        a: u32,
+    },
+    /// A one-operand primitive's fast path (`unary_fast_path`).
+    Unary {
+        op: Prim,
+        dst: u32,
+        a: Src,
+    },
+    /// `eq?`.
+    Eq {
+        dst: u32,
+        a: Src,
+        b: Src,
+    },
+    /// An n-ary `+` or `*` of registers `start..start + n`.
+    FixN {
+        op: Prim,
+        dst: u32,
+        start: u32,
+        n: u32,
+    },
+    Global {
+        dst: u32,
+        g: u32,
+    },
+    HeapConst {
+        dst: u32,
+        i: u32,
+    },
+    Capture {
+        dst: u32,
+        i: u32,
+    },
+    SelfRef {
+        dst: u32,
+    },
+    Jump {
+        to: u32,
+    },
+    /// Jump when `a` is false.
+    JumpUnless {
+        a: Src,
+        to: u32,
+    },
+    /// Jump when `a` is true.
+    JumpIf {
+        a: Src,
+        to: u32,
+    },
+    /// Jump when fixnum comparison `op` is false.
+    BranchUnless {
+        op: FixOp,
+        a: Src,
+        b: Src,
+        to: u32,
+    },
+    /// Jump unless register `a` holds the empty list.
+    BranchUnlessNull {
+        a: u32,
+        to: u32,
+    },
+    /// Jump unless fixnum registers `a` and `b` are equal (`eq`) or differ.
+    BranchUnlessSame {
+        a: u32,
+        b: u32,
+        eq: bool,
+        to: u32,
+    },
+    /// Jump unless register `a` holds a fixnum in `lo..=hi`: a comparison
+    /// with a fixnum constant (`(< n 2)` is `n` in `MIN..=1`).
+    BranchUnlessIn {
+        a: u32,
+        lo: i64,
+        hi: i64,
+        to: u32,
+    },
+    /// Jump unless register `a` holds a fixnum outside `lo..=hi` (`(not
+    /// (= n k))`: `n` outside `k..=k`).
+    BranchUnlessOut {
+        a: u32,
+        lo: i64,
+        hi: i64,
+        to: u32,
+    },
+    /// Call the procedure in register `f` (or global `g`) on registers
+    /// `start..start + argc`; the result goes to `start`.
+    Call {
+        f: u32,
+        start: u32,
+        argc: u32,
+    },
+    CallGlobal {
+        g: u32,
+        start: u32,
+        argc: u32,
+    },
+    /// The same, in tail position: the arguments replace the frame.
+    TailCall {
+        f: u32,
+        start: u32,
+        argc: u32,
+    },
+    TailCallGlobal {
+        g: u32,
+        start: u32,
+        argc: u32,
+    },
+    Return {
+        a: Src,
+    },
+}
+
+impl Op {
+    /// The register this instruction writes, if it writes one.
+    fn dst_mut(&mut self) -> Option<&mut u32> {
+        match self {
+            Op::Move { dst, .. }
+            | Op::Fix { dst, .. }
+            | Op::FixK { dst, .. }
+            | Op::AddK { dst, .. }
+            | Op::Add { dst, .. }
+            | Op::Sub { dst, .. }
+            | Op::Car { dst, .. }
+            | Op::Cdr { dst, .. }
+            | Op::Unary { dst, .. }
+            | Op::Eq { dst, .. }
+            | Op::FixN { dst, .. }
+            | Op::Global { dst, .. }
+            | Op::HeapConst { dst, .. }
+            | Op::Capture { dst, .. }
+            | Op::SelfRef { dst } => Some(dst),
+            _ => None,
+        }
+    }
+}
+
+/// A procedure's pure-tier code and its frame size in registers.
+#[derive(Debug)]
+pub struct PureCode {
+    pub ops: Vec<Op>,
+    pub nregs: u32,
+}
+
+/// The pure-tier code of a procedure body with `nslots` local slots, if
+/// the body qualifies.
+pub fn compile(body: &Node, nslots: usize) -> Option<PureCode> {
+    let nslots = u32::try_from(nslots).ok()?;
+    let mut c = Compiler {
+        ops: Vec::new(),
+        next: nslots,
+        max: nslots,
+        join: 0,
+    };
+    c.ret(body)?;
+    Some(PureCode {
+        ops: c.ops,
+        nregs: c.max,
+    })
+}
+
+/// Primitives whose fast paths answer without allocating or failing, or
+/// else decline, with `argc` operands.
+fn pure_prim(op: Prim, argc: usize) -> bool {
+    match argc {
+        1 => op.has_unary_fast_path(),
+        2 => op == Prim::IsEq || FixOp::of_prim(op).is_some(),
+        _ => matches!(op, Prim::Add | Prim::Mul),
+    }
+}
+
+fn is_comparison(op: FixOp) -> bool {
+    matches!(
+        op,
+        FixOp::Lt | FixOp::Gt | FixOp::Le | FixOp::Ge | FixOp::Eq | FixOp::Ne
+    )
+}
+
+struct Compiler {
+    ops: Vec<Op>,
+    /// The next free temporary register.
+    next: u32,
+    /// The frame size so far.
+    max: u32,
+    /// The latest place a jump goes to: an instruction before it may be
+    /// jumped over, so it is not the only one that wrote its result.
+    join: usize,
+}
+
+impl Compiler {
+    fn temp(&mut self) -> u32 {
+        let r = self.next;
+        self.next += 1;
+        self.max = self.max.max(self.next);
+        r
+    }
+
+    fn here(&self) -> u32 {
+        self.ops.len() as u32
+    }
+
+    /// Point the jump at `at` to the current end of the code.
+    fn patch(&mut self, at: usize) {
+        let end = self.here();
+        self.join = self.ops.len();
+        match &mut self.ops[at] {
+            Op::Jump { to }
+            | Op::JumpUnless { to, .. }
+            | Op::JumpIf { to, .. }
+            | Op::BranchUnless { to, .. }
+            | Op::BranchUnlessIn { to, .. }
+            | Op::BranchUnlessNull { to, .. }
+            | Op::BranchUnlessSame { to, .. }
+            | Op::BranchUnlessOut { to, .. } => *to = end,
+            _ => {}
+        }
+    }
+
+    /// `n` in tail position: its value is the procedure's result.
+    fn ret(&mut self, n: &Node) -> Option<()> {
+        match n {
+            Node::If(c, t, e) => {
+                let skip = self.branch_unless(c)?;
+                self.ret(t)?;
+                self.patch(skip);
+                self.ret(e)
+            }
+            Node::Seq(items) => match items.split_last() {
+                Some((last, init)) => {
+                    for x in init {
+                        self.effect(x)?;
+                    }
+                    self.ret(last)
+                }
+                None => {
+                    self.ops.push(Op::Return {
+                        a: Src::Val(Value::NOTHING),
+                    });
+                    Some(())
+                }
+            },
+            Node::Or(a, b) => {
+                let r = self.temp();
+                self.into(a, r)?;
+                let skip = self.ops.len();
+                self.ops.push(Op::JumpUnless {
+                    a: Src::Reg(r),
+                    to: 0,
+                });
+                self.ops.push(Op::Return { a: Src::Reg(r) });
+                self.patch(skip);
+                self.next = r;
+                self.ret(b)
+            }
+            Node::Call {
+                f,
+                args,
+                tail: true,
+                ..
+            } => {
+                let mark = self.next;
+                self.call(f, args, true)?;
+                self.next = mark;
+                Some(())
+            }
+            _ => {
+                let mark = self.next;
+                let a = self.value(n)?;
+                self.ops.push(Op::Return { a });
+                self.next = mark;
+                Some(())
+            }
+        }
+    }
+
+    /// `n` for its effects only (a fast path that does not apply still
+    /// falls back, as the general path would report it).
+    fn effect(&mut self, n: &Node) -> Option<()> {
+        let mark = self.next;
+        self.value(n)?;
+        self.next = mark;
+        Some(())
+    }
+
+    /// Code that jumps (to a place patched later, at the returned index)
+    /// when test `c` is false.
+    fn branch_unless(&mut self, c: &Node) -> Option<usize> {
+        let mark = self.next;
+        let op = match c {
+            Node::FixOp2 { op, a, b, .. } if is_comparison(*op) => Op::BranchUnless {
+                op: *op,
+                a: operand(*a),
+                b: operand(*b),
+                to: 0,
+            },
+            Node::FixExpr { op, a, b, .. } if is_comparison(*op) => {
+                let a = self.fix_arg(a)?;
+                let b = self.fix_arg(b)?;
+                Op::BranchUnless {
+                    op: *op,
+                    a,
+                    b,
+                    to: 0,
+                }
+            }
+            Node::LocalOp1 {
+                op: Prim::IsNull,
+                slot,
+                ..
+            } => Op::BranchUnlessNull { a: *slot, to: 0 },
+            Node::LocalOp2 {
+                outer: Prim::IsNull,
+                inner,
+                slot,
+                ..
+            } => match self.unary(*inner, Src::Reg(*slot)) {
+                Src::Reg(a) => Op::BranchUnlessNull { a, to: 0 },
+                a => Op::JumpUnless { a, to: 0 },
+            },
+            _ => Op::JumpUnless {
+                a: self.value(c)?,
+                to: 0,
+            },
+        };
+        let op = match op {
+            Op::BranchUnless {
+                op,
+                a: Src::Reg(a),
+                b,
+                to,
+            } => match b.as_fixnum().map(|k| range(op, k)) {
+                Some(Range::In(lo, hi)) => Op::BranchUnlessIn { a, lo, hi, to },
+                Some(Range::Out(lo, hi)) => Op::BranchUnlessOut { a, lo, hi, to },
+                _ => match (op, b) {
+                    (FixOp::Eq | FixOp::Ne, Src::Reg(b)) => Op::BranchUnlessSame {
+                        a,
+                        b,
+                        eq: op == FixOp::Eq,
+                        to,
+                    },
+                    _ => op_branch(op, Src::Reg(a), b, to),
+                },
+            },
+            op => op,
+        };
+        self.next = mark;
+        self.ops.push(op);
+        Some(self.ops.len() - 1)
+    }
+
+    /// `n`'s value into register `dst`.
+    fn into(&mut self, n: &Node, dst: u32) -> Option<()> {
+        let mark = self.next;
+        match n {
+            Node::If(c, t, e) => {
+                let skip = self.branch_unless(c)?;
+                self.into(t, dst)?;
+                let end = self.ops.len();
+                self.ops.push(Op::Jump { to: 0 });
+                self.patch(skip);
+                self.into(e, dst)?;
+                self.patch(end);
+            }
+            Node::Or(a, b) => {
+                self.into(a, dst)?;
+                let end = self.ops.len();
+                self.ops.push(Op::JumpIf {
+                    a: Src::Reg(dst),
+                    to: 0,
+                });
+                self.into(b, dst)?;
+                self.patch(end);
+            }
+            _ => {
+                let a = self.value(n)?;
+                // An instruction that just wrote a new temporary writes
+                // `dst` instead, if no jump goes past it (the value of an
+                // `if` is written on each branch).
+                let last_only = self.join < self.ops.len();
+                let mut retargeted = false;
+                if let (Src::Reg(t), Some(d)) = (a, self.ops.last_mut().and_then(Op::dst_mut)) {
+                    if t >= mark && last_only && *d == t {
+                        *d = dst;
+                        retargeted = true;
+                    }
+                }
+                if !retargeted && !matches!(a, Src::Reg(r) if r == dst) {
+                    self.ops.push(Op::Move { dst, a });
+                }
+            }
+        }
+        self.next = mark;
+        Some(())
+    }
+
+    /// `n`'s value: where it is (a local, a constant) or a new temporary.
+    fn value(&mut self, n: &Node) -> Option<Src> {
+        Some(match n {
+            Node::Const(v) => Src::Val(*v),
+            Node::Local(s) => Src::Reg(*s),
+            Node::HeapConst(i) => self.emit(|dst| Op::HeapConst { dst, i: *i }),
+            Node::Global(g, _) => self.emit(|dst| Op::Global { dst, g: *g }),
+            Node::Capture(i) => self.emit(|dst| Op::Capture { dst, i: *i }),
+            Node::SelfRef => self.emit(|dst| Op::SelfRef { dst }),
+            Node::FixOp2 { op, a, b, .. } => self.fix(*op, operand(*a), operand(*b)),
+            Node::FixExpr { op, a, b, .. } => {
+                let a = self.fix_arg(a)?;
+                let b = self.fix_arg(b)?;
+                self.fix(*op, a, b)
+            }
+            Node::LocalOp1 { op, slot, .. } => self.unary(*op, Src::Reg(*slot)),
+            Node::LocalOp2 {
+                outer, inner, slot, ..
+            } => {
+                let x = self.unary(*inner, Src::Reg(*slot));
+                self.unary(*outer, x)
+            }
+            Node::EqConst { a, k, .. } => {
+                let a = self.fix_arg(a)?;
+                let b = Src::Val(*k);
+                self.emit(|dst| Op::Eq { dst, a, b })
+            }
+            Node::Prim { op, args, .. } if pure_prim(*op, args.len()) => self.prim(*op, args)?,
+            Node::If(..) | Node::Or(..) => {
+                let t = self.temp();
+                self.into(n, t)?;
+                Src::Reg(t)
+            }
+            Node::Seq(items) => match items.split_last() {
+                Some((last, init)) => {
+                    for x in init {
+                        self.effect(x)?;
+                    }
+                    self.value(last)?
+                }
+                None => Src::Val(Value::NOTHING),
+            },
+            Node::Bind(s, x) => {
+                self.into(x, *s)?;
+                Src::Val(Value::NOTHING)
+            }
+            Node::Call {
+                f,
+                args,
+                tail: false,
+                ..
+            } => {
+                let start = self.call(f, args, false)?;
+                // The result is at `start`; the arguments' registers are free.
+                self.next = start + 1;
+                Src::Reg(start)
+            }
+            _ => return None,
+        })
+    }
+
+    /// A one-operand primitive into a new temporary.
+    fn unary(&mut self, op: Prim, a: Src) -> Src {
+        let dst = self.temp();
+        self.ops.push(match (op, a) {
+            (Prim::Car, Src::Reg(a)) => Op::Car { dst, a },
+            (Prim::Cdr, Src::Reg(a)) => Op::Cdr { dst, a },
+            _ => Op::Unary { op, dst, a },
+        });
+        Src::Reg(dst)
+    }
+
+    /// A fixnum operation into a new temporary.
+    fn fix(&mut self, op: FixOp, a: Src, b: Src) -> Src {
+        let dst = self.temp();
+        self.ops.push(match (a, b.as_fixnum()) {
+            (Src::Reg(a), Some(k)) => match op {
+                FixOp::Add => Op::AddK { dst, a, k },
+                FixOp::Sub => Op::AddK { dst, a, k: -k },
+                _ => Op::FixK { op, dst, a, k },
+            },
+            (Src::Reg(a), _) => match (op, b) {
+                (FixOp::Add, Src::Reg(b)) => Op::Add { dst, a, b },
+                (FixOp::Sub, Src::Reg(b)) => Op::Sub { dst, a, b },
+                _ => Op::Fix {
+                    op,
+                    dst,
+                    a: Src::Reg(a),
+                    b,
+                },
+            },
+            _ => Op::Fix { op, dst, a, b },
+        });
+        Src::Reg(dst)
+    }
+
+    /// Push the instruction `make(dst)` for a new temporary `dst`.
+    fn emit(&mut self, make: impl FnOnce(u32) -> Op) -> Src {
+        let t = self.temp();
+        self.ops.push(make(t));
+        Src::Reg(t)
+    }
+
+    fn prim(&mut self, op: Prim, args: &[Node]) -> Option<Src> {
+        Some(match args {
+            [a] => {
+                let a = self.value(a)?;
+                self.unary(op, a)
+            }
+            [a, b] => {
+                let a = self.value(a)?;
+                let b = self.value(b)?;
+                match FixOp::of_prim(op) {
+                    Some(op) => self.fix(op, a, b),
+                    None => self.emit(|dst| Op::Eq { dst, a, b }),
+                }
+            }
+            _ => {
+                let start = self.args(args)?;
+                let n = u32::try_from(args.len()).ok()?;
+                self.ops.push(Op::FixN {
+                    op,
+                    dst: start,
+                    start,
+                    n,
+                });
+                self.next = start + 1;
+                Src::Reg(start)
+            }
+        })
+    }
+
+    /// A call of `f` on `args`, in tail position or not; returns the
+    /// register of the first argument (where a result is left).
+    fn call(&mut self, f: &Node, args: &[Node], tail: bool) -> Option<u32> {
+        let callee = self.callee(f)?;
+        let start = self.args(args)?;
+        let argc = u32::try_from(args.len()).ok()?;
+        self.ops.push(match (callee, tail) {
+            (Callee::Global(g), false) => Op::CallGlobal { g, start, argc },
+            (Callee::Reg(f), false) => Op::Call { f, start, argc },
+            (Callee::Global(g), true) => Op::TailCallGlobal { g, start, argc },
+            (Callee::Reg(f), true) => Op::TailCall { f, start, argc },
+        });
+        Some(start)
+    }
+
+    /// A call's callee: a global read at the call, or a register holding
+    /// the procedure (below the arguments, which the callee's frame takes).
+    fn callee(&mut self, f: &Node) -> Option<Callee> {
+        if let Node::Global(g, _) = f {
+            return Some(Callee::Global(*g));
+        }
+        let t = self.temp();
+        self.into(f, t)?;
+        Some(Callee::Reg(t))
+    }
+
+    /// Each argument into the next register; returns the first.
+    fn args(&mut self, args: &[Node]) -> Option<u32> {
+        let start = self.next;
+        for a in args {
+            let t = self.temp();
+            self.into(a, t)?;
+            self.next = t + 1;
+        }
+        // A call without arguments still leaves its result at `start`.
+        self.max = self.max.max(start + 1);
+        Some(start)
+    }
+
+    /// A `FixExpr` or `EqConst` operand: leaves as they are, a pair path
+    /// or a nested operation into a temporary.
+    fn fix_arg(&mut self, a: &FixArg) -> Option<Src> {
+        Some(match a {
+            FixArg::Local(s) => Src::Reg(*s),
+            FixArg::Const(v) => Src::Val(*v),
+            FixArg::Unary(op, s) => self.unary(*op, Src::Reg(*s)),
+            FixArg::Fix(n) => {
+                let (op, x, y) = &**n;
+                let a = self.fix_arg(x)?;
+                let b = self.fix_arg(y)?;
+                self.fix(*op, a, b)
+            }
+        })
+    }
+}
+
+enum Callee {
+    Global(u32),
+    Reg(u32),
+}
+
+/// The fixnums `x` for which `x op k` holds, as a range or the outside of
+/// one (every comparison with a constant is one of the two).
+enum Range {
+    In(i64, i64),
+    Out(i64, i64),
+    Not,
+}
+
+fn range(op: FixOp, k: i64) -> Range {
+    let (min, max) = (i64::MIN, i64::MAX);
+    match op {
+        FixOp::Lt => Range::In(min, k - 1),
+        FixOp::Le => Range::In(min, k),
+        FixOp::Gt => Range::In(k + 1, max),
+        FixOp::Ge => Range::In(k, max),
+        FixOp::Eq => Range::In(k, k),
+        FixOp::Ne => Range::Out(k, k),
+        _ => Range::Not,
+    }
+}
+
+fn op_branch(op: FixOp, a: Src, b: Src, to: u32) -> Op {
+    Op::BranchUnless { op, a, b, to }
+}
+
+impl Src {
+    /// The constant's fixnum, if it is a fixnum constant.
+    fn as_fixnum(self) -> Option<i64> {
+        match self {
+            Src::Val(v) => v.as_fixnum(),
+            Src::Reg(_) => None,
+        }
+    }
+}
+
+fn operand(o: Operand) -> Src {
+    match o {
+        Operand::Local(s) => Src::Reg(s),
+        Operand::Const(v) => Src::Val(v),
+    }
+}

@@ -1,0 +1,358 @@
+//! The pure tier. A procedure whose body only reads and calls (fixnum
+//! arithmetic and comparisons, pair reads, type and identity tests,
+//! locals, captures, globals and constants, calls of procedures like it:
+//! `pure_code.rs`) allocates nothing and changes nothing, so a call of it
+//! needs none of an activation's region work: no scratch slot, no
+//! reserved ranks, no repair at its returns and tail calls. Such a call
+//! runs its register code here, on the value stack, and gives its value
+//! to the general call's return boundary, which admits it into the
+//! caller's `dst` as for any call (it can only be a value that existed
+//! before the call began).
+//!
+//! When something does not apply (an operand of another kind, an
+//! overflow, an error, a callee that is not pure, the depth limit, an
+//! interrupt or a step budget) the run *falls back*: it is abandoned, and
+//! the general path runs the call again from its start. Nothing was
+//! changed, so the second run sees what the first saw and does all the
+//! general path does, errors and their backtraces included. (Reading
+//! through a moved original may pin a slot region, as the general path's
+//! read would: the only trace a run leaves, and the rerun makes it too.)
+//! The procedure whose code met the obstacle is not tried again
+//! (`Proto::pure`), nor, after the depth limit or an interrupt, the one the
+//! run started from: a rerun that retried at every level of a deep
+//! recursion would take quadratic time.
+
+use super::eval::{fix_apply, fixnum_fast_path, fixop, unary_fast_path};
+use super::*;
+use crate::pure_code::{Op, Src};
+
+/// Why a pure run stops.
+#[derive(Clone, Copy)]
+pub(super) enum Fallback {
+    /// What the running procedure's code met does not apply here.
+    Here,
+    /// `Here`, already recorded on the procedure that met it.
+    Above,
+    /// The depth limit, the stack, an interrupt or a step budget.
+    Limit,
+}
+
+type Pure<T> = Result<T, Fallback>;
+
+/// How a procedure's code ended: its value, or a tail call of `f` (code
+/// `proto`) whose arguments are in place.
+enum Exit {
+    Return(Value),
+    Tail(Rc<Proto>, Value),
+}
+
+/// A pure run: the VM read-only, and the value stack taken from it for
+/// the run (so register accesses are plain slice indexing, with no
+/// reloads through the VM), with the counts the run adds.
+struct Run<'a> {
+    vm: &'a Vm,
+    stack: Vec<Value>,
+    depth: usize,
+    calls: u64,
+    tail_calls: u64,
+}
+
+impl Vm {
+    /// Run pure procedure `proto` (closure `f`) on its arguments at
+    /// `base..base + nparams`; `None` when the run fell back (the stack is
+    /// as it was, and the general path runs the call).
+    pub(super) fn run_pure(&mut self, proto: &Rc<Proto>, f: Value, base: usize) -> Option<Value> {
+        if crate::interrupt::count() != self.fast_gate {
+            return None;
+        }
+        let mut stack = std::mem::take(&mut self.stack);
+        // The run works on a copy of the arguments: a tail call overwrites
+        // its frame, and a fallback needs them as they were.
+        let top = stack.len();
+        for i in base..base + proto.nparams {
+            let v = stack[i];
+            stack.push(v);
+        }
+        let mut run = Run {
+            vm: self,
+            stack,
+            depth: self.depth,
+            calls: 0,
+            tail_calls: 0,
+        };
+        let r = run.call(proto.clone(), f, top);
+        let Run {
+            mut stack,
+            calls,
+            tail_calls,
+            ..
+        } = run;
+        stack.truncate(top);
+        self.stack = stack;
+        match r {
+            Ok(v) => {
+                self.stats.calls += calls;
+                self.stats.tail_calls += tail_calls;
+                self.stats.pure_runs += 1;
+                Some(v)
+            }
+            Err(why) => {
+                if matches!(why, Fallback::Limit) {
+                    proto.pure.set(false);
+                }
+                self.stats.pure_fallbacks += 1;
+                None
+            }
+        }
+    }
+}
+
+impl Run<'_> {
+    /// A call: `f`'s code on the arguments at `base`, tail calls made in
+    /// place. The stack is not shortened on return: the caller's
+    /// registers may lie above `base` (`run_pure` cuts it back at the end).
+    fn call(&mut self, proto: Rc<Proto>, f: Value, base: usize) -> Pure<Value> {
+        let (mut proto, mut f) = (proto, f);
+        loop {
+            let Some(code) = proto.pure_code.as_ref() else {
+                return Err(Fallback::Above);
+            };
+            if self.depth >= self.vm.max_depth
+                || crate::stack_here() <= self.vm.stack_limit
+                || crate::interrupt::count() != self.vm.fast_gate
+            {
+                return Err(Fallback::Limit);
+            }
+            let top = base + code.nregs as usize;
+            if self.stack.len() < top {
+                self.stack.resize(top, Value::UNDEFINED);
+            }
+            self.calls += 1;
+            self.depth += 1;
+            let r = self.exec(&proto, &code.ops, base, top, f);
+            self.depth -= 1;
+            match r {
+                Ok(Exit::Return(v)) => return Ok(v),
+                Ok(Exit::Tail(next, g)) => {
+                    self.tail_calls += 1;
+                    (proto, f) = (next, g);
+                }
+                Err(Fallback::Here) => {
+                    proto.pure.set(false);
+                    return Err(Fallback::Above);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The code of `g` called with `argc` arguments, if it is a pure
+    /// procedure of that exact arity.
+    /// (`closure`, the running procedure, has code `proto`: a recursive
+    /// call needs no look-up.)
+    #[inline]
+    fn callee(&self, g: Value, argc: u32, closure: Value, proto: &Rc<Proto>) -> Pure<Rc<Proto>> {
+        if g == closure && proto.nparams == argc as usize {
+            return Ok(proto.clone());
+        }
+        let code = closure_code(g).ok_or(Fallback::Here)?;
+        if code & PRIM_BIT != 0 {
+            return Err(Fallback::Here);
+        }
+        match self.vm.protos.get(code as usize) {
+            Some(Some(p)) if p.pure.get() && p.nparams == argc as usize && !p.rest => Ok(p.clone()),
+            _ => Err(Fallback::Here),
+        }
+    }
+
+    /// Run one procedure's code on the registers `base..top` (`closure`
+    /// is the running procedure).
+    fn exec(
+        &mut self,
+        proto: &Rc<Proto>,
+        ops: &[Op],
+        base: usize,
+        top: usize,
+        closure: Value,
+    ) -> Pure<Exit> {
+        let here = Fallback::Here;
+        let mut pc = 0;
+        let mut regs = &mut self.stack[base..top];
+        macro_rules! src {
+            ($s:expr) => {
+                match $s {
+                    Src::Reg(r) => regs[r as usize],
+                    Src::Val(v) => v,
+                }
+            };
+        }
+        loop {
+            let Some(op) = ops.get(pc) else {
+                return Err(here);
+            };
+            pc += 1;
+            match *op {
+                Op::FixK { op, dst, a, k } => {
+                    let x = regs[a as usize].as_fixnum().ok_or(here)?;
+                    regs[dst as usize] = fix_apply(op, x, k).ok_or(here)?;
+                }
+                Op::AddK { dst, a, k } => {
+                    let x = regs[a as usize].as_fixnum().ok_or(here)?;
+                    regs[dst as usize] = Value::fixnum(x + k).ok_or(here)?;
+                }
+                Op::Add { dst, a, b } => {
+                    let x = regs[a as usize].as_fixnum().ok_or(here)?;
+                    let y = regs[b as usize].as_fixnum().ok_or(here)?;
+                    regs[dst as usize] = Value::fixnum(x + y).ok_or(here)?;
+                }
+                Op::Sub { dst, a, b } => {
+                    let x = regs[a as usize].as_fixnum().ok_or(here)?;
+                    let y = regs[b as usize].as_fixnum().ok_or(here)?;
+                    regs[dst as usize] = Value::fixnum(x - y).ok_or(here)?;
+                }
+                Op::Car { dst, a } => {
+                    regs[dst as usize] = omni_mem::car(regs[a as usize]).ok_or(here)?
+                }
+                Op::Cdr { dst, a } => {
+                    regs[dst as usize] = omni_mem::cdr(regs[a as usize]).ok_or(here)?
+                }
+                Op::BranchUnlessNull { a, to } => {
+                    if regs[a as usize] != Value::EMPTY {
+                        pc = to as usize;
+                    }
+                }
+                Op::BranchUnlessSame { a, b, eq, to } => {
+                    let (x, y) = (regs[a as usize], regs[b as usize]);
+                    // Two fixnums are `=` exactly when their words are.
+                    if !(x.is_fixnum() && y.is_fixnum()) {
+                        return Err(here);
+                    }
+                    if (x == y) != eq {
+                        pc = to as usize;
+                    }
+                }
+                Op::BranchUnlessIn { a, lo, hi, to } => {
+                    let x = regs[a as usize].as_fixnum().ok_or(here)?;
+                    if !(lo..=hi).contains(&x) {
+                        pc = to as usize;
+                    }
+                }
+                Op::BranchUnlessOut { a, lo, hi, to } => {
+                    let x = regs[a as usize].as_fixnum().ok_or(here)?;
+                    if (lo..=hi).contains(&x) {
+                        pc = to as usize;
+                    }
+                }
+                Op::Fix { op, dst, a, b } => {
+                    regs[dst as usize] = fixop(op, src!(a), src!(b)).ok_or(here)?;
+                }
+                Op::BranchUnless { op, a, b, to } => {
+                    if !fixop(op, src!(a), src!(b)).ok_or(here)?.is_truthy() {
+                        pc = to as usize;
+                    }
+                }
+                Op::CallGlobal { g, start, argc } => {
+                    let f = global(self.vm, g)?;
+                    let p = self.callee(f, argc, closure, proto)?;
+                    let v = self.call(p, f, base + start as usize)?;
+                    regs = &mut self.stack[base..top];
+                    regs[start as usize] = v;
+                }
+                Op::Return { a } => return Ok(Exit::Return(src!(a))),
+                Op::Move { dst, a } => regs[dst as usize] = src!(a),
+                Op::Unary { op, dst, a } => {
+                    regs[dst as usize] = unary_fast_path(op, src!(a)).ok_or(here)?;
+                }
+                Op::TailCallGlobal { g, start, argc } => {
+                    let f = global(self.vm, g)?;
+                    // A loop: the running procedure again, in place (the
+                    // interrupt check every iteration, as `call` makes it
+                    // every call).
+                    if f == closure
+                        && argc as usize == proto.nparams
+                        && crate::interrupt::count() == self.vm.fast_gate
+                    {
+                        slide(regs, start, argc);
+                        self.calls += 1;
+                        self.tail_calls += 1;
+                        pc = 0;
+                        continue;
+                    }
+                    return self.tail(f, base, start, argc, closure, proto);
+                }
+                Op::JumpUnless { a, to } => {
+                    if !src!(a).is_truthy() {
+                        pc = to as usize;
+                    }
+                }
+                Op::JumpIf { a, to } => {
+                    if src!(a).is_truthy() {
+                        pc = to as usize;
+                    }
+                }
+                Op::Jump { to } => pc = to as usize,
+                Op::Eq { dst, a, b } => regs[dst as usize] = Value::bool(src!(a).is(src!(b))),
+                Op::FixN { op, dst, start, n } => {
+                    let s = start as usize;
+                    regs[dst as usize] =
+                        fixnum_fast_path(op, &regs[s..s + n as usize]).ok_or(here)?;
+                }
+                Op::Global { dst, g } => {
+                    let v = global(self.vm, g)?;
+                    regs[dst as usize] = v;
+                }
+                Op::HeapConst { dst, i } => regs[dst as usize] = self.vm.consts[i as usize],
+                Op::Capture { dst, i } => {
+                    regs[dst as usize] =
+                        closure_capture(closure, i as usize).unwrap_or(Value::NOTHING);
+                }
+                Op::SelfRef { dst } => regs[dst as usize] = closure,
+                Op::Call { f, start, argc } => {
+                    let f = regs[f as usize];
+                    let p = self.callee(f, argc, closure, proto)?;
+                    let v = self.call(p, f, base + start as usize)?;
+                    regs = &mut self.stack[base..top];
+                    regs[start as usize] = v;
+                }
+                Op::TailCall { f, start, argc } => {
+                    let f = regs[f as usize];
+                    return self.tail(f, base, start, argc, closure, proto);
+                }
+            }
+        }
+    }
+
+    /// A tail call of `f` on the registers at `start`: they slide down to
+    /// the frame's base.
+    fn tail(
+        &mut self,
+        f: Value,
+        base: usize,
+        start: u32,
+        argc: u32,
+        closure: Value,
+        proto: &Rc<Proto>,
+    ) -> Pure<Exit> {
+        let p = self.callee(f, argc, closure, proto)?;
+        slide(&mut self.stack[base..], start, argc);
+        Ok(Exit::Tail(p, f))
+    }
+}
+
+/// A global's value (an unbound one is the general path's error).
+#[inline]
+fn global(vm: &Vm, g: u32) -> Pure<Value> {
+    match vm.globals[g as usize] {
+        v if v == Value::UNDEFINED => Err(Fallback::Here),
+        v => Ok(v),
+    }
+}
+
+/// Move the `argc` registers at `start` down to register 0 (a plain loop:
+/// a few words, no `memmove` call).
+#[inline(always)]
+fn slide(regs: &mut [Value], start: u32, argc: u32) {
+    for i in 0..argc as usize {
+        regs[i] = regs[start as usize + i];
+    }
+}

@@ -1,0 +1,215 @@
+//! The pure tier (crates/omni-lang/src/vm/pure.rs): procedures that only
+//! read and call run without activations, and whatever does not apply
+//! falls back to the general path, which then behaves exactly as if the
+//! tier did not exist (values, errors, backtraces, limits).
+
+mod common;
+
+use common::SharedBuf;
+use omni_lang::vm::VmStats;
+use omni_lang::{Diagnostic, Limits};
+
+/// Run `src` with `limits` on a thread with the VM's stack: its output and
+/// result, after checking that every region was freed.
+fn run(src: &str, limits: Limits) -> (String, Result<VmStats, Vec<Diagnostic>>) {
+    let src = src.to_string();
+    std::thread::Builder::new()
+        .stack_size(omni_lang::VM_STACK_BYTES)
+        .spawn(move || {
+            let out = SharedBuf::default();
+            let r = omni_lang::run_source_with(&src, Box::new(out.clone()), vec![], limits);
+            let heap = omni_mem::heap_stats();
+            assert_eq!(heap.live_regions, 0, "live regions at exit");
+            assert_eq!(heap.live_bytes, 0, "live bytes at exit");
+            (out.text(), r)
+        })
+        .expect("spawn")
+        .join()
+        .expect("program thread")
+}
+
+fn run_ok(src: &str) -> (String, VmStats) {
+    let (out, r) = run(src, Limits::default());
+    match r {
+        Ok(stats) => (out, stats),
+        Err(d) => panic!("program failed: {d:?}\n{src}"),
+    }
+}
+
+fn run_err(src: &str, limits: Limits) -> (String, Diagnostic) {
+    let (out, r) = run(src, limits);
+    match r {
+        Ok(_) => panic!("program succeeded\n{src}"),
+        Err(mut d) => (out, d.remove(0)),
+    }
+}
+
+#[test]
+fn a_procedure_that_only_reads_and_calls_runs_in_the_pure_tier() {
+    let (out, s) = run_ok(
+        "(define (fib n) (if (< n 2) n (+ (fib (- n 1)) (fib (- n 2)))))
+         (define (tak x y z) (if (not (< y x)) z (tak (tak (- x 1) y z) (tak (- y 1) z x) (tak (- z 1) x y))))
+         (define (count i acc) (if (= i 0) acc (count (- i 1) (+ acc 1))))
+         (println (fib 20) (tak 18 12 6) (count 100000 0))",
+    );
+    assert_eq!(out, "6765 7 100000\n");
+    assert_eq!(s.pure_runs, 3);
+    assert_eq!(s.pure_fallbacks, 0);
+    // The calls made inside are counted as any call.
+    assert!(s.calls > 21_891 + 100_000, "{} calls", s.calls);
+    assert!(s.tail_calls >= 100_000);
+}
+
+#[test]
+fn pair_reads_tests_and_closures_run_in_the_pure_tier() {
+    let (out, s) = run_ok(
+        "(define (ok? row dist placed)
+           (or (null? placed)
+               (and (not (= (car placed) (+ row dist)))
+                    (not (= (car placed) (- row dist)))
+                    (not (= (car placed) row))
+                    (ok? row (+ dist 1) (cdr placed)))))
+         (define (count-below l k)
+           (let loop ((l l) (n 0))
+             (if (null? l) n (loop (cdr l) (if (< (car l) k) (+ n 1) n)))))
+         (define (kind x) (cond ((pair? x) 'pair) ((symbol? x) 'symbol) ((eq? x #t) 'true) (else 'other)))
+         (println (ok? 1 1 (list 5 7 9)) (ok? 3 2 (list 5 2 9)) (count-below (list 1 5 2 8 3) 4)
+                  (kind '(1)) (kind 'a) (kind #t) (kind 2))",
+    );
+    assert_eq!(out, "true false 3 pair symbol true other\n");
+    // ok? twice (the second meets 5 = 3 + 2), the loop of count-below (count-below itself makes a
+    // closure: general), kind four times.
+    assert_eq!(s.pure_runs, 7);
+    assert_eq!(s.pure_fallbacks, 0);
+}
+
+#[test]
+fn a_pure_procedure_returns_what_its_caller_made_as_the_same_object() {
+    let (out, s) = run_ok(
+        "(define (nth l n) (if (= n 0) (car l) (nth (cdr l) (- n 1))))
+         (define (collect i acc)
+           (if (= i 0) acc (collect (- i 1) (cons (nth (list (list i) (list (* i 10))) 1) acc))))
+         (println (collect 3 '()))
+         (let ((b (box 1)))
+           (define kept (nth (list 0 b) 1))
+           (set-box! b 2)
+           (println (eq? kept b) (unbox kept)))",
+    );
+    assert_eq!(out, "((10) (20) (30))\n#t 2\n".replace("#t", "true"));
+    assert!(s.pure_runs >= 4);
+}
+
+#[test]
+fn an_operand_of_another_kind_falls_back_and_the_procedure_stays_general() {
+    let (out, s) = run_ok(
+        "(define (sq x) (* x x))
+         (println (sq 1.5))
+         (println (sq 3))",
+    );
+    assert_eq!(out, "2.25\n9\n");
+    assert_eq!(s.pure_fallbacks, 1, "one fallback");
+    assert_eq!(s.pure_runs, 0, "sq is not tried again");
+}
+
+#[test]
+fn a_result_too_big_for_a_fixnum_falls_back_to_the_general_arithmetic() {
+    let (out, s) = run_ok(
+        "(define (dbl n k) (if (= k 0) n (dbl (* n 2) (- k 1))))
+         (println (dbl 1 10) (dbl 1 62))",
+    );
+    assert_eq!(out, "1024 4611686018427387904\n");
+    assert_eq!(s.pure_runs, 1);
+    assert_eq!(s.pure_fallbacks, 1);
+}
+
+#[test]
+fn a_callee_redefined_as_impure_makes_its_caller_fall_back() {
+    let (out, s) = run_ok(
+        "(define (g x) (+ x 1))
+         (define (f x) (g x))
+         (println (f 1))
+         (define (g x) (list x x))
+         (println (f 1))
+         (println (f 2))",
+    );
+    assert_eq!(out, "2\n(1 1)\n(2 2)\n");
+    assert_eq!(s.pure_runs, 1);
+    assert_eq!(s.pure_fallbacks, 1);
+}
+
+#[test]
+fn an_error_in_pure_code_is_reported_by_the_general_path_with_its_backtrace() {
+    let (out, d) = run_err(
+        "(define (f l) (car l))
+         (define (g l) (+ 1 (f l)))
+         (println 'before)
+         (g 5)",
+        Limits::default(),
+    );
+    assert_eq!(out, "before\n");
+    assert!(
+        d.message.starts_with("car: expected a pair"),
+        "{}",
+        d.message
+    );
+    let names: Vec<&str> = d.trace.iter().map(|t| t.0.as_str()).collect();
+    assert_eq!(names, ["f", "g"], "{d:?}");
+}
+
+#[test]
+fn deep_pure_recursion_stops_with_the_general_paths_stack_overflow() {
+    let limits = Limits {
+        max_depth: 1000,
+        ..Limits::default()
+    };
+    let (_, d) = run_err("(define (down n) (+ 1 (down n))) (down 1)", limits);
+    assert!(
+        d.message.starts_with("stack overflow: more than"),
+        "{}",
+        d.message
+    );
+    assert!(
+        d.trace.len() > 100,
+        "the general path's frames: {}",
+        d.trace.len()
+    );
+    assert!(d.trace.iter().all(|t| t.0 == "down"));
+}
+
+#[test]
+fn a_step_budget_stops_a_pure_loop() {
+    let limits = Limits {
+        fuel: Some(10_000),
+        ..Limits::default()
+    };
+    let (_, d) = run_err("(define (spin n) (spin n)) (spin 1)", limits);
+    assert_eq!(d.message, "step budget exhausted");
+}
+
+#[test]
+fn the_wrong_number_of_arguments_is_the_general_paths_error() {
+    let (_, d) = run_err(
+        "(define (f a b) (if (= a 0) b (f (- a 1))))
+         (f 3 4)",
+        Limits::default(),
+    );
+    assert!(
+        d.message.contains("expected 2 argument(s), got 1"),
+        "{}",
+        d.message
+    );
+}
+
+#[test]
+fn values_of_ifs_and_lets_inside_arguments_reach_the_callee() {
+    // A first version wrote the value of an `if` in a tail call's
+    // argument on one branch only (found by the differential test).
+    let (out, s) = run_ok(
+        "(define v5 '())
+         (define (pick a b) (if (= a 0) b (pick (- a 1) (let ((c (let ((d \"a\")) v5))) (if (null? c) (let ((e v5)) (if (null? e) 6 (car e))) (car c))))))
+         (define (either a b) (or (and (< a b) a) (and (> a b) b) 'same))
+         (println (pick 2 1) (either 1 2) (either 3 2) (either 2 2))",
+    );
+    assert_eq!(out, "6 1 2 same\n");
+    assert_eq!(s.pure_runs, 4);
+}
