@@ -539,6 +539,11 @@ impl Compiler {
 
     /// A fixnum operation into a new temporary.
     fn fix(&mut self, op: FixOp, a: Src, b: Src) -> Src {
+        // A constant first operand of `+` or `*` goes second.
+        let (a, b) = match (op, a) {
+            (FixOp::Add | FixOp::Mul, Src::Val(_)) => (b, a),
+            _ => (a, b),
+        };
         let dst = self.temp();
         self.ops.push(match (a, b.as_fixnum()) {
             (Src::Reg(a), Some(k)) => match op {
@@ -581,6 +586,20 @@ impl Compiler {
                     Some(op) => self.fix(op, a, b),
                     None => self.emit(|dst| Op::Eq { dst, a, b }),
                 }
+            }
+            // Three or more operands of `+` or `*`: a chain of two-operand
+            // operations (an intermediate result that is not a fixnum
+            // falls back, and the general path computes the whole).
+            [a, b, rest @ ..] if FixOp::of_prim(op).is_some() => {
+                let fop = FixOp::of_prim(op)?;
+                let a = self.value(a)?;
+                let b = self.value(b)?;
+                let mut acc = self.fix(fop, a, b);
+                for x in rest {
+                    let x = self.value(x)?;
+                    acc = self.fix(fop, acc, x);
+                }
+                acc
             }
             _ => {
                 let start = self.args(args)?;
@@ -627,9 +646,31 @@ impl Compiler {
     fn args(&mut self, args: &[Node]) -> Option<u32> {
         let start = self.next;
         for a in args {
-            let t = self.temp();
-            self.into(a, t)?;
+            let t = self.next;
+            match a {
+                // A call leaves its result where its own arguments began:
+                // here, when its callee is a global.
+                Node::Call {
+                    f,
+                    args,
+                    tail: false,
+                    ..
+                } => {
+                    let s = self.call(f, args, false)?;
+                    if s != t {
+                        self.ops.push(Op::Move {
+                            dst: t,
+                            a: Src::Reg(s),
+                        });
+                    }
+                }
+                _ => {
+                    let t = self.temp();
+                    self.into(a, t)?;
+                }
+            }
             self.next = t + 1;
+            self.max = self.max.max(self.next);
         }
         // A call without arguments still leaves its result at `start`.
         self.max = self.max.max(start + 1);

@@ -41,9 +41,9 @@ type Pure<T> = Result<T, Fallback>;
 
 /// How a procedure's code ended: its value, or a tail call of `f` (code
 /// `proto`) whose arguments are in place.
-enum Exit {
+enum Exit<'a> {
     Return(Value),
-    Tail(Rc<Proto>, Value),
+    Tail(&'a Proto, Value),
 }
 
 /// A pure run: the VM read-only, and the value stack taken from it for
@@ -80,7 +80,7 @@ impl Vm {
             calls: 0,
             tail_calls: 0,
         };
-        let r = run.call(proto.clone(), f, top);
+        let r = run.call(proto, f, top);
         let Run {
             mut stack,
             calls,
@@ -107,11 +107,11 @@ impl Vm {
     }
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
     /// A call: `f`'s code on the arguments at `base`, tail calls made in
     /// place. The stack is not shortened on return: the caller's
     /// registers may lie above `base` (`run_pure` cuts it back at the end).
-    fn call(&mut self, proto: Rc<Proto>, f: Value, base: usize) -> Pure<Value> {
+    fn call(&mut self, proto: &'a Proto, f: Value, base: usize) -> Pure<Value> {
         let (mut proto, mut f) = (proto, f);
         loop {
             let Some(code) = proto.pure_code.as_ref() else {
@@ -129,7 +129,7 @@ impl Run<'_> {
             }
             self.calls += 1;
             self.depth += 1;
-            let r = self.exec(&proto, &code.ops, base, top, f);
+            let r = self.exec(proto, &code.ops, base, top, f);
             self.depth -= 1;
             match r {
                 Ok(Exit::Return(v)) => return Ok(v),
@@ -151,16 +151,16 @@ impl Run<'_> {
     /// (`closure`, the running procedure, has code `proto`: a recursive
     /// call needs no look-up.)
     #[inline]
-    fn callee(&self, g: Value, argc: u32, closure: Value, proto: &Rc<Proto>) -> Pure<Rc<Proto>> {
+    fn callee(&self, g: Value, argc: u32, closure: Value, proto: &'a Proto) -> Pure<&'a Proto> {
         if g == closure && proto.nparams == argc as usize {
-            return Ok(proto.clone());
+            return Ok(proto);
         }
         let code = closure_code(g).ok_or(Fallback::Here)?;
         if code & PRIM_BIT != 0 {
             return Err(Fallback::Here);
         }
         match self.vm.protos.get(code as usize) {
-            Some(Some(p)) if p.pure.get() && p.nparams == argc as usize && !p.rest => Ok(p.clone()),
+            Some(Some(p)) if p.pure.get() && p.nparams == argc as usize && !p.rest => Ok(p),
             _ => Err(Fallback::Here),
         }
     }
@@ -169,12 +169,12 @@ impl Run<'_> {
     /// is the running procedure).
     fn exec(
         &mut self,
-        proto: &Rc<Proto>,
+        proto: &'a Proto,
         ops: &[Op],
         base: usize,
         top: usize,
         closure: Value,
-    ) -> Pure<Exit> {
+    ) -> Pure<Exit<'a>> {
         let here = Fallback::Here;
         let mut pc = 0;
         let mut regs = &mut self.stack[base..top];
@@ -331,8 +331,8 @@ impl Run<'_> {
         start: u32,
         argc: u32,
         closure: Value,
-        proto: &Rc<Proto>,
-    ) -> Pure<Exit> {
+        proto: &'a Proto,
+    ) -> Pure<Exit<'a>> {
         let p = self.callee(f, argc, closure, proto)?;
         slide(&mut self.stack[base..], start, argc);
         Ok(Exit::Tail(p, f))
