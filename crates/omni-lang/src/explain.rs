@@ -34,9 +34,10 @@ pub fn explain_proto(p: &Proto, out: &mut String, indent: usize) {
     if let Some(code) = &p.pure_code {
         let _ = writeln!(
             out,
-            "{pad}  pure tier: tried first ({} instructions, {} registers; reads and calls only, no region work)",
+            "{pad}  pure tier: tried first ({} instructions, {} registers; no activation, no scratch region{})",
             code.ops.len(),
-            code.nregs
+            code.nregs,
+            if code.builds { "; builds in dst" } else { "" }
         );
     }
     let mut lines = Vec::new();

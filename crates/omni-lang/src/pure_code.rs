@@ -3,9 +3,16 @@
 //!
 //! A body qualifies when every node reads (locals, captures, globals,
 //! constants), tests, computes on fixnums through a primitive's fast path
-//! (`pure_prim`), branches, binds a local, or calls. Nothing in such a
-//! body allocates or stores, so it needs no region. Anything else (a
-//! `lambda`, a store, a boxed variable, a primitive that may allocate)
+//! (`pure_prim`), branches, binds a local, calls, or builds a pair or a
+//! list in the activation's destination (`cons` and `list` whose target is
+//! `dst`). Nothing in such a body stores, and the only region it uses is
+//! its destination: no scratch region, no repair inside. A call whose
+//! callee builds in the caller's destination (CTRR's `callee dst = dst`,
+//! and every tail call) passes the region on; a call whose callee's
+//! destination would be the caller's scratch may only reach code that
+//! builds nothing (checked as it runs). `(error ...)` is an instruction
+//! that falls back (the general path raises the error). Anything else (a
+//! `lambda`, a store, a boxed variable, another allocating primitive)
 //! leaves the procedure to the general path alone.
 //!
 //! Registers are the procedure's local slots, then temporaries above
@@ -15,7 +22,7 @@
 use omni_mem::Value;
 
 use crate::builtins::Prim;
-use crate::ir::{FixArg, FixOp, Node, Operand};
+use crate::ir::{FixArg, FixOp, Node, Operand, Target};
 
 /// A register of the running frame, or a constant.
 #[derive(Clone, Copy, Debug)]
@@ -155,17 +162,35 @@ pub enum Op {
         hi: i64,
         to: u32,
     },
+    /// A pair of `a` and `b`, in the destination region.
+    Cons {
+        dst: u32,
+        a: Src,
+        b: Src,
+    },
+    /// A list of registers `start..start + n`, in the destination region.
+    List {
+        dst: u32,
+        start: u32,
+        n: u32,
+    },
+    /// Fall back (`(error ...)`: the general path raises it).
+    Fail,
     /// Call the procedure in register `f` (or global `g`) on registers
-    /// `start..start + argc`; the result goes to `start`.
+    /// `start..start + argc`; the result goes to `start`. `in_dst`: the
+    /// callee builds in this code's destination (else in what would be a
+    /// scratch region: it must build nothing).
     Call {
         f: u32,
         start: u32,
         argc: u32,
+        in_dst: bool,
     },
     CallGlobal {
         g: u32,
         start: u32,
         argc: u32,
+        in_dst: bool,
     },
     /// The same, in tail position: the arguments replace the frame.
     TailCall {
@@ -201,7 +226,9 @@ impl Op {
             | Op::Global { dst, .. }
             | Op::HeapConst { dst, .. }
             | Op::Capture { dst, .. }
-            | Op::SelfRef { dst } => Some(dst),
+            | Op::SelfRef { dst }
+            | Op::Cons { dst, .. }
+            | Op::List { dst, .. } => Some(dst),
             _ => None,
         }
     }
@@ -212,6 +239,8 @@ impl Op {
 pub struct PureCode {
     pub ops: Vec<Op>,
     pub nregs: u32,
+    /// Whether the code itself builds (`Cons`, `List`).
+    pub builds: bool,
 }
 
 /// The pure-tier code of a procedure body with `nslots` local slots, if
@@ -225,9 +254,14 @@ pub fn compile(body: &Node, nslots: usize) -> Option<PureCode> {
         join: 0,
     };
     c.ret(body)?;
+    let builds = c
+        .ops
+        .iter()
+        .any(|op| matches!(op, Op::Cons { .. } | Op::List { .. }));
     Some(PureCode {
         ops: c.ops,
         nregs: c.max,
+        builds,
     })
 }
 
@@ -331,7 +365,7 @@ impl Compiler {
                 ..
             } => {
                 let mark = self.next;
-                self.call(f, args, true)?;
+                self.call(f, args, Target::Dst, true)?;
                 self.next = mark;
                 Some(())
             }
@@ -493,6 +527,41 @@ impl Compiler {
                 self.emit(|dst| Op::Eq { dst, a, b })
             }
             Node::Prim { op, args, .. } if pure_prim(*op, args.len()) => self.prim(*op, args)?,
+            Node::Prim {
+                op: Prim::Cons,
+                args,
+                target: Target::Dst,
+                ..
+            } => match &args[..] {
+                [a, b] => {
+                    let a = self.value(a)?;
+                    let b = self.value(b)?;
+                    self.emit(|dst| Op::Cons { dst, a, b })
+                }
+                _ => return None,
+            },
+            Node::Prim {
+                op: Prim::List,
+                args,
+                target: Target::Dst,
+                ..
+            } => {
+                let start = self.args(args)?;
+                let n = u32::try_from(args.len()).ok()?;
+                self.ops.push(Op::List {
+                    dst: start,
+                    start,
+                    n,
+                });
+                self.next = start + 1;
+                Src::Reg(start)
+            }
+            Node::Prim {
+                op: Prim::Error, ..
+            } => {
+                self.ops.push(Op::Fail);
+                Src::Val(Value::NOTHING)
+            }
             Node::If(..) | Node::Or(..) => {
                 let t = self.temp();
                 self.into(n, t)?;
@@ -515,9 +584,10 @@ impl Compiler {
                 f,
                 args,
                 tail: false,
+                target,
                 ..
             } => {
-                let start = self.call(f, args, false)?;
+                let start = self.call(f, args, *target, false)?;
                 // The result is at `start`; the arguments' registers are free.
                 self.next = start + 1;
                 Src::Reg(start)
@@ -616,15 +686,34 @@ impl Compiler {
         })
     }
 
-    /// A call of `f` on `args`, in tail position or not; returns the
+    /// A call of `f` on `args` whose result goes to `target`, in tail
+    /// position or not; returns the
     /// register of the first argument (where a result is left).
-    fn call(&mut self, f: &Node, args: &[Node], tail: bool) -> Option<u32> {
+    fn call(&mut self, f: &Node, args: &[Node], target: Target, tail: bool) -> Option<u32> {
+        // The callee's destination: this code's (a tail call's always is),
+        // or what would be a scratch region.
+        let in_dst = match target {
+            _ if tail => true,
+            Target::Dst => true,
+            Target::Scratch => false,
+            _ => return None,
+        };
         let callee = self.callee(f)?;
         let start = self.args(args)?;
         let argc = u32::try_from(args.len()).ok()?;
         self.ops.push(match (callee, tail) {
-            (Callee::Global(g), false) => Op::CallGlobal { g, start, argc },
-            (Callee::Reg(f), false) => Op::Call { f, start, argc },
+            (Callee::Global(g), false) => Op::CallGlobal {
+                g,
+                start,
+                argc,
+                in_dst,
+            },
+            (Callee::Reg(f), false) => Op::Call {
+                f,
+                start,
+                argc,
+                in_dst,
+            },
             (Callee::Global(g), true) => Op::TailCallGlobal { g, start, argc },
             (Callee::Reg(f), true) => Op::TailCall { f, start, argc },
         });
@@ -654,9 +743,10 @@ impl Compiler {
                     f,
                     args,
                     tail: false,
+                    target,
                     ..
                 } => {
-                    let s = self.call(f, args, false)?;
+                    let s = self.call(f, args, *target, false)?;
                     if s != t {
                         self.ops.push(Op::Move {
                             dst: t,

@@ -78,7 +78,7 @@ impl Vm {
             };
             // A procedure that only reads and calls needs no activation.
             if proto.pure.get() {
-                if let Some(v) = self.run_pure(&proto, f, base) {
+                if let Some(v) = self.run_pure(&proto, f, base, dst) {
                     return if v.is_heap() && !self.dst_holds(dst, v) {
                         self.admit_return(dst, v, span)
                     } else {

@@ -1,22 +1,26 @@
-//! The pure tier. A procedure whose body only reads and calls (fixnum
-//! arithmetic and comparisons, pair reads, type and identity tests,
-//! locals, captures, globals and constants, calls of procedures like it:
-//! `pure_code.rs`) allocates nothing and changes nothing, so a call of it
-//! needs none of an activation's region work: no scratch slot, no
-//! reserved ranks, no repair at its returns and tail calls. Such a call
-//! runs its register code here, on the value stack, and gives its value
-//! to the general call's return boundary, which admits it into the
-//! caller's `dst` as for any call (it can only be a value that existed
-//! before the call began).
+//! The pure tier. A procedure whose body only reads, calls and builds in
+//! its destination (fixnum arithmetic and comparisons, pair reads, type
+//! and identity tests, locals, captures, globals and constants, `cons` and
+//! `list` into `dst`, calls of procedures like it: `pure_code.rs`) stores
+//! nothing and uses no scratch region, so a call of it needs none of an
+//! activation's region work: no scratch slot, no reserved ranks, no repair
+//! at its returns and tail calls. Such a call runs its register code here,
+//! on the value stack, building (if it does) in the destination of the
+//! call the run began with, where the general path would have built too;
+//! its value goes to the general call's return boundary, which admits it
+//! into the caller's `dst` as for any call.
 //!
 //! When something does not apply (an operand of another kind, an
 //! overflow, an error, a callee that is not pure, the depth limit, an
 //! interrupt or a step budget) the run *falls back*: it is abandoned, and
-//! the general path runs the call again from its start. Nothing was
-//! changed, so the second run sees what the first saw and does all the
-//! general path does, errors and their backtraces included. (Reading
-//! through a moved original may pin a slot region, as the general path's
-//! read would: the only trace a run leaves, and the rerun makes it too.)
+//! the general path runs the call again from its start. Nothing
+//! observable was changed, so the second run sees what the first saw and
+//! does all the general path does, errors and their backtraces included.
+//! The traces a run can leave: pairs it built, unreachable in the
+//! destination until that region dies; a field younger than the
+//! destination that a constructor's barrier moved there (a move keeps
+//! identity: the rerun reads the same object); a slot region pinned by a
+//! read through a moved original, as the general path's read pins it.
 //! The procedure whose code met the obstacle is not tried again
 //! (`Proto::pure`), nor, after the depth limit or an interrupt, the one the
 //! run started from: a rerun that retried at every level of a deep
@@ -55,16 +59,47 @@ struct Run<'a> {
     depth: usize,
     calls: u64,
     tail_calls: u64,
+    home: Home,
+}
+
+/// Where a run builds (`cons`, `list`): the destination of the call it
+/// began with. A caller's scratch region that does not exist yet is made
+/// at the first build, at the rank its activation reserved, as the general
+/// path makes it, and handed to its slot when the run ends.
+#[derive(Clone, Copy)]
+enum Home {
+    Region(Region),
+    Unmade { slot: usize, rank: u64 },
+    Made { slot: usize, region: Region },
 }
 
 impl Vm {
     /// Run pure procedure `proto` (closure `f`) on its arguments at
     /// `base..base + nparams`; `None` when the run fell back (the stack is
     /// as it was, and the general path runs the call).
-    pub(super) fn run_pure(&mut self, proto: &Rc<Proto>, f: Value, base: usize) -> Option<Value> {
+    pub(super) fn run_pure(
+        &mut self,
+        proto: &Rc<Proto>,
+        f: Value,
+        base: usize,
+        dst: Dst,
+    ) -> Option<Value> {
         if crate::interrupt::count() != self.fast_gate {
             return None;
         }
+        let home = match dst {
+            Dst::Region(r) => Home::Region(r),
+            Dst::Scratch(i) => match self.scratch_stack.get(i) {
+                Some(ScratchSlot {
+                    region: Some(r), ..
+                }) => Home::Region(*r),
+                Some(ScratchSlot { rank, region: None }) => Home::Unmade {
+                    slot: i,
+                    rank: *rank,
+                },
+                None => return None,
+            },
+        };
         let mut stack = std::mem::take(&mut self.stack);
         // The run works on a copy of the arguments: a tail call overwrites
         // its frame, and a fallback needs them as they were.
@@ -79,16 +114,21 @@ impl Vm {
             depth: self.depth,
             calls: 0,
             tail_calls: 0,
+            home,
         };
-        let r = run.call(proto, f, top);
+        let r = run.call(proto, f, top, true);
         let Run {
             mut stack,
             calls,
             tail_calls,
+            home,
             ..
         } = run;
         stack.truncate(top);
         self.stack = stack;
+        if let Home::Made { slot, region } = home {
+            self.scratch_stack[slot].region = Some(region);
+        }
         match r {
             Ok(v) => {
                 self.stats.calls += calls;
@@ -111,7 +151,7 @@ impl<'a> Run<'a> {
     /// A call: `f`'s code on the arguments at `base`, tail calls made in
     /// place. The stack is not shortened on return: the caller's
     /// registers may lie above `base` (`run_pure` cuts it back at the end).
-    fn call(&mut self, proto: &'a Proto, f: Value, base: usize) -> Pure<Value> {
+    fn call(&mut self, proto: &'a Proto, f: Value, base: usize, builds: bool) -> Pure<Value> {
         let (mut proto, mut f) = (proto, f);
         loop {
             let Some(code) = proto.pure_code.as_ref() else {
@@ -129,7 +169,7 @@ impl<'a> Run<'a> {
             }
             self.calls += 1;
             self.depth += 1;
-            let r = self.exec(proto, &code.ops, base, top, f);
+            let r = self.exec(proto, &code.ops, base, top, f, builds);
             self.depth -= 1;
             match r {
                 Ok(Exit::Return(v)) => return Ok(v),
@@ -151,7 +191,14 @@ impl<'a> Run<'a> {
     /// (`closure`, the running procedure, has code `proto`: a recursive
     /// call needs no look-up.)
     #[inline]
-    fn callee(&self, g: Value, argc: u32, closure: Value, proto: &'a Proto) -> Pure<&'a Proto> {
+    fn callee(
+        &self,
+        g: Value,
+        argc: u32,
+        closure: Value,
+        proto: &'a Proto,
+        builds: bool,
+    ) -> Pure<&'a Proto> {
         if g == closure && proto.nparams == argc as usize {
             return Ok(proto);
         }
@@ -160,13 +207,40 @@ impl<'a> Run<'a> {
             return Err(Fallback::Here);
         }
         match self.vm.protos.get(code as usize) {
-            Some(Some(p)) if p.pure.get() && p.nparams == argc as usize && !p.rest => Ok(p),
+            // A callee that builds, called where it may not: this call
+            // site needs the general path.
+            Some(Some(p))
+                if p.pure.get()
+                    && p.nparams == argc as usize
+                    && !p.rest
+                    && (builds || p.pure_code.as_ref().is_some_and(|c| !c.builds)) =>
+            {
+                Ok(p)
+            }
             _ => Err(Fallback::Here),
         }
     }
 
+    /// The region the run builds in (`builds`: the running code may build,
+    /// its callers having passed their destination down).
+    fn home(&mut self, builds: bool) -> Pure<Region> {
+        if !builds {
+            // Reached through a call whose callee's destination would have
+            // been its caller's scratch: the general path's work.
+            return Err(Fallback::Limit);
+        }
+        Ok(match self.home {
+            Home::Region(region) | Home::Made { region, .. } => region,
+            Home::Unmade { slot, rank } => {
+                let region = self.vm.new_region_at(rank);
+                self.home = Home::Made { slot, region };
+                region
+            }
+        })
+    }
+
     /// Run one procedure's code on the registers `base..top` (`closure`
-    /// is the running procedure).
+    /// is the running procedure; `builds`: as `home`).
     fn exec(
         &mut self,
         proto: &'a Proto,
@@ -174,6 +248,7 @@ impl<'a> Run<'a> {
         base: usize,
         top: usize,
         closure: Value,
+        builds: bool,
     ) -> Pure<Exit<'a>> {
         let here = Fallback::Here;
         let mut pc = 0;
@@ -251,10 +326,15 @@ impl<'a> Run<'a> {
                         pc = to as usize;
                     }
                 }
-                Op::CallGlobal { g, start, argc } => {
+                Op::CallGlobal {
+                    g,
+                    start,
+                    argc,
+                    in_dst,
+                } => {
                     let f = global(self.vm, g)?;
-                    let p = self.callee(f, argc, closure, proto)?;
-                    let v = self.call(p, f, base + start as usize)?;
+                    let p = self.callee(f, argc, closure, proto, builds && in_dst)?;
+                    let v = self.call(p, f, base + start as usize, builds && in_dst)?;
                     regs = &mut self.stack[base..top];
                     regs[start as usize] = v;
                 }
@@ -278,7 +358,7 @@ impl<'a> Run<'a> {
                         pc = 0;
                         continue;
                     }
-                    return self.tail(f, base, start, argc, closure, proto);
+                    return self.tail(f, base, start, argc, (closure, proto, builds));
                 }
                 Op::JumpUnless { a, to } => {
                     if !src!(a).is_truthy() {
@@ -307,16 +387,39 @@ impl<'a> Run<'a> {
                         closure_capture(closure, i as usize).unwrap_or(Value::NOTHING);
                 }
                 Op::SelfRef { dst } => regs[dst as usize] = closure,
-                Op::Call { f, start, argc } => {
+                Op::Call {
+                    f,
+                    start,
+                    argc,
+                    in_dst,
+                } => {
                     let f = regs[f as usize];
-                    let p = self.callee(f, argc, closure, proto)?;
-                    let v = self.call(p, f, base + start as usize)?;
+                    let p = self.callee(f, argc, closure, proto, builds && in_dst)?;
+                    let v = self.call(p, f, base + start as usize, builds && in_dst)?;
                     regs = &mut self.stack[base..top];
                     regs[start as usize] = v;
                 }
+                Op::Cons { dst, a, b } => {
+                    let (a, b) = (src!(a), src!(b));
+                    let r = self.home(builds)?;
+                    let v = omni_mem::alloc_pair(r, a, b).map_err(|_| here)?;
+                    regs = &mut self.stack[base..top];
+                    regs[dst as usize] = v;
+                }
+                Op::List { dst, start, n } => {
+                    let r = self.home(builds)?;
+                    let mut l = Value::EMPTY;
+                    for i in (start..start + n).rev() {
+                        let x = self.stack[base + i as usize];
+                        l = omni_mem::alloc_pair(r, x, l).map_err(|_| here)?;
+                    }
+                    regs = &mut self.stack[base..top];
+                    regs[dst as usize] = l;
+                }
+                Op::Fail => return Err(here),
                 Op::TailCall { f, start, argc } => {
                     let f = regs[f as usize];
-                    return self.tail(f, base, start, argc, closure, proto);
+                    return self.tail(f, base, start, argc, (closure, proto, builds));
                 }
             }
         }
@@ -330,10 +433,9 @@ impl<'a> Run<'a> {
         base: usize,
         start: u32,
         argc: u32,
-        closure: Value,
-        proto: &'a Proto,
+        (closure, proto, builds): (Value, &'a Proto, bool),
     ) -> Pure<Exit<'a>> {
-        let p = self.callee(f, argc, closure, proto)?;
+        let p = self.callee(f, argc, closure, proto, builds)?;
         slide(&mut self.stack[base..], start, argc);
         Ok(Exit::Tail(p, f))
     }
