@@ -517,16 +517,20 @@ impl<const MOVES: bool> Transmigration<MOVES> {
             Ok(())
         }
     }
+}
 
-    /// Put every forwarded source header of `log` back (pair marks stay).
-    unsafe fn restore(log: &[*mut u8]) {
-        for &src in log {
-            // SAFETY: each logged object's header holds its copy's address;
-            // the copy carries the original header word.
-            unsafe {
-                let copy = src.cast::<*mut u8>().read().map_addr(|a| a & !FORWARDED);
-                src.cast::<u64>().write(copy.cast::<u64>().read());
-            }
+/// Put every forwarded source header of `log` back (pair marks stay).
+///
+/// # Safety
+/// Each object of `log` is live and forwarded to a live copy by the
+/// session that logged it.
+unsafe fn restore(log: &[*mut u8]) {
+    for &src in log {
+        // SAFETY: each logged object's header holds its copy's address;
+        // the copy carries the original header word.
+        unsafe {
+            let copy = src.cast::<*mut u8>().read().map_addr(|a| a & !FORWARDED);
+            src.cast::<u64>().write(copy.cast::<u64>().read());
         }
     }
 }
@@ -633,9 +637,9 @@ unsafe fn session<const MOVES: bool>(
     // SAFETY: as above. A failed session's copies are unfinished: its
     // moves are put back too.
     unsafe {
-        Transmigration::<MOVES>::restore(&t.log);
+        restore(&t.log);
         if result.is_err() {
-            Transmigration::<MOVES>::restore(&t.moves);
+            restore(&t.moves);
         } else if !t.into_slots.is_empty() {
             crate::moves::remember(dst, &t.into_slots);
         }
