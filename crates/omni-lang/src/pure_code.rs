@@ -269,7 +269,7 @@ pub fn compile(body: &Node, nslots: usize) -> Option<PureCode> {
 /// else decline, with `argc` operands.
 fn pure_prim(op: Prim, argc: usize) -> bool {
     match argc {
-        1 => op.has_unary_fast_path(),
+        1 => op.has_unary_fast_path() || matches!(op, Prim::Add | Prim::Mul),
         2 => op == Prim::IsEq || FixOp::of_prim(op).is_some(),
         _ => matches!(op, Prim::Add | Prim::Mul),
     }
@@ -645,6 +645,12 @@ impl Compiler {
 
     fn prim(&mut self, op: Prim, args: &[Node]) -> Option<Src> {
         Some(match args {
+            // `(+ x)` and `(* x)`: x, if it is a fixnum.
+            [a] if matches!(op, Prim::Add | Prim::Mul) => {
+                let a = self.value(a)?;
+                let unit = Value::fixnum(i64::from(op == Prim::Mul))?;
+                self.fix(FixOp::of_prim(op)?, a, Src::Val(unit))
+            }
             [a] => {
                 let a = self.value(a)?;
                 self.unary(op, a)

@@ -286,3 +286,25 @@ fn an_error_after_building_is_the_general_paths_error_and_frees_everything() {
     assert!(d.message.contains("bottom"), "{}", d.message);
     assert!(d.trace.iter().all(|t| t.0 == "build" || t.0 == "toplevel"));
 }
+
+#[test]
+fn constants_captures_and_every_operand_count_give_the_general_paths_values() {
+    let (out, s) = run_ok(
+        "(define table '((a 1) (b 2) (c 3)))
+         (define (lookup k) (let loop ((l table)) (cond ((null? l) #f) ((eq? (car (car l)) k) (cadr (car l))) (else (loop (cdr l))))))
+         (define (sums a b c) (list (+) (* ) (+ a) (* a b) (+ a b c) (* a b c 2) (- a b) (quotient c a) (remainder c b) (modulo (- 0 c) b)))
+         (define (tests x) (list (null? x) (pair? x) (not x) (zero? 0) (symbol? 'q) (number? x) (integer? 3) (eq? x x) (string? x)))
+         (define (quoted) '(1 \"two\" #\\3))
+         (define (empty) (list))
+         (define (within lo hi x) (and (<= lo x) (< x hi) (> hi lo) (>= x lo) (not (= x hi))))
+         (println (lookup 'b) (lookup 'z) (sums 3 4 10) (tests '(1)) (quoted) (empty) (within 1 5 3) (within 1 5 5))",
+    );
+    assert_eq!(
+        out,
+        "2 false (0 1 3 12 17 240 -1 3 2 2) (false true false true true false true true false) (1 two 3) () true false\n"
+    );
+    assert_eq!(s.pure_fallbacks, 0);
+    // lookup makes its loop's closure (general); the loop runs twice, and
+    // every other procedure once each (within twice).
+    assert_eq!(s.pure_runs, 8);
+}
