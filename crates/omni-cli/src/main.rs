@@ -86,6 +86,9 @@ struct RunFlags {
     /// At most N nested non-tail calls (default 1,000,000; 100,000 in debug builds).
     #[arg(long = "max-depth", value_name = "N")]
     max_depth: Option<usize>,
+    /// Run every call on the general path (no pure tier), to compare.
+    #[arg(long = "no-pure-tier")]
+    no_pure_tier: bool,
 }
 
 struct Opts {
@@ -98,6 +101,7 @@ struct Opts {
     region_quota: Option<usize>,
     max_heap: Option<usize>,
     max_depth: Option<usize>,
+    pure_tier: bool,
 }
 
 /// The command line as the rest of `main` uses it.
@@ -123,6 +127,7 @@ fn opts(cli: Cli) -> Opts {
         region_quota: f.region_quota,
         max_heap: f.max_heap,
         max_depth: f.max_depth,
+        pure_tier: !f.no_pure_tier,
     }
 }
 
@@ -374,6 +379,7 @@ fn run_cmd(opts: Opts, file: String, src: String) -> ExitCode {
             let limits = omni_lang::Limits {
                 region_quota: opts.region_quota,
                 max_depth: opts.max_depth.unwrap_or(omni_lang::MAX_DEPTH),
+                pure_tier: opts.pure_tier,
                 ..omni_lang::Limits::default()
             };
             let report = omni_lang::run_source_report(&src, out, opts.args.clone(), limits);

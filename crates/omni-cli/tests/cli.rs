@@ -583,6 +583,35 @@ fn max_depth_sets_the_limit_on_nested_calls() {
     assert_eq!(text(&o.stdout), "100100\n");
 }
 
+#[test]
+fn no_pure_tier_runs_every_call_on_the_general_path_with_the_same_output() {
+    let program =
+        "(define (fib n) (if (< n 2) n (+ (fib (- n 1)) (fib (- n 2))))) (println (fib 15))";
+    let with = omni(&["-e", program, "--stats"], None);
+    let without = omni(&["-e", program, "--stats", "--no-pure-tier"], None);
+    assert!(with.status.success() && without.status.success());
+    assert_eq!(text(&with.stdout), "610\n");
+    assert_eq!(text(&without.stdout), "610\n");
+    assert!(
+        text(&with.stderr).contains("pure-tier runs         1 (0 fell back)"),
+        "{}",
+        text(&with.stderr)
+    );
+    assert!(
+        text(&without.stderr).contains("pure-tier runs         0 (0 fell back)"),
+        "{}",
+        text(&without.stderr)
+    );
+    // The same calls either way.
+    let calls = |o: &std::process::Output| {
+        text(&o.stderr)
+            .lines()
+            .find(|l| l.starts_with("calls "))
+            .map(str::to_string)
+    };
+    assert_eq!(calls(&with), calls(&without));
+}
+
 /// The README's retention example, as the README shows it.
 #[test]
 fn the_retention_example_names_its_site() {

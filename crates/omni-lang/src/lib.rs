@@ -325,6 +325,10 @@ pub struct Limits {
     /// included): exceeding it is the error "region exceeded quota; likely
     /// escape/retention".
     pub region_quota: Option<usize>,
+    /// Whether procedures that only read, call and build in their
+    /// destination run in the pure tier (CTRR.md, runtime duty 7). Off,
+    /// every call takes the general path: the same output, to compare.
+    pub pure_tier: bool,
 }
 
 impl Default for Limits {
@@ -333,6 +337,7 @@ impl Default for Limits {
             max_depth: MAX_DEPTH,
             fuel: None,
             region_quota: None,
+            pure_tier: true,
         }
     }
 }
@@ -386,6 +391,7 @@ pub fn run_source_io(
     vm.max_depth = depth_cap(limits.max_depth);
     vm.set_fuel(limits.fuel);
     vm.set_region_quota(limits.region_quota);
+    vm.pure_tier = limits.pure_tier;
     let r = compile_program(&mut vm, src)
         .and_then(|forms| run_compiled(&mut vm, &forms, &mut |_, _| {}).map_err(|d| vec![d]));
     let unjoined = finish_threads(&vm);

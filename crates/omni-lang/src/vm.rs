@@ -249,6 +249,9 @@ pub struct Vm {
     /// with one. One compare per call covers both checks (set only by
     /// `set_fuel` and `set_interrupts_seen`).
     pub(crate) fast_gate: u64,
+    /// Whether procedures with pure-tier code try it (`vm/pure.rs`); off,
+    /// every call takes the general path (`Limits::pure_tier`).
+    pub(crate) pure_tier: bool,
     /// Quota applied to every region the VM creates (`--region-quota`).
     region_quota: Option<usize>,
     pub args: Vec<String>,
@@ -371,6 +374,7 @@ impl Vm {
             interrupts_seen: 0,
             fuel: None,
             fast_gate: 0,
+            pure_tier: true,
             region_quota: None,
             args: Vec::new(),
             stats: VmStats::default(),
@@ -459,6 +463,9 @@ impl Vm {
         for p in protos {
             if self.protos.len() <= p.id {
                 self.protos.resize(p.id + 1, None);
+            }
+            if !self.pure_tier {
+                p.pure.set(false);
             }
             let id = p.id;
             self.protos[id] = Some(p);

@@ -245,6 +245,7 @@ impl Vm {
             self.region_quota(),
             omni_mem::heap_limit(),
             self.interrupts_seen(),
+            self.pure_tier,
         );
         // A traced program traces its threads too, on one time axis.
         let trace_origin = omni_mem::trace_origin();
@@ -285,7 +286,7 @@ fn child_main(
     id: u32,
     code: (Vec<Arc<Batch>>, GlobalTable),
     snapshot: Parcel,
-    limits: (usize, Option<u64>, Option<usize>, Option<usize>, u64),
+    limits: (usize, Option<u64>, Option<usize>, Option<usize>, u64, bool),
     spawn_site: Span,
 ) {
     let run = std::panic::AssertUnwindSafe(|| {
@@ -298,6 +299,7 @@ fn child_main(
         // An interrupt requested since the program started stops this
         // thread too.
         vm.set_interrupts_seen(limits.4);
+        vm.pure_tier = limits.5;
         let (batches, table) = code;
         vm.adopt_global_table(table.names, table.ids, table.boxed);
         vm.lazy_code = batches;

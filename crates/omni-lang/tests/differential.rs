@@ -478,24 +478,41 @@ fn random_programs_match_the_reference_evaluator() {
             expected.push('\n');
         }
         loops += program.matches("(let v").count();
-        let buf = SharedBuf::default();
-        let out = buf.clone();
-        let prog = program.clone();
-        let (result, live) = std::thread::Builder::new()
-            .stack_size(omni_lang::VM_STACK_BYTES)
-            .spawn(move || {
-                let r = omni_lang::run_source(&prog, Box::new(out), vec![])
-                    .map(|_| ())
-                    .map_err(|d| format!("{d:?}"));
-                (r, omni_mem::heap_stats().live_bytes)
-            })
-            .unwrap()
-            .join()
-            .unwrap();
-        let got = buf.text();
-        assert!(result.is_ok(), "seed {seed}: error {result:?}\n{program}");
-        assert_eq!(got, expected, "seed {seed}: output differs\n{program}");
-        assert_eq!(live, 0, "seed {seed}: live bytes at exit\n{program}");
+        // With the pure tier and without it (every call general).
+        for pure_tier in [true, false] {
+            let buf = SharedBuf::default();
+            let out = buf.clone();
+            let prog = program.clone();
+            let limits = omni_lang::Limits {
+                pure_tier,
+                ..omni_lang::Limits::default()
+            };
+            let (result, live) = std::thread::Builder::new()
+                .stack_size(omni_lang::VM_STACK_BYTES)
+                .spawn(move || {
+                    let r = omni_lang::run_source_with(&prog, Box::new(out), vec![], limits)
+                        .map(|_| ())
+                        .map_err(|d| format!("{d:?}"));
+                    (r, omni_mem::heap_stats().live_bytes)
+                })
+                .unwrap()
+                .join()
+                .unwrap();
+            let got = buf.text();
+            let tier = if pure_tier { "pure tier" } else { "general" };
+            assert!(
+                result.is_ok(),
+                "seed {seed} ({tier}): error {result:?}\n{program}"
+            );
+            assert_eq!(
+                got, expected,
+                "seed {seed} ({tier}): output differs\n{program}"
+            );
+            assert_eq!(
+                live, 0,
+                "seed {seed} ({tier}): live bytes at exit\n{program}"
+            );
+        }
     }
     // The generator reaches every form; named-let loops are the rarest.
     assert!(

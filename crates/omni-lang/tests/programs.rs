@@ -29,7 +29,7 @@ struct Outcome {
     live_bytes: usize,
 }
 
-fn run_program(path: &Path) -> Outcome {
+fn run_program(path: &Path, limits: Limits) -> Outcome {
     let src = std::fs::read_to_string(path).expect("read program");
     let name = path.file_name().unwrap().to_string_lossy().to_string();
     let handle = std::thread::Builder::new()
@@ -42,7 +42,7 @@ fn run_program(path: &Path) -> Outcome {
                 Source::Given(Box::new(std::io::Cursor::new(input.into_bytes()))),
                 Box::new(buf.clone()),
                 vec!["arg1".into(), "arg2".into()],
-                Limits::default(),
+                limits,
             );
             let (stderr, thread_regions, thread_bytes) = match report.result {
                 Ok(v) => (
@@ -92,6 +92,20 @@ fn programs() -> Vec<PathBuf> {
 
 #[test]
 fn conformance_programs() {
+    check_programs(Limits::default());
+}
+
+/// The same programs with every call on the general path: the pure tier
+/// (CTRR.md, runtime duty 7) must change nothing a program shows.
+#[test]
+fn conformance_programs_without_the_pure_tier() {
+    check_programs(Limits {
+        pure_tier: false,
+        ..Limits::default()
+    });
+}
+
+fn check_programs(limits: Limits) {
     let progs = programs();
     assert!(
         progs.len() >= 60,
@@ -103,7 +117,7 @@ fn conformance_programs() {
         let src = std::fs::read_to_string(p).unwrap();
         let want_out = expectations(&src, ";; out:").unwrap_or_default();
         let want_err = expectations(&src, ";; err:");
-        let got = run_program(p);
+        let got = run_program(p, limits);
         let name = p.file_name().unwrap().to_string_lossy();
         if got.stdout != want_out {
             failures.push(format!(

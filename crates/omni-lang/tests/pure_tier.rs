@@ -308,3 +308,35 @@ fn constants_captures_and_every_operand_count_give_the_general_paths_values() {
     // every other procedure once each (within twice).
     assert_eq!(s.pure_runs, 8);
 }
+
+#[test]
+fn a_step_budget_runs_out_at_the_same_call_in_both_tiers() {
+    let src = "(define (count i acc) (if (= i 0) acc (count (- i 1) (+ acc 1))))
+               (define (fib n) (if (< n 2) n (+ (fib (- n 1)) (fib (- n 2)))))
+               (println (count 50 0) (fib 8))";
+    let mut outcomes = Vec::new();
+    for fuel in 80..140 {
+        let results: Vec<String> = [true, false]
+            .into_iter()
+            .map(|pure_tier| {
+                let (out, r) = run(
+                    src,
+                    Limits {
+                        fuel: Some(fuel),
+                        pure_tier,
+                        ..Limits::default()
+                    },
+                );
+                match r {
+                    Ok(_) => out,
+                    Err(d) => format!("{out}error: {}", d[0].message),
+                }
+            })
+            .collect();
+        assert_eq!(results[0], results[1], "budget {fuel}");
+        outcomes.push(results[0].clone());
+    }
+    // The range covers both outcomes.
+    assert!(outcomes[0].contains("step budget exhausted"));
+    assert_eq!(outcomes[outcomes.len() - 1], "50 21\n");
+}

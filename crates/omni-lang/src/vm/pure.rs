@@ -10,9 +10,10 @@
 //! its value goes to the general call's return boundary, which admits it
 //! into the caller's `dst` as for any call.
 //!
-//! When something does not apply (an operand of another kind, an
-//! overflow, an error, a callee that is not pure, the depth limit, an
-//! interrupt or a step budget) the run *falls back*: it is abandoned, and
+//! Each call and tail call of a run takes a step of the step budget, as on
+//! the general path. When something does not apply (an operand of another
+//! kind, an overflow, an error, a callee that is not pure, the depth
+//! limit, an interrupt, the end of the step budget) the run *falls back*: it is abandoned, and
 //! the general path runs the call again from its start. Nothing
 //! observable was changed, so the second run sees what the first saw and
 //! does all the general path does, errors and their backtraces included.
@@ -60,6 +61,12 @@ struct Run<'a> {
     calls: u64,
     tail_calls: u64,
     home: Home,
+    /// The stop requests the VM has seen (`Vm::interrupts_seen`): a run
+    /// stops at the next call once `interrupt::count()` differs.
+    gate: u64,
+    /// What is left of the step budget (`Vm::set_fuel`): each call and tail
+    /// call takes a step, as on the general path.
+    fuel: Option<u64>,
 }
 
 /// Where a run builds (`cons`, `list`): the destination of the call it
@@ -84,7 +91,7 @@ impl Vm {
         base: usize,
         dst: Dst,
     ) -> Option<Value> {
-        if crate::interrupt::count() != self.fast_gate {
+        if crate::interrupt::count() != self.interrupts_seen {
             return None;
         }
         let home = match dst {
@@ -115,13 +122,16 @@ impl Vm {
             calls: 0,
             tail_calls: 0,
             home,
+            gate: self.interrupts_seen,
+            fuel: self.fuel,
         };
-        let r = run.call(proto, f, top, true);
+        let r = run.call_stepped(proto, f, top, true, true);
         let Run {
             mut stack,
             calls,
             tail_calls,
             home,
+            fuel,
             ..
         } = run;
         stack.truncate(top);
@@ -131,6 +141,8 @@ impl Vm {
         }
         match r {
             Ok(v) => {
+                // (After a fallback the general path takes the steps again.)
+                self.fuel = fuel;
                 self.stats.calls += calls;
                 self.stats.tail_calls += tail_calls;
                 self.stats.pure_runs += 1;
@@ -152,17 +164,32 @@ impl<'a> Run<'a> {
     /// place. The stack is not shortened on return: the caller's
     /// registers may lie above `base` (`run_pure` cuts it back at the end).
     fn call(&mut self, proto: &'a Proto, f: Value, base: usize, builds: bool) -> Pure<Value> {
-        let (mut proto, mut f) = (proto, f);
+        self.call_stepped(proto, f, base, builds, false)
+    }
+
+    /// `call`; `stepped`: this call's step was taken already (by the
+    /// general path, for the call a run begins with).
+    fn call_stepped(
+        &mut self,
+        proto: &'a Proto,
+        f: Value,
+        base: usize,
+        builds: bool,
+        stepped: bool,
+    ) -> Pure<Value> {
+        let (mut proto, mut f, mut stepped) = (proto, f, stepped);
         loop {
             let Some(code) = proto.pure_code.as_ref() else {
                 return Err(Fallback::Above);
             };
             if self.depth >= self.vm.max_depth
                 || crate::stack_here() <= self.vm.stack_limit
-                || crate::interrupt::count() != self.vm.fast_gate
+                || crate::interrupt::count() != self.gate
+                || !(stepped || take_step(&mut self.fuel))
             {
                 return Err(Fallback::Limit);
             }
+            stepped = false;
             let top = base + code.nregs as usize;
             if self.stack.len() < top {
                 self.stack.resize(top, Value::UNDEFINED);
@@ -346,11 +373,12 @@ impl<'a> Run<'a> {
                 Op::TailCallGlobal { g, start, argc } => {
                     let f = global(self.vm, g)?;
                     // A loop: the running procedure again, in place (the
-                    // interrupt check every iteration, as `call` makes it
-                    // every call).
+                    // interrupt check and the step every iteration, as
+                    // `call` makes them every call).
                     if f == closure
                         && argc as usize == proto.nparams
-                        && crate::interrupt::count() == self.vm.fast_gate
+                        && crate::interrupt::count() == self.gate
+                        && take_step(&mut self.fuel)
                     {
                         slide(regs, start, argc);
                         self.calls += 1;
@@ -456,5 +484,18 @@ fn global(vm: &Vm, g: u32) -> Pure<Value> {
 fn slide(regs: &mut [Value], start: u32, argc: u32) {
     for i in 0..argc as usize {
         regs[i] = regs[start as usize + i];
+    }
+}
+
+/// Take a step of the budget, if there is one: `false` when it is spent.
+#[inline(always)]
+fn take_step(fuel: &mut Option<u64>) -> bool {
+    match fuel {
+        None => true,
+        Some(0) => false,
+        Some(f) => {
+            *f -= 1;
+            true
+        }
     }
 }
