@@ -1,5 +1,6 @@
 //! The pure tier's code (run by `vm/pure.rs`): a procedure body that only
-//! reads and calls, translated from the IR into a flat register code.
+//! reads, calls and builds in its destination, translated from the IR into
+//! a flat register code.
 //!
 //! A body qualifies when every node reads (locals, captures, globals,
 //! constants), tests, computes on fixnums through a primitive's fast path
@@ -91,13 +92,6 @@ pub enum Op {
         dst: u32,
         a: Src,
         b: Src,
-    },
-    /// An n-ary `+` or `*` of registers `start..start + n`.
-    FixN {
-        op: Prim,
-        dst: u32,
-        start: u32,
-        n: u32,
     },
     Global {
         dst: u32,
@@ -222,7 +216,6 @@ impl Op {
             | Op::Cdr { dst, .. }
             | Op::Unary { dst, .. }
             | Op::Eq { dst, .. }
-            | Op::FixN { dst, .. }
             | Op::Global { dst, .. }
             | Op::HeapConst { dst, .. }
             | Op::Capture { dst, .. }
@@ -644,11 +637,13 @@ impl Compiler {
     }
 
     fn prim(&mut self, op: Prim, args: &[Node]) -> Option<Src> {
+        // The value of `+` and `*` of no operands.
+        let unit = Value::fixnum(i64::from(op == Prim::Mul))?;
         Some(match args {
+            [] => Src::Val(unit),
             // `(+ x)` and `(* x)`: x, if it is a fixnum.
             [a] if matches!(op, Prim::Add | Prim::Mul) => {
                 let a = self.value(a)?;
-                let unit = Value::fixnum(i64::from(op == Prim::Mul))?;
                 self.fix(FixOp::of_prim(op)?, a, Src::Val(unit))
             }
             [a] => {
@@ -666,7 +661,7 @@ impl Compiler {
             // Three or more operands of `+` or `*`: a chain of two-operand
             // operations (an intermediate result that is not a fixnum
             // falls back, and the general path computes the whole).
-            [a, b, rest @ ..] if FixOp::of_prim(op).is_some() => {
+            [a, b, rest @ ..] => {
                 let fop = FixOp::of_prim(op)?;
                 let a = self.value(a)?;
                 let b = self.value(b)?;
@@ -677,24 +672,12 @@ impl Compiler {
                 }
                 acc
             }
-            _ => {
-                let start = self.args(args)?;
-                let n = u32::try_from(args.len()).ok()?;
-                self.ops.push(Op::FixN {
-                    op,
-                    dst: start,
-                    start,
-                    n,
-                });
-                self.next = start + 1;
-                Src::Reg(start)
-            }
         })
     }
 
     /// A call of `f` on `args` whose result goes to `target`, in tail
-    /// position or not; returns the
-    /// register of the first argument (where a result is left).
+    /// position or not; returns the register of the first argument (where
+    /// a result is left).
     fn call(&mut self, f: &Node, args: &[Node], target: Target, tail: bool) -> Option<u32> {
         // The callee's destination: this code's (a tail call's always is),
         // or what would be a scratch region.

@@ -774,7 +774,7 @@ fn pair_path(op: Prim, x: Value) -> Option<Value> {
 /// Arithmetic and comparison on two fixnums need no region; everything
 /// else (overflow, floats, errors) takes the general path.
 #[inline]
-pub(super) fn fixnum_fast_path(op: Prim, a: &[Value]) -> Option<Value> {
+fn fixnum_fast_path(op: Prim, a: &[Value]) -> Option<Value> {
     if let [x, y] = a {
         return fixnum_op2(op, *x, *y);
     }

@@ -27,7 +27,7 @@
 //! run started from: a rerun that retried at every level of a deep
 //! recursion would take quadratic time.
 
-use super::eval::{fix_apply, fixnum_fast_path, fixop, unary_fast_path};
+use super::eval::{fix_apply, fixop, unary_fast_path};
 use super::*;
 use crate::pure_code::{Op, Src};
 
@@ -400,11 +400,6 @@ impl<'a> Run<'a> {
                 }
                 Op::Jump { to } => pc = to as usize,
                 Op::Eq { dst, a, b } => regs[dst as usize] = Value::bool(src!(a).is(src!(b))),
-                Op::FixN { op, dst, start, n } => {
-                    let s = start as usize;
-                    regs[dst as usize] =
-                        fixnum_fast_path(op, &regs[s..s + n as usize]).ok_or(here)?;
-                }
                 Op::Global { dst, g } => {
                     let v = global(self.vm, g)?;
                     regs[dst as usize] = v;
