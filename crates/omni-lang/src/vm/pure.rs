@@ -54,7 +54,9 @@ enum Exit<'a> {
 /// A pure run: the VM read-only, and the value stack taken from it for
 /// the run (so register accesses are plain slice indexing, with no
 /// reloads through the VM), with the counts the run adds.
-struct Run<'a> {
+/// (`BUDGET`: a step budget is counted; a run without one is an instance
+/// of its own, whose calls make no budget test.)
+struct Run<'a, const BUDGET: bool> {
     vm: &'a Vm,
     stack: Vec<Value>,
     depth: usize,
@@ -64,9 +66,12 @@ struct Run<'a> {
     /// The stop requests the VM has seen (`Vm::interrupts_seen`): a run
     /// stops at the next call once `interrupt::count()` differs.
     gate: u64,
-    /// What is left of the step budget (`Vm::set_fuel`): each call and tail
-    /// call takes a step, as on the general path.
-    fuel: Option<u64>,
+    /// The steps of the step budget (`Vm::set_fuel`) left when the run
+    /// began, `u64::MAX` without one: each call and tail call takes a step,
+    /// as on the general path, so `calls` may not pass it (the call the
+    /// run begins with, counted in `calls`, was stepped by the general
+    /// path).
+    budget: u64,
 }
 
 /// Where a run builds (`cons`, `list`): the destination of the call it
@@ -115,25 +120,10 @@ impl Vm {
             let v = stack[i];
             stack.push(v);
         }
-        let mut run = Run {
-            vm: self,
-            stack,
-            depth: self.depth,
-            calls: 0,
-            tail_calls: 0,
-            home,
-            gate: self.interrupts_seen,
-            fuel: self.fuel,
+        let (r, mut stack, calls, tail_calls, home) = match self.fuel {
+            None => self.pure_run::<false>(proto, f, stack, top, home),
+            Some(_) => self.pure_run::<true>(proto, f, stack, top, home),
         };
-        let r = run.call_stepped(proto, f, top, true, true);
-        let Run {
-            mut stack,
-            calls,
-            tail_calls,
-            home,
-            fuel,
-            ..
-        } = run;
         stack.truncate(top);
         self.stack = stack;
         if let Home::Made { slot, region } = home {
@@ -142,7 +132,9 @@ impl Vm {
         match r {
             Ok(v) => {
                 // (After a fallback the general path takes the steps again.)
-                self.fuel = fuel;
+                if let Some(f) = self.fuel.as_mut() {
+                    *f = f.saturating_sub(calls - 1);
+                }
                 self.stats.calls += calls;
                 self.stats.tail_calls += tail_calls;
                 self.stats.pure_runs += 1;
@@ -157,27 +149,38 @@ impl Vm {
             }
         }
     }
+
+    /// The run itself, on the stack taken from the VM: its result, the
+    /// stack, the calls and tail calls it made, where it built.
+    fn pure_run<const BUDGET: bool>(
+        &self,
+        proto: &Proto,
+        f: Value,
+        stack: Vec<Value>,
+        top: usize,
+        home: Home,
+    ) -> (Pure<Value>, Vec<Value>, u64, u64, Home) {
+        let mut run = Run::<BUDGET> {
+            vm: self,
+            stack,
+            depth: self.depth,
+            calls: 0,
+            tail_calls: 0,
+            home,
+            gate: self.interrupts_seen,
+            budget: self.fuel.unwrap_or(u64::MAX),
+        };
+        let r = run.call(proto, f, top, true);
+        (r, run.stack, run.calls, run.tail_calls, run.home)
+    }
 }
 
-impl<'a> Run<'a> {
+impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
     /// A call: `f`'s code on the arguments at `base`, tail calls made in
     /// place. The stack is not shortened on return: the caller's
     /// registers may lie above `base` (`run_pure` cuts it back at the end).
     fn call(&mut self, proto: &'a Proto, f: Value, base: usize, builds: bool) -> Pure<Value> {
-        self.call_stepped(proto, f, base, builds, false)
-    }
-
-    /// `call`; `stepped`: this call's step was taken already (by the
-    /// general path, for the call a run begins with).
-    fn call_stepped(
-        &mut self,
-        proto: &'a Proto,
-        f: Value,
-        base: usize,
-        builds: bool,
-        stepped: bool,
-    ) -> Pure<Value> {
-        let (mut proto, mut f, mut stepped) = (proto, f, stepped);
+        let (mut proto, mut f) = (proto, f);
         loop {
             let Some(code) = proto.pure_code.as_ref() else {
                 return Err(Fallback::Above);
@@ -185,11 +188,10 @@ impl<'a> Run<'a> {
             if self.depth >= self.vm.max_depth
                 || crate::stack_here() <= self.vm.stack_limit
                 || crate::interrupt::count() != self.gate
-                || !(stepped || take_step(&mut self.fuel))
+                || (BUDGET && self.calls > self.budget)
             {
                 return Err(Fallback::Limit);
             }
-            stepped = false;
             let top = base + code.nregs as usize;
             if self.stack.len() < top {
                 self.stack.resize(top, Value::UNDEFINED);
@@ -378,7 +380,7 @@ impl<'a> Run<'a> {
                     if f == closure
                         && argc as usize == proto.nparams
                         && crate::interrupt::count() == self.gate
-                        && take_step(&mut self.fuel)
+                        && (!BUDGET || self.calls <= self.budget)
                     {
                         slide(regs, start, argc);
                         self.calls += 1;
@@ -479,18 +481,5 @@ fn global(vm: &Vm, g: u32) -> Pure<Value> {
 fn slide(regs: &mut [Value], start: u32, argc: u32) {
     for i in 0..argc as usize {
         regs[i] = regs[start as usize + i];
-    }
-}
-
-/// Take a step of the budget, if there is one: `false` when it is spent.
-#[inline(always)]
-fn take_step(fuel: &mut Option<u64>) -> bool {
-    match fuel {
-        None => true,
-        Some(0) => false,
-        Some(f) => {
-            *f -= 1;
-            true
-        }
     }
 }
