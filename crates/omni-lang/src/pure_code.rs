@@ -268,6 +268,17 @@ fn pure_prim(op: Prim, argc: usize) -> bool {
     }
 }
 
+/// Whether `n`'s value is `#t` or `#f` (a comparison, a type test, `eq?`
+/// with a constant) whenever it has one.
+fn is_boolean_test(n: &Node) -> bool {
+    match n {
+        Node::FixOp2 { op, .. } | Node::FixExpr { op, .. } => is_comparison(*op),
+        Node::LocalOp1 { op, .. } | Node::LocalOp2 { outer: op, .. } => !op.is_pair_path(),
+        Node::EqConst { .. } => true,
+        _ => false,
+    }
+}
+
 fn is_comparison(op: FixOp) -> bool {
     matches!(
         op,
@@ -338,6 +349,16 @@ impl Compiler {
                     Some(())
                 }
             },
+            // A test whose value is a boolean: `(or (null? l) ...)` returns
+            // true when it holds, so it compiles as a branch.
+            Node::Or(a, b) if is_boolean_test(a) => {
+                let skip = self.branch_unless(a)?;
+                self.ops.push(Op::Return {
+                    a: Src::Val(Value::TRUE),
+                });
+                self.patch(skip);
+                self.ret(b)
+            }
             Node::Or(a, b) => {
                 let r = self.temp();
                 self.into(a, r)?;
