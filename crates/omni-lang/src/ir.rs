@@ -116,6 +116,12 @@ impl FixOp {
         })
     }
 
+    /// Whether this is a comparison (a boolean result): exactly the
+    /// operations `negated` answers.
+    pub fn is_comparison(self) -> bool {
+        self.negated().is_some()
+    }
+
     /// The comparison that is true exactly when this one is false (on
     /// fixnums), for `(not (< a b))`.
     pub fn negated(self) -> Option<FixOp> {
@@ -147,8 +153,8 @@ pub struct Proto {
     pub nslots: usize,
     pub body: Node,
     pub span: Span,
-    /// The body as pure-tier code, if it only reads and calls
-    /// (`pure_code.rs`).
+    /// The body as pure-tier code, if it only reads, calls and builds in
+    /// its destination (`pure_code.rs`).
     pub pure_code: Option<PureCode>,
     /// Whether calls of this procedure try the pure tier first
     /// (`vm/pure.rs`): set when it has pure-tier code, cleared for good

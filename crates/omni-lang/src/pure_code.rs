@@ -272,18 +272,11 @@ fn pure_prim(op: Prim, argc: usize) -> bool {
 /// with a constant) whenever it has one.
 fn is_boolean_test(n: &Node) -> bool {
     match n {
-        Node::FixOp2 { op, .. } | Node::FixExpr { op, .. } => is_comparison(*op),
+        Node::FixOp2 { op, .. } | Node::FixExpr { op, .. } => op.is_comparison(),
         Node::LocalOp1 { op, .. } | Node::LocalOp2 { outer: op, .. } => !op.is_pair_path(),
         Node::EqConst { .. } => true,
         _ => false,
     }
-}
-
-fn is_comparison(op: FixOp) -> bool {
-    matches!(
-        op,
-        FixOp::Lt | FixOp::Gt | FixOp::Le | FixOp::Ge | FixOp::Eq | FixOp::Ne
-    )
 }
 
 struct Compiler {
@@ -305,14 +298,10 @@ impl Compiler {
         r
     }
 
-    fn here(&self) -> u32 {
-        self.ops.len() as u32
-    }
-
     /// Point the jump at `at` to the current end of the code.
     fn patch(&mut self, at: usize) {
-        let end = self.here();
         self.join = self.ops.len();
+        let end = self.join as u32;
         match &mut self.ops[at] {
             Op::Jump { to }
             | Op::JumpUnless { to, .. }
@@ -407,21 +396,13 @@ impl Compiler {
     fn branch_unless(&mut self, c: &Node) -> Option<usize> {
         let mark = self.next;
         let op = match c {
-            Node::FixOp2 { op, a, b, .. } if is_comparison(*op) => Op::BranchUnless {
-                op: *op,
-                a: operand(*a),
-                b: operand(*b),
-                to: 0,
-            },
-            Node::FixExpr { op, a, b, .. } if is_comparison(*op) => {
+            Node::FixOp2 { op, a, b, .. } if op.is_comparison() => {
+                compare_branch(*op, operand(*a), operand(*b))
+            }
+            Node::FixExpr { op, a, b, .. } if op.is_comparison() => {
                 let a = self.fix_arg(a)?;
                 let b = self.fix_arg(b)?;
-                Op::BranchUnless {
-                    op: *op,
-                    a,
-                    b,
-                    to: 0,
-                }
+                compare_branch(*op, a, b)
             }
             Node::LocalOp1 {
                 op: Prim::IsNull,
@@ -441,27 +422,6 @@ impl Compiler {
                 a: self.value(c)?,
                 to: 0,
             },
-        };
-        let op = match op {
-            Op::BranchUnless {
-                op,
-                a: Src::Reg(a),
-                b,
-                to,
-            } => match b.as_fixnum().map(|k| range(op, k)) {
-                Some(Range::In(lo, hi)) => Op::BranchUnlessIn { a, lo, hi, to },
-                Some(Range::Out(lo, hi)) => Op::BranchUnlessOut { a, lo, hi, to },
-                _ => match (op, b) {
-                    (FixOp::Eq | FixOp::Ne, Src::Reg(b)) => Op::BranchUnlessSame {
-                        a,
-                        b,
-                        eq: op == FixOp::Eq,
-                        to,
-                    },
-                    _ => op_branch(op, Src::Reg(a), b, to),
-                },
-            },
-            op => op,
         };
         self.next = mark;
         self.ops.push(op);
@@ -820,8 +780,24 @@ fn range(op: FixOp, k: i64) -> Range {
     }
 }
 
-fn op_branch(op: FixOp, a: Src, b: Src, to: u32) -> Op {
-    Op::BranchUnless { op, a, b, to }
+/// The branch (its target patched later) taken when fixnum comparison
+/// `op` of `a` and `b` is false: against a constant a range test, between
+/// two registers for `=` a word test, else the comparison itself.
+fn compare_branch(op: FixOp, a: Src, b: Src) -> Op {
+    let to = 0;
+    match (a, b, b.as_fixnum().map(|k| range(op, k))) {
+        (Src::Reg(a), _, Some(Range::In(lo, hi))) => Op::BranchUnlessIn { a, lo, hi, to },
+        (Src::Reg(a), _, Some(Range::Out(lo, hi))) => Op::BranchUnlessOut { a, lo, hi, to },
+        (Src::Reg(a), Src::Reg(b), _) if matches!(op, FixOp::Eq | FixOp::Ne) => {
+            Op::BranchUnlessSame {
+                a,
+                b,
+                eq: op == FixOp::Eq,
+                to,
+            }
+        }
+        _ => Op::BranchUnless { op, a, b, to },
+    }
 }
 
 impl Src {

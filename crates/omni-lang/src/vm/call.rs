@@ -76,14 +76,11 @@ impl Vm {
                     Err(op) => return self.call_prim_on_stack(op, argc, base, dst, span),
                 },
             };
-            // A procedure that only reads and calls needs no activation.
+            // A procedure that only reads, calls and builds in its dst
+            // needs no activation (vm/pure.rs).
             if proto.pure.get() {
                 if let Some(v) = self.run_pure(&proto, f, base, dst) {
-                    return if v.is_heap() && !self.dst_holds(dst, v) {
-                        self.admit_return(dst, v, span)
-                    } else {
-                        Ok(v)
-                    };
+                    return self.return_boundary(dst, v, span);
                 }
             }
             if self.stack.len() < base + proto.nslots {
@@ -107,13 +104,9 @@ impl Vm {
             match r {
                 Ok(v) => match self.tail_call.take() {
                     None => {
-                        // Return boundary: the result must live in dst
-                        // before the scratch region goes away.
-                        let out = if v.is_heap() && !self.dst_holds(dst, v) {
-                            self.admit_return(dst, v, span)
-                        } else {
-                            Ok(v)
-                        };
+                        // The result must live in dst before the scratch
+                        // region goes away.
+                        let out = self.return_boundary(dst, v, span);
                         self.pop_scratch(scratch);
                         if let Some(r) = fr.iter_next.take() {
                             region_exit(r);
@@ -324,6 +317,17 @@ impl Vm {
         self.stack.truncate(base + proto.nparams);
         self.stack.push(l);
         Ok(())
+    }
+
+    /// Return boundary: a heap result not already storable in `dst` is
+    /// admitted into it (`admit_return`).
+    #[inline(always)]
+    fn return_boundary(&mut self, dst: Dst, v: Value, span: Span) -> VmResult<Value> {
+        if v.is_heap() && !self.dst_holds(dst, v) {
+            self.admit_return(dst, v, span)
+        } else {
+            Ok(v)
+        }
     }
 
     /// Return boundary for a heap result: admit it into `dst`, counting

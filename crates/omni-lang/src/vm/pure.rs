@@ -13,19 +13,19 @@
 //! Each call and tail call of a run takes a step of the step budget, as on
 //! the general path. When something does not apply (an operand of another
 //! kind, an overflow, an error, a callee that is not pure, the depth
-//! limit, an interrupt, the end of the step budget) the run *falls back*: it is abandoned, and
-//! the general path runs the call again from its start. Nothing
-//! observable was changed, so the second run sees what the first saw and
-//! does all the general path does, errors and their backtraces included.
-//! The traces a run can leave: pairs it built, unreachable in the
-//! destination until that region dies; a field younger than the
-//! destination that a constructor's barrier moved there (a move keeps
-//! identity: the rerun reads the same object); a slot region pinned by a
-//! read through a moved original, as the general path's read pins it.
+//! limit, an interrupt, the end of the step budget) the run *falls back*:
+//! it is abandoned, and the general path runs the call again from its
+//! start. Nothing observable was changed, so the second run sees what the
+//! first saw and does all the general path does, errors and their
+//! backtraces included. The traces a run can leave: pairs it built,
+//! unreachable in the destination until that region dies; a field younger
+//! than the destination that a constructor's barrier moved there (a move
+//! keeps identity: the rerun reads the same object); a slot region pinned
+//! by a read through a moved original, as the general path's read pins it.
 //! The procedure whose code met the obstacle is not tried again
-//! (`Proto::pure`), nor, after the depth limit or an interrupt, the one the
-//! run started from: a rerun that retried at every level of a deep
-//! recursion would take quadratic time.
+//! (`Proto::pure`), nor, after a limit (`Fallback::Limit`), the one the run
+//! started from: a rerun that retried at every level of a deep recursion
+//! would take quadratic time.
 
 use super::eval::{fix_apply, fixop, unary_fast_path};
 use super::*;
@@ -38,7 +38,9 @@ pub(super) enum Fallback {
     Here,
     /// `Here`, already recorded on the procedure that met it.
     Above,
-    /// The depth limit, the stack, an interrupt or a step budget.
+    /// The depth limit, the stack, an interrupt, the step budget, or a
+    /// build reached where the run may not build: not the code's fault,
+    /// so only the procedure the run began with is not tried again.
     Limit,
 }
 
@@ -63,9 +65,6 @@ struct Run<'a, const BUDGET: bool> {
     calls: u64,
     tail_calls: u64,
     home: Home,
-    /// The stop requests the VM has seen (`Vm::interrupts_seen`): a run
-    /// stops at the next call once `interrupt::count()` differs.
-    gate: u64,
     /// The steps of the step budget (`Vm::set_fuel`) left when the run
     /// began, `u64::MAX` without one: each call and tail call takes a step,
     /// as on the general path, so `calls` may not pass it (the call the
@@ -167,7 +166,6 @@ impl Vm {
             calls: 0,
             tail_calls: 0,
             home,
-            gate: self.interrupts_seen,
             budget: self.fuel.unwrap_or(u64::MAX),
         };
         let r = run.call(proto, f, top, true);
@@ -187,7 +185,8 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
             };
             if self.depth >= self.vm.max_depth
                 || crate::stack_here() <= self.vm.stack_limit
-                || crate::interrupt::count() != self.gate
+                // (A stop request since the ones the VM has seen.)
+                || crate::interrupt::count() != self.vm.interrupts_seen
                 || (BUDGET && self.calls > self.budget)
             {
                 return Err(Fallback::Limit);
@@ -379,7 +378,7 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                     // `call` makes them every call).
                     if f == closure
                         && argc as usize == proto.nparams
-                        && crate::interrupt::count() == self.gate
+                        && crate::interrupt::count() == self.vm.interrupts_seen
                         && (!BUDGET || self.calls <= self.budget)
                     {
                         slide(regs, start, argc);
