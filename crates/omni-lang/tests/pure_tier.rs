@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::SharedBuf;
+use common::run_limited;
 use omni_lang::vm::VmStats;
 use omni_lang::{Diagnostic, Limits};
 
@@ -25,20 +25,10 @@ fn run_heap(
     Result<VmStats, Vec<Diagnostic>>,
     omni_mem::HeapStats,
 ) {
-    let src = src.to_string();
-    std::thread::Builder::new()
-        .stack_size(omni_lang::VM_STACK_BYTES)
-        .spawn(move || {
-            let out = SharedBuf::default();
-            let r = omni_lang::run_source_with(&src, Box::new(out.clone()), vec![], limits);
-            let heap = omni_mem::heap_stats();
-            assert_eq!(heap.live_regions, 0, "live regions at exit");
-            assert_eq!(heap.live_bytes, 0, "live bytes at exit");
-            (out.text(), r, heap)
-        })
-        .expect("spawn")
-        .join()
-        .expect("program thread")
+    let (out, r, heap) = run_limited(src.to_string(), limits);
+    assert_eq!(heap.live_regions, 0, "live regions at exit");
+    assert_eq!(heap.live_bytes, 0, "live bytes at exit");
+    (out, r, heap)
 }
 
 fn run_ok(src: &str) -> (String, VmStats) {

@@ -41,20 +41,35 @@ impl Rng {
     }
 }
 
-/// Run `src` on a thread with the VM's stack; its output and the thread's
-/// heap statistics, after checking that nothing is left live.
+/// Run `src` with `limits` on a thread with the VM's stack: its output,
+/// result, and the thread's heap statistics at the end.
 #[allow(dead_code)]
-pub fn run_checked(src: String) -> (String, omni_mem::HeapStats) {
+pub fn run_limited(
+    src: String,
+    limits: omni_lang::Limits,
+) -> (
+    String,
+    Result<omni_lang::vm::VmStats, Vec<omni_lang::Diagnostic>>,
+    omni_mem::HeapStats,
+) {
     std::thread::Builder::new()
         .stack_size(omni_lang::VM_STACK_BYTES)
         .spawn(move || {
             let out = SharedBuf::default();
-            omni_lang::run_source(&src, Box::new(out.clone()), vec![]).expect("program runs");
-            let s = omni_mem::heap_stats();
-            assert_eq!(s.live_bytes, 0);
-            (out.text(), s)
+            let r = omni_lang::run_source_with(&src, Box::new(out.clone()), vec![], limits);
+            (out.text(), r, omni_mem::heap_stats())
         })
         .expect("spawn")
         .join()
         .expect("program thread")
+}
+
+/// Run `src` on a thread with the VM's stack; its output and the thread's
+/// heap statistics, after checking that nothing is left live.
+#[allow(dead_code)]
+pub fn run_checked(src: String) -> (String, omni_mem::HeapStats) {
+    let (out, r, s) = run_limited(src, omni_lang::Limits::default());
+    r.expect("program runs");
+    assert_eq!(s.live_bytes, 0);
+    (out, s)
 }
