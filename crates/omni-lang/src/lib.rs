@@ -16,6 +16,7 @@ mod prims;
 mod prims_r7rs;
 pub mod printer;
 pub mod pure_code;
+mod pure_peephole;
 pub mod reader;
 pub mod repl;
 pub mod syntax;

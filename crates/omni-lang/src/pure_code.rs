@@ -41,6 +41,13 @@ pub enum Op {
         dst: u32,
         a: Src,
     },
+    /// Two register copies, in order (`pure_peephole`).
+    Move2 {
+        dst: u32,
+        a: u32,
+        dst2: u32,
+        a2: u32,
+    },
     /// A two-operand fixnum operation (`fixop`).
     Fix {
         op: FixOp,
@@ -128,9 +135,30 @@ pub enum Op {
         b: Src,
         to: u32,
     },
+    /// Jump unless one-operand primitive `op`'s fast path (`Unary`) gives
+    /// a true value for register `a`: a type test as a branch.
+    BranchUnlessUnary {
+        op: Prim,
+        a: u32,
+        to: u32,
+    },
+    /// Jump unless register `a` holds constant `k` (`eq?`).
+    BranchUnlessIs {
+        a: u32,
+        k: Value,
+        to: u32,
+    },
     /// Jump unless register `a` holds the empty list.
     BranchUnlessNull {
         a: u32,
+        to: u32,
+    },
+    /// Jump unless fixnum register `a` is less than register `b` (or equal
+    /// to it, `or_equal`): `>` and `>=` swap the operands.
+    BranchUnlessLess {
+        a: u32,
+        b: u32,
+        or_equal: bool,
         to: u32,
     },
     /// Jump unless fixnum registers `a` and `b` are equal (`eq`) or differ.
@@ -203,8 +231,9 @@ pub enum Op {
 }
 
 impl Op {
-    /// The register this instruction writes, if it writes one.
-    fn dst_mut(&mut self) -> Option<&mut u32> {
+    /// The register this instruction writes, if it writes one (a call's
+    /// result register is not: its callee's frame begins there).
+    pub(crate) fn dst_mut(&mut self) -> Option<&mut u32> {
         match self {
             Op::Move { dst, .. }
             | Op::Fix { dst, .. }
@@ -224,6 +253,29 @@ impl Op {
             | Op::List { dst, .. } => Some(dst),
             _ => None,
         }
+    }
+
+    /// Where this instruction may jump to.
+    pub(crate) fn jump_target_mut(&mut self) -> Option<&mut u32> {
+        match self {
+            Op::Jump { to }
+            | Op::JumpUnless { to, .. }
+            | Op::JumpIf { to, .. }
+            | Op::BranchUnless { to, .. }
+            | Op::BranchUnlessIn { to, .. }
+            | Op::BranchUnlessNull { to, .. }
+            | Op::BranchUnlessSame { to, .. }
+            | Op::BranchUnlessLess { to, .. }
+            | Op::BranchUnlessUnary { to, .. }
+            | Op::BranchUnlessIs { to, .. }
+            | Op::BranchUnlessOut { to, .. } => Some(to),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn jump_target(&self) -> Option<u32> {
+        let mut op = *self;
+        op.jump_target_mut().copied()
     }
 }
 
@@ -247,6 +299,7 @@ pub fn compile(body: &Node, nslots: usize) -> Option<PureCode> {
         join: 0,
     };
     c.ret(body)?;
+    crate::pure_peephole::optimize(&mut c.ops);
     let builds = c
         .ops
         .iter()
@@ -302,16 +355,8 @@ impl Compiler {
     fn patch(&mut self, at: usize) {
         self.join = self.ops.len();
         let end = self.join as u32;
-        match &mut self.ops[at] {
-            Op::Jump { to }
-            | Op::JumpUnless { to, .. }
-            | Op::JumpIf { to, .. }
-            | Op::BranchUnless { to, .. }
-            | Op::BranchUnlessIn { to, .. }
-            | Op::BranchUnlessNull { to, .. }
-            | Op::BranchUnlessSame { to, .. }
-            | Op::BranchUnlessOut { to, .. } => *to = end,
-            _ => {}
+        if let Some(to) = self.ops[at].jump_target_mut() {
+            *to = end;
         }
     }
 
@@ -417,6 +462,28 @@ impl Compiler {
             } => match self.unary(*inner, Src::Reg(*slot)) {
                 Src::Reg(a) => Op::BranchUnlessNull { a, to: 0 },
                 a => Op::JumpUnless { a, to: 0 },
+            },
+            Node::LocalOp1 { op, slot, .. } => Op::BranchUnlessUnary {
+                op: *op,
+                a: *slot,
+                to: 0,
+            },
+            Node::LocalOp2 {
+                outer, inner, slot, ..
+            } => match self.unary(*inner, Src::Reg(*slot)) {
+                Src::Reg(a) => Op::BranchUnlessUnary {
+                    op: *outer,
+                    a,
+                    to: 0,
+                },
+                a => Op::JumpUnless { a, to: 0 },
+            },
+            Node::EqConst { a, k, .. } => match self.fix_arg(a)? {
+                Src::Reg(a) => Op::BranchUnlessIs { a, k: *k, to: 0 },
+                a => Op::JumpUnless {
+                    a: Src::Val(Value::bool(a.is_value(*k))),
+                    to: 0,
+                },
             },
             _ => Op::JumpUnless {
                 a: self.value(c)?,
@@ -782,7 +849,8 @@ fn range(op: FixOp, k: i64) -> Range {
 
 /// The branch (its target patched later) taken when fixnum comparison
 /// `op` of `a` and `b` is false: against a constant a range test, between
-/// two registers for `=` a word test, else the comparison itself.
+/// two registers for `=` a word test and for an order a less-than test,
+/// else the comparison itself.
 fn compare_branch(op: FixOp, a: Src, b: Src) -> Op {
     let to = 0;
     match (a, b, b.as_fixnum().map(|k| range(op, k))) {
@@ -796,11 +864,32 @@ fn compare_branch(op: FixOp, a: Src, b: Src) -> Op {
                 to,
             }
         }
+        (Src::Reg(a), Src::Reg(b), _) if matches!(op, FixOp::Lt | FixOp::Le) => {
+            Op::BranchUnlessLess {
+                a,
+                b,
+                or_equal: op == FixOp::Le,
+                to,
+            }
+        }
+        (Src::Reg(a), Src::Reg(b), _) if matches!(op, FixOp::Gt | FixOp::Ge) => {
+            Op::BranchUnlessLess {
+                a: b,
+                b: a,
+                or_equal: op == FixOp::Ge,
+                to,
+            }
+        }
         _ => Op::BranchUnless { op, a, b, to },
     }
 }
 
 impl Src {
+    /// Whether this is constant `k` (`eq?`).
+    fn is_value(self, k: Value) -> bool {
+        matches!(self, Src::Val(v) if v.is(k))
+    }
+
     /// The constant's fixnum, if it is a fixnum constant.
     fn as_fixnum(self) -> Option<i64> {
         match self {

@@ -330,3 +330,42 @@ fn a_step_budget_runs_out_at_the_same_call_in_both_tiers() {
     assert!(outcomes[0].contains("step budget exhausted"));
     assert_eq!(outcomes[outcomes.len() - 1], "50 21\n");
 }
+
+#[test]
+fn tail_calls_that_reorder_their_parameters_and_repeated_pair_reads_keep_their_values() {
+    // Arguments written in place where nothing later reads what they
+    // overwrite (`keep`, `walk`), left in temporaries where something does
+    // (`swap`, `rotate`, `shift`, and `pick`'s callee register); repeated
+    // `car`s read once while their registers hold, and again after a join
+    // or a write (`walk`, `first-twice`).
+    let src = "(define (keep a b n) (if (= n 0) (list a b) (keep a (+ b 1) (- n 1))))
+         (define (swap a b n) (if (= n 0) (list a b) (swap b a (- n 1))))
+         (define (rotate a b c n) (if (= n 0) (list a b c) (rotate b c a (- n 1))))
+         (define (shift a b n) (if (= n 0) (list a b) (shift (+ a b) a (- n 1))))
+         (define (pick f g n) (if (= n 0) (f n) (pick g f (- n 1))))
+         (define (inc x) (+ x 1))
+         (define (dec x) (- x 1))
+         (define (walk x l) (if (null? l) x (if (< (car l) x) (walk (car l) (cdr l)) (walk (+ x (car l)) (cdr l)))))
+         (define (first-twice l) (list (car l) (if (pair? (cdr l)) (car (cdr l)) 0) (car l)))
+         (define (tests x) (if (number? x) 'number (if (eq? x 'k) 'k (if (pair? x) (if (eq? (car x) 'q) 'q-list 'list) 'other))))
+         (println (keep 1 2 5) (swap 1 2 5) (rotate 1 2 3 4) (shift 1 1 10) (pick inc dec 3) (pick inc dec 4))
+         (println (walk 5 '(3 9 1 4 7)) (first-twice '(1 2)) (first-twice '(3)))
+         (println (tests 1) (tests 'k) (tests '(q)) (tests '(r)) (tests \"s\"))";
+    let want =
+        "(1 7) (2 1) (2 3 1) (144 89) -1 1\n12 (1 2 1) (3 0 3)\nnumber k q-list list other\n";
+    let (out, s) = run_ok(src);
+    assert_eq!(out, want);
+    assert_eq!(s.pure_fallbacks, 0);
+    // One run per call from the top level (`inc` and `dec` run inside
+    // `pick`'s).
+    assert_eq!(s.pure_runs, 14);
+    let (general, r) = run(
+        src,
+        Limits {
+            pure_tier: false,
+            ..Limits::default()
+        },
+    );
+    assert!(r.is_ok());
+    assert_eq!(general, want);
+}

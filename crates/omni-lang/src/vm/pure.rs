@@ -324,6 +324,19 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         pc = to as usize;
                     }
                 }
+                Op::BranchUnlessUnary { op, a, to } => {
+                    if !unary_fast_path(op, regs[a as usize])
+                        .ok_or(here)?
+                        .is_truthy()
+                    {
+                        pc = to as usize;
+                    }
+                }
+                Op::BranchUnlessIs { a, k, to } => {
+                    if !regs[a as usize].is(k) {
+                        pc = to as usize;
+                    }
+                }
                 Op::BranchUnlessSame { a, b, eq, to } => {
                     let (x, y) = (regs[a as usize], regs[b as usize]);
                     // Two fixnums are `=` exactly when their words are.
@@ -331,6 +344,13 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         return Err(here);
                     }
                     if (x == y) != eq {
+                        pc = to as usize;
+                    }
+                }
+                Op::BranchUnlessLess { a, b, or_equal, to } => {
+                    let x = regs[a as usize].as_fixnum().ok_or(here)?;
+                    let y = regs[b as usize].as_fixnum().ok_or(here)?;
+                    if !(x < y || (or_equal && x == y)) {
                         pc = to as usize;
                     }
                 }
@@ -368,6 +388,10 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                 }
                 Op::Return { a } => return Ok(Exit::Return(src!(a))),
                 Op::Move { dst, a } => regs[dst as usize] = src!(a),
+                Op::Move2 { dst, a, dst2, a2 } => {
+                    regs[dst as usize] = regs[a as usize];
+                    regs[dst2 as usize] = regs[a2 as usize];
+                }
                 Op::Unary { op, dst, a } => {
                     regs[dst as usize] = unary_fast_path(op, src!(a)).ok_or(here)?;
                 }
@@ -475,9 +499,13 @@ fn global(vm: &Vm, g: u32) -> Pure<Value> {
 }
 
 /// Move the `argc` registers at `start` down to register 0 (a plain loop:
-/// a few words, no `memmove` call).
+/// a few words, no `memmove` call). Arguments computed in place
+/// (`pure_peephole`) start at 0 and stay.
 #[inline(always)]
 fn slide(regs: &mut [Value], start: u32, argc: u32) {
+    if start == 0 {
+        return;
+    }
     for i in 0..argc as usize {
         regs[i] = regs[start as usize + i];
     }

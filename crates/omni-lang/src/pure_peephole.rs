@@ -1,0 +1,539 @@
+//! Two rewrites of a procedure's pure-tier code (`pure_code.rs`) once it
+//! is generated, each removing instructions the tier would dispatch:
+//!
+//! - **Arguments in place** (`args_in_place`). A tail call's arguments
+//!   are computed into temporaries and then slide down to the frame's
+//!   base. When every argument is written by one instruction of the
+//!   straight-line code before the call, and moving that write to the
+//!   argument's final register clobbers nothing a later instruction
+//!   reads, the writes go there directly: the slide disappears, and an
+//!   argument that is the parameter already in its place costs nothing
+//!   (`(loop row (+ dist 1) (cdr placed))` passes `row` for free).
+//! - **Pair reads reused** (`reuse_pair_reads`). A `car` or `cdr` of a
+//!   register whose result is still in the register it wrote (neither
+//!   register written since, on every path to it) is dropped: source
+//!   code that says `(car placed)` three times reads it once.
+//!
+//! Both keep what every register holds where it is read, so the tier's
+//! results, fallbacks included, are those of the code as generated: a
+//! dropped read would have read the same pair, and a fallback abandons
+//! the run whatever the registers hold.
+
+use crate::pure_code::{Op, Src};
+
+/// The rewrites, in order.
+pub(crate) fn optimize(ops: &mut Vec<Op>) {
+    args_in_place(ops);
+    reuse_pair_reads(ops);
+    pair_moves(ops);
+}
+
+/// The registers an instruction writes.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Writes {
+    None,
+    One(u32),
+    Two(u32, u32),
+    /// A call: its result at `start`, and its callee's frame (every
+    /// register from `start` up) clobbered.
+    From(u32),
+}
+
+impl Writes {
+    fn covers(self, r: u32) -> bool {
+        match self {
+            Writes::None => false,
+            Writes::One(w) => w == r,
+            Writes::Two(v, w) => v == r || w == r,
+            Writes::From(s) => r >= s,
+        }
+    }
+}
+
+impl Op {
+    fn writes(&self) -> Writes {
+        match *self {
+            Op::Call { start, .. } | Op::CallGlobal { start, .. } => Writes::From(start),
+            Op::Move2 { dst, dst2, .. } => Writes::Two(dst, dst2),
+            mut op => match op.dst_mut() {
+                Some(d) => Writes::One(*d),
+                None => Writes::None,
+            },
+        }
+    }
+
+    /// Call `f` on each register the instruction reads.
+    fn reads(&self, mut f: impl FnMut(u32)) {
+        let mut src = |s: Src| {
+            if let Src::Reg(r) = s {
+                f(r)
+            }
+        };
+        match *self {
+            Op::Move { a, .. }
+            | Op::Unary { a, .. }
+            | Op::JumpUnless { a, .. }
+            | Op::JumpIf { a, .. }
+            | Op::Return { a } => src(a),
+            Op::Fix { a, b, .. }
+            | Op::Eq { a, b, .. }
+            | Op::BranchUnless { a, b, .. }
+            | Op::Cons { a, b, .. } => {
+                src(a);
+                src(b);
+            }
+            Op::FixK { a, .. }
+            | Op::AddK { a, .. }
+            | Op::Car { a, .. }
+            | Op::Cdr { a, .. }
+            | Op::BranchUnlessNull { a, .. }
+            | Op::BranchUnlessUnary { a, .. }
+            | Op::BranchUnlessIs { a, .. }
+            | Op::BranchUnlessIn { a, .. }
+            | Op::BranchUnlessOut { a, .. } => src(Src::Reg(a)),
+            Op::Add { a, b, .. }
+            | Op::Sub { a, b, .. }
+            | Op::Move2 { a, a2: b, .. }
+            | Op::BranchUnlessSame { a, b, .. }
+            | Op::BranchUnlessLess { a, b, .. } => {
+                src(Src::Reg(a));
+                src(Src::Reg(b));
+            }
+            Op::List { start, n, .. } => (start..start + n).for_each(|r| src(Src::Reg(r))),
+            Op::Call {
+                f: g, start, argc, ..
+            }
+            | Op::TailCall { f: g, start, argc } => {
+                src(Src::Reg(g));
+                (start..start + argc).for_each(|r| src(Src::Reg(r)));
+            }
+            Op::CallGlobal { start, argc, .. } | Op::TailCallGlobal { start, argc, .. } => {
+                (start..start + argc).for_each(|r| src(Src::Reg(r)))
+            }
+            Op::Global { .. }
+            | Op::HeapConst { .. }
+            | Op::Capture { .. }
+            | Op::SelfRef { .. }
+            | Op::Jump { .. }
+            | Op::Fail => {}
+        }
+    }
+
+    /// Whether the next instruction can run after this one.
+    fn falls_through(&self) -> bool {
+        !matches!(
+            self,
+            Op::Jump { .. }
+                | Op::Return { .. }
+                | Op::TailCall { .. }
+                | Op::TailCallGlobal { .. }
+                | Op::Fail
+        )
+    }
+
+    fn reads_reg(&self, r: u32) -> bool {
+        let mut found = false;
+        self.reads(|x| found |= x == r);
+        found
+    }
+}
+
+/// Which instructions a jump goes to.
+fn labels(ops: &[Op]) -> Vec<bool> {
+    let mut at = vec![false; ops.len() + 1];
+    for op in ops {
+        if let Some(to) = op.jump_target() {
+            if let Some(l) = at.get_mut(to as usize) {
+                *l = true;
+            }
+        }
+    }
+    at
+}
+
+/// Compute each tail call's arguments in their final registers where that
+/// changes nothing any instruction reads (module comment).
+fn args_in_place(ops: &mut Vec<Op>) {
+    let labels = labels(ops);
+    let mut dead = vec![false; ops.len()];
+    for t in 0..ops.len() {
+        let (start, argc) = match ops[t] {
+            Op::TailCall { start, argc, .. } | Op::TailCallGlobal { start, argc, .. } => {
+                (start, argc)
+            }
+            _ => continue,
+        };
+        if start == 0 || argc == 0 {
+            continue;
+        }
+        let Some(plan) = in_place_plan(ops, &labels, t, start, argc) else {
+            continue;
+        };
+        for (i, &p) in plan.iter().enumerate() {
+            let i = i as u32;
+            if matches!(ops[p], Op::Move { a: Src::Reg(r), .. } if r == i) {
+                dead[p] = true;
+            } else if let Some(d) = ops[p].dst_mut() {
+                *d = i;
+            }
+        }
+        match &mut ops[t] {
+            Op::TailCall { start, .. } | Op::TailCallGlobal { start, .. } => *start = 0,
+            _ => {}
+        }
+    }
+    remove(ops, &dead);
+}
+
+/// For the tail call at `t` with arguments at `start..start + argc`: the
+/// instruction that writes each argument, if all of them can write it in
+/// place instead.
+fn in_place_plan(
+    ops: &[Op],
+    labels: &[bool],
+    t: usize,
+    start: u32,
+    argc: u32,
+) -> Option<Vec<usize>> {
+    // The straight-line code before the call: no jump into it after its
+    // first instruction, none out of it.
+    let mut w = t;
+    while w > 0 && !labels[w] && ops[w - 1].jump_target().is_none() && ops[w - 1].falls_through() {
+        w -= 1;
+    }
+    if let Op::TailCall { f, .. } = ops[t] {
+        // The callee's register must survive the arguments' writes.
+        if f < argc {
+            return None;
+        }
+    }
+    let mut plan = Vec::with_capacity(argc as usize);
+    for i in 0..argc {
+        let s = start + i;
+        let p = (w..t).rev().find(|&k| ops[k].writes().covers(s))?;
+        let mut op = ops[p];
+        if op.writes() != Writes::One(s) || op.dst_mut().is_none() {
+            return None;
+        }
+        // Between the write and the call: nothing reads the argument's
+        // register or the one it moves to, nothing else writes them.
+        for op in &ops[p + 1..t] {
+            if op.reads_reg(s) || op.reads_reg(i) || op.writes().covers(i) {
+                return None;
+            }
+        }
+        plan.push(p);
+    }
+    Some(plan)
+}
+
+/// Drop each `car` or `cdr` whose result its register still holds (module
+/// comment). Jumps only go forward in generated code, so one pass sees
+/// every path into an instruction before it.
+fn reuse_pair_reads(ops: &mut Vec<Op>) {
+    if ops
+        .iter()
+        .enumerate()
+        .any(|(k, op)| op.jump_target().is_some_and(|to| to as usize <= k))
+    {
+        return;
+    }
+    /// `dst` holds the `car` (or `cdr`) of `src`.
+    #[derive(Clone, Copy, PartialEq)]
+    struct Read {
+        cdr: bool,
+        dst: u32,
+        src: u32,
+    }
+    let labels = labels(ops);
+    // What holds at each instruction a jump goes to, from its jumps.
+    let mut at_label: Vec<Option<Vec<Read>>> = vec![None; ops.len() + 1];
+    let meet = |a: Option<Vec<Read>>, b: &[Read]| -> Vec<Read> {
+        match a {
+            None => b.to_vec(),
+            Some(a) => a.into_iter().filter(|r| b.contains(r)).collect(),
+        }
+    };
+    let mut dead = vec![false; ops.len()];
+    // `None`: no path falls into the next instruction.
+    let mut holds: Option<Vec<Read>> = Some(Vec::new());
+    for k in 0..ops.len() {
+        if labels[k] {
+            let from_jumps = at_label[k].take().unwrap_or_default();
+            holds = Some(match holds {
+                Some(h) => meet(Some(h), &from_jumps),
+                None => from_jumps,
+            });
+        }
+        let mut facts = holds.take().unwrap_or_default();
+        let op = ops[k];
+        let read = match op {
+            Op::Car { dst, a } => Some(Read {
+                cdr: false,
+                dst,
+                src: a,
+            }),
+            Op::Cdr { dst, a } => Some(Read {
+                cdr: true,
+                dst,
+                src: a,
+            }),
+            _ => None,
+        };
+        if read.is_some_and(|r| facts.contains(&r)) {
+            dead[k] = true;
+        } else {
+            let w = op.writes();
+            facts.retain(|r| !w.covers(r.dst) && !w.covers(r.src));
+            if let Some(r) = read.filter(|r| r.dst != r.src) {
+                facts.push(r);
+            }
+        }
+        if let Some(to) = op.jump_target() {
+            let slot = &mut at_label[to as usize];
+            *slot = Some(meet(slot.take(), &facts));
+        }
+        holds = op.falls_through().then_some(facts);
+    }
+    remove(ops, &dead);
+}
+
+/// Two register copies in a row (no jump to the second) become one
+/// instruction that makes both, in the same order.
+fn pair_moves(ops: &mut Vec<Op>) {
+    let labels = labels(ops);
+    let mut dead = vec![false; ops.len()];
+    let mut k = 0;
+    while k + 1 < ops.len() {
+        if let (
+            Op::Move {
+                dst,
+                a: Src::Reg(a),
+            },
+            Op::Move {
+                dst: dst2,
+                a: Src::Reg(a2),
+            },
+            false,
+        ) = (ops[k], ops[k + 1], labels[k + 1])
+        {
+            ops[k] = Op::Move2 { dst, a, dst2, a2 };
+            dead[k + 1] = true;
+            k += 2;
+        } else {
+            k += 1;
+        }
+    }
+    remove(ops, &dead);
+}
+
+/// Remove the instructions marked `dead`, pointing each jump at the
+/// instruction that followed its target.
+fn remove(ops: &mut Vec<Op>, dead: &[bool]) {
+    if !dead.contains(&true) {
+        return;
+    }
+    // new_index[k]: where instruction k (or, if it goes, the next kept one) ends up.
+    let mut new_index = Vec::with_capacity(ops.len() + 1);
+    let mut n = 0u32;
+    for &d in dead {
+        new_index.push(n);
+        n += u32::from(!d);
+    }
+    new_index.push(n);
+    let mut k = 0;
+    ops.retain(|_| {
+        k += 1;
+        !dead[k - 1]
+    });
+    for op in ops.iter_mut() {
+        if let Some(to) = op.jump_target_mut() {
+            *to = new_index[*to as usize];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use omni_mem::Value;
+
+    fn k(n: i64) -> Src {
+        Src::Val(Value::fixnum(n).unwrap_or(Value::NOTHING))
+    }
+
+    /// `ops` as the rewrites leave them.
+    fn optimized(mut ops: Vec<Op>) -> String {
+        optimize(&mut ops);
+        format!("{ops:?}")
+    }
+
+    fn assert_unchanged(ops: Vec<Op>) {
+        let before = format!("{ops:?}");
+        assert_eq!(optimized(ops), before);
+    }
+
+    #[test]
+    fn a_tail_calls_arguments_are_written_in_place_and_a_parameter_in_place_costs_nothing() {
+        // (loop row (+ dist 1) (cdr placed)) with row, dist, placed in 0..3.
+        let ops = vec![
+            Op::BranchUnlessNull { a: 2, to: 2 },
+            Op::Return { a: k(1) },
+            Op::Move {
+                dst: 4,
+                a: Src::Reg(0),
+            },
+            Op::AddK { dst: 5, a: 1, k: 1 },
+            Op::Cdr { dst: 6, a: 2 },
+            Op::TailCallGlobal {
+                g: 7,
+                start: 4,
+                argc: 3,
+            },
+        ];
+        let ops = optimized(ops);
+        let want = "[BranchUnlessNull { a: 2, to: 2 }, Return { a: Val(1) }, \
+                    AddK { dst: 1, a: 1, k: 1 }, Cdr { dst: 2, a: 2 }, \
+                    TailCallGlobal { g: 7, start: 0, argc: 3 }]";
+        assert_eq!(ops, want);
+    }
+
+    #[test]
+    fn arguments_that_swap_parameters_stay_in_temporaries() {
+        // (f b a): writing a's register first would lose it.
+        let ops = vec![
+            Op::Move {
+                dst: 2,
+                a: Src::Reg(1),
+            },
+            Op::Move {
+                dst: 3,
+                a: Src::Reg(0),
+            },
+            Op::TailCallGlobal {
+                g: 7,
+                start: 2,
+                argc: 2,
+            },
+        ];
+        let ops = optimized(ops);
+        // (The two copies become one instruction.)
+        let want = "[Move2 { dst: 2, a: 1, dst2: 3, a2: 0 }, \
+                    TailCallGlobal { g: 7, start: 2, argc: 2 }]";
+        assert_eq!(ops, want);
+    }
+
+    #[test]
+    fn an_argument_computed_by_a_call_or_after_a_branch_stays_in_its_temporary() {
+        let call = vec![
+            Op::CallGlobal {
+                g: 7,
+                start: 1,
+                argc: 0,
+                in_dst: true,
+            },
+            Op::TailCallGlobal {
+                g: 7,
+                start: 1,
+                argc: 1,
+            },
+        ];
+        assert_unchanged(call);
+        // (f (if c 1 2)): the argument is written on two paths.
+        let branchy = vec![
+            Op::JumpUnless {
+                a: Src::Reg(0),
+                to: 3,
+            },
+            Op::Move { dst: 1, a: k(1) },
+            Op::Jump { to: 4 },
+            Op::Move { dst: 1, a: k(2) },
+            Op::TailCallGlobal {
+                g: 7,
+                start: 1,
+                argc: 1,
+            },
+        ];
+        assert_unchanged(branchy);
+    }
+
+    #[test]
+    fn a_register_callee_is_not_overwritten_by_an_argument() {
+        // (g x) with g in register 0 read at the call.
+        assert_unchanged(vec![
+            Op::Move {
+                dst: 2,
+                a: Src::Reg(1),
+            },
+            Op::TailCall {
+                f: 0,
+                start: 2,
+                argc: 1,
+            },
+        ]);
+    }
+
+    #[test]
+    fn a_repeated_pair_read_is_dropped_while_its_registers_hold() {
+        let ops = vec![
+            Op::Car { dst: 4, a: 2 },
+            Op::Add { dst: 5, a: 0, b: 1 },
+            Op::BranchUnlessSame {
+                a: 4,
+                b: 5,
+                eq: false,
+                to: 6,
+            },
+            Op::Car { dst: 4, a: 2 },
+            Op::BranchUnlessSame {
+                a: 4,
+                b: 0,
+                eq: false,
+                to: 6,
+            },
+            Op::Return { a: k(1) },
+            Op::Return { a: k(0) },
+        ];
+        let ops = optimized(ops);
+        let want = "[Car { dst: 4, a: 2 }, Add { dst: 5, a: 0, b: 1 }, \
+                    BranchUnlessSame { a: 4, b: 5, eq: false, to: 5 }, \
+                    BranchUnlessSame { a: 4, b: 0, eq: false, to: 5 }, \
+                    Return { a: Val(1) }, Return { a: Val(0) }]";
+        assert_eq!(ops, want);
+    }
+
+    #[test]
+    fn a_pair_read_is_kept_after_its_register_or_source_is_written_or_on_a_join() {
+        let written = vec![
+            Op::Car { dst: 1, a: 0 },
+            Op::AddK { dst: 1, a: 1, k: 1 },
+            Op::Car { dst: 1, a: 0 },
+            Op::Return { a: Src::Reg(1) },
+        ];
+        assert_unchanged(written);
+        // A call clobbers every register from its start up.
+        let called = vec![
+            Op::Car { dst: 2, a: 0 },
+            Op::CallGlobal {
+                g: 7,
+                start: 1,
+                argc: 0,
+                in_dst: true,
+            },
+            Op::Car { dst: 2, a: 0 },
+            Op::Return { a: Src::Reg(2) },
+        ];
+        assert_unchanged(called);
+        // Two paths meet: only one of them read the pair.
+        let joined = vec![
+            Op::JumpUnless {
+                a: Src::Reg(1),
+                to: 2,
+            },
+            Op::Car { dst: 2, a: 0 },
+            Op::Car { dst: 2, a: 0 },
+            Op::Return { a: Src::Reg(2) },
+        ];
+        assert_unchanged(joined);
+    }
+}
