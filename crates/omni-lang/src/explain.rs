@@ -34,9 +34,9 @@ pub fn explain_proto(p: &Proto, out: &mut String, indent: usize) {
     if let Some(code) = &p.pure_code {
         let _ = writeln!(
             out,
-            "{pad}  pure tier: tried first ({} instructions, {} registers; no activation, no scratch region{})",
-            code.ops.len(),
-            code.nregs,
+            "{pad}  pure tier: tried first ({}, {}; no activation, no scratch region{})",
+            count(code.ops.len(), "instruction"),
+            count(code.nregs as usize, "register"),
             if code.builds { "; builds in dst" } else { "" }
         );
     }
@@ -232,5 +232,14 @@ fn walk<'a>(n: &'a Node, lines: &mut Vec<String>, nested: &mut Vec<&'a Proto>) {
                 "handoff send @{span}: option A (message region handed over whole, O(1); falls back to copy if the check fails)"
             ));
         }
+    }
+}
+
+/// `n` things, the noun plural unless `n` is 1.
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }

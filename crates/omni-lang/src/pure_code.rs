@@ -190,6 +190,16 @@ pub enum Op {
         a: Src,
         b: Src,
     },
+    /// `Cons` then `Return` of the pair (`pure_peephole`).
+    ReturnCons {
+        a: Src,
+        b: Src,
+    },
+    /// `Add` then `Return` of the sum (`pure_peephole`).
+    ReturnAdd {
+        a: u32,
+        b: u32,
+    },
     /// A list of registers `start..start + n`, in the destination region.
     List {
         dst: u32,
@@ -300,10 +310,12 @@ pub fn compile(body: &Node, nslots: usize) -> Option<PureCode> {
     };
     c.ret(body)?;
     crate::pure_peephole::optimize(&mut c.ops);
-    let builds = c
-        .ops
-        .iter()
-        .any(|op| matches!(op, Op::Cons { .. } | Op::List { .. }));
+    let builds = c.ops.iter().any(|op| {
+        matches!(
+            op,
+            Op::Cons { .. } | Op::ReturnCons { .. } | Op::List { .. }
+        )
+    });
     Some(PureCode {
         ops: c.ops,
         nregs: c.max,

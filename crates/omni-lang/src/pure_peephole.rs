@@ -1,5 +1,5 @@
-//! Two rewrites of a procedure's pure-tier code (`pure_code.rs`) once it
-//! is generated, each removing instructions the tier would dispatch:
+//! Rewrites of a procedure's pure-tier code (`pure_code.rs`) once it is
+//! generated, each removing instructions the tier would dispatch:
 //!
 //! - **Arguments in place** (`args_in_place`). A tail call's arguments
 //!   are computed into temporaries and then slide down to the frame's
@@ -14,7 +14,11 @@
 //!   register written since, on every path to it) is dropped: source
 //!   code that says `(car placed)` three times reads it once.
 //!
-//! Both keep what every register holds where it is read, so the tier's
+//! - **Small fusions.** Two register copies in a row become one
+//!   instruction (`Move2`); a `cons` or `+` whose result is returned next
+//!   returns it itself (`ReturnCons`, `ReturnAdd`).
+//!
+//! All keep what every register holds where it is read, so the tier's
 //! results, fallbacks included, are those of the code as generated: a
 //! dropped read would have read the same pair, and a fallback abandons
 //! the run whatever the registers hold.
@@ -26,6 +30,7 @@ pub(crate) fn optimize(ops: &mut Vec<Op>) {
     args_in_place(ops);
     reuse_pair_reads(ops);
     pair_moves(ops);
+    fuse_returns(ops);
 }
 
 /// The registers an instruction writes.
@@ -78,7 +83,8 @@ impl Op {
             Op::Fix { a, b, .. }
             | Op::Eq { a, b, .. }
             | Op::BranchUnless { a, b, .. }
-            | Op::Cons { a, b, .. } => {
+            | Op::Cons { a, b, .. }
+            | Op::ReturnCons { a, b } => {
                 src(a);
                 src(b);
             }
@@ -94,6 +100,7 @@ impl Op {
             Op::Add { a, b, .. }
             | Op::Sub { a, b, .. }
             | Op::Move2 { a, a2: b, .. }
+            | Op::ReturnAdd { a, b }
             | Op::BranchUnlessSame { a, b, .. }
             | Op::BranchUnlessLess { a, b, .. } => {
                 src(Src::Reg(a));
@@ -125,6 +132,8 @@ impl Op {
             self,
             Op::Jump { .. }
                 | Op::Return { .. }
+                | Op::ReturnCons { .. }
+                | Op::ReturnAdd { .. }
                 | Op::TailCall { .. }
                 | Op::TailCallGlobal { .. }
                 | Op::Fail
@@ -327,6 +336,26 @@ fn pair_moves(ops: &mut Vec<Op>) {
     remove(ops, &dead);
 }
 
+/// A `cons` or `+` whose result the next instruction returns returns it
+/// itself (the `return` stays for the jumps that go to it).
+fn fuse_returns(ops: &mut Vec<Op>) {
+    let labels = labels(ops);
+    let mut dead = vec![false; ops.len()];
+    for k in 0..ops.len().saturating_sub(1) {
+        let Op::Return { a: Src::Reg(r) } = ops[k + 1] else {
+            continue;
+        };
+        let fused = match ops[k] {
+            Op::Cons { dst, a, b } if dst == r => Op::ReturnCons { a, b },
+            Op::Add { dst, a, b } if dst == r => Op::ReturnAdd { a, b },
+            _ => continue,
+        };
+        ops[k] = fused;
+        dead[k + 1] = !labels[k + 1];
+    }
+    remove(ops, &dead);
+}
+
 /// Remove the instructions marked `dead`, pointing each jump at the
 /// instruction that followed its target.
 fn remove(ops: &mut Vec<Op>, dead: &[bool]) {
@@ -470,6 +499,37 @@ mod tests {
                 start: 2,
                 argc: 1,
             },
+        ]);
+    }
+
+    #[test]
+    fn a_returned_pair_or_sum_is_returned_by_the_instruction_that_makes_it() {
+        let ops = vec![
+            Op::BranchUnlessNull { a: 0, to: 3 },
+            Op::Cons {
+                dst: 1,
+                a: k(1),
+                b: Src::Reg(0),
+            },
+            Op::Return { a: Src::Reg(1) },
+            Op::Add { dst: 2, a: 0, b: 1 },
+            // (A jump goes to this return: it stays.)
+            Op::Return { a: Src::Reg(2) },
+            Op::JumpIf {
+                a: Src::Reg(0),
+                to: 4,
+            },
+            Op::Return { a: k(0) },
+        ];
+        let want = "[BranchUnlessNull { a: 0, to: 2 }, \
+                    ReturnCons { a: Val(1), b: Reg(0) }, \
+                    ReturnAdd { a: 0, b: 1 }, Return { a: Reg(2) }, \
+                    JumpIf { a: Reg(0), to: 3 }, Return { a: Val(0) }]";
+        assert_eq!(optimized(ops), want);
+        // A sum returned from another register is not the one returned.
+        assert_unchanged(vec![
+            Op::Add { dst: 2, a: 0, b: 1 },
+            Op::Return { a: Src::Reg(1) },
         ]);
     }
 

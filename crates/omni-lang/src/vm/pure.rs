@@ -29,6 +29,7 @@
 
 use super::eval::{fix_apply, fixop, unary_fast_path};
 use super::*;
+use crate::ir::FixOp;
 use crate::pure_code::{Op, Src};
 
 /// Why a pure run stops.
@@ -297,7 +298,7 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
             match *op {
                 Op::FixK { op, dst, a, k } => {
                     let x = regs[a as usize].as_fixnum().ok_or(here)?;
-                    regs[dst as usize] = fix_apply(op, x, k).ok_or(here)?;
+                    regs[dst as usize] = fix_k(op, x, k).ok_or(here)?;
                 }
                 Op::AddK { dst, a, k } => {
                     let x = regs[a as usize].as_fixnum().ok_or(here)?;
@@ -367,10 +368,10 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                     }
                 }
                 Op::Fix { op, dst, a, b } => {
-                    regs[dst as usize] = fixop(op, src!(a), src!(b)).ok_or(here)?;
+                    regs[dst as usize] = fix2(op, src!(a), src!(b)).ok_or(here)?;
                 }
                 Op::BranchUnless { op, a, b, to } => {
-                    if !fixop(op, src!(a), src!(b)).ok_or(here)?.is_truthy() {
+                    if !fix2(op, src!(a), src!(b)).ok_or(here)?.is_truthy() {
                         pc = to as usize;
                     }
                 }
@@ -454,6 +455,18 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                     regs = &mut self.stack[base..top];
                     regs[dst as usize] = v;
                 }
+                Op::ReturnCons { a, b } => {
+                    let (a, b) = (src!(a), src!(b));
+                    let r = self.home(builds)?;
+                    return Ok(Exit::Return(
+                        omni_mem::alloc_pair(r, a, b).map_err(|_| here)?,
+                    ));
+                }
+                Op::ReturnAdd { a, b } => {
+                    let x = regs[a as usize].as_fixnum().ok_or(here)?;
+                    let y = regs[b as usize].as_fixnum().ok_or(here)?;
+                    return Ok(Exit::Return(Value::fixnum(x + y).ok_or(here)?));
+                }
                 Op::List { dst, start, n } => {
                     let r = self.home(builds)?;
                     let mut l = Value::EMPTY;
@@ -487,6 +500,20 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
         slide(&mut self.stack[base..], start, argc);
         Ok(Exit::Tail(p, f))
     }
+}
+
+// The general fixnum operations, out of line: inlined, they would take
+// registers the run's loop keeps its state in (`unary_fast_path` stays
+// inlined: type tests and `cadr` are frequent).
+
+#[inline(never)]
+fn fix2(op: FixOp, x: Value, y: Value) -> Option<Value> {
+    fixop(op, x, y)
+}
+
+#[inline(never)]
+fn fix_k(op: FixOp, x: i64, k: i64) -> Option<Value> {
+    fix_apply(op, x, k)
 }
 
 /// A global's value (an unbound one is the general path's error).
