@@ -34,25 +34,16 @@ use crate::pure_code::{Op, Src};
 
 /// Why a pure run stops.
 #[derive(Clone, Copy)]
-pub(super) enum Fallback {
-    /// What the running procedure's code met does not apply here.
-    Here,
-    /// `Here`, already recorded on the procedure that met it.
-    Above,
+enum Fallback<'a> {
+    /// What the code of this procedure met does not apply here.
+    Here(&'a Proto),
     /// The depth limit, the stack, an interrupt, the step budget, or a
     /// build reached where the run may not build: not the code's fault,
     /// so only the procedure the run began with is not tried again.
     Limit,
 }
 
-type Pure<T> = Result<T, Fallback>;
-
-/// How a procedure's code ended: its value, or a tail call of `f` (code
-/// `proto`) whose arguments are in place.
-enum Exit<'a> {
-    Return(Value),
-    Tail(&'a Proto, Value),
-}
+type Pure<'a, T> = Result<T, Fallback<'a>>;
 
 /// A pure run: the VM read-only, and the value stack taken from it for
 /// the run (so register accesses are plain slice indexing, with no
@@ -72,6 +63,10 @@ struct Run<'a, const BUDGET: bool> {
     /// run begins with, counted in `calls`, was stepped by the general
     /// path).
     budget: u64,
+    /// The VM's limits, which the run does not change, kept at hand.
+    max_depth: usize,
+    stack_limit: usize,
+    interrupts_seen: u64,
 }
 
 /// Where a run builds (`cons`, `list`): the destination of the call it
@@ -130,7 +125,7 @@ impl Vm {
             self.scratch_stack[slot].region = Some(region);
         }
         match r {
-            Ok(v) => {
+            Some(v) => {
                 // (After a fallback the general path takes the steps again.)
                 if let Some(f) = self.fuel.as_mut() {
                     *f = f.saturating_sub(calls - 1);
@@ -140,17 +135,15 @@ impl Vm {
                 self.stats.pure_runs += 1;
                 Some(v)
             }
-            Err(why) => {
-                if matches!(why, Fallback::Limit) {
-                    proto.pure.set(false);
-                }
+            None => {
                 self.stats.pure_fallbacks += 1;
                 None
             }
         }
     }
 
-    /// The run itself, on the stack taken from the VM: its result, the
+    /// The run itself, on the stack taken from the VM: its result (none
+    /// after a fallback, whose procedure is then no longer tried), the
     /// stack, the calls and tail calls it made, where it built.
     fn pure_run<const BUDGET: bool>(
         &self,
@@ -159,7 +152,7 @@ impl Vm {
         stack: Vec<Value>,
         top: usize,
         home: Home,
-    ) -> (Pure<Value>, Vec<Value>, u64, u64, Home) {
+    ) -> (Option<Value>, Vec<Value>, u64, u64, Home) {
         let mut run = Run::<BUDGET> {
             vm: self,
             stack,
@@ -168,91 +161,29 @@ impl Vm {
             tail_calls: 0,
             home,
             budget: self.fuel.unwrap_or(u64::MAX),
+            max_depth: self.max_depth,
+            stack_limit: self.stack_limit,
+            interrupts_seen: self.interrupts_seen,
         };
-        let r = run.call(proto, f, top, true);
+        let r = match run.exec(proto, f, top, true) {
+            Ok(v) => Some(v),
+            Err(Fallback::Here(p)) => {
+                p.pure.set(false);
+                None
+            }
+            Err(Fallback::Limit) => {
+                proto.pure.set(false);
+                None
+            }
+        };
         (r, run.stack, run.calls, run.tail_calls, run.home)
     }
 }
 
 impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
-    /// A call: `f`'s code on the arguments at `base`, tail calls made in
-    /// place. The stack is not shortened on return: the caller's
-    /// registers may lie above `base` (`run_pure` cuts it back at the end).
-    fn call(&mut self, proto: &'a Proto, f: Value, base: usize, builds: bool) -> Pure<Value> {
-        let (mut proto, mut f) = (proto, f);
-        loop {
-            let Some(code) = proto.pure_code.as_ref() else {
-                return Err(Fallback::Above);
-            };
-            if self.depth >= self.vm.max_depth
-                || crate::stack_here() <= self.vm.stack_limit
-                // (A stop request since the ones the VM has seen.)
-                || crate::interrupt::count() != self.vm.interrupts_seen
-                || (BUDGET && self.calls > self.budget)
-            {
-                return Err(Fallback::Limit);
-            }
-            let top = base + code.nregs as usize;
-            if self.stack.len() < top {
-                self.stack.resize(top, Value::UNDEFINED);
-            }
-            self.calls += 1;
-            self.depth += 1;
-            let r = self.exec(proto, &code.ops, base, top, f, builds);
-            self.depth -= 1;
-            match r {
-                Ok(Exit::Return(v)) => return Ok(v),
-                Ok(Exit::Tail(next, g)) => {
-                    self.tail_calls += 1;
-                    (proto, f) = (next, g);
-                }
-                Err(Fallback::Here) => {
-                    proto.pure.set(false);
-                    return Err(Fallback::Above);
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// The code of `g` called with `argc` arguments, if it is a pure
-    /// procedure of that exact arity.
-    /// (`closure`, the running procedure, has code `proto`: a recursive
-    /// call needs no look-up.)
-    #[inline]
-    fn callee(
-        &self,
-        g: Value,
-        argc: u32,
-        closure: Value,
-        proto: &'a Proto,
-        builds: bool,
-    ) -> Pure<&'a Proto> {
-        if g == closure && proto.nparams == argc as usize {
-            return Ok(proto);
-        }
-        let code = closure_code(g).ok_or(Fallback::Here)?;
-        if code & PRIM_BIT != 0 {
-            return Err(Fallback::Here);
-        }
-        match self.vm.protos.get(code as usize) {
-            // A callee that builds, called where it may not: this call
-            // site needs the general path.
-            Some(Some(p))
-                if p.pure.get()
-                    && p.nparams == argc as usize
-                    && !p.rest
-                    && (builds || p.pure_code.as_ref().is_some_and(|c| !c.builds)) =>
-            {
-                Ok(p)
-            }
-            _ => Err(Fallback::Here),
-        }
-    }
-
     /// The region the run builds in (`builds`: the running code may build,
     /// its callers having passed their destination down).
-    fn home(&mut self, builds: bool) -> Pure<Region> {
+    fn home(&mut self, builds: bool) -> Pure<'a, Region> {
         if !builds {
             // Reached through a call whose callee's destination would have
             // been its caller's scratch: the general path's work.
@@ -268,237 +199,251 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
         })
     }
 
-    /// Run one procedure's code on the registers `base..top` (`closure`
-    /// is the running procedure; `builds`: as `home`).
+    /// A call: `f`'s code (`proto`) on the arguments at `base`, its tail
+    /// calls made in place (`builds`: as `home`). The stack is not
+    /// shortened on return: the caller's registers may lie above `base`
+    /// (`run_pure` cuts it back at the end).
     fn exec(
         &mut self,
-        proto: &'a Proto,
-        ops: &[Op],
+        mut proto: &'a Proto,
+        mut closure: Value,
         base: usize,
-        top: usize,
-        closure: Value,
         builds: bool,
-    ) -> Pure<Exit<'a>> {
-        let here = Fallback::Here;
-        let mut pc = 0;
-        let mut regs = &mut self.stack[base..top];
-        macro_rules! src {
-            ($s:expr) => {
-                match $s {
-                    Src::Reg(r) => regs[r as usize],
-                    Src::Val(v) => v,
-                }
-            };
-        }
+    ) -> Pure<'a, Value> {
+        // Each pass is the entry of a procedure: the call's, then each
+        // tail call's.
         loop {
-            let Some(op) = ops.get(pc) else {
+            let here = Fallback::Here(proto);
+            let Some(code) = proto.pure_code.as_ref() else {
                 return Err(here);
             };
-            pc += 1;
-            match *op {
-                Op::FixK { op, dst, a, k } => {
-                    let x = regs[a as usize].as_fixnum().ok_or(here)?;
-                    regs[dst as usize] = fix_k(op, x, k).ok_or(here)?;
-                }
-                Op::AddK { dst, a, k } => {
-                    let x = regs[a as usize].as_fixnum().ok_or(here)?;
-                    regs[dst as usize] = Value::fixnum(x + k).ok_or(here)?;
-                }
-                Op::Add { dst, a, b } => {
-                    let x = regs[a as usize].as_fixnum().ok_or(here)?;
-                    let y = regs[b as usize].as_fixnum().ok_or(here)?;
-                    regs[dst as usize] = Value::fixnum(x + y).ok_or(here)?;
-                }
-                Op::Sub { dst, a, b } => {
-                    let x = regs[a as usize].as_fixnum().ok_or(here)?;
-                    let y = regs[b as usize].as_fixnum().ok_or(here)?;
-                    regs[dst as usize] = Value::fixnum(x - y).ok_or(here)?;
-                }
-                Op::Car { dst, a } => {
-                    regs[dst as usize] = omni_mem::car(regs[a as usize]).ok_or(here)?
-                }
-                Op::Cdr { dst, a } => {
-                    regs[dst as usize] = omni_mem::cdr(regs[a as usize]).ok_or(here)?
-                }
-                Op::BranchUnlessNull { a, to } => {
-                    if regs[a as usize] != Value::EMPTY {
-                        pc = to as usize;
-                    }
-                }
-                Op::BranchUnlessUnary { op, a, to } => {
-                    if !unary_fast_path(op, regs[a as usize])
-                        .ok_or(here)?
-                        .is_truthy()
-                    {
-                        pc = to as usize;
-                    }
-                }
-                Op::BranchUnlessIs { a, k, to } => {
-                    if !regs[a as usize].is(k) {
-                        pc = to as usize;
-                    }
-                }
-                Op::BranchUnlessSame { a, b, eq, to } => {
-                    let (x, y) = (regs[a as usize], regs[b as usize]);
-                    // Two fixnums are `=` exactly when their words are.
-                    if !(x.is_fixnum() && y.is_fixnum()) {
-                        return Err(here);
-                    }
-                    if (x == y) != eq {
-                        pc = to as usize;
-                    }
-                }
-                Op::BranchUnlessLess { a, b, or_equal, to } => {
-                    let x = regs[a as usize].as_fixnum().ok_or(here)?;
-                    let y = regs[b as usize].as_fixnum().ok_or(here)?;
-                    if !(x < y || (or_equal && x == y)) {
-                        pc = to as usize;
-                    }
-                }
-                Op::BranchUnlessIn { a, lo, hi, to } => {
-                    let x = regs[a as usize].as_fixnum().ok_or(here)?;
-                    if !(lo..=hi).contains(&x) {
-                        pc = to as usize;
-                    }
-                }
-                Op::BranchUnlessOut { a, lo, hi, to } => {
-                    let x = regs[a as usize].as_fixnum().ok_or(here)?;
-                    if (lo..=hi).contains(&x) {
-                        pc = to as usize;
-                    }
-                }
-                Op::Fix { op, dst, a, b } => {
-                    regs[dst as usize] = fix2(op, src!(a), src!(b)).ok_or(here)?;
-                }
-                Op::BranchUnless { op, a, b, to } => {
-                    if !fix2(op, src!(a), src!(b)).ok_or(here)?.is_truthy() {
-                        pc = to as usize;
-                    }
-                }
-                Op::CallGlobal {
-                    g,
-                    start,
-                    argc,
-                    in_dst,
-                } => {
-                    let f = global(self.vm, g)?;
-                    let p = self.callee(f, argc, closure, proto, builds && in_dst)?;
-                    let v = self.call(p, f, base + start as usize, builds && in_dst)?;
-                    regs = &mut self.stack[base..top];
-                    regs[start as usize] = v;
-                }
-                Op::Return { a } => return Ok(Exit::Return(src!(a))),
-                Op::Move { dst, a } => regs[dst as usize] = src!(a),
-                Op::Move2 { dst, a, dst2, a2 } => {
-                    regs[dst as usize] = regs[a as usize];
-                    regs[dst2 as usize] = regs[a2 as usize];
-                }
-                Op::Unary { op, dst, a } => {
-                    regs[dst as usize] = unary_fast_path(op, src!(a)).ok_or(here)?;
-                }
-                Op::TailCallGlobal { g, start, argc } => {
-                    let f = global(self.vm, g)?;
-                    // A loop: the running procedure again, in place (the
-                    // interrupt check and the step every iteration, as
-                    // `call` makes them every call).
-                    if f == closure
-                        && argc as usize == proto.nparams
-                        && crate::interrupt::count() == self.vm.interrupts_seen
-                        && (!BUDGET || self.calls <= self.budget)
-                    {
-                        slide(regs, start, argc);
-                        self.calls += 1;
-                        self.tail_calls += 1;
-                        pc = 0;
-                        continue;
-                    }
-                    return self.tail(f, base, start, argc, (closure, proto, builds));
-                }
-                Op::JumpUnless { a, to } => {
-                    if !src!(a).is_truthy() {
-                        pc = to as usize;
-                    }
-                }
-                Op::JumpIf { a, to } => {
-                    if src!(a).is_truthy() {
-                        pc = to as usize;
-                    }
-                }
-                Op::Jump { to } => pc = to as usize,
-                Op::Eq { dst, a, b } => regs[dst as usize] = Value::bool(src!(a).is(src!(b))),
-                Op::Global { dst, g } => {
-                    let v = global(self.vm, g)?;
-                    regs[dst as usize] = v;
-                }
-                Op::HeapConst { dst, i } => regs[dst as usize] = self.vm.consts[i as usize],
-                Op::Capture { dst, i } => {
-                    regs[dst as usize] =
-                        closure_capture(closure, i as usize).unwrap_or(Value::NOTHING);
-                }
-                Op::SelfRef { dst } => regs[dst as usize] = closure,
-                Op::Call {
-                    f,
-                    start,
-                    argc,
-                    in_dst,
-                } => {
-                    let f = regs[f as usize];
-                    let p = self.callee(f, argc, closure, proto, builds && in_dst)?;
-                    let v = self.call(p, f, base + start as usize, builds && in_dst)?;
-                    regs = &mut self.stack[base..top];
-                    regs[start as usize] = v;
-                }
-                Op::Cons { dst, a, b } => {
-                    let (a, b) = (src!(a), src!(b));
-                    let r = self.home(builds)?;
-                    let v = omni_mem::alloc_pair(r, a, b).map_err(|_| here)?;
-                    regs = &mut self.stack[base..top];
-                    regs[dst as usize] = v;
-                }
-                Op::ReturnCons { a, b } => {
-                    let (a, b) = (src!(a), src!(b));
-                    let r = self.home(builds)?;
-                    return Ok(Exit::Return(
-                        omni_mem::alloc_pair(r, a, b).map_err(|_| here)?,
-                    ));
-                }
-                Op::ReturnAdd { a, b } => {
-                    let x = regs[a as usize].as_fixnum().ok_or(here)?;
-                    let y = regs[b as usize].as_fixnum().ok_or(here)?;
-                    return Ok(Exit::Return(Value::fixnum(x + y).ok_or(here)?));
-                }
-                Op::List { dst, start, n } => {
-                    let r = self.home(builds)?;
-                    let mut l = Value::EMPTY;
-                    for i in (start..start + n).rev() {
-                        let x = self.stack[base + i as usize];
-                        l = omni_mem::alloc_pair(r, x, l).map_err(|_| here)?;
-                    }
-                    regs = &mut self.stack[base..top];
-                    regs[dst as usize] = l;
-                }
-                Op::Fail => return Err(here),
-                Op::TailCall { f, start, argc } => {
-                    let f = regs[f as usize];
-                    return self.tail(f, base, start, argc, (closure, proto, builds));
-                }
+            if self.depth >= self.max_depth
+                || crate::stack_here() <= self.stack_limit
+                // (A stop request since the ones the VM has seen.)
+                || crate::interrupt::count() != self.interrupts_seen
+                || (BUDGET && self.calls > self.budget)
+            {
+                return Err(Fallback::Limit);
             }
+            let top = base + code.nregs as usize;
+            if self.stack.len() < top {
+                self.stack.resize(top, Value::UNDEFINED);
+            }
+            self.calls += 1;
+            let ops = &code.ops[..];
+            let mut pc = 0;
+            let mut regs = &mut self.stack[base..top];
+            macro_rules! src {
+                ($s:expr) => {
+                    match $s {
+                        Src::Reg(r) => regs[r as usize],
+                        Src::Val(v) => v,
+                    }
+                };
+            }
+            let next = loop {
+                let Some(op) = ops.get(pc) else {
+                    return Err(here);
+                };
+                pc += 1;
+                match *op {
+                    Op::FixK { op, dst, a, k } => {
+                        let x = regs[a as usize].as_fixnum().ok_or(here)?;
+                        regs[dst as usize] = fix_k(op, x, k).ok_or(here)?;
+                    }
+                    Op::AddK { dst, a, k } => {
+                        let x = regs[a as usize].as_fixnum().ok_or(here)?;
+                        regs[dst as usize] = Value::fixnum(x + k).ok_or(here)?;
+                    }
+                    Op::Add { dst, a, b } => {
+                        let x = regs[a as usize].as_fixnum().ok_or(here)?;
+                        let y = regs[b as usize].as_fixnum().ok_or(here)?;
+                        regs[dst as usize] = Value::fixnum(x + y).ok_or(here)?;
+                    }
+                    Op::Sub { dst, a, b } => {
+                        let x = regs[a as usize].as_fixnum().ok_or(here)?;
+                        let y = regs[b as usize].as_fixnum().ok_or(here)?;
+                        regs[dst as usize] = Value::fixnum(x - y).ok_or(here)?;
+                    }
+                    Op::Car { dst, a } => {
+                        regs[dst as usize] = omni_mem::car(regs[a as usize]).ok_or(here)?
+                    }
+                    Op::Cdr { dst, a } => {
+                        regs[dst as usize] = omni_mem::cdr(regs[a as usize]).ok_or(here)?
+                    }
+                    Op::BranchUnlessNull { a, to } => {
+                        if regs[a as usize] != Value::EMPTY {
+                            pc = to as usize;
+                        }
+                    }
+                    Op::BranchUnlessUnary { op, a, to } => {
+                        if !unary_fast_path(op, regs[a as usize])
+                            .ok_or(here)?
+                            .is_truthy()
+                        {
+                            pc = to as usize;
+                        }
+                    }
+                    Op::BranchUnlessIs { a, k, to } => {
+                        if !regs[a as usize].is(k) {
+                            pc = to as usize;
+                        }
+                    }
+                    Op::BranchUnlessSame { a, b, eq, to } => {
+                        let (x, y) = (regs[a as usize], regs[b as usize]);
+                        // Two fixnums are `=` exactly when their words are.
+                        if !(x.is_fixnum() && y.is_fixnum()) {
+                            return Err(here);
+                        }
+                        if (x == y) != eq {
+                            pc = to as usize;
+                        }
+                    }
+                    Op::BranchUnlessLess { a, b, or_equal, to } => {
+                        let x = regs[a as usize].as_fixnum().ok_or(here)?;
+                        let y = regs[b as usize].as_fixnum().ok_or(here)?;
+                        if !(x < y || (or_equal && x == y)) {
+                            pc = to as usize;
+                        }
+                    }
+                    Op::BranchUnlessIn { a, lo, hi, to } => {
+                        let x = regs[a as usize].as_fixnum().ok_or(here)?;
+                        if !(lo..=hi).contains(&x) {
+                            pc = to as usize;
+                        }
+                    }
+                    Op::BranchUnlessOut { a, lo, hi, to } => {
+                        let x = regs[a as usize].as_fixnum().ok_or(here)?;
+                        if (lo..=hi).contains(&x) {
+                            pc = to as usize;
+                        }
+                    }
+                    Op::Fix { op, dst, a, b } => {
+                        regs[dst as usize] = fix2(op, src!(a), src!(b)).ok_or(here)?;
+                    }
+                    Op::BranchUnless { op, a, b, to } => {
+                        if !fix2(op, src!(a), src!(b)).ok_or(here)?.is_truthy() {
+                            pc = to as usize;
+                        }
+                    }
+                    Op::CallGlobal {
+                        g,
+                        start,
+                        argc,
+                        in_dst,
+                    } => {
+                        let f = global(self.vm, g).ok_or(here)?;
+                        let p = callee(self.vm, f, argc, (closure, proto), builds && in_dst)?;
+                        self.depth += 1;
+                        let v = self.exec(p, f, base + start as usize, builds && in_dst)?;
+                        self.depth -= 1;
+                        regs = &mut self.stack[base..top];
+                        regs[start as usize] = v;
+                    }
+                    Op::Return { a } => return Ok(src!(a)),
+                    Op::Move { dst, a } => regs[dst as usize] = src!(a),
+                    Op::Move2 { dst, a, dst2, a2 } => {
+                        regs[dst as usize] = regs[a as usize];
+                        regs[dst2 as usize] = regs[a2 as usize];
+                    }
+                    Op::Unary { op, dst, a } => {
+                        regs[dst as usize] = unary_fast_path(op, src!(a)).ok_or(here)?;
+                    }
+                    Op::TailCallGlobal { g, start, argc } => {
+                        let f = global(self.vm, g).ok_or(here)?;
+                        // A loop: the running procedure again, in place (the
+                        // interrupt check and the step every iteration, as
+                        // `call` makes them every call).
+                        if f == closure
+                            && argc as usize == proto.nparams
+                            && crate::interrupt::count() == self.interrupts_seen
+                            && (!BUDGET || self.calls <= self.budget)
+                        {
+                            slide(regs, start, argc);
+                            self.calls += 1;
+                            self.tail_calls += 1;
+                            pc = 0;
+                            continue;
+                        }
+                        let p = callee(self.vm, f, argc, (closure, proto), builds)?;
+                        slide(regs, start, argc);
+                        break (p, f);
+                    }
+                    Op::JumpUnless { a, to } => {
+                        if !src!(a).is_truthy() {
+                            pc = to as usize;
+                        }
+                    }
+                    Op::JumpIf { a, to } => {
+                        if src!(a).is_truthy() {
+                            pc = to as usize;
+                        }
+                    }
+                    Op::Jump { to } => pc = to as usize,
+                    Op::Eq { dst, a, b } => regs[dst as usize] = Value::bool(src!(a).is(src!(b))),
+                    Op::Global { dst, g } => {
+                        let v = global(self.vm, g).ok_or(here)?;
+                        regs[dst as usize] = v;
+                    }
+                    Op::HeapConst { dst, i } => regs[dst as usize] = self.vm.consts[i as usize],
+                    Op::Capture { dst, i } => {
+                        regs[dst as usize] =
+                            closure_capture(closure, i as usize).unwrap_or(Value::NOTHING);
+                    }
+                    Op::SelfRef { dst } => regs[dst as usize] = closure,
+                    Op::Call {
+                        f,
+                        start,
+                        argc,
+                        in_dst,
+                    } => {
+                        let f = regs[f as usize];
+                        let p = callee(self.vm, f, argc, (closure, proto), builds && in_dst)?;
+                        self.depth += 1;
+                        let v = self.exec(p, f, base + start as usize, builds && in_dst)?;
+                        self.depth -= 1;
+                        regs = &mut self.stack[base..top];
+                        regs[start as usize] = v;
+                    }
+                    Op::Cons { dst, a, b } => {
+                        let (a, b) = (src!(a), src!(b));
+                        let r = self.home(builds)?;
+                        let v = omni_mem::alloc_pair(r, a, b).map_err(|_| here)?;
+                        regs = &mut self.stack[base..top];
+                        regs[dst as usize] = v;
+                    }
+                    Op::ReturnCons { a, b } => {
+                        let (a, b) = (src!(a), src!(b));
+                        let r = self.home(builds)?;
+                        return omni_mem::alloc_pair(r, a, b).map_err(|_| here);
+                    }
+                    Op::ReturnAdd { a, b } => {
+                        let x = regs[a as usize].as_fixnum().ok_or(here)?;
+                        let y = regs[b as usize].as_fixnum().ok_or(here)?;
+                        return Value::fixnum(x + y).ok_or(here);
+                    }
+                    Op::List { dst, start, n } => {
+                        let r = self.home(builds)?;
+                        let mut l = Value::EMPTY;
+                        for i in (start..start + n).rev() {
+                            let x = self.stack[base + i as usize];
+                            l = omni_mem::alloc_pair(r, x, l).map_err(|_| here)?;
+                        }
+                        regs = &mut self.stack[base..top];
+                        regs[dst as usize] = l;
+                    }
+                    Op::Fail => return Err(here),
+                    Op::TailCall { f, start, argc } => {
+                        let f = regs[f as usize];
+                        let p = callee(self.vm, f, argc, (closure, proto), builds)?;
+                        slide(regs, start, argc);
+                        break (p, f);
+                    }
+                }
+            };
+            self.tail_calls += 1;
+            (proto, closure) = next;
         }
-    }
-
-    /// A tail call of `f` on the registers at `start`: they slide down to
-    /// the frame's base.
-    fn tail(
-        &mut self,
-        f: Value,
-        base: usize,
-        start: u32,
-        argc: u32,
-        (closure, proto, builds): (Value, &'a Proto, bool),
-    ) -> Pure<Exit<'a>> {
-        let p = self.callee(f, argc, closure, proto, builds)?;
-        slide(&mut self.stack[base..], start, argc);
-        Ok(Exit::Tail(p, f))
     }
 }
 
@@ -518,10 +463,46 @@ fn fix_k(op: FixOp, x: i64, k: i64) -> Option<Value> {
 
 /// A global's value (an unbound one is the general path's error).
 #[inline]
-fn global(vm: &Vm, g: u32) -> Pure<Value> {
+fn global(vm: &Vm, g: u32) -> Option<Value> {
     match vm.globals[g as usize] {
-        v if v == Value::UNDEFINED => Err(Fallback::Here),
-        v => Ok(v),
+        v if v == Value::UNDEFINED => None,
+        v => Some(v),
+    }
+}
+
+/// The code of `g` called with `argc` arguments, if it is a pure
+/// procedure of that exact arity (`builds`: the callee may build), where
+/// `running` (the closure and its code) calls it; a recursive call needs
+/// no look-up. Any other callee is the running code's obstacle.
+#[inline]
+fn callee<'a>(
+    vm: &'a Vm,
+    g: Value,
+    argc: u32,
+    running: (Value, &'a Proto),
+    builds: bool,
+) -> Pure<'a, &'a Proto> {
+    let (closure, proto) = running;
+    if g == closure && proto.nparams == argc as usize {
+        return Ok(proto);
+    }
+    let here = Fallback::Here(proto);
+    let code = closure_code(g).ok_or(here)?;
+    if code & PRIM_BIT != 0 {
+        return Err(here);
+    }
+    match vm.protos.get(code as usize) {
+        // A callee that builds, called where it may not: this call site
+        // needs the general path.
+        Some(Some(p))
+            if p.pure.get()
+                && p.nparams == argc as usize
+                && !p.rest
+                && (builds || p.pure_code.as_ref().is_some_and(|c| !c.builds)) =>
+        {
+            Ok(p)
+        }
+        _ => Err(here),
     }
 }
 
