@@ -199,6 +199,24 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
         })
     }
 
+    /// A call that `running` (the closure and its code) makes of `f` on
+    /// the `argc` arguments at `base`.
+    #[inline(always)]
+    fn nested(
+        &mut self,
+        f: Value,
+        argc: u32,
+        running: (Value, &'a Proto),
+        base: usize,
+        builds: bool,
+    ) -> Pure<'a, Value> {
+        let p = callee(self.vm, f, argc, running, builds)?;
+        self.depth += 1;
+        let v = self.exec(p, f, base, builds)?;
+        self.depth -= 1;
+        Ok(v)
+    }
+
     /// A call: `f`'s code (`proto`) on the arguments at `base`, its tail
     /// calls made in place (`builds`: as `home`). The stack is not
     /// shortened on return: the caller's registers may lie above `base`
@@ -333,10 +351,8 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         in_dst,
                     } => {
                         let f = global(self.vm, g).ok_or(here)?;
-                        let p = callee(self.vm, f, argc, (closure, proto), builds && in_dst)?;
-                        self.depth += 1;
-                        let v = self.exec(p, f, base + start as usize, builds && in_dst)?;
-                        self.depth -= 1;
+                        let at = base + start as usize;
+                        let v = self.nested(f, argc, (closure, proto), at, builds && in_dst)?;
                         regs = &mut self.stack[base..top];
                         regs[start as usize] = v;
                     }
@@ -398,10 +414,8 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         in_dst,
                     } => {
                         let f = regs[f as usize];
-                        let p = callee(self.vm, f, argc, (closure, proto), builds && in_dst)?;
-                        self.depth += 1;
-                        let v = self.exec(p, f, base + start as usize, builds && in_dst)?;
-                        self.depth -= 1;
+                        let at = base + start as usize;
+                        let v = self.nested(f, argc, (closure, proto), at, builds && in_dst)?;
                         regs = &mut self.stack[base..top];
                         regs[start as usize] = v;
                     }
