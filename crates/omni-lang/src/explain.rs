@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use crate::builtins::Prim;
 use crate::ir::{CapSrc, Node, Proto, Target};
+use crate::pure_code::Scratch;
 
 fn target_name(t: Target) -> String {
     match t {
@@ -34,9 +35,14 @@ pub fn explain_proto(p: &Proto, out: &mut String, indent: usize) {
     if let Some(code) = &p.pure_code {
         let _ = writeln!(
             out,
-            "{pad}  pure tier: tried first ({}, {}; no activation, no scratch region{})",
+            "{pad}  pure tier: tried first ({}, {}; no activation, {}{})",
             count(code.ops.len(), "instruction"),
             count(code.nregs as usize, "register"),
+            match code.scratch {
+                Scratch::None => "no scratch region",
+                Scratch::Callees => "a scratch region if a callee builds there",
+                Scratch::Builds => "scratch region made at first use",
+            },
             if code.builds { "; builds in dst" } else { "" }
         );
     }

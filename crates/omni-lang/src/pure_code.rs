@@ -1,20 +1,20 @@
 //! The pure tier's code (run by `vm/pure.rs`): a procedure body that only
-//! reads, calls and builds in its destination, translated from the IR into
-//! a flat register code.
+//! reads, calls and builds, translated from the IR into a flat register
+//! code.
 //!
 //! A body qualifies when every node reads (locals, captures, globals,
 //! constants), tests, computes on fixnums through a primitive's fast path
-//! (`pure_prim`), branches, binds a local, calls, or builds a pair or a
-//! list in the activation's destination (`cons` and `list` whose target is
-//! `dst`). Nothing in such a body stores, and the only region it uses is
-//! its destination: no scratch region, no repair inside. A call whose
-//! callee builds in the caller's destination (CTRR's `callee dst = dst`,
-//! and every tail call) passes the region on; a call whose callee's
-//! destination would be the caller's scratch may only reach code that
-//! builds nothing (checked as it runs). `(error ...)` is an instruction
+//! (`pure_prim`) or takes a `length`, branches, binds a local, calls, or
+//! builds a pair, a list or a closure where CTRR sends it: `cons` and
+//! closures in the activation's destination or its scratch region, `list`
+//! in its destination. Nothing in such a body stores, and nothing needs a
+//! repair inside. A call whose callee builds in the caller's destination
+//! (CTRR's `callee dst = dst`, and every tail call) passes the region on; a
+//! call whose callee's destination is the caller's scratch gives it that
+//! region (made when the callee builds). `(error ...)` is an instruction
 //! that falls back (the general path raises the error). Anything else (a
-//! `lambda`, a store, a boxed variable, another allocating primitive)
-//! leaves the procedure to the general path alone.
+//! store, a boxed variable, another allocating primitive, a region other
+//! than these) leaves the procedure to the general path alone.
 //!
 //! Registers are the procedure's local slots, then temporaries above
 //! them. A call's arguments go to consecutive registers at the top, where
@@ -23,7 +23,7 @@
 use omni_mem::Value;
 
 use crate::builtins::Prim;
-use crate::ir::{FixArg, FixOp, Node, Operand, Target};
+use crate::ir::{CapSrc, FixArg, FixOp, Node, Operand, Target};
 
 /// A register of the running frame, or a constant.
 #[derive(Clone, Copy, Debug)]
@@ -200,6 +200,28 @@ pub enum Op {
         a: u32,
         b: u32,
     },
+    /// A pair of `a` and `b` in the running procedure's own scratch
+    /// region, made at its first use and exited when the procedure returns
+    /// or makes a tail call (CTRR's `scratch` target).
+    ConsScratch {
+        dst: u32,
+        a: Src,
+        b: Src,
+    },
+    /// A closure of procedure `id` over the registers `start..start + n`,
+    /// in the destination region, or the scratch region (`scratch`).
+    Closure {
+        dst: u32,
+        id: u32,
+        start: u32,
+        n: u32,
+        scratch: bool,
+    },
+    /// `length` of a proper list (anything else falls back).
+    Length {
+        dst: u32,
+        a: u32,
+    },
     /// A list of registers `start..start + n`, in the destination region.
     List {
         dst: u32,
@@ -260,6 +282,9 @@ impl Op {
             | Op::Capture { dst, .. }
             | Op::SelfRef { dst }
             | Op::Cons { dst, .. }
+            | Op::ConsScratch { dst, .. }
+            | Op::Closure { dst, .. }
+            | Op::Length { dst, .. }
             | Op::List { dst, .. } => Some(dst),
             _ => None,
         }
@@ -289,13 +314,26 @@ impl Op {
     }
 }
 
+/// Whether a procedure's pure code has a scratch region (`PureCode`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Scratch {
+    None,
+    Callees,
+    Builds,
+}
+
 /// A procedure's pure-tier code and its frame size in registers.
 #[derive(Debug)]
 pub struct PureCode {
     pub ops: Vec<Op>,
     pub nregs: u32,
-    /// Whether the code itself builds (`Cons`, `List`).
+    /// Whether the code itself builds in its destination (`Cons`,
+    /// `List`, a `Closure` there).
     pub builds: bool,
+    /// Whether the code has a scratch region of its own: it builds there
+    /// (`ConsScratch`, a `Closure` there), or (`Callees`) calls procedures
+    /// whose destination it is, which may build there.
+    pub scratch: Scratch,
 }
 
 /// The pure-tier code of a procedure body with `nslots` local slots, if
@@ -313,11 +351,33 @@ pub fn compile(body: &Node, nslots: usize) -> Option<PureCode> {
     let builds = c.ops.iter().any(|op| {
         matches!(
             op,
-            Op::Cons { .. } | Op::ReturnCons { .. } | Op::List { .. }
+            Op::Cons { .. }
+                | Op::ReturnCons { .. }
+                | Op::List { .. }
+                | Op::Closure { scratch: false, .. }
         )
     });
+    let has = |f: fn(&Op) -> bool| c.ops.iter().any(f);
+    let scratch = if has(|op| {
+        matches!(
+            op,
+            Op::ConsScratch { .. } | Op::Closure { scratch: true, .. }
+        )
+    }) {
+        Scratch::Builds
+    } else if has(|op| {
+        matches!(
+            op,
+            Op::Call { in_dst: false, .. } | Op::CallGlobal { in_dst: false, .. }
+        )
+    }) {
+        Scratch::Callees
+    } else {
+        Scratch::None
+    };
     Some(PureCode {
         ops: c.ops,
+        scratch,
         nregs: c.max,
         builds,
     })
@@ -461,6 +521,18 @@ impl Compiler {
                 let b = self.fix_arg(b)?;
                 compare_branch(*op, a, b)
             }
+            // A comparison of two values that are not both locals or
+            // constants (`(> r n)` with `n` captured).
+            Node::Prim { op, args, .. }
+                if args.len() == 2
+                    && pure_prim(*op, 2)
+                    && FixOp::of_prim(*op).is_some_and(FixOp::is_comparison) =>
+            {
+                let fop = FixOp::of_prim(*op)?;
+                let a = self.value(&args[0])?;
+                let b = self.value(&args[1])?;
+                compare_branch(fop, a, b)
+            }
             Node::LocalOp1 {
                 op: Prim::IsNull,
                 slot,
@@ -583,16 +655,64 @@ impl Compiler {
             Node::Prim {
                 op: Prim::Cons,
                 args,
-                target: Target::Dst,
+                target: target @ (Target::Dst | Target::Scratch),
                 ..
             } => match &args[..] {
                 [a, b] => {
                     let a = self.value(a)?;
                     let b = self.value(b)?;
-                    self.emit(|dst| Op::Cons { dst, a, b })
+                    match target {
+                        Target::Dst => self.emit(|dst| Op::Cons { dst, a, b }),
+                        _ => self.emit(|dst| Op::ConsScratch { dst, a, b }),
+                    }
                 }
                 _ => return None,
             },
+            Node::Prim {
+                op: Prim::Length,
+                args,
+                ..
+            } => match &args[..] {
+                [a] => {
+                    let a = self.value(a)?;
+                    let a = self.in_reg(a);
+                    self.emit(|dst| Op::Length { dst, a })
+                }
+                _ => return None,
+            },
+            // (Only a closure whose own code is pure: the code that makes
+            // one usually calls it, and a call of any other falls back.)
+            Node::Closure(proto, caps, target, _) if proto.pure_code.is_some() => {
+                let scratch = match target {
+                    Target::Dst => false,
+                    Target::Scratch => true,
+                    _ => return None,
+                };
+                let id = u32::try_from(proto.id).ok()?;
+                let n = u32::try_from(caps.len()).ok()?;
+                let start = self.next;
+                for c in caps {
+                    let t = self.temp();
+                    self.ops.push(match c {
+                        CapSrc::Local(s) => Op::Move {
+                            dst: t,
+                            a: Src::Reg(*s),
+                        },
+                        CapSrc::Capture(i) => Op::Capture { dst: t, i: *i },
+                        CapSrc::SelfRef => Op::SelfRef { dst: t },
+                    });
+                }
+                self.ops.push(Op::Closure {
+                    dst: start,
+                    id,
+                    start,
+                    n,
+                    scratch,
+                });
+                self.next = start + 1;
+                self.max = self.max.max(self.next);
+                Src::Reg(start)
+            }
             Node::Prim {
                 op: Prim::List,
                 args,
@@ -687,6 +807,18 @@ impl Compiler {
             _ => Op::Fix { op, dst, a, b },
         });
         Src::Reg(dst)
+    }
+
+    /// `a` in a register: a constant is moved to a new temporary.
+    fn in_reg(&mut self, a: Src) -> u32 {
+        match a {
+            Src::Reg(r) => r,
+            Src::Val(_) => {
+                let t = self.temp();
+                self.ops.push(Op::Move { dst: t, a });
+                t
+            }
+        }
     }
 
     /// Push the instruction `make(dst)` for a new temporary `dst`.

@@ -84,6 +84,7 @@ impl Op {
             | Op::Eq { a, b, .. }
             | Op::BranchUnless { a, b, .. }
             | Op::Cons { a, b, .. }
+            | Op::ConsScratch { a, b, .. }
             | Op::ReturnCons { a, b } => {
                 src(a);
                 src(b);
@@ -92,6 +93,7 @@ impl Op {
             | Op::AddK { a, .. }
             | Op::Car { a, .. }
             | Op::Cdr { a, .. }
+            | Op::Length { a, .. }
             | Op::BranchUnlessNull { a, .. }
             | Op::BranchUnlessUnary { a, .. }
             | Op::BranchUnlessIs { a, .. }
@@ -106,7 +108,9 @@ impl Op {
                 src(Src::Reg(a));
                 src(Src::Reg(b));
             }
-            Op::List { start, n, .. } => (start..start + n).for_each(|r| src(Src::Reg(r))),
+            Op::List { start, n, .. } | Op::Closure { start, n, .. } => {
+                (start..start + n).for_each(|r| src(Src::Reg(r)))
+            }
             Op::Call {
                 f: g, start, argc, ..
             }

@@ -1,14 +1,20 @@
-//! The pure tier. A procedure whose body only reads, calls and builds in
-//! its destination (fixnum arithmetic and comparisons, pair reads, type
-//! and identity tests, locals, captures, globals and constants, `cons` and
-//! `list` into `dst`, calls of procedures like it: `pure_code.rs`) stores
-//! nothing and uses no scratch region, so a call of it needs none of an
+//! The pure tier. A procedure whose body only reads, calls and builds
+//! (fixnum arithmetic and comparisons, pair reads, `length`, type and
+//! identity tests, locals, captures, globals and constants, `cons`, `list`
+//! and closures where CTRR puts them, calls of procedures like it:
+//! `pure_code.rs`) stores nothing, so a call of it needs little of an
 //! activation's region work: no scratch slot, no reserved ranks, no repair
 //! at its returns and tail calls. Such a call runs its register code here,
-//! on the value stack, building (if it does) in the destination of the
-//! call the run began with, where the general path would have built too;
-//! its value goes to the general call's return boundary, which admits it
-//! into the caller's `dst` as for any call.
+//! on the value stack. What it builds in its destination goes where the
+//! general path would put it: the destination of the call the run began
+//! with, passed down through calls and tail calls in `dst`, or the scratch
+//! region of the caller whose scratch is the callee's destination. What it
+//! builds in its own scratch goes to a region made at the first such build
+//! on a new rank, and exited when the procedure returns or makes a tail
+//! call, after a check that no outgoing value (result, arguments, callee)
+//! is in it (else the run falls back: the general path repairs). The run's
+//! value goes to the general call's return boundary, which admits it into
+//! the caller's `dst` as for any call.
 //!
 //! Each call and tail call of a run takes a step of the step budget, as on
 //! the general path. When something does not apply (an operand of another
@@ -17,8 +23,9 @@
 //! it is abandoned, and the general path runs the call again from its
 //! start. Nothing observable was changed, so the second run sees what the
 //! first saw and does all the general path does, errors and their
-//! backtraces included. The traces a run can leave: pairs it built,
-//! unreachable in the destination until that region dies; a field younger
+//! backtraces included. Its scratch regions are exited. The traces a run
+//! can leave: objects it built, unreachable in the destination until that
+//! region dies; a field younger
 //! than the destination that a constructor's barrier moved there (a move
 //! keeps identity: the rerun reads the same object); a slot region pinned
 //! by a read through a moved original, as the general path's read pins it.
@@ -63,6 +70,10 @@ struct Run<'a, const BUDGET: bool> {
     /// run begins with, counted in `calls`, was stepped by the general
     /// path).
     budget: u64,
+    /// The scratch regions of the run's procedures that are still in use,
+    /// oldest first (`Run::scratch`), and how many it made.
+    scratches: Vec<Region>,
+    scratches_made: u64,
     /// The VM's limits, which the run does not change, kept at hand.
     max_depth: usize,
     stack_limit: usize,
@@ -115,7 +126,7 @@ impl Vm {
             let v = stack[i];
             stack.push(v);
         }
-        let (r, mut stack, calls, tail_calls, home) = match self.fuel {
+        let (r, mut stack, (calls, tail_calls, scratches), home) = match self.fuel {
             None => self.pure_run::<false>(proto, f, stack, top, home),
             Some(_) => self.pure_run::<true>(proto, f, stack, top, home),
         };
@@ -124,6 +135,7 @@ impl Vm {
         if let Home::Made { slot, region } = home {
             self.scratch_stack[slot].region = Some(region);
         }
+        self.stats.scratch_regions += scratches;
         match r {
             Some(v) => {
                 // (After a fallback the general path takes the steps again.)
@@ -144,7 +156,7 @@ impl Vm {
 
     /// The run itself, on the stack taken from the VM: its result (none
     /// after a fallback, whose procedure is then no longer tried), the
-    /// stack, the calls and tail calls it made, where it built.
+    /// stack, what it counted, where it built.
     fn pure_run<const BUDGET: bool>(
         &self,
         proto: &Proto,
@@ -152,7 +164,7 @@ impl Vm {
         stack: Vec<Value>,
         top: usize,
         home: Home,
-    ) -> (Option<Value>, Vec<Value>, u64, u64, Home) {
+    ) -> (Option<Value>, Vec<Value>, RunCounts, Home) {
         let mut run = Run::<BUDGET> {
             vm: self,
             stack,
@@ -161,11 +173,13 @@ impl Vm {
             tail_calls: 0,
             home,
             budget: self.fuel.unwrap_or(u64::MAX),
+            scratches: Vec::new(),
+            scratches_made: 0,
             max_depth: self.max_depth,
             stack_limit: self.stack_limit,
             interrupts_seen: self.interrupts_seen,
         };
-        let r = match run.exec(proto, f, top, true) {
+        let r = match run.exec(proto, f, top, Dest::Home) {
             Ok(v) => Some(v),
             Err(Fallback::Here(p)) => {
                 p.pure.set(false);
@@ -176,19 +190,44 @@ impl Vm {
                 None
             }
         };
-        (r, run.stack, run.calls, run.tail_calls, run.home)
+        // An abandoned run's scratch regions, youngest first.
+        while let Some(s) = run.scratches.pop() {
+            region_exit(s);
+        }
+        (
+            r,
+            run.stack,
+            (run.calls, run.tail_calls, run.scratches_made),
+            run.home,
+        )
     }
 }
 
+/// A run's calls, tail calls and scratch regions made.
+type RunCounts = (u64, u64, u64);
+
+/// Where a procedure's code builds what CTRR sends to its destination.
+#[derive(Clone, Copy)]
+enum Dest {
+    /// The run's home: the destination of the call the run began with.
+    Home,
+    /// Its caller's scratch region.
+    Region(Region),
+    /// Nowhere: called where its destination would be its caller's
+    /// scratch region, by code that made none (the callee was not to
+    /// build); building there is the general path's work.
+    None,
+}
+
 impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
-    /// The region the run builds in (`builds`: the running code may build,
-    /// its callers having passed their destination down).
-    fn home(&mut self, builds: bool) -> Pure<'a, Region> {
-        if !builds {
-            // Reached through a call whose callee's destination would have
-            // been its caller's scratch: the general path's work.
-            return Err(Fallback::Limit);
-        }
+    /// The region code with destination `dest` builds in.
+    fn dst(&mut self, dest: Dest) -> Pure<'a, Region> {
+        let Dest::Home = dest else {
+            return match dest {
+                Dest::Region(r) => Ok(r),
+                _ => Err(Fallback::Limit),
+            };
+        };
         Ok(match self.home {
             Home::Region(region) | Home::Made { region, .. } => region,
             Home::Unmade { slot, rank } => {
@@ -199,34 +238,71 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
         })
     }
 
+    /// The running procedure's scratch region (`slot`), made at its first
+    /// use on a new rank: younger than every region the run reads, older
+    /// than any its callees make.
+    fn scratch(&mut self, slot: &mut Option<Region>) -> Region {
+        match *slot {
+            Some(r) => r,
+            None => {
+                let r = self.vm.new_region_at(omni_mem::reserve_rank());
+                self.scratches.push(r);
+                self.scratches_made += 1;
+                *slot = Some(r);
+                r
+            }
+        }
+    }
+
+    /// Exit the running procedure's scratch region, if it made one, as it
+    /// returns or makes a tail call (whose outgoing values `outlives`
+    /// checked). Scratch regions end youngest first, so it is the last.
+    fn leave(&mut self, slot: &mut Option<Region>) {
+        if let Some(r) = slot.take() {
+            self.scratches.pop();
+            region_exit(r);
+        }
+    }
+
     /// A call that `running` (the closure and its code) makes of `f` on
-    /// the `argc` arguments at `base`.
+    /// the `argc` arguments at `base`: in its destination `dest`
+    /// (`in_dst`), else in its scratch region (`scratch`).
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn nested(
         &mut self,
         f: Value,
         argc: u32,
         running: (Value, &'a Proto),
         base: usize,
-        builds: bool,
+        (in_dst, dest): (bool, Dest),
+        scratch: &mut Option<Region>,
     ) -> Pure<'a, Value> {
-        let p = callee(self.vm, f, argc, running, builds)?;
+        let may_build = !in_dst || !matches!(dest, Dest::None);
+        let p = callee(self.vm, f, argc, running, may_build)?;
+        let dest = match in_dst {
+            true => dest,
+            false if p.pure_code.as_ref().is_some_and(|c| c.builds) => {
+                Dest::Region(self.scratch(scratch))
+            }
+            false => Dest::None,
+        };
         self.depth += 1;
-        let v = self.exec(p, f, base, builds)?;
+        let v = self.exec(p, f, base, dest)?;
         self.depth -= 1;
         Ok(v)
     }
 
-    /// A call: `f`'s code (`proto`) on the arguments at `base`, its tail
-    /// calls made in place (`builds`: as `home`). The stack is not
-    /// shortened on return: the caller's registers may lie above `base`
-    /// (`run_pure` cuts it back at the end).
+    /// A call: `f`'s code (`proto`) on the arguments at `base`, building
+    /// in `dest`, its tail calls made in place. The stack is not shortened
+    /// on return: the caller's registers may lie above `base` (`run_pure`
+    /// cuts it back at the end).
     fn exec(
         &mut self,
         mut proto: &'a Proto,
         mut closure: Value,
         base: usize,
-        builds: bool,
+        dest: Dest,
     ) -> Pure<'a, Value> {
         // Each pass is the entry of a procedure: the call's, then each
         // tail call's.
@@ -250,6 +326,8 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
             self.calls += 1;
             let ops = &code.ops[..];
             let mut pc = 0;
+            // This procedure's scratch region, once made.
+            let mut scratch: Option<Region> = None;
             let mut regs = &mut self.stack[base..top];
             macro_rules! src {
                 ($s:expr) => {
@@ -352,11 +430,19 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                     } => {
                         let f = global(self.vm, g).ok_or(here)?;
                         let at = base + start as usize;
-                        let v = self.nested(f, argc, (closure, proto), at, builds && in_dst)?;
+                        let d = (in_dst, dest);
+                        let v = self.nested(f, argc, (closure, proto), at, d, &mut scratch)?;
                         regs = &mut self.stack[base..top];
                         regs[start as usize] = v;
                     }
-                    Op::Return { a } => return Ok(src!(a)),
+                    Op::Return { a } => {
+                        let v = src!(a);
+                        if !outlives(&[v], scratch) {
+                            return Err(Fallback::Limit);
+                        }
+                        self.leave(&mut scratch);
+                        return Ok(v);
+                    }
                     Op::Move { dst, a } => regs[dst as usize] = src!(a),
                     Op::Move2 { dst, a, dst2, a2 } => {
                         regs[dst as usize] = regs[a as usize];
@@ -365,25 +451,42 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                     Op::Unary { op, dst, a } => {
                         regs[dst as usize] = unary_fast_path(op, src!(a)).ok_or(here)?;
                     }
-                    Op::TailCallGlobal { g, start, argc } => {
-                        let f = global(self.vm, g).ok_or(here)?;
+                    op @ (Op::TailCall { start, argc, .. }
+                    | Op::TailCallGlobal { start, argc, .. }) => {
+                        let f = match op {
+                            Op::TailCall { f, .. } => regs[f as usize],
+                            Op::TailCallGlobal { g, .. } => global(self.vm, g).ok_or(here)?,
+                            _ => return Err(here),
+                        };
                         // A loop: the running procedure again, in place (the
                         // interrupt check and the step every iteration, as
-                        // `call` makes them every call).
-                        if f == closure
+                        // a call makes them at every entry).
+                        let again = f == closure
                             && argc as usize == proto.nparams
                             && crate::interrupt::count() == self.interrupts_seen
-                            && (!BUDGET || self.calls <= self.budget)
-                        {
-                            slide(regs, start, argc);
-                            self.calls += 1;
-                            self.tail_calls += 1;
-                            pc = 0;
-                            continue;
-                        }
-                        let p = callee(self.vm, f, argc, (closure, proto), builds)?;
+                            && (!BUDGET || self.calls <= self.budget);
+                        let next = match again {
+                            true => proto,
+                            false => {
+                                let may_build = !matches!(dest, Dest::None);
+                                callee(self.vm, f, argc, (closure, proto), may_build)?
+                            }
+                        };
                         slide(regs, start, argc);
-                        break (p, f);
+                        // (The running closure is older than its scratch.)
+                        if !(outlives(&regs[..argc as usize], scratch)
+                            && (again || outlives(&[f], scratch)))
+                        {
+                            return Err(Fallback::Limit);
+                        }
+                        self.leave(&mut scratch);
+                        if !again {
+                            break (next, f);
+                        }
+                        regs = &mut self.stack[base..top];
+                        self.calls += 1;
+                        self.tail_calls += 1;
+                        pc = 0;
                     }
                     Op::JumpUnless { a, to } => {
                         if !src!(a).is_truthy() {
@@ -415,29 +518,62 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                     } => {
                         let f = regs[f as usize];
                         let at = base + start as usize;
-                        let v = self.nested(f, argc, (closure, proto), at, builds && in_dst)?;
+                        let d = (in_dst, dest);
+                        let v = self.nested(f, argc, (closure, proto), at, d, &mut scratch)?;
                         regs = &mut self.stack[base..top];
                         regs[start as usize] = v;
                     }
                     Op::Cons { dst, a, b } => {
                         let (a, b) = (src!(a), src!(b));
-                        let r = self.home(builds)?;
+                        let r = self.dst(dest)?;
                         let v = omni_mem::alloc_pair(r, a, b).map_err(|_| here)?;
                         regs = &mut self.stack[base..top];
                         regs[dst as usize] = v;
                     }
+                    Op::ConsScratch { dst, a, b } => {
+                        let (a, b) = (src!(a), src!(b));
+                        let r = self.scratch(&mut scratch);
+                        let v = omni_mem::alloc_pair(r, a, b).map_err(|_| here)?;
+                        regs = &mut self.stack[base..top];
+                        regs[dst as usize] = v;
+                    }
+                    Op::Closure {
+                        dst,
+                        id,
+                        start,
+                        n,
+                        scratch: in_scratch,
+                    } => {
+                        let r = match in_scratch {
+                            true => self.scratch(&mut scratch),
+                            false => self.dst(dest)?,
+                        };
+                        regs = &mut self.stack[base..top];
+                        let captures = &regs[start as usize..(start + n) as usize];
+                        let v = alloc_closure(r, u64::from(id), captures).map_err(|_| here)?;
+                        regs[dst as usize] = v;
+                    }
+                    Op::Length { dst, a } => {
+                        regs[dst as usize] = list_length(regs[a as usize]).ok_or(here)?;
+                    }
                     Op::ReturnCons { a, b } => {
                         let (a, b) = (src!(a), src!(b));
-                        let r = self.home(builds)?;
-                        return omni_mem::alloc_pair(r, a, b).map_err(|_| here);
+                        let r = self.dst(dest)?;
+                        let v = omni_mem::alloc_pair(r, a, b).map_err(|_| here)?;
+                        // (A pair in the destination holds nothing younger:
+                        // the barrier moved it there.)
+                        self.leave(&mut scratch);
+                        return Ok(v);
                     }
                     Op::ReturnAdd { a, b } => {
                         let x = regs[a as usize].as_fixnum().ok_or(here)?;
                         let y = regs[b as usize].as_fixnum().ok_or(here)?;
-                        return Value::fixnum(x + y).ok_or(here);
+                        let v = Value::fixnum(x + y).ok_or(here)?;
+                        self.leave(&mut scratch);
+                        return Ok(v);
                     }
                     Op::List { dst, start, n } => {
-                        let r = self.home(builds)?;
+                        let r = self.dst(dest)?;
                         let mut l = Value::EMPTY;
                         for i in (start..start + n).rev() {
                             let x = self.stack[base + i as usize];
@@ -447,12 +583,6 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         regs[dst as usize] = l;
                     }
                     Op::Fail => return Err(here),
-                    Op::TailCall { f, start, argc } => {
-                        let f = regs[f as usize];
-                        let p = callee(self.vm, f, argc, (closure, proto), builds)?;
-                        slide(regs, start, argc);
-                        break (p, f);
-                    }
                 }
             };
             self.tail_calls += 1;
@@ -475,6 +605,39 @@ fn fix_k(op: FixOp, x: i64, k: i64) -> Option<Value> {
     fix_apply(op, x, k)
 }
 
+/// Whether `values` may outlive the running procedure's scratch region
+/// (`scratch`, if it made one): none is in it. (Nothing younger is alive:
+/// a callee's scratch region ends before it returns.)
+#[inline(always)]
+fn outlives(values: &[Value], scratch: Option<Region>) -> bool {
+    match scratch {
+        None => true,
+        Some(r) => {
+            let rank = r.rank();
+            values.iter().all(|&v| storable_below_rank(v, rank))
+        }
+    }
+}
+
+/// The length of proper list `l` (`None` for anything else, a cycle
+/// included: a second cursor at half speed meets the first in a cycle).
+fn list_length(l: Value) -> Option<Value> {
+    let (mut fast, mut slow, mut n) = (l, l, 0i64);
+    loop {
+        for _ in 0..2 {
+            if fast == Value::EMPTY {
+                return Value::fixnum(n);
+            }
+            fast = omni_mem::cdr(fast)?;
+            n += 1;
+        }
+        slow = omni_mem::cdr(slow)?;
+        if fast.is(slow) {
+            return None;
+        }
+    }
+}
+
 /// A global's value (an unbound one is the general path's error).
 #[inline]
 fn global(vm: &Vm, g: u32) -> Option<Value> {
@@ -485,7 +648,7 @@ fn global(vm: &Vm, g: u32) -> Option<Value> {
 }
 
 /// The code of `g` called with `argc` arguments, if it is a pure
-/// procedure of that exact arity (`builds`: the callee may build), where
+/// procedure of that exact arity (`may_build`: the callee may build), where
 /// `running` (the closure and its code) calls it; a recursive call needs
 /// no look-up. Any other callee is the running code's obstacle.
 #[inline]
@@ -494,7 +657,7 @@ fn callee<'a>(
     g: Value,
     argc: u32,
     running: (Value, &'a Proto),
-    builds: bool,
+    may_build: bool,
 ) -> Pure<'a, &'a Proto> {
     let (closure, proto) = running;
     if g == closure && proto.nparams == argc as usize {
@@ -512,7 +675,7 @@ fn callee<'a>(
             if p.pure.get()
                 && p.nparams == argc as usize
                 && !p.rest
-                && (builds || p.pure_code.as_ref().is_some_and(|c| !c.builds)) =>
+                && (may_build || p.pure_code.as_ref().is_some_and(|c| !c.builds)) =>
         {
             Ok(p)
         }
