@@ -211,8 +211,8 @@ type RunCounts = (u64, u64, u64);
 enum Dest {
     /// The run's home: the destination of the call the run began with.
     Home,
-    /// Its caller's scratch region.
-    Region(Region),
+    /// Its caller's scratch region: `Run::scratches[i]`.
+    Scratch(u32),
     /// Nowhere: called where its destination would be its caller's
     /// scratch region, by code that made none (the callee was not to
     /// build); building there is the general path's work.
@@ -220,48 +220,94 @@ enum Dest {
 }
 
 impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
-    /// The region code with destination `dest` builds in.
+    /// The region code with destination `dest` builds in: the run's home
+    /// in line, the rest out of line (the run's loop keeps its registers).
+    #[inline(always)]
     fn dst(&mut self, dest: Dest) -> Pure<'a, Region> {
-        let Dest::Home = dest else {
-            return match dest {
-                Dest::Region(r) => Ok(r),
-                _ => Err(Fallback::Limit),
-            };
-        };
-        Ok(match self.home {
-            Home::Region(region) | Home::Made { region, .. } => region,
-            Home::Unmade { slot, rank } => {
+        match (dest, self.home) {
+            (Dest::Home, Home::Region(region) | Home::Made { region, .. }) => Ok(region),
+            _ => self.dst_slow(dest),
+        }
+    }
+
+    #[inline(never)]
+    fn dst_slow(&mut self, dest: Dest) -> Pure<'a, Region> {
+        match (dest, self.home) {
+            (Dest::Home, Home::Unmade { slot, rank }) => {
                 let region = self.vm.new_region_at(rank);
                 self.home = Home::Made { slot, region };
-                region
+                Ok(region)
             }
-        })
+            (Dest::Home, Home::Region(region) | Home::Made { region, .. }) => Ok(region),
+            (Dest::Scratch(i), _) => self
+                .scratches
+                .get(i as usize)
+                .copied()
+                .ok_or(Fallback::Limit),
+            (Dest::None, _) => Err(Fallback::Limit),
+        }
     }
 
     /// The running procedure's scratch region (`slot`), made at its first
     /// use on a new rank: younger than every region the run reads, older
     /// than any its callees make.
-    fn scratch(&mut self, slot: &mut Option<Region>) -> Region {
+    /// (`slot` holds its index in `scratches`, where it stays until the
+    /// procedure leaves it: its callees' end before.)
+    #[inline(never)]
+    fn scratch(&mut self, slot: &mut Option<u32>) -> Pure<'a, u32> {
         match *slot {
-            Some(r) => r,
+            Some(i) => Ok(i),
             None => {
-                let r = self.vm.new_region_at(omni_mem::reserve_rank());
-                self.scratches.push(r);
+                let i = u32::try_from(self.scratches.len()).map_err(|_| Fallback::Limit)?;
+                self.scratches
+                    .push(self.vm.new_region_at(omni_mem::reserve_rank()));
                 self.scratches_made += 1;
-                *slot = Some(r);
-                r
+                *slot = Some(i);
+                Ok(i)
             }
         }
     }
 
-    /// Exit the running procedure's scratch region, if it made one, as it
-    /// returns or makes a tail call (whose outgoing values `outlives`
-    /// checked). Scratch regions end youngest first, so it is the last.
-    fn leave(&mut self, slot: &mut Option<Region>) {
-        if let Some(r) = slot.take() {
-            self.scratches.pop();
-            region_exit(r);
+    /// The running procedure's scratch region, made if need be.
+    fn scratch_region(&mut self, slot: &mut Option<u32>) -> Pure<'a, Region> {
+        let i = self.scratch(slot)?;
+        self.dst(Dest::Scratch(i))
+    }
+
+    /// Exit the running procedure's scratch region (`slot`), if it made
+    /// one, as it returns `out` or makes a tail call of `out` on the
+    /// `argc` arguments at `base`: none of them may be in it (else the run
+    /// falls back, and the general path repairs).
+    #[inline(always)]
+    fn leave(
+        &mut self,
+        slot: &mut Option<u32>,
+        (base, argc): (usize, u32),
+        out: Value,
+    ) -> Pure<'a, ()> {
+        match slot.take() {
+            None => Ok(()),
+            Some(_) => self.exit_scratch((base, argc), out),
         }
+    }
+
+    #[inline(never)]
+    fn exit_scratch(&mut self, (base, argc): (usize, u32), out: Value) -> Pure<'a, ()> {
+        // Scratch regions end youngest first: it is the last.
+        let Some(&r) = self.scratches.last() else {
+            return Err(Fallback::Limit);
+        };
+        // (Nothing younger is alive: a callee's scratch region ends
+        // before it returns.)
+        let rank = r.rank();
+        let args = &self.stack[base..base + argc as usize];
+        if !(storable_below_rank(out, rank) && args.iter().all(|&v| storable_below_rank(v, rank))) {
+            // (Still in `scratches`: the run's end exits it.)
+            return Err(Fallback::Limit);
+        }
+        self.scratches.pop();
+        region_exit(r);
+        Ok(())
     }
 
     /// A call that `running` (the closure and its code) makes of `f` on
@@ -276,14 +322,14 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
         running: (Value, &'a Proto),
         base: usize,
         (in_dst, dest): (bool, Dest),
-        scratch: &mut Option<Region>,
+        scratch: &mut Option<u32>,
     ) -> Pure<'a, Value> {
         let may_build = !in_dst || !matches!(dest, Dest::None);
         let p = callee(self.vm, f, argc, running, may_build)?;
         let dest = match in_dst {
             true => dest,
             false if p.pure_code.as_ref().is_some_and(|c| c.builds) => {
-                Dest::Region(self.scratch(scratch))
+                Dest::Scratch(self.scratch(scratch)?)
             }
             false => Dest::None,
         };
@@ -327,7 +373,7 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
             let ops = &code.ops[..];
             let mut pc = 0;
             // This procedure's scratch region, once made.
-            let mut scratch: Option<Region> = None;
+            let mut scratch: Option<u32> = None;
             let mut regs = &mut self.stack[base..top];
             macro_rules! src {
                 ($s:expr) => {
@@ -437,10 +483,7 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                     }
                     Op::Return { a } => {
                         let v = src!(a);
-                        if !outlives(&[v], scratch) {
-                            return Err(Fallback::Limit);
-                        }
-                        self.leave(&mut scratch);
+                        self.leave(&mut scratch, (base, 0), v)?;
                         return Ok(v);
                     }
                     Op::Move { dst, a } => regs[dst as usize] = src!(a),
@@ -473,13 +516,7 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                             }
                         };
                         slide(regs, start, argc);
-                        // (The running closure is older than its scratch.)
-                        if !(outlives(&regs[..argc as usize], scratch)
-                            && (again || outlives(&[f], scratch)))
-                        {
-                            return Err(Fallback::Limit);
-                        }
-                        self.leave(&mut scratch);
+                        self.leave(&mut scratch, (base, argc), f)?;
                         if !again {
                             break (next, f);
                         }
@@ -532,7 +569,7 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                     }
                     Op::ConsScratch { dst, a, b } => {
                         let (a, b) = (src!(a), src!(b));
-                        let r = self.scratch(&mut scratch);
+                        let r = self.scratch_region(&mut scratch)?;
                         let v = omni_mem::alloc_pair(r, a, b).map_err(|_| here)?;
                         regs = &mut self.stack[base..top];
                         regs[dst as usize] = v;
@@ -545,7 +582,7 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         scratch: in_scratch,
                     } => {
                         let r = match in_scratch {
-                            true => self.scratch(&mut scratch),
+                            true => self.scratch_region(&mut scratch)?,
                             false => self.dst(dest)?,
                         };
                         regs = &mut self.stack[base..top];
@@ -562,14 +599,14 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         let v = omni_mem::alloc_pair(r, a, b).map_err(|_| here)?;
                         // (A pair in the destination holds nothing younger:
                         // the barrier moved it there.)
-                        self.leave(&mut scratch);
+                        self.leave(&mut scratch, (base, 0), v)?;
                         return Ok(v);
                     }
                     Op::ReturnAdd { a, b } => {
                         let x = regs[a as usize].as_fixnum().ok_or(here)?;
                         let y = regs[b as usize].as_fixnum().ok_or(here)?;
                         let v = Value::fixnum(x + y).ok_or(here)?;
-                        self.leave(&mut scratch);
+                        self.leave(&mut scratch, (base, 0), v)?;
                         return Ok(v);
                     }
                     Op::List { dst, start, n } => {
@@ -603,20 +640,6 @@ fn fix2(op: FixOp, x: Value, y: Value) -> Option<Value> {
 #[inline(never)]
 fn fix_k(op: FixOp, x: i64, k: i64) -> Option<Value> {
     fix_apply(op, x, k)
-}
-
-/// Whether `values` may outlive the running procedure's scratch region
-/// (`scratch`, if it made one): none is in it. (Nothing younger is alive:
-/// a callee's scratch region ends before it returns.)
-#[inline(always)]
-fn outlives(values: &[Value], scratch: Option<Region>) -> bool {
-    match scratch {
-        None => true,
-        Some(r) => {
-            let rank = r.rank();
-            values.iter().all(|&v| storable_below_rank(v, rank))
-        }
-    }
 }
 
 /// The length of proper list `l` (`None` for anything else, a cycle
