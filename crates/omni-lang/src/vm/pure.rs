@@ -300,7 +300,9 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
         // (Nothing younger is alive: a callee's scratch region ends
         // before it returns.)
         let rank = r.rank();
-        let args = &self.stack[base..base + argc as usize];
+        let Some(args) = self.stack.get(base..base + argc as usize) else {
+            return Err(Fallback::Limit);
+        };
         if !(storable_below_rank(out, rank) && args.iter().all(|&v| storable_below_rank(v, rank))) {
             // (Still in `scratches`: the run's end exits it.)
             return Err(Fallback::Limit);
