@@ -5,16 +5,16 @@
 //! A body qualifies when every node reads (locals, captures, globals,
 //! constants), tests, computes on fixnums through a primitive's fast path
 //! (`pure_prim`) or takes a `length`, branches, binds a local, calls, or
-//! builds a pair, a list or a closure where CTRR sends it: `cons` and
-//! closures in the activation's destination or its scratch region, `list`
-//! in its destination. Nothing in such a body stores, and nothing needs a
-//! repair inside. A call whose callee builds in the caller's destination
-//! (CTRR's `callee dst = dst`, and every tail call) passes the region on; a
-//! call whose callee's destination is the caller's scratch gives it that
-//! region (made when the callee builds). `(error ...)` is an instruction
-//! that falls back (the general path raises the error). Anything else (a
-//! store, a boxed variable, another allocating primitive, a region other
-//! than these) leaves the procedure to the general path alone.
+//! builds a pair, a list or a closure where CTRR sends it: in the
+//! activation's destination or its scratch region. Nothing in such a body
+//! stores, and nothing needs a repair inside. A call whose callee builds
+//! in the caller's destination (CTRR's `callee dst = dst`, and every tail
+//! call) passes the region on; a call whose callee's destination is the
+//! caller's scratch gives it that region (made when the callee builds).
+//! `(error ...)` is an instruction that falls back (the general path
+//! raises the error). Anything else (a store, a boxed variable, another
+//! allocating primitive, a region other than these) leaves the procedure
+//! to the general path alone.
 //!
 //! Registers are the procedure's local slots, then temporaries above
 //! them. A call's arguments go to consecutive registers at the top, where
@@ -222,11 +222,13 @@ pub enum Op {
         dst: u32,
         a: u32,
     },
-    /// A list of registers `start..start + n`, in the destination region.
+    /// A list of registers `start..start + n`, in the destination region
+    /// or the scratch region (`scratch`).
     List {
         dst: u32,
         start: u32,
         n: u32,
+        scratch: bool,
     },
     /// Fall back (`(error ...)`: the general path raises it).
     Fail,
@@ -331,7 +333,7 @@ pub struct PureCode {
     /// `List`, a `Closure` there).
     pub builds: bool,
     /// Whether the code has a scratch region of its own: it builds there
-    /// (`ConsScratch`, a `Closure` there), or (`Callees`) calls procedures
+    /// (`ConsScratch`, a `List` or `Closure` there), or (`Callees`) calls procedures
     /// whose destination it is, which may build there.
     pub scratch: Scratch,
 }
@@ -353,7 +355,7 @@ pub fn compile(body: &Node, nslots: usize) -> Option<PureCode> {
             op,
             Op::Cons { .. }
                 | Op::ReturnCons { .. }
-                | Op::List { .. }
+                | Op::List { scratch: false, .. }
                 | Op::Closure { scratch: false, .. }
         )
     });
@@ -361,7 +363,9 @@ pub fn compile(body: &Node, nslots: usize) -> Option<PureCode> {
     let scratch = if has(|op| {
         matches!(
             op,
-            Op::ConsScratch { .. } | Op::Closure { scratch: true, .. }
+            Op::ConsScratch { .. }
+                | Op::Closure { scratch: true, .. }
+                | Op::List { scratch: true, .. }
         )
     }) {
         Scratch::Builds
@@ -716,7 +720,7 @@ impl Compiler {
             Node::Prim {
                 op: Prim::List,
                 args,
-                target: Target::Dst,
+                target: target @ (Target::Dst | Target::Scratch),
                 ..
             } => {
                 let start = self.args(args)?;
@@ -725,6 +729,7 @@ impl Compiler {
                     dst: start,
                     start,
                     n,
+                    scratch: *target == Target::Scratch,
                 });
                 self.next = start + 1;
                 Src::Reg(start)

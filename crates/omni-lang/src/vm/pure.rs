@@ -274,6 +274,20 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
         self.dst(Dest::Scratch(i))
     }
 
+    /// Where an object goes: the running procedure's scratch region
+    /// (`slot`, `in_scratch`), else its destination `dest`.
+    fn built_in(
+        &mut self,
+        in_scratch: bool,
+        dest: Dest,
+        slot: &mut Option<u32>,
+    ) -> Pure<'a, Region> {
+        match in_scratch {
+            true => self.scratch_region(slot),
+            false => self.dst(dest),
+        }
+    }
+
     /// Exit the running procedure's scratch region (`slot`), if it made
     /// one, as it returns `out` or makes a tail call of `out` on the
     /// `argc` arguments at `base`: none of them may be in it (else the run
@@ -583,10 +597,7 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         n,
                         scratch: in_scratch,
                     } => {
-                        let r = match in_scratch {
-                            true => self.scratch_region(&mut scratch)?,
-                            false => self.dst(dest)?,
-                        };
+                        let r = self.built_in(in_scratch, dest, &mut scratch)?;
                         regs = &mut self.stack[base..top];
                         let captures = &regs[start as usize..(start + n) as usize];
                         let v = alloc_closure(r, u64::from(id), captures).map_err(|_| here)?;
@@ -599,8 +610,6 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         let (a, b) = (src!(a), src!(b));
                         let r = self.dst(dest)?;
                         let v = omni_mem::alloc_pair(r, a, b).map_err(|_| here)?;
-                        // (A pair in the destination holds nothing younger:
-                        // the barrier moved it there.)
                         self.leave(&mut scratch, (base, 0), v)?;
                         return Ok(v);
                     }
@@ -611,8 +620,13 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         self.leave(&mut scratch, (base, 0), v)?;
                         return Ok(v);
                     }
-                    Op::List { dst, start, n } => {
-                        let r = self.dst(dest)?;
+                    Op::List {
+                        dst,
+                        start,
+                        n,
+                        scratch: in_scratch,
+                    } => {
+                        let r = self.built_in(in_scratch, dest, &mut scratch)?;
                         let mut l = Value::EMPTY;
                         for i in (start..start + n).rev() {
                             let x = self.stack[base + i as usize];
