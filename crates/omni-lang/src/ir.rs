@@ -153,8 +153,8 @@ pub struct Proto {
     pub nslots: usize,
     pub body: Node,
     pub span: Span,
-    /// The body as pure-tier code, if it only reads, calls and builds in
-    /// its destination (`pure_code.rs`).
+    /// The body as pure-tier code, if it only reads, calls and builds
+    /// (`pure_code.rs`).
     pub pure_code: Option<PureCode>,
     /// Whether calls of this procedure try the pure tier first
     /// (`vm/pure.rs`): set when it has pure-tier code, cleared for good

@@ -76,8 +76,8 @@ impl Vm {
                     Err(op) => return self.call_prim_on_stack(op, argc, base, dst, span),
                 },
             };
-            // A procedure that only reads, calls and builds in its dst
-            // needs no activation (vm/pure.rs).
+            // A procedure that only reads, calls and builds needs no
+            // activation (vm/pure.rs).
             if proto.pure.get() {
                 if let Some(v) = self.run_pure(&proto, f, base, dst) {
                     return self.return_boundary(dst, v, span);
