@@ -528,9 +528,7 @@ impl Compiler {
             // A comparison of two values that are not both locals or
             // constants (`(> r n)` with `n` captured).
             Node::Prim { op, args, .. }
-                if args.len() == 2
-                    && pure_prim(*op, 2)
-                    && FixOp::of_prim(*op).is_some_and(FixOp::is_comparison) =>
+                if args.len() == 2 && FixOp::of_prim(*op).is_some_and(FixOp::is_comparison) =>
             {
                 let fop = FixOp::of_prim(*op)?;
                 let a = self.value(&args[0])?;

@@ -224,8 +224,8 @@ fn in_place_plan(
     for i in 0..argc {
         let s = start + i;
         let p = (w..t).rev().find(|&k| ops[k].writes().covers(s))?;
-        let mut op = ops[p];
-        if op.writes() != Writes::One(s) || op.dst_mut().is_none() {
+        // (`One` is a register an instruction names as its `dst`.)
+        if ops[p].writes() != Writes::One(s) {
             return None;
         }
         // Between the write and the call: nothing reads the argument's
