@@ -161,6 +161,10 @@ pub struct Compiler<'s> {
     last_captures: Vec<(String, usize, CapSrc)>,
     /// Where each binding was made (`level` when it was made).
     birth: Vec<(usize, u32)>,
+    /// The global a top-level `define` is binding to the procedure about
+    /// to be compiled (taken by that procedure): its pure code may inline
+    /// its calls of that global (`pure_code`).
+    defining: Option<u32>,
 }
 
 impl<'s> Compiler<'s> {
@@ -176,6 +180,7 @@ impl<'s> Compiler<'s> {
             last_captures: Vec::new(),
             proto_counter: 0,
             birth: Vec::new(),
+            defining: None,
         }
     }
 
@@ -322,6 +327,7 @@ impl<'s> Compiler<'s> {
         self_name: Option<(String, usize)>,
         span: Span,
     ) -> R<Rc<Proto>> {
+        let own_global = self.defining.take();
         self.fns.push(FnState {
             scopes: vec![Vec::new()],
             nslots: 0,
@@ -352,7 +358,9 @@ impl<'s> Compiler<'s> {
         });
         // (A rest list is made by the general call: no pure tier.)
         let pure_code = match rest {
-            None => crate::pure_code::compile(&body_node, f.nslots as usize),
+            None => {
+                crate::pure_code::compile(&body_node, f.nslots as usize, params.len(), own_global)
+            }
             Some(_) => None,
         };
         let proto = Rc::new(Proto {
@@ -665,7 +673,11 @@ impl<'s> Compiler<'s> {
                     } else {
                         Ctx::Global
                     };
+                if matches!(**value, Ast::Lambda(_)) {
+                    self.defining = Some(g);
+                }
                 let v = self.expr(value, c, false)?;
+                self.defining = None;
                 if self.sink.global_boxed(g) {
                     Node::DefGlobalBox(g, Box::new(v), *span)
                 } else {

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use crate::builtins::Prim;
 use crate::ir::{CapSrc, Node, Proto, Target};
-use crate::pure_code::Scratch;
+use crate::pure_code::{Op, Scratch};
 
 fn target_name(t: Target) -> String {
     match t {
@@ -33,9 +33,14 @@ pub fn explain_proto(p: &Proto, out: &mut String, indent: usize) {
         p.nslots
     );
     if let Some(code) = &p.pure_code {
+        let inlined = code
+            .ops
+            .iter()
+            .filter(|op| matches!(op, Op::Inline { .. }))
+            .count();
         let _ = writeln!(
             out,
-            "{pad}  pure tier: tried first ({}, {}; no activation, {}{})",
+            "{pad}  pure tier: tried first ({}, {}; no activation, {}{}{})",
             count(code.ops.len(), "instruction"),
             count(code.nregs as usize, "register"),
             match code.scratch {
@@ -43,7 +48,12 @@ pub fn explain_proto(p: &Proto, out: &mut String, indent: usize) {
                 Scratch::Callees => "a scratch region if a callee builds there",
                 Scratch::Builds => "scratch region made at first use",
             },
-            if code.builds { "; builds in dst" } else { "" }
+            if code.builds { "; builds in dst" } else { "" },
+            match inlined {
+                0 => String::new(),
+                1 => "; its body inlined at 1 call of itself".into(),
+                n => format!("; its body inlined at {n} calls of itself"),
+            }
         );
     }
     let mut lines = Vec::new();

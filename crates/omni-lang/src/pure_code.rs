@@ -234,19 +234,35 @@ pub enum Op {
     Fail,
     /// Call the procedure in register `f` (or global `g`) on registers
     /// `start..start + argc`; the result goes to `start`. `in_dst`: the
-    /// callee builds in this code's destination (else in what would be a
-    /// scratch region: it must build nothing).
+    /// callee builds in this code's destination (else in this code's
+    /// scratch region, made if the callee builds). `site`: whose call it
+    /// is, the procedure's or an inlined body's.
     Call {
         f: u32,
         start: u32,
         argc: u32,
         in_dst: bool,
+        site: Site,
     },
     CallGlobal {
         g: u32,
         start: u32,
         argc: u32,
         in_dst: bool,
+        site: Site,
+    },
+    /// The start of the procedure's own body inlined at a call of itself
+    /// on registers `start..start + argc` (`Compiler::inline`): if global
+    /// `g` (`INLINE_SELF`: the running closure) is not the running
+    /// closure, or the call's entry would meet a limit, the call, its
+    /// result to `start`, and a jump to `to`, past the body; else the
+    /// call's step, and the body next.
+    Inline {
+        g: u32,
+        start: u32,
+        argc: u32,
+        in_dst: bool,
+        to: u32,
     },
     /// The same, in tail position: the arguments replace the frame.
     TailCall {
@@ -305,7 +321,8 @@ impl Op {
             | Op::BranchUnlessLess { to, .. }
             | Op::BranchUnlessUnary { to, .. }
             | Op::BranchUnlessIs { to, .. }
-            | Op::BranchUnlessOut { to, .. } => Some(to),
+            | Op::BranchUnlessOut { to, .. }
+            | Op::Inline { to, .. } => Some(to),
             _ => None,
         }
     }
@@ -313,6 +330,28 @@ impl Op {
     pub(crate) fn jump_target(&self) -> Option<u32> {
         let mut op = *self;
         op.jump_target_mut().copied()
+    }
+}
+
+/// Whose call a call instruction makes: the procedure's own, or one in a
+/// body inlined there (`Op::Inline`), whose callee is one level deeper
+/// (the inlined call's), and which counts as a tail call if it is the
+/// inlined body's tail call (its callee then takes the inlined call's
+/// level, as on the general path).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Site {
+    Own,
+    Inlined,
+    InlinedTail,
+}
+
+impl Site {
+    /// How many levels deeper than the caller's the callee runs.
+    pub fn depth(self) -> usize {
+        match self {
+            Site::Own | Site::InlinedTail => 1,
+            Site::Inlined => 2,
+        }
     }
 }
 
@@ -338,15 +377,29 @@ pub struct PureCode {
     pub scratch: Scratch,
 }
 
-/// The pure-tier code of a procedure body with `nslots` local slots, if
-/// the body qualifies.
-pub fn compile(body: &Node, nslots: usize) -> Option<PureCode> {
+/// The pure-tier code of a procedure body with `nslots` local slots and
+/// `nparams` parameters, if the body qualifies. `own_global`: the global
+/// a top-level `define` binds the procedure to, whose calls in the body
+/// may be inlined (`Compiler::inline`).
+pub fn compile(
+    body: &Node,
+    nslots: usize,
+    nparams: usize,
+    own_global: Option<u32>,
+) -> Option<PureCode> {
     let nslots = u32::try_from(nslots).ok()?;
     let mut c = Compiler {
         ops: Vec::new(),
         next: nslots,
         max: nslots,
         join: 0,
+        own: Own {
+            body,
+            nslots,
+            nparams,
+            global: own_global,
+        },
+        inlining: None,
     };
     c.ret(body)?;
     crate::pure_peephole::optimize(&mut c.ops);
@@ -408,7 +461,36 @@ fn is_boolean_test(n: &Node) -> bool {
     }
 }
 
-struct Compiler {
+/// The procedure being compiled, for inlining its calls of itself.
+#[derive(Clone, Copy)]
+struct Own<'a> {
+    body: &'a Node,
+    nslots: u32,
+    nparams: usize,
+    /// The global it is defined as, if any.
+    global: Option<u32>,
+}
+
+/// The body being inlined at a call of the procedure itself: its local
+/// slots are the registers from `off` (its parameters are the call's
+/// arguments, in place), its value goes to register `off`, and each
+/// place it returns from jumps to the end (`exits`). `dst_is_scratch`:
+/// the call's destination is the caller's scratch region, so what the
+/// body builds in its destination goes there.
+struct Inlining {
+    off: u32,
+    exits: Vec<usize>,
+    dst_is_scratch: bool,
+}
+
+/// The most instructions an inlined body may take.
+const INLINE_LIMIT: usize = 40;
+
+/// `Op::Inline`'s callee that is the running closure itself (`SelfRef`),
+/// not a global.
+pub const INLINE_SELF: u32 = u32::MAX;
+
+struct Compiler<'a> {
     ops: Vec<Op>,
     /// The next free temporary register.
     next: u32,
@@ -417,9 +499,138 @@ struct Compiler {
     /// The latest place a jump goes to: an instruction before it may be
     /// jumped over, so it is not the only one that wrote its result.
     join: usize,
+    own: Own<'a>,
+    /// While a call's body is inlined: where (one level only).
+    inlining: Option<Inlining>,
 }
 
-impl Compiler {
+impl Compiler<'_> {
+    /// The register of local slot `s` of the body being compiled.
+    fn slot(&self, s: u32) -> u32 {
+        s + self.inlining.as_ref().map_or(0, |i| i.off)
+    }
+
+    fn operand(&self, o: Operand) -> Src {
+        match o {
+            Operand::Local(s) => Src::Reg(self.slot(s)),
+            Operand::Const(v) => Src::Val(v),
+        }
+    }
+
+    /// Whether a value CTRR sends to `target` goes to the scratch region
+    /// (`Some(true)`) or the destination (`Some(false)`); `None` for any
+    /// other region, and for the scratch region of an inlined body (which
+    /// would outlive the call there: not inlined).
+    fn in_scratch(&self, target: Target) -> Option<bool> {
+        match (target, &self.inlining) {
+            (Target::Dst, None) => Some(false),
+            (Target::Dst, Some(i)) => Some(i.dst_is_scratch),
+            (Target::Scratch, None) => Some(true),
+            _ => None,
+        }
+    }
+
+    /// Leave the body with value `a`: return it, or in an inlined body
+    /// put it in the call's result register and jump to the end.
+    fn exit_with(&mut self, a: Src) {
+        let Some(off) = self.inlining.as_ref().map(|i| i.off) else {
+            self.ops.push(Op::Return { a });
+            return;
+        };
+        if !matches!(a, Src::Reg(r) if r == off) {
+            self.ops.push(Op::Move { dst: off, a });
+        }
+        self.exit();
+    }
+
+    /// An inlined body's jump to its end (patched there).
+    fn exit(&mut self) {
+        let at = self.ops.len();
+        self.ops.push(Op::Jump { to: 0 });
+        if let Some(i) = self.inlining.as_mut() {
+            i.exits.push(at);
+        }
+    }
+
+    /// A call of `f` on `args` (not in tail position) whose result goes
+    /// to `target`: the procedure's own body inlined if `f` is the
+    /// procedure itself, else a call. Returns the result's register.
+    fn call_here(&mut self, f: &Node, args: &[Node], target: Target) -> Option<u32> {
+        match self.inline(f, args, target)? {
+            Some(start) => Some(start),
+            None => self.call(f, args, target, false),
+        }
+    }
+
+    /// The procedure's own body in place of a call of itself (a global
+    /// self-call or a `SelfRef` one, of its arity, in its destination or
+    /// scratch region, outside an inlined body, of at most `INLINE_LIMIT`
+    /// instructions, building nothing in its own scratch region):
+    /// `Some(Some(start))`, the result's register; `Some(None)` when the
+    /// call is not inlined (nothing emitted).
+    ///
+    /// The code: the arguments at `start`; `Inline`, which makes the call
+    /// instead if the global is no longer this closure (and jumps past the
+    /// body), else takes the call's step and depth; the body, with its
+    /// slots from `start` and its temporaries above, each return a move
+    /// of its value to `start` and a jump to `InlineEnd`; a tail call in
+    /// it, an ordinary call (`tail` set, so that it counts as one).
+    fn inline(&mut self, f: &Node, args: &[Node], target: Target) -> Option<Option<u32>> {
+        let own = self.own;
+        let g = match f {
+            Node::Global(g, _) if Some(*g) == own.global => *g,
+            Node::SelfRef => INLINE_SELF,
+            _ => return Some(None),
+        };
+        if self.inlining.is_some() || args.len() != own.nparams {
+            return Some(None);
+        }
+        let Some(dst_is_scratch) = self.in_scratch(target) else {
+            return Some(None);
+        };
+        let snapshot = (self.ops.len(), self.next, self.max, self.join);
+        let start = self.args(args)?;
+        let argc = u32::try_from(args.len()).ok()?;
+        let guard = self.ops.len();
+        self.ops.push(Op::Inline {
+            g,
+            start,
+            argc,
+            in_dst: !dst_is_scratch,
+            to: 0,
+        });
+        self.next = start + own.nslots;
+        self.max = self.max.max(self.next);
+        self.inlining = Some(Inlining {
+            off: start,
+            exits: Vec::new(),
+            dst_is_scratch,
+        });
+        let body = self.ret(own.body);
+        let inlining = self.inlining.take();
+        let inlined = match (body, inlining) {
+            (Some(()), Some(i)) if self.ops.len() - guard <= INLINE_LIMIT => Some(i),
+            _ => None,
+        };
+        let Some(mut inlining) = inlined else {
+            // (The call is compiled instead, from its arguments.)
+            self.ops.truncate(snapshot.0);
+            (self.next, self.max, self.join) = (snapshot.1, snapshot.2, snapshot.3);
+            return Some(None);
+        };
+        // The last exit needs no jump: the end follows.
+        if inlining.exits.last() == Some(&(self.ops.len() - 1)) {
+            self.ops.pop();
+            inlining.exits.pop();
+        }
+        for at in inlining.exits.into_iter().chain([guard]) {
+            self.patch(at);
+        }
+        self.next = start + 1;
+        self.max = self.max.max(self.next);
+        Some(Some(start))
+    }
+
     fn temp(&mut self) -> u32 {
         let r = self.next;
         self.next += 1;
@@ -453,9 +664,7 @@ impl Compiler {
                     self.ret(last)
                 }
                 None => {
-                    self.ops.push(Op::Return {
-                        a: Src::Val(Value::NOTHING),
-                    });
+                    self.exit_with(Src::Val(Value::NOTHING));
                     Some(())
                 }
             },
@@ -463,9 +672,7 @@ impl Compiler {
             // true when it holds, so it compiles as a branch.
             Node::Or(a, b) if is_boolean_test(a) => {
                 let skip = self.branch_unless(a)?;
-                self.ops.push(Op::Return {
-                    a: Src::Val(Value::TRUE),
-                });
+                self.exit_with(Src::Val(Value::TRUE));
                 self.patch(skip);
                 self.ret(b)
             }
@@ -477,11 +684,13 @@ impl Compiler {
                     a: Src::Reg(r),
                     to: 0,
                 });
-                self.ops.push(Op::Return { a: Src::Reg(r) });
+                self.exit_with(Src::Reg(r));
                 self.patch(skip);
                 self.next = r;
                 self.ret(b)
             }
+            // (In an inlined body, an ordinary call that counts as a tail
+            // call.)
             Node::Call {
                 f,
                 args,
@@ -489,14 +698,31 @@ impl Compiler {
                 ..
             } => {
                 let mark = self.next;
-                self.call(f, args, Target::Dst, true)?;
+                let inlined = self.inlining.is_some();
+                let start = self.call(f, args, Target::Dst, !inlined)?;
+                if inlined {
+                    if let Some(Op::Call { site, .. } | Op::CallGlobal { site, .. }) =
+                        self.ops.last_mut()
+                    {
+                        *site = Site::InlinedTail;
+                    }
+                    self.exit_with(Src::Reg(start));
+                }
                 self.next = mark;
                 Some(())
             }
             _ => {
                 let mark = self.next;
-                let a = self.value(n)?;
-                self.ops.push(Op::Return { a });
+                match self.inlining.as_ref().map(|i| i.off) {
+                    Some(off) => {
+                        self.into(n, off)?;
+                        self.exit();
+                    }
+                    None => {
+                        let a = self.value(n)?;
+                        self.ops.push(Op::Return { a });
+                    }
+                }
                 self.next = mark;
                 Some(())
             }
@@ -518,7 +744,7 @@ impl Compiler {
         let mark = self.next;
         let op = match c {
             Node::FixOp2 { op, a, b, .. } if op.is_comparison() => {
-                compare_branch(*op, operand(*a), operand(*b))
+                compare_branch(*op, self.operand(*a), self.operand(*b))
             }
             Node::FixExpr { op, a, b, .. } if op.is_comparison() => {
                 let a = self.fix_arg(a)?;
@@ -539,24 +765,27 @@ impl Compiler {
                 op: Prim::IsNull,
                 slot,
                 ..
-            } => Op::BranchUnlessNull { a: *slot, to: 0 },
+            } => Op::BranchUnlessNull {
+                a: self.slot(*slot),
+                to: 0,
+            },
             Node::LocalOp2 {
                 outer: Prim::IsNull,
                 inner,
                 slot,
                 ..
-            } => match self.unary(*inner, Src::Reg(*slot)) {
+            } => match self.unary(*inner, Src::Reg(self.slot(*slot))) {
                 Src::Reg(a) => Op::BranchUnlessNull { a, to: 0 },
                 a => Op::JumpUnless { a, to: 0 },
             },
             Node::LocalOp1 { op, slot, .. } => Op::BranchUnlessUnary {
                 op: *op,
-                a: *slot,
+                a: self.slot(*slot),
                 to: 0,
             },
             Node::LocalOp2 {
                 outer, inner, slot, ..
-            } => match self.unary(*inner, Src::Reg(*slot)) {
+            } => match self.unary(*inner, Src::Reg(self.slot(*slot))) {
                 Src::Reg(a) => Op::BranchUnlessUnary {
                     op: *outer,
                     a,
@@ -630,22 +859,25 @@ impl Compiler {
     fn value(&mut self, n: &Node) -> Option<Src> {
         Some(match n {
             Node::Const(v) => Src::Val(*v),
-            Node::Local(s) => Src::Reg(*s),
+            Node::Local(s) => Src::Reg(self.slot(*s)),
             Node::HeapConst(i) => self.emit(|dst| Op::HeapConst { dst, i: *i }),
             Node::Global(g, _) => self.emit(|dst| Op::Global { dst, g: *g }),
             Node::Capture(i) => self.emit(|dst| Op::Capture { dst, i: *i }),
             Node::SelfRef => self.emit(|dst| Op::SelfRef { dst }),
-            Node::FixOp2 { op, a, b, .. } => self.fix(*op, operand(*a), operand(*b)),
+            Node::FixOp2 { op, a, b, .. } => {
+                let (a, b) = (self.operand(*a), self.operand(*b));
+                self.fix(*op, a, b)
+            }
             Node::FixExpr { op, a, b, .. } => {
                 let a = self.fix_arg(a)?;
                 let b = self.fix_arg(b)?;
                 self.fix(*op, a, b)
             }
-            Node::LocalOp1 { op, slot, .. } => self.unary(*op, Src::Reg(*slot)),
+            Node::LocalOp1 { op, slot, .. } => self.unary(*op, Src::Reg(self.slot(*slot))),
             Node::LocalOp2 {
                 outer, inner, slot, ..
             } => {
-                let x = self.unary(*inner, Src::Reg(*slot));
+                let x = self.unary(*inner, Src::Reg(self.slot(*slot)));
                 self.unary(*outer, x)
             }
             Node::EqConst { a, k, .. } => {
@@ -657,15 +889,15 @@ impl Compiler {
             Node::Prim {
                 op: Prim::Cons,
                 args,
-                target: target @ (Target::Dst | Target::Scratch),
+                target,
                 ..
-            } => match &args[..] {
-                [a, b] => {
+            } => match (&args[..], self.in_scratch(*target)?) {
+                ([a, b], scratch) => {
                     let a = self.value(a)?;
                     let b = self.value(b)?;
-                    match target {
-                        Target::Dst => self.emit(|dst| Op::Cons { dst, a, b }),
-                        _ => self.emit(|dst| Op::ConsScratch { dst, a, b }),
+                    match scratch {
+                        false => self.emit(|dst| Op::Cons { dst, a, b }),
+                        true => self.emit(|dst| Op::ConsScratch { dst, a, b }),
                     }
                 }
                 _ => return None,
@@ -685,11 +917,7 @@ impl Compiler {
             // (Only a closure whose own code is pure: the code that makes
             // one usually calls it, and a call of any other falls back.)
             Node::Closure(proto, caps, target, _) if proto.pure_code.is_some() => {
-                let scratch = match target {
-                    Target::Dst => false,
-                    Target::Scratch => true,
-                    _ => return None,
-                };
+                let scratch = self.in_scratch(*target)?;
                 let id = u32::try_from(proto.id).ok()?;
                 let n = u32::try_from(caps.len()).ok()?;
                 let start = self.next;
@@ -698,7 +926,7 @@ impl Compiler {
                     self.ops.push(match c {
                         CapSrc::Local(s) => Op::Move {
                             dst: t,
-                            a: Src::Reg(*s),
+                            a: Src::Reg(self.slot(*s)),
                         },
                         CapSrc::Capture(i) => Op::Capture { dst: t, i: *i },
                         CapSrc::SelfRef => Op::SelfRef { dst: t },
@@ -718,16 +946,17 @@ impl Compiler {
             Node::Prim {
                 op: Prim::List,
                 args,
-                target: target @ (Target::Dst | Target::Scratch),
+                target,
                 ..
             } => {
+                let scratch = self.in_scratch(*target)?;
                 let start = self.args(args)?;
                 let n = u32::try_from(args.len()).ok()?;
                 self.ops.push(Op::List {
                     dst: start,
                     start,
                     n,
-                    scratch: *target == Target::Scratch,
+                    scratch,
                 });
                 self.next = start + 1;
                 Src::Reg(start)
@@ -753,7 +982,7 @@ impl Compiler {
                 None => Src::Val(Value::NOTHING),
             },
             Node::Bind(s, x) => {
-                self.into(x, *s)?;
+                self.into(x, self.slot(*s))?;
                 Src::Val(Value::NOTHING)
             }
             Node::Call {
@@ -763,7 +992,7 @@ impl Compiler {
                 target,
                 ..
             } => {
-                let start = self.call(f, args, *target, false)?;
+                let start = self.call_here(f, args, *target)?;
                 // The result is at `start`; the arguments' registers are free.
                 self.next = start + 1;
                 Src::Reg(start)
@@ -876,11 +1105,18 @@ impl Compiler {
     fn call(&mut self, f: &Node, args: &[Node], target: Target, tail: bool) -> Option<u32> {
         // The callee's destination: this code's (a tail call's always is),
         // or what would be a scratch region.
-        let in_dst = match target {
-            _ if tail => true,
-            Target::Dst => true,
-            Target::Scratch => false,
+        let in_dst = match (tail, target, &self.inlining) {
+            (true, ..) => true,
+            (_, Target::Dst, None) => true,
+            (_, Target::Dst, Some(i)) => !i.dst_is_scratch,
+            // (In an inlined body: the caller's scratch region, which
+            // outlives the call there.)
+            (_, Target::Scratch, _) => false,
             _ => return None,
+        };
+        let site = match self.inlining {
+            None => Site::Own,
+            Some(_) => Site::Inlined,
         };
         let callee = self.callee(f)?;
         let start = self.args(args)?;
@@ -891,12 +1127,14 @@ impl Compiler {
                 start,
                 argc,
                 in_dst,
+                site,
             },
             (Callee::Reg(f), false) => Op::Call {
                 f,
                 start,
                 argc,
                 in_dst,
+                site,
             },
             (Callee::Global(g), true) => Op::TailCallGlobal { g, start, argc },
             (Callee::Reg(f), true) => Op::TailCall { f, start, argc },
@@ -930,7 +1168,7 @@ impl Compiler {
                     target,
                     ..
                 } => {
-                    let s = self.call(f, args, *target, false)?;
+                    let s = self.call_here(f, args, *target)?;
                     if s != t {
                         self.ops.push(Op::Move {
                             dst: t,
@@ -955,9 +1193,9 @@ impl Compiler {
     /// or a nested operation into a temporary.
     fn fix_arg(&mut self, a: &FixArg) -> Option<Src> {
         Some(match a {
-            FixArg::Local(s) => Src::Reg(*s),
+            FixArg::Local(s) => Src::Reg(self.slot(*s)),
             FixArg::Const(v) => Src::Val(*v),
-            FixArg::Unary(op, s) => self.unary(*op, Src::Reg(*s)),
+            FixArg::Unary(op, s) => self.unary(*op, Src::Reg(self.slot(*s))),
             FixArg::Fix(n) => {
                 let (op, x, y) = &**n;
                 let a = self.fix_arg(x)?;
@@ -1043,12 +1281,5 @@ impl Src {
             Src::Val(v) => v.as_fixnum(),
             Src::Reg(_) => None,
         }
-    }
-}
-
-fn operand(o: Operand) -> Src {
-    match o {
-        Operand::Local(s) => Src::Reg(s),
-        Operand::Const(v) => Src::Val(v),
     }
 }

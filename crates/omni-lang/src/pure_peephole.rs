@@ -58,7 +58,9 @@ impl Writes {
 impl Op {
     fn writes(&self) -> Writes {
         match *self {
-            Op::Call { start, .. } | Op::CallGlobal { start, .. } => Writes::From(start),
+            Op::Call { start, .. } | Op::CallGlobal { start, .. } | Op::Inline { start, .. } => {
+                Writes::From(start)
+            }
             Op::Move2 { dst, dst2, .. } => Writes::Two(dst, dst2),
             mut op => match op.dst_mut() {
                 Some(d) => Writes::One(*d),
@@ -118,7 +120,9 @@ impl Op {
                 src(Src::Reg(g));
                 (start..start + argc).for_each(|r| src(Src::Reg(r)));
             }
-            Op::CallGlobal { start, argc, .. } | Op::TailCallGlobal { start, argc, .. } => {
+            Op::CallGlobal { start, argc, .. }
+            | Op::TailCallGlobal { start, argc, .. }
+            | Op::Inline { start, argc, .. } => {
                 (start..start + argc).for_each(|r| src(Src::Reg(r)))
             }
             Op::Global { .. }
@@ -389,6 +393,7 @@ fn remove(ops: &mut Vec<Op>, dead: &[bool]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pure_code::Site;
     use omni_mem::Value;
 
     fn k(n: i64) -> Src {
@@ -464,6 +469,7 @@ mod tests {
                 start: 1,
                 argc: 0,
                 in_dst: true,
+                site: Site::Own,
             },
             Op::TailCallGlobal {
                 g: 7,
@@ -583,6 +589,7 @@ mod tests {
                 start: 1,
                 argc: 0,
                 in_dst: true,
+                site: Site::Own,
             },
             Op::Car { dst: 2, a: 0 },
             Op::Return { a: Src::Reg(2) },

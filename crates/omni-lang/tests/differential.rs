@@ -68,7 +68,16 @@ enum E {
     /// from `i` and the last round's `acc` (the next-iteration region).
     /// With a fourth name `t`, the step is bound first:
     /// `(let ((t step)) (loop (- i 1) t))`.
-    Loop(Vec<String>, i64, Box<E>, Box<E>),
+    /// `Recursive`: the same rounds made by non-tail recursion,
+    /// `(let loop ((i count)) (if (= i 0) init (let ((acc (loop (- i 1)))) step)))`,
+    /// so the rounds run from `i` = 1 up to `count`.
+    Loop(Vec<String>, i64, Box<E>, Box<E>, Shape),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Shape {
+    Tail,
+    Recursive,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -103,6 +112,22 @@ impl Gen {
                 cands[self.rng.below(cands.len() as u64) as usize].clone(),
             ))
         }
+    }
+
+    /// A `Loop` of `shape` whose value has type `ty`.
+    fn rounds(&mut self, ty: Ty, d: u32, env: &mut Vec<(String, Ty)>, shape: Shape) -> E {
+        let count = self.rng.below(6) as i64;
+        let init = self.expr(ty, d, env);
+        let mut names = vec![self.name(), self.name(), self.name()];
+        if shape == Shape::Tail && self.rng.below(2) == 0 {
+            names.push(self.name());
+        }
+        env.push((names[1].clone(), Ty::Int));
+        env.push((names[2].clone(), ty));
+        let step = self.expr(ty, d.min(3), env);
+        env.pop();
+        env.pop();
+        E::Loop(names, count, Box::new(init), Box::new(step), shape)
     }
 
     fn expr(&mut self, ty: Ty, depth: u32, env: &mut Vec<(String, Ty)>) -> E {
@@ -149,18 +174,11 @@ impl Gen {
                 return E::Let(n, b(init), b(body));
             }
             2 if ty != Ty::Bool && self.rng.below(3) == 0 => {
-                let count = self.rng.below(6) as i64;
-                let init = self.expr(ty, d, env);
-                let mut names = vec![self.name(), self.name(), self.name()];
-                if self.rng.below(2) == 0 {
-                    names.push(self.name());
-                }
-                env.push((names[1].clone(), Ty::Int));
-                env.push((names[2].clone(), ty));
-                let step = self.expr(ty, d.min(3), env);
-                env.pop();
-                env.pop();
-                return E::Loop(names, count, b(init), b(step));
+                let shape = match self.rng.below(3) {
+                    0 => Shape::Recursive,
+                    _ => Shape::Tail,
+                };
+                return self.rounds(ty, d, env, shape);
             }
             2 if ty != Ty::Bool => {
                 let arg = self.expr(Ty::Int, d, env);
@@ -288,7 +306,15 @@ fn src(e: &E) -> String {
             "(let (({n} {})) (if (= (string-length {n}) 0) {n} (substring {n} 1)))",
             src(a)
         ),
-        E::Loop(names, count, init, step) => {
+        E::Loop(names, count, init, step, Shape::Recursive) => {
+            let (lp, i, acc) = (&names[0], &names[1], &names[2]);
+            format!(
+                "(let {lp} (({i} {count})) (if (= {i} 0) {} (let (({acc} ({lp} (- {i} 1)))) {})))",
+                src(init),
+                src(step)
+            )
+        }
+        E::Loop(names, count, init, step, Shape::Tail) => {
             let (lp, i, acc) = (&names[0], &names[1], &names[2]);
             let next = match names.get(3) {
                 Some(t) => format!("(let (({t} {})) ({lp} (- {i} 1) {t}))", src(step)),
@@ -413,10 +439,14 @@ fn eval(e: &E, env: &mut Vec<(String, V)>) -> V {
             let t = string(eval(a, env));
             V::Str(Rc::new(t.chars().skip(1).collect()))
         }
-        E::Loop(names, count, init, step) => {
+        E::Loop(names, count, init, step, shape) => {
             let (i, acc) = (&names[1], &names[2]);
             let mut state = eval(init, env);
-            for k in (1..=*count).rev() {
+            let rounds: Vec<i64> = match shape {
+                Shape::Tail => (1..=*count).rev().collect(),
+                Shape::Recursive => (1..=*count).collect(),
+            };
+            for k in rounds {
                 env.push((i.clone(), V::Int(k)));
                 env.push((acc.clone(), state));
                 state = eval(step, env);
@@ -451,6 +481,7 @@ fn random_programs_match_the_reference_evaluator() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(300);
     let mut loops = 0;
+    let mut recursive_globals = 0;
     for seed in 0..programs {
         let mut g = Gen {
             rng: Rng(seed * 7919 + 1),
@@ -463,9 +494,25 @@ fn random_programs_match_the_reference_evaluator() {
         let mut venv: Vec<(String, V)> = Vec::new();
         for _ in 0..3 {
             let ty = [Ty::Int, Ty::List, Ty::Str][g.rng.below(3) as usize];
-            let e = g.expr(ty, 4, &mut genv.clone());
+            let e = match g.rng.below(4) {
+                0 => g.rounds(ty, 3, &mut genv.clone(), Shape::Recursive),
+                _ => g.expr(ty, 4, &mut genv.clone()),
+            };
             let name = g.name();
-            program.push_str(&format!("(define {name} {})\n", src(&e)));
+            match &e {
+                // A procedure that calls itself through its global, and
+                // its value at `count`.
+                E::Loop(names, count, init, step, Shape::Recursive) => {
+                    let (f, i, acc) = (&names[0], &names[1], &names[2]);
+                    program.push_str(&format!(
+                        "(define ({f} {i}) (if (= {i} 0) {} (let (({acc} ({f} (- {i} 1)))) {})))\n(define {name} ({f} {count}))\n",
+                        src(init),
+                        src(step)
+                    ));
+                    recursive_globals += 1;
+                }
+                _ => program.push_str(&format!("(define {name} {})\n", src(&e))),
+            }
             let v = eval(&e, &mut venv);
             venv.push((name.clone(), v));
             genv.push((name, ty));
@@ -518,5 +565,9 @@ fn random_programs_match_the_reference_evaluator() {
     assert!(
         loops as u64 >= programs * 5 / 3,
         "only {loops} loops generated"
+    );
+    assert!(
+        recursive_globals as u64 >= programs / 2,
+        "only {recursive_globals} recursive procedures defined"
     );
 }

@@ -52,6 +52,29 @@ fn assert_general_output(src: &str, want: &str) {
     assert_eq!(general, want);
 }
 
+/// What `src` prints with `limits`, then its error if it fails, checked
+/// to be the same with the pure tier and without it (`case` names the run).
+fn same_outcome_in_both_tiers(src: &str, limits: Limits, case: &str) -> String {
+    let results: Vec<String> = [true, false]
+        .into_iter()
+        .map(|pure_tier| {
+            let (out, r) = run(
+                src,
+                Limits {
+                    pure_tier,
+                    ..limits
+                },
+            );
+            match r {
+                Ok(_) => out,
+                Err(d) => format!("{out}error: {}", d[0].message),
+            }
+        })
+        .collect();
+    assert_eq!(results[0], results[1], "{case}");
+    results[0].clone()
+}
+
 fn run_err(src: &str, limits: Limits) -> (String, Diagnostic) {
     let (out, r) = run(src, limits);
     match r {
@@ -422,25 +445,15 @@ fn a_step_budget_runs_out_at_the_same_call_in_both_tiers() {
                (println (count 50 0) (fib 8))";
     let mut outcomes = Vec::new();
     for fuel in 80..140 {
-        let results: Vec<String> = [true, false]
-            .into_iter()
-            .map(|pure_tier| {
-                let (out, r) = run(
-                    src,
-                    Limits {
-                        fuel: Some(fuel),
-                        pure_tier,
-                        ..Limits::default()
-                    },
-                );
-                match r {
-                    Ok(_) => out,
-                    Err(d) => format!("{out}error: {}", d[0].message),
-                }
-            })
-            .collect();
-        assert_eq!(results[0], results[1], "budget {fuel}");
-        outcomes.push(results[0].clone());
+        let limits = Limits {
+            fuel: Some(fuel),
+            ..Limits::default()
+        };
+        outcomes.push(same_outcome_in_both_tiers(
+            src,
+            limits,
+            &format!("budget {fuel}"),
+        ));
     }
     // The range covers both outcomes.
     assert!(outcomes[0].contains("step budget exhausted"));
@@ -476,4 +489,120 @@ fn tail_calls_that_reorder_their_parameters_and_repeated_pair_reads_keep_their_v
     // `pick`'s).
     assert_eq!(s.pure_runs, 14);
     assert_general_output(src, want);
+}
+
+#[test]
+fn a_procedure_runs_its_own_body_in_place_of_its_calls_of_itself() {
+    // fib, tak and the tree builder inline their calls of themselves
+    // (explain says so); the values, and the calls and tail calls counted,
+    // are the general path's.
+    let src = "(define (fib n) (if (< n 2) n (+ (fib (- n 1)) (fib (- n 2)))))
+         (define (tak x y z) (if (not (< y x)) z (tak (tak (- x 1) y z) (tak (- y 1) z x) (tak (- z 1) x y))))
+         (define (make d) (if (= d 0) (cons '() '()) (cons (make (- d 1)) (make (- d 1)))))
+         (define (check t) (if (null? (car t)) 1 (+ 1 (check (car t)) (check (cdr t)))))
+         (define (walk n acc)
+           (if (= n 0) acc (if (= (remainder n 2) 1) (walk (- n 1) (+ acc 1)) (+ 1 (walk (- n 1) acc)))))
+         (define (depth n) (let loop ((i n)) (if (= i 0) 0 (+ 1 (loop (- i 1))))))
+         (println (fib 15) (tak 12 8 4) (check (make 6)) (walk 41 0) (depth 9))";
+    let want = "610 5 127 41 9\n";
+    let (out, s) = run_ok(src);
+    assert_eq!(out, want);
+    assert_eq!(s.pure_fallbacks, 0);
+    let (general, r) = run(
+        src,
+        Limits {
+            pure_tier: false,
+            ..Limits::default()
+        },
+    );
+    let g = r.expect("runs");
+    assert_eq!(general, want);
+    assert_eq!((s.calls, s.tail_calls), (g.calls, g.tail_calls));
+    let explained = omni_lang::explain_source(src).expect("explains");
+    // (`loop` calls itself by its own name, not through a global.)
+    for name in ["fib", "tak", "make", "check", "walk", "loop"] {
+        let at = explained
+            .find(&format!("procedure {name} "))
+            .expect("listed");
+        let line = explained[at..].lines().nth(1).unwrap_or("");
+        assert!(line.contains("its body inlined at"), "{name}: {line}");
+    }
+}
+
+#[test]
+fn an_inlined_call_of_a_redefined_global_calls_what_the_global_now_holds() {
+    let src = "(define (f n) (if (= n 0) 0 (+ 1 (f (- n 1)))))
+         (define g f)
+         (println (g 5))
+         (define (f n) 100)
+         (println (g 5) (f 5))";
+    let (out, s) = run_ok(src);
+    assert_eq!(out, "5\n101 100\n");
+    assert_eq!(s.pure_fallbacks, 0);
+    assert_general_output(src, "5\n101 100\n");
+}
+
+#[test]
+fn inlined_calls_keep_the_general_paths_depth_limit() {
+    // Every other call of `walk` is not a tail call: the depth grows by
+    // one every two calls, also where the body is inlined, whose tail call
+    // takes the inlined call's level (as on the general path). Around the
+    // limit, both tiers give the same value or the same error.
+    let limits = Limits {
+        max_depth: 100,
+        ..Limits::default()
+    };
+    let mut outcomes = Vec::new();
+    for n in 180..230 {
+        let src = format!(
+            "(define (walk n acc)
+               (if (= n 0) acc (if (= (remainder n 2) 1) (walk (- n 1) (+ acc 1)) (+ 1 (walk (- n 1) acc)))))
+             (define (down n) (if (= n 0) 0 (+ 1 (down (- n 1)))))
+             (println (walk {n} 0))
+             (println (down (- {n} 90)))"
+        );
+        outcomes.push(same_outcome_in_both_tiers(
+            &src,
+            limits,
+            &format!("n = {n}"),
+        ));
+    }
+    // The range covers both outcomes, for both procedures.
+    assert!(outcomes[0].starts_with("180\n90\n"), "{}", outcomes[0]);
+    let walked = |o: &String| o.lines().next().is_some_and(|l| l.parse::<i64>().is_ok());
+    assert!(outcomes
+        .iter()
+        .any(|o| walked(o) && o.contains("stack overflow")));
+    assert!(outcomes
+        .last()
+        .is_some_and(|o| o.starts_with("error: stack overflow")));
+}
+
+#[test]
+fn a_builder_inlined_where_its_result_dies_builds_in_the_callers_scratch_region() {
+    // The inner call's value dies in `length`: CTRR gives it the scratch
+    // region as its destination, so the inlined body builds there.
+    let src = "(define (f n) (if (= n 0) (list 0) (cons n (list (length (f (- n 1)))))))
+         (define (loop i acc) (if (= i 0) acc (loop (- i 1) (+ acc (length (f 30))))))
+         (println (f 5) (loop 5000 0))";
+    let (out, s, heap) = run_heap(src, Limits::default());
+    let s = s.expect("runs");
+    assert_eq!(out, "(5 2) 10000\n");
+    assert_eq!(s.pure_fallbacks, 0);
+    // One round's pairs live at a time, not 5,000 rounds' (at least
+    // 60 pairs a round, 24 bytes each).
+    assert!(
+        heap.peak_live_bytes < 5_000 * 60 * 24 / 10,
+        "peak {} bytes",
+        heap.peak_live_bytes
+    );
+    assert_general_output(src, "(5 2) 10000\n");
+    // `(f 5)` alone: the top level's scratch region, and f's at 5, 3 and 1,
+    // each holding what the body inlined there (4, 2, 0) builds, and
+    // given to the call that body makes (of 3, 1) as its destination.
+    let (_, s) = run_ok(
+        "(define (f n) (if (= n 0) (list 0) (cons n (list (length (f (- n 1)))))))
+         (println (f 5))",
+    );
+    assert_eq!(s.scratch_regions, 4);
 }

@@ -37,7 +37,7 @@
 use super::eval::{fix_apply, fixop, unary_fast_path};
 use super::*;
 use crate::ir::FixOp;
-use crate::pure_code::{Op, Src};
+use crate::pure_code::{Op, Site, Src, INLINE_SELF};
 
 /// Why a pure run stops.
 #[derive(Clone, Copy)]
@@ -334,7 +334,7 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
     fn nested(
         &mut self,
         f: Value,
-        argc: u32,
+        (argc, site): (u32, Site),
         running: (Value, &'a Proto),
         base: usize,
         (in_dst, dest): (bool, Dest),
@@ -349,9 +349,9 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
             }
             false => Dest::None,
         };
-        self.depth += 1;
+        self.depth += site.depth();
         let v = self.exec(p, f, base, dest)?;
-        self.depth -= 1;
+        self.depth -= site.depth();
         Ok(v)
     }
 
@@ -489,13 +489,52 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         start,
                         argc,
                         in_dst,
+                        site,
                     } => {
                         let f = global(self.vm, g).ok_or(here)?;
                         let at = base + start as usize;
                         let d = (in_dst, dest);
-                        let v = self.nested(f, argc, (closure, proto), at, d, &mut scratch)?;
+                        self.tail_calls += u64::from(site == Site::InlinedTail);
+                        let v =
+                            self.nested(f, (argc, site), (closure, proto), at, d, &mut scratch)?;
                         regs = &mut self.stack[base..top];
                         regs[start as usize] = v;
+                    }
+                    Op::Inline {
+                        g,
+                        start,
+                        argc,
+                        in_dst,
+                        to,
+                    } => {
+                        let f = match g {
+                            INLINE_SELF => closure,
+                            g => global(self.vm, g).ok_or(here)?,
+                        };
+                        // The entry's limits, as a call's (`exec`). (The
+                        // body's calls are `Site::Inlined`: a level deeper.)
+                        if f == closure
+                            && self.depth + 1 < self.max_depth
+                            && crate::interrupt::count() == self.interrupts_seen
+                            && (!BUDGET || self.calls <= self.budget)
+                        {
+                            self.calls += 1;
+                        } else {
+                            let at = base + start as usize;
+                            let d = (in_dst, dest);
+                            let site = Site::Own;
+                            let v = self.nested(
+                                f,
+                                (argc, site),
+                                (closure, proto),
+                                at,
+                                d,
+                                &mut scratch,
+                            )?;
+                            regs = &mut self.stack[base..top];
+                            regs[start as usize] = v;
+                            pc = to as usize;
+                        }
                     }
                     Op::Return { a } => {
                         let v = src!(a);
@@ -568,11 +607,14 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         start,
                         argc,
                         in_dst,
+                        site,
                     } => {
                         let f = regs[f as usize];
                         let at = base + start as usize;
                         let d = (in_dst, dest);
-                        let v = self.nested(f, argc, (closure, proto), at, d, &mut scratch)?;
+                        self.tail_calls += u64::from(site == Site::InlinedTail);
+                        let v =
+                            self.nested(f, (argc, site), (closure, proto), at, d, &mut scratch)?;
                         regs = &mut self.stack[base..top];
                         regs[start as usize] = v;
                     }
