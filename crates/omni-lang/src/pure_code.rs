@@ -252,16 +252,18 @@ pub enum Op {
         site: Site,
     },
     /// The start of the procedure's own body inlined at a call of itself
-    /// on registers `start..start + argc` (`Compiler::inline`): if global
-    /// `g` (`INLINE_SELF`: the running closure) is not the running
-    /// closure, or the call's entry would meet a limit, the call, its
-    /// result to `start`, and a jump to `to`, past the body; else the
-    /// call's step, and the body next.
+    /// on registers `start..start + argc` (`Compiler::inline`), `level`
+    /// levels below the running procedure: if global `g` (`INLINE_SELF`:
+    /// the running closure) is not the running closure, or the call's
+    /// entry would meet a limit, the call, its result to `start`, and a
+    /// jump to `to`, past the body; else the call's step, and the body
+    /// next.
     Inline {
         g: u32,
         start: u32,
         argc: u32,
         in_dst: bool,
+        level: u8,
         to: u32,
     },
     /// The same, in tail position: the arguments replace the frame.
@@ -333,25 +335,26 @@ impl Op {
     }
 }
 
-/// Whose call a call instruction makes: the procedure's own, or one in a
-/// body inlined there (`Op::Inline`), whose callee is one level deeper
-/// (the inlined call's), and which counts as a tail call if it is the
-/// inlined body's tail call (its callee then takes the inlined call's
-/// level, as on the general path).
+/// Whose call a call instruction makes: the procedure's own (`levels`
+/// 0), or one in a body inlined `levels` deep (`Op::Inline`), whose callee
+/// runs that many levels deeper; an inlined body's tail call (`tail`)
+/// counts as a tail call, and its callee takes the level of the inlined
+/// call it ends, as on the general path.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Site {
-    Own,
-    Inlined,
-    InlinedTail,
+pub struct Site {
+    pub levels: u8,
+    pub tail: bool,
 }
 
 impl Site {
-    /// How many levels deeper than the caller's the callee runs.
+    pub const OWN: Site = Site {
+        levels: 0,
+        tail: false,
+    };
+
+    /// How many levels deeper than the running procedure's the callee runs.
     pub fn depth(self) -> usize {
-        match self {
-            Site::Own | Site::InlinedTail => 1,
-            Site::Inlined => 2,
-        }
+        usize::from(self.levels) + 1 - usize::from(self.tail)
     }
 }
 
@@ -399,7 +402,8 @@ pub fn compile(
             nparams,
             global: own_global,
         },
-        inlining: None,
+        inlining: Vec::new(),
+        inline_levels: INLINE_LEVELS,
     };
     c.ret(body)?;
     crate::pure_peephole::optimize(&mut c.ops);
@@ -486,6 +490,9 @@ struct Inlining {
 /// The most instructions an inlined body may take.
 const INLINE_LIMIT: usize = 40;
 
+/// How deep bodies are inlined in bodies inlined.
+const INLINE_LEVELS: usize = 2;
+
 /// `Op::Inline`'s callee that is the running closure itself (`SelfRef`),
 /// not a global.
 pub const INLINE_SELF: u32 = u32::MAX;
@@ -500,14 +507,15 @@ struct Compiler<'a> {
     /// jumped over, so it is not the only one that wrote its result.
     join: usize,
     own: Own<'a>,
-    /// While a call's body is inlined: where (one level only).
-    inlining: Option<Inlining>,
+    /// The bodies being inlined, outermost first, and how many may be.
+    inlining: Vec<Inlining>,
+    inline_levels: usize,
 }
 
 impl Compiler<'_> {
     /// The register of local slot `s` of the body being compiled.
     fn slot(&self, s: u32) -> u32 {
-        s + self.inlining.as_ref().map_or(0, |i| i.off)
+        s + self.inlining.last().map_or(0, |i| i.off)
     }
 
     fn operand(&self, o: Operand) -> Src {
@@ -522,7 +530,7 @@ impl Compiler<'_> {
     /// other region, and for the scratch region of an inlined body (which
     /// would outlive the call there: not inlined).
     fn in_scratch(&self, target: Target) -> Option<bool> {
-        match (target, &self.inlining) {
+        match (target, self.inlining.last()) {
             (Target::Dst, None) => Some(false),
             (Target::Dst, Some(i)) => Some(i.dst_is_scratch),
             (Target::Scratch, None) => Some(true),
@@ -530,10 +538,23 @@ impl Compiler<'_> {
         }
     }
 
+    /// Whether a callee whose value CTRR sends to `target` builds in this
+    /// code's destination (else in its scratch region; in an inlined body,
+    /// the caller's, which outlives the call there); `None` for any other
+    /// region.
+    fn callee_in_dst(&self, target: Target) -> Option<bool> {
+        match (target, self.inlining.last()) {
+            (Target::Dst, None) => Some(true),
+            (Target::Dst, Some(i)) => Some(!i.dst_is_scratch),
+            (Target::Scratch, _) => Some(false),
+            _ => None,
+        }
+    }
+
     /// Leave the body with value `a`: return it, or in an inlined body
     /// put it in the call's result register and jump to the end.
     fn exit_with(&mut self, a: Src) {
-        let Some(off) = self.inlining.as_ref().map(|i| i.off) else {
+        let Some(off) = self.inlining.last().map(|i| i.off) else {
             self.ops.push(Op::Return { a });
             return;
         };
@@ -547,7 +568,7 @@ impl Compiler<'_> {
     fn exit(&mut self) {
         let at = self.ops.len();
         self.ops.push(Op::Jump { to: 0 });
-        if let Some(i) = self.inlining.as_mut() {
+        if let Some(i) = self.inlining.last_mut() {
             i.exits.push(at);
         }
     }
@@ -564,50 +585,69 @@ impl Compiler<'_> {
 
     /// The procedure's own body in place of a call of itself (a global
     /// self-call or a `SelfRef` one, of its arity, in its destination or
-    /// scratch region, outside an inlined body, of at most `INLINE_LIMIT`
-    /// instructions, building nothing in its own scratch region):
+    /// scratch region, in at most `INLINE_LEVELS - 1` bodies inlined, of
+    /// at most `INLINE_LIMIT` instructions, building nothing in its own
+    /// scratch region):
     /// `Some(Some(start))`, the result's register; `Some(None)` when the
     /// call is not inlined (nothing emitted).
     ///
     /// The code: the arguments at `start`; `Inline`, which makes the call
-    /// instead if the global is no longer this closure (and jumps past the
-    /// body), else takes the call's step and depth; the body, with its
-    /// slots from `start` and its temporaries above, each return a move
-    /// of its value to `start` and a jump to `InlineEnd`; a tail call in
-    /// it, an ordinary call (`tail` set, so that it counts as one).
+    /// instead if the global is no longer this closure or a limit applies
+    /// (and jumps past the body), else takes the call's step; the body,
+    /// with its slots from `start` and its temporaries above, each return
+    /// a move of its value to `start` and a jump past the body; a tail
+    /// call in it, an ordinary call (`Site::tail` set, so that it counts
+    /// as one). A body whose own inlined calls make it too long is
+    /// inlined without them.
     fn inline(&mut self, f: &Node, args: &[Node], target: Target) -> Option<Option<u32>> {
+        let r = self.inline_once(f, args, target)?;
+        let level = self.inlining.len() + 1;
+        if r.is_some() || self.inline_levels <= level {
+            return Some(r);
+        }
+        let levels = self.inline_levels;
+        self.inline_levels = level;
+        let r = self.inline_once(f, args, target);
+        self.inline_levels = levels;
+        r
+    }
+
+    fn inline_once(&mut self, f: &Node, args: &[Node], target: Target) -> Option<Option<u32>> {
         let own = self.own;
         let g = match f {
             Node::Global(g, _) if Some(*g) == own.global => *g,
             Node::SelfRef => INLINE_SELF,
             _ => return Some(None),
         };
-        if self.inlining.is_some() || args.len() != own.nparams {
+        if self.inlining.len() >= self.inline_levels || args.len() != own.nparams {
             return Some(None);
         }
-        let Some(dst_is_scratch) = self.in_scratch(target) else {
+        let Some(in_dst) = self.callee_in_dst(target) else {
             return Some(None);
         };
+        let dst_is_scratch = !in_dst;
         let snapshot = (self.ops.len(), self.next, self.max, self.join);
         let start = self.args(args)?;
         let argc = u32::try_from(args.len()).ok()?;
         let guard = self.ops.len();
+        let level = u8::try_from(self.inlining.len() + 1).ok()?;
         self.ops.push(Op::Inline {
             g,
             start,
             argc,
             in_dst: !dst_is_scratch,
+            level,
             to: 0,
         });
         self.next = start + own.nslots;
         self.max = self.max.max(self.next);
-        self.inlining = Some(Inlining {
+        self.inlining.push(Inlining {
             off: start,
             exits: Vec::new(),
             dst_is_scratch,
         });
         let body = self.ret(own.body);
-        let inlining = self.inlining.take();
+        let inlining = self.inlining.pop();
         let inlined = match (body, inlining) {
             (Some(()), Some(i)) if self.ops.len() - guard <= INLINE_LIMIT => Some(i),
             _ => None,
@@ -698,13 +738,13 @@ impl Compiler<'_> {
                 ..
             } => {
                 let mark = self.next;
-                let inlined = self.inlining.is_some();
+                let inlined = !self.inlining.is_empty();
                 let start = self.call(f, args, Target::Dst, !inlined)?;
                 if inlined {
                     if let Some(Op::Call { site, .. } | Op::CallGlobal { site, .. }) =
                         self.ops.last_mut()
                     {
-                        *site = Site::InlinedTail;
+                        site.tail = true;
                     }
                     self.exit_with(Src::Reg(start));
                 }
@@ -713,7 +753,7 @@ impl Compiler<'_> {
             }
             _ => {
                 let mark = self.next;
-                match self.inlining.as_ref().map(|i| i.off) {
+                match self.inlining.last().map(|i| i.off) {
                     Some(off) => {
                         self.into(n, off)?;
                         self.exit();
@@ -1105,18 +1145,13 @@ impl Compiler<'_> {
     fn call(&mut self, f: &Node, args: &[Node], target: Target, tail: bool) -> Option<u32> {
         // The callee's destination: this code's (a tail call's always is),
         // or what would be a scratch region.
-        let in_dst = match (tail, target, &self.inlining) {
-            (true, ..) => true,
-            (_, Target::Dst, None) => true,
-            (_, Target::Dst, Some(i)) => !i.dst_is_scratch,
-            // (In an inlined body: the caller's scratch region, which
-            // outlives the call there.)
-            (_, Target::Scratch, _) => false,
-            _ => return None,
+        let in_dst = match tail {
+            true => true,
+            false => self.callee_in_dst(target)?,
         };
-        let site = match self.inlining {
-            None => Site::Own,
-            Some(_) => Site::Inlined,
+        let site = Site {
+            levels: u8::try_from(self.inlining.len()).ok()?,
+            tail: false,
         };
         let callee = self.callee(f)?;
         let start = self.args(args)?;

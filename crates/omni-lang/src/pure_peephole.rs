@@ -469,7 +469,7 @@ mod tests {
                 start: 1,
                 argc: 0,
                 in_dst: true,
-                site: Site::Own,
+                site: Site::OWN,
             },
             Op::TailCallGlobal {
                 g: 7,
@@ -589,7 +589,7 @@ mod tests {
                 start: 1,
                 argc: 0,
                 in_dst: true,
-                site: Site::Own,
+                site: Site::OWN,
             },
             Op::Car { dst: 2, a: 0 },
             Op::Return { a: Src::Reg(2) },

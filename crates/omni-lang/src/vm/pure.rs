@@ -494,7 +494,7 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         let f = global(self.vm, g).ok_or(here)?;
                         let at = base + start as usize;
                         let d = (in_dst, dest);
-                        self.tail_calls += u64::from(site == Site::InlinedTail);
+                        self.tail_calls += u64::from(site.tail);
                         let v =
                             self.nested(f, (argc, site), (closure, proto), at, d, &mut scratch)?;
                         regs = &mut self.stack[base..top];
@@ -505,6 +505,7 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         start,
                         argc,
                         in_dst,
+                        level,
                         to,
                     } => {
                         let f = match g {
@@ -512,9 +513,9 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                             g => global(self.vm, g).ok_or(here)?,
                         };
                         // The entry's limits, as a call's (`exec`). (The
-                        // body's calls are `Site::Inlined`: a level deeper.)
+                        // body's calls are a level deeper: `Site`.)
                         if f == closure
-                            && self.depth + 1 < self.max_depth
+                            && self.depth + usize::from(level) < self.max_depth
                             && crate::interrupt::count() == self.interrupts_seen
                             && (!BUDGET || self.calls <= self.budget)
                         {
@@ -522,7 +523,10 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         } else {
                             let at = base + start as usize;
                             let d = (in_dst, dest);
-                            let site = Site::Own;
+                            let site = Site {
+                                levels: level - 1,
+                                tail: false,
+                            };
                             let v = self.nested(
                                 f,
                                 (argc, site),
@@ -612,7 +616,7 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         let f = regs[f as usize];
                         let at = base + start as usize;
                         let d = (in_dst, dest);
-                        self.tail_calls += u64::from(site == Site::InlinedTail);
+                        self.tail_calls += u64::from(site.tail);
                         let v =
                             self.nested(f, (argc, site), (closure, proto), at, d, &mut scratch)?;
                         regs = &mut self.stack[base..top];
