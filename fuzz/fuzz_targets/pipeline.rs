@@ -88,7 +88,7 @@ impl Gen<'_> {
             return self.atom(out);
         }
         let d = depth - 1;
-        match self.byte() % 20 {
+        match self.byte() % 21 {
             0 => self.atom(out),
             1 => {
                 // `case` (R7RS), with `=>` in its else clause.
@@ -230,6 +230,19 @@ impl Gen<'_> {
                 self.expr(d, out);
                 out.push_str(")) (loop (- i 1))))))");
             }
+            19 => {
+                // Non-tail recursion through a named `let` (the pure
+                // tier inlines its body at its calls of itself), and a
+                // call of `h`, which the program may define again.
+                out.push_str(&format!(
+                    "(list (let rec ((i {})) (if (< i 1) ",
+                    self.byte() % 30
+                ));
+                self.expr(d, out);
+                out.push_str(" (cons (rec (- i 1)) ");
+                self.expr(d, out);
+                out.push_str(&format!("))) (h {}))", self.byte() % 30));
+            }
             _ => {
                 // A thread: compiles the program again, gets a copy of the
                 // globals, hands its result back.
@@ -264,10 +277,19 @@ fuzz_target!(|data: &[u8]| {
     let mut g = Gen { data, pos: 0 };
     let mut src = String::from(
         "(define a 1) (define b (list 1 2)) (define c (box 0)) (define x \"s\") (define y [1 2]) \
-         (define lst '(1 2 3)) (define tbl (dict)) (define (f v) (cons v v)) (define (g v) (f v))\n",
+         (define lst '(1 2 3)) (define tbl (dict)) (define (f v) (cons v v)) (define (g v) (f v)) \
+         (define (h n) (if (< n 1) '() (cons n (h (- n 1)))))\n",
     );
     while !g.done() && src.len() < 4000 {
-        if g.byte() % 3 == 0 {
+        if g.byte() % 8 == 0 {
+            // A recursive procedure, defined again (its inlined calls of
+            // itself then call what the global holds).
+            src.push_str("(define (h n) (if (< n 1) ");
+            g.expr(3, &mut src);
+            src.push_str(" (+ (length (list (h (- n 1)) ");
+            g.expr(3, &mut src);
+            src.push_str(")) (h (- n 2)))))\n");
+        } else if g.byte() % 3 == 0 {
             src.push_str(&format!("(define {} ", g.pick(VARS)));
             g.expr(5, &mut src);
             src.push_str(")\n");
@@ -292,7 +314,8 @@ fuzz_target!(|data: &[u8]| {
             };
             // An empty input: a program that reads never waits.
             let input = omni_lang::input::Source::Given(Box::new(std::io::empty()));
-            let r = omni_lang::run_source_io(&src, input, Box::new(std::io::sink()), vec![], limits);
+            let r =
+                omni_lang::run_source_io(&src, input, Box::new(std::io::sink()), vec![], limits);
             let s = omni_mem::heap_stats();
             // Spawned threads report their own leftovers (programs that
             // failed report none, so only successful runs are checked).

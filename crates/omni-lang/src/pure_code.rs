@@ -391,21 +391,31 @@ pub fn compile(
     own_global: Option<u32>,
 ) -> Option<PureCode> {
     let nslots = u32::try_from(nslots).ok()?;
-    let mut c = Compiler {
-        ops: Vec::new(),
-        next: nslots,
-        max: nslots,
-        join: 0,
-        own: Own {
-            body,
-            nslots,
-            nparams,
-            global: own_global,
-        },
-        inlining: Vec::new(),
-        inline_levels: INLINE_LEVELS,
+    let own = Own {
+        body,
+        nslots,
+        nparams,
+        global: own_global,
     };
-    c.ret(body)?;
+    let generate = |inline_levels| {
+        let mut c = Compiler {
+            ops: Vec::new(),
+            next: nslots,
+            max: nslots,
+            join: 0,
+            own,
+            inlining: Vec::new(),
+            inline_levels,
+        };
+        c.ret(body).map(|()| c)
+    };
+    // A body longer than an inlined body may be is not inlined anywhere:
+    // only a short one is generated again with its calls of itself
+    // inlined (which bounds the work of trying each of them).
+    let mut c = generate(0)?;
+    if c.ops.len() <= INLINE_LIMIT {
+        c = generate(INLINE_LEVELS)?;
+    }
     crate::pure_peephole::optimize(&mut c.ops);
     let builds = c.ops.iter().any(|op| {
         matches!(
