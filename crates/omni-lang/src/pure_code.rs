@@ -153,6 +153,14 @@ pub enum Op {
         a: u32,
         to: u32,
     },
+    /// `Car` (`Cdr` if `cdr`) into `dst`, then `BranchUnlessNull` of `dst`
+    /// (`pure_peephole`: `(null? (car t))`).
+    PairBranchUnlessNull {
+        dst: u32,
+        a: u32,
+        cdr: bool,
+        to: u32,
+    },
     /// Jump unless fixnum register `a` is less than register `b` (or equal
     /// to it, `or_equal`): `>` and `>=` swap the operands.
     BranchUnlessLess {
@@ -295,6 +303,7 @@ impl Op {
             | Op::Sub { dst, .. }
             | Op::Car { dst, .. }
             | Op::Cdr { dst, .. }
+            | Op::PairBranchUnlessNull { dst, .. }
             | Op::Unary { dst, .. }
             | Op::Eq { dst, .. }
             | Op::Global { dst, .. }
@@ -319,6 +328,7 @@ impl Op {
             | Op::BranchUnless { to, .. }
             | Op::BranchUnlessIn { to, .. }
             | Op::BranchUnlessNull { to, .. }
+            | Op::PairBranchUnlessNull { to, .. }
             | Op::BranchUnlessSame { to, .. }
             | Op::BranchUnlessLess { to, .. }
             | Op::BranchUnlessUnary { to, .. }

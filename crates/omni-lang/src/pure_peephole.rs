@@ -31,6 +31,7 @@ pub(crate) fn optimize(ops: &mut Vec<Op>) {
     reuse_pair_reads(ops);
     pair_moves(ops);
     fuse_returns(ops);
+    fuse_pair_tests(ops);
 }
 
 /// The registers an instruction writes.
@@ -97,6 +98,7 @@ impl Op {
             | Op::Cdr { a, .. }
             | Op::Length { a, .. }
             | Op::BranchUnlessNull { a, .. }
+            | Op::PairBranchUnlessNull { a, .. }
             | Op::BranchUnlessUnary { a, .. }
             | Op::BranchUnlessIs { a, .. }
             | Op::BranchUnlessIn { a, .. }
@@ -364,6 +366,30 @@ fn fuse_returns(ops: &mut Vec<Op>) {
     remove(ops, &dead);
 }
 
+/// A `car` or `cdr` whose result the next instruction (no jump to it)
+/// tests for the empty list makes the test itself, still writing its
+/// result (read again later: `(check (car t))` after `(null? (car t))`).
+fn fuse_pair_tests(ops: &mut Vec<Op>) {
+    let labels = labels(ops);
+    let mut dead = vec![false; ops.len()];
+    for k in 0..ops.len().saturating_sub(1) {
+        let Op::BranchUnlessNull { a: r, to } = ops[k + 1] else {
+            continue;
+        };
+        let (dst, a, cdr) = match ops[k] {
+            Op::Car { dst, a } => (dst, a, false),
+            Op::Cdr { dst, a } => (dst, a, true),
+            _ => continue,
+        };
+        if dst != r || labels[k + 1] || dead[k] {
+            continue;
+        }
+        ops[k] = Op::PairBranchUnlessNull { dst, a, cdr, to };
+        dead[k + 1] = true;
+    }
+    remove(ops, &dead);
+}
+
 /// Remove the instructions marked `dead`, pointing each jump at the
 /// instruction that followed its target.
 fn remove(ops: &mut Vec<Op>, dead: &[bool]) {
@@ -409,6 +435,50 @@ mod tests {
     fn assert_unchanged(ops: Vec<Op>) {
         let before = format!("{ops:?}");
         assert_eq!(optimized(ops), before);
+    }
+
+    #[test]
+    fn a_pair_read_tested_next_for_the_empty_list_makes_the_test_and_keeps_its_result() {
+        // (if (null? (car t)) 1 (+ 1 (check (car t)))): the call reads the
+        // `car` from the register the fused test still writes.
+        let ops = vec![
+            Op::Car { dst: 1, a: 0 },
+            Op::BranchUnlessNull { a: 1, to: 3 },
+            Op::Return { a: k(1) },
+            Op::CallGlobal {
+                g: 7,
+                start: 1,
+                argc: 1,
+                in_dst: false,
+                site: Site::OWN,
+            },
+            Op::AddK { dst: 2, a: 1, k: 1 },
+            Op::Return { a: Src::Reg(2) },
+        ];
+        let want = "[PairBranchUnlessNull { dst: 1, a: 0, cdr: false, to: 2 }, \
+                    Return { a: Val(1) }, \
+                    CallGlobal { g: 7, start: 1, argc: 1, in_dst: false, site: Site { levels: 0, tail: false } }, \
+                    AddK { dst: 2, a: 1, k: 1 }, Return { a: Reg(2) }]";
+        assert_eq!(optimized(ops), want);
+        // A test of another register, or one a jump goes to, stays apart.
+        assert_unchanged(vec![
+            Op::Cdr { dst: 1, a: 0 },
+            Op::BranchUnlessNull { a: 0, to: 3 },
+            Op::Return { a: Src::Reg(1) },
+            Op::Return { a: k(0) },
+        ]);
+        assert_unchanged(vec![
+            Op::BranchUnlessIn {
+                a: 0,
+                lo: 0,
+                hi: 0,
+                to: 2,
+            },
+            Op::Cdr { dst: 1, a: 0 },
+            Op::BranchUnlessNull { a: 1, to: 4 },
+            Op::Return { a: Src::Reg(1) },
+            Op::Return { a: k(0) },
+        ]);
     }
 
     #[test]

@@ -429,6 +429,18 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                     Op::Cdr { dst, a } => {
                         regs[dst as usize] = omni_mem::cdr(regs[a as usize]).ok_or(here)?
                     }
+                    Op::PairBranchUnlessNull { dst, a, cdr, to } => {
+                        let p = regs[a as usize];
+                        let v = match cdr {
+                            false => omni_mem::car(p),
+                            true => omni_mem::cdr(p),
+                        }
+                        .ok_or(here)?;
+                        regs[dst as usize] = v;
+                        if v != Value::EMPTY {
+                            pc = to as usize;
+                        }
+                    }
                     Op::BranchUnlessNull { a, to } => {
                         if regs[a as usize] != Value::EMPTY {
                             pc = to as usize;
