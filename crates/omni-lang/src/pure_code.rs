@@ -508,7 +508,7 @@ struct Inlining {
 }
 
 /// The most instructions an inlined body may take.
-const INLINE_LIMIT: usize = 40;
+const INLINE_LIMIT: usize = 80;
 
 /// How deep bodies are inlined in bodies inlined.
 const INLINE_LEVELS: usize = 2;
