@@ -259,6 +259,13 @@ pub enum Op {
         in_dst: bool,
         site: Site,
     },
+    /// An inlined body's tail call of the procedure itself, its arguments
+    /// already in the body's parameters: the call's step and interrupt
+    /// check, as a tail call's, and a jump back to the body's first
+    /// instruction `to`.
+    InlineLoop {
+        to: u32,
+    },
     /// The start of the procedure's own body inlined at a call of itself
     /// on registers `start..start + argc` (`Compiler::inline`), `level`
     /// levels below the running procedure: if global `g` (`INLINE_SELF`:
@@ -334,7 +341,8 @@ impl Op {
             | Op::BranchUnlessUnary { to, .. }
             | Op::BranchUnlessIs { to, .. }
             | Op::BranchUnlessOut { to, .. }
-            | Op::Inline { to, .. } => Some(to),
+            | Op::Inline { to, .. }
+            | Op::InlineLoop { to } => Some(to),
             _ => None,
         }
     }
@@ -500,9 +508,13 @@ struct Own<'a> {
 /// arguments, in place), its value goes to register `off`, and each
 /// place it returns from jumps to the end (`exits`). `dst_is_scratch`:
 /// the call's destination is the caller's scratch region, so what the
-/// body builds in its destination goes there.
+/// body builds in its destination goes there. Its tail calls of the
+/// procedure itself jump back to its first instruction (`head`) with the
+/// new arguments in its parameters: a loop, as such a tail call is on the
+/// general path.
 struct Inlining {
     off: u32,
+    head: usize,
     exits: Vec<usize>,
     dst_is_scratch: bool,
 }
@@ -593,6 +605,20 @@ impl Compiler<'_> {
         }
     }
 
+    /// Whether a tail call of `f` on `args` in an inlined body is one of
+    /// the procedure itself (of its arity), which loops back to the body's
+    /// start.
+    fn loops_back(&self, f: &Node, args: &[Node]) -> bool {
+        let own = self.own;
+        !self.inlining.is_empty()
+            && args.len() == own.nparams
+            && match f {
+                Node::Global(g, _) => Some(*g) == own.global,
+                Node::SelfRef => true,
+                _ => false,
+            }
+    }
+
     /// A call of `f` on `args` (not in tail position) whose result goes
     /// to `target`: the procedure's own body inlined if `f` is the
     /// procedure itself, else a call. Returns the result's register.
@@ -663,6 +689,7 @@ impl Compiler<'_> {
         self.max = self.max.max(self.next);
         self.inlining.push(Inlining {
             off: start,
+            head: self.ops.len(),
             exits: Vec::new(),
             dst_is_scratch,
         });
@@ -749,8 +776,29 @@ impl Compiler<'_> {
                 self.next = r;
                 self.ret(b)
             }
-            // (In an inlined body, an ordinary call that counts as a tail
-            // call.)
+            // (In an inlined body, a loop if the callee is the procedure
+            // itself, else an ordinary call that counts as a tail call.)
+            Node::Call {
+                f,
+                args,
+                tail: true,
+                ..
+            } if self.loops_back(f, args) => {
+                let mark = self.next;
+                let start = self.args(args)?;
+                let (off, head) = self.inlining.last().map(|i| (i.off, i.head))?;
+                for i in 0..u32::try_from(args.len()).ok()? {
+                    self.ops.push(Op::Move {
+                        dst: off + i,
+                        a: Src::Reg(start + i),
+                    });
+                }
+                self.ops.push(Op::InlineLoop {
+                    to: u32::try_from(head).ok()?,
+                });
+                self.next = mark;
+                Some(())
+            }
             Node::Call {
                 f,
                 args,

@@ -132,6 +132,7 @@ impl Op {
             | Op::Capture { .. }
             | Op::SelfRef { .. }
             | Op::Jump { .. }
+            | Op::InlineLoop { .. }
             | Op::Fail => {}
         }
     }
@@ -146,6 +147,7 @@ impl Op {
                 | Op::ReturnAdd { .. }
                 | Op::TailCall { .. }
                 | Op::TailCallGlobal { .. }
+                | Op::InlineLoop { .. }
                 | Op::Fail
         )
     }

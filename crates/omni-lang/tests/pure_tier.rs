@@ -530,6 +530,32 @@ fn a_procedure_runs_its_own_body_in_place_of_its_calls_of_itself() {
 }
 
 #[test]
+fn a_tail_call_of_itself_in_an_inlined_body_loops_and_takes_its_steps() {
+    // `walk`'s tail calls of itself in its inlined bodies jump back to the
+    // body's start; each still takes a step of the budget, so the budget
+    // runs out at the same call in both tiers.
+    let src = "(define (walk n acc)
+                 (if (= n 0) acc (if (= (remainder n 3) 0) (+ 1 (walk (- n 1) acc)) (walk (- n 1) (+ acc 2)))))
+               (println (walk 40 0))";
+    let mut outcomes = Vec::new();
+    for fuel in 20..70 {
+        let limits = Limits {
+            fuel: Some(fuel),
+            ..Limits::default()
+        };
+        outcomes.push(same_outcome_in_both_tiers(
+            src,
+            limits,
+            &format!("budget {fuel}"),
+        ));
+    }
+    assert!(outcomes[0].contains("step budget exhausted"));
+    assert_eq!(outcomes[outcomes.len() - 1], "67\n");
+    let explained = omni_lang::explain_source(src).expect("explains");
+    assert!(explained.contains("its body inlined at"), "{explained}");
+}
+
+#[test]
 fn an_inlined_call_of_a_redefined_global_calls_what_the_global_now_holds() {
     let src = "(define (f n) (if (= n 0) 0 (+ 1 (f (- n 1)))))
          (define g f)

@@ -607,6 +607,16 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         }
                     }
                     Op::Jump { to } => pc = to as usize,
+                    Op::InlineLoop { to } => {
+                        if crate::interrupt::count() != self.interrupts_seen
+                            || (BUDGET && self.calls > self.budget)
+                        {
+                            return Err(Fallback::Limit);
+                        }
+                        self.calls += 1;
+                        self.tail_calls += 1;
+                        pc = to as usize;
+                    }
                     Op::Eq { dst, a, b } => regs[dst as usize] = Value::bool(src!(a).is(src!(b))),
                     Op::Global { dst, g } => {
                         let v = global(self.vm, g).ok_or(here)?;
