@@ -75,6 +75,24 @@ fn same_outcome_in_both_tiers(src: &str, limits: Limits, case: &str) -> String {
     results[0].clone()
 }
 
+/// Run `src` with each step budget of `fuels` in both tiers, checking
+/// that they agree, that the first budget runs out and that the last
+/// lets the program print `output`.
+fn budget_sweep(src: &str, fuels: std::ops::Range<u64>, output: &str) {
+    let outcomes: Vec<String> = fuels
+        .map(|fuel| {
+            let limits = Limits {
+                fuel: Some(fuel),
+                ..Limits::default()
+            };
+            same_outcome_in_both_tiers(src, limits, &format!("budget {fuel}"))
+        })
+        .collect();
+    // The range covers both outcomes.
+    assert!(outcomes[0].contains("step budget exhausted"));
+    assert_eq!(outcomes[outcomes.len() - 1], output);
+}
+
 fn run_err(src: &str, limits: Limits) -> (String, Diagnostic) {
     let (out, r) = run(src, limits);
     match r {
@@ -443,21 +461,7 @@ fn a_step_budget_runs_out_at_the_same_call_in_both_tiers() {
     let src = "(define (count i acc) (if (= i 0) acc (count (- i 1) (+ acc 1))))
                (define (fib n) (if (< n 2) n (+ (fib (- n 1)) (fib (- n 2)))))
                (println (count 50 0) (fib 8))";
-    let mut outcomes = Vec::new();
-    for fuel in 80..140 {
-        let limits = Limits {
-            fuel: Some(fuel),
-            ..Limits::default()
-        };
-        outcomes.push(same_outcome_in_both_tiers(
-            src,
-            limits,
-            &format!("budget {fuel}"),
-        ));
-    }
-    // The range covers both outcomes.
-    assert!(outcomes[0].contains("step budget exhausted"));
-    assert_eq!(outcomes[outcomes.len() - 1], "50 21\n");
+    budget_sweep(src, 80..140, "50 21\n");
 }
 
 #[test]
@@ -537,20 +541,7 @@ fn a_tail_call_of_itself_in_an_inlined_body_loops_and_takes_its_steps() {
     let src = "(define (walk n acc)
                  (if (= n 0) acc (if (= (remainder n 3) 0) (+ 1 (walk (- n 1) acc)) (walk (- n 1) (+ acc 2)))))
                (println (walk 40 0))";
-    let mut outcomes = Vec::new();
-    for fuel in 20..70 {
-        let limits = Limits {
-            fuel: Some(fuel),
-            ..Limits::default()
-        };
-        outcomes.push(same_outcome_in_both_tiers(
-            src,
-            limits,
-            &format!("budget {fuel}"),
-        ));
-    }
-    assert!(outcomes[0].contains("step budget exhausted"));
-    assert_eq!(outcomes[outcomes.len() - 1], "67\n");
+    budget_sweep(src, 20..70, "67\n");
     let explained = omni_lang::explain_source(src).expect("explains");
     assert!(explained.contains("its body inlined at"), "{explained}");
 }
