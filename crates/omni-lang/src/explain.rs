@@ -51,8 +51,7 @@ pub fn explain_proto(p: &Proto, out: &mut String, indent: usize) {
             if code.builds { "; builds in dst" } else { "" },
             match inlined {
                 0 => String::new(),
-                1 => "; its body inlined at 1 call of itself".into(),
-                n => format!("; its body inlined at {n} calls of itself"),
+                n => format!("; its body inlined at {} of itself", count(n, "call")),
             }
         );
     }

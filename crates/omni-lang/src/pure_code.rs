@@ -424,14 +424,15 @@ pub fn compile(
             own,
             inlining: Vec::new(),
             inline_levels,
+            calls_itself: false,
         };
         c.ret(body).map(|()| c)
     };
     // A body longer than an inlined body may be is not inlined anywhere:
-    // only a short one is generated again with its calls of itself
-    // inlined (which bounds the work of trying each of them).
+    // only a short one that calls itself is generated again with those
+    // calls inlined (which bounds the work of trying each of them).
     let mut c = generate(0)?;
-    if c.ops.len() <= INLINE_LIMIT {
+    if c.calls_itself && c.ops.len() <= INLINE_LIMIT {
         c = generate(INLINE_LEVELS)?;
     }
     crate::pure_peephole::optimize(&mut c.ops);
@@ -542,6 +543,9 @@ struct Compiler<'a> {
     /// The bodies being inlined, outermost first, and how many may be.
     inlining: Vec<Inlining>,
     inline_levels: usize,
+    /// Whether the body makes a non-tail call of the procedure itself
+    /// (which `inline` may inline).
+    calls_itself: bool,
 }
 
 impl Compiler<'_> {
@@ -605,18 +609,24 @@ impl Compiler<'_> {
         }
     }
 
-    /// Whether a tail call of `f` on `args` in an inlined body is one of
-    /// the procedure itself (of its arity), which loops back to the body's
-    /// start.
-    fn loops_back(&self, f: &Node, args: &[Node]) -> bool {
+    /// If a call of `f` on `args` is one of the procedure itself, of its
+    /// arity: its global, or `INLINE_SELF` for its own name.
+    fn own_callee(&self, f: &Node, args: &[Node]) -> Option<u32> {
         let own = self.own;
-        !self.inlining.is_empty()
-            && args.len() == own.nparams
-            && match f {
-                Node::Global(g, _) => Some(*g) == own.global,
-                Node::SelfRef => true,
-                _ => false,
-            }
+        if args.len() != own.nparams {
+            return None;
+        }
+        match f {
+            Node::Global(g, _) if Some(*g) == own.global => Some(*g),
+            Node::SelfRef => Some(INLINE_SELF),
+            _ => None,
+        }
+    }
+
+    /// Whether a tail call of `f` on `args` in an inlined body is one of
+    /// the procedure itself, which loops back to the body's start.
+    fn loops_back(&self, f: &Node, args: &[Node]) -> bool {
+        !self.inlining.is_empty() && self.own_callee(f, args).is_some()
     }
 
     /// A call of `f` on `args` (not in tail position) whose result goes
@@ -660,18 +670,16 @@ impl Compiler<'_> {
 
     fn inline_once(&mut self, f: &Node, args: &[Node], target: Target) -> Option<Option<u32>> {
         let own = self.own;
-        let g = match f {
-            Node::Global(g, _) if Some(*g) == own.global => *g,
-            Node::SelfRef => INLINE_SELF,
-            _ => return Some(None),
+        let Some(g) = self.own_callee(f, args) else {
+            return Some(None);
         };
-        if self.inlining.len() >= self.inline_levels || args.len() != own.nparams {
+        self.calls_itself = true;
+        if self.inlining.len() >= self.inline_levels {
             return Some(None);
         }
         let Some(in_dst) = self.callee_in_dst(target) else {
             return Some(None);
         };
-        let dst_is_scratch = !in_dst;
         let snapshot = (self.ops.len(), self.next, self.max, self.join);
         let start = self.args(args)?;
         let argc = u32::try_from(args.len()).ok()?;
@@ -681,7 +689,7 @@ impl Compiler<'_> {
             g,
             start,
             argc,
-            in_dst: !dst_is_scratch,
+            in_dst,
             level,
             to: 0,
         });
@@ -691,7 +699,7 @@ impl Compiler<'_> {
             off: start,
             head: self.ops.len(),
             exits: Vec::new(),
-            dst_is_scratch,
+            dst_is_scratch: !in_dst,
         });
         let body = self.ret(own.body);
         let inlining = self.inlining.pop();

@@ -383,7 +383,7 @@ fn fuse_pair_tests(ops: &mut Vec<Op>) {
             Op::Cdr { dst, a } => (dst, a, true),
             _ => continue,
         };
-        if dst != r || labels[k + 1] || dead[k] {
+        if dst != r || labels[k + 1] {
             continue;
         }
         ops[k] = Op::PairBranchUnlessNull { dst, a, cdr, to };

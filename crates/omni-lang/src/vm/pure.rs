@@ -328,7 +328,9 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
 
     /// A call that `running` (the closure and its code) makes of `f` on
     /// the `argc` arguments at `base`: in its destination `dest`
-    /// (`in_dst`), else in its scratch region (`scratch`).
+    /// (`in_dst`), else in its scratch region (`scratch`); `site` says how
+    /// much deeper the callee runs and whether the call counts as a tail
+    /// call.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn nested(
@@ -349,6 +351,7 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
             }
             false => Dest::None,
         };
+        self.tail_calls += u64::from(site.tail);
         self.depth += site.depth();
         let v = self.exec(p, f, base, dest)?;
         self.depth -= site.depth();
@@ -506,7 +509,6 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         let f = global(self.vm, g).ok_or(here)?;
                         let at = base + start as usize;
                         let d = (in_dst, dest);
-                        self.tail_calls += u64::from(site.tail);
                         let v =
                             self.nested(f, (argc, site), (closure, proto), at, d, &mut scratch)?;
                         regs = &mut self.stack[base..top];
@@ -638,7 +640,6 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         let f = regs[f as usize];
                         let at = base + start as usize;
                         let d = (in_dst, dest);
-                        self.tail_calls += u64::from(site.tail);
                         let v =
                             self.nested(f, (argc, site), (closure, proto), at, d, &mut scratch)?;
                         regs = &mut self.stack[base..top];
