@@ -6,11 +6,11 @@ use std::cmp::Ordering;
 use std::io::Write;
 
 use omni_mem::{
-    alloc_array, alloc_array_from, alloc_box, alloc_dict, alloc_float, alloc_pair, alloc_str,
-    array_get, array_items, array_len, array_push, array_set, box_get, box_set, car, cdr,
-    dict_count, dict_entries, dict_get, dict_has, dict_remove, dict_set, equal, eqv, float_value,
-    int_value, intern, is_str, kind, make_int, region_exit, set_car, set_cdr, str_is_ascii,
-    symbol_name, with_str, Kind, MemError, Region, Value,
+    alloc_array, alloc_array_from, alloc_box, alloc_dict, alloc_float, alloc_list, alloc_pair,
+    alloc_str, array_get, array_items, array_len, array_push, array_set, box_get, box_set, car,
+    cdr, dict_count, dict_entries, dict_get, dict_has, dict_remove, dict_set, equal, eqv,
+    float_value, int_value, intern, is_str, kind, make_int, region_exit, set_car, set_cdr,
+    str_is_ascii, symbol_name, with_str, Kind, MemError, Region, Value,
 };
 
 use crate::builtins::Prim;
@@ -462,11 +462,7 @@ impl Vm {
             }
             List => {
                 let r = region()?;
-                let mut l = Value::EMPTY;
-                for &x in a.iter().rev() {
-                    l = alloc_pair(r, x, l).map_err(me)?;
-                }
-                l
+                alloc_list(r, a).map_err(me)?
             }
             Length => Value::fixnum(self.list_walk(op, a[0], span, |_| ())? as i64)
                 .unwrap_or(Value::NOTHING),

@@ -309,10 +309,8 @@ impl Vm {
         let mut l = Value::EMPTY;
         if argc > proto.nparams {
             let r = self.dst_region(dst);
-            for i in (proto.nparams..argc).rev() {
-                let x = self.stack[base + i];
-                l = omni_mem::alloc_pair(r, x, l).map_err(|e| mem_err(e, span))?;
-            }
+            let rest = &self.stack[base + proto.nparams..base + argc];
+            l = omni_mem::alloc_list(r, rest).map_err(|e| mem_err(e, span))?;
         }
         self.stack.truncate(base + proto.nparams);
         self.stack.push(l);

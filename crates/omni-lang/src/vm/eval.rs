@@ -573,14 +573,10 @@ impl Vm {
         if let (Prim::List, Node::Prim { target, .. }) = (*op, n) {
             if !watched(Prim::List, *target) {
                 let r = self.target(*target, fr);
-                let mut l = Value::EMPTY;
-                for &x in av.as_slice().iter().rev() {
-                    match omni_mem::alloc_pair(r, x, l) {
-                        Ok(p) => l = p,
-                        Err(_) => return self.prim_general(n, av.as_slice(), fr),
-                    }
-                }
-                return Ok(l);
+                return match omni_mem::alloc_list(r, av.as_slice()) {
+                    Ok(l) => Ok(l),
+                    Err(_) => self.prim_general(n, av.as_slice(), fr),
+                };
             }
         }
         self.prim_general(n, av.as_slice(), fr)
@@ -602,14 +598,10 @@ impl Vm {
         }
         let vals = &vals[..args.len()];
         let r = self.target(target, fr);
-        let mut l = Value::EMPTY;
-        for &x in vals.iter().rev() {
-            match omni_mem::alloc_pair(r, x, l) {
-                Ok(p) => l = p,
-                Err(_) => return self.prim_general(n, vals, fr),
-            }
+        match omni_mem::alloc_list(r, vals) {
+            Ok(l) => Ok(l),
+            Err(_) => self.prim_general(n, vals, fr),
         }
-        Ok(l)
     }
 
     /// The general case of primitive node `n` on evaluated arguments:

@@ -696,11 +696,9 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         scratch: in_scratch,
                     } => {
                         let r = self.built_in(in_scratch, dest, &mut scratch)?;
-                        let mut l = Value::EMPTY;
-                        for i in (start..start + n).rev() {
-                            let x = self.stack[base + i as usize];
-                            l = omni_mem::alloc_pair(r, x, l).map_err(|_| here)?;
-                        }
+                        let items = base + start as usize..base + (start + n) as usize;
+                        let items = self.stack.get(items).ok_or(here)?;
+                        let l = omni_mem::alloc_list(r, items).map_err(|_| here)?;
                         regs = &mut self.stack[base..top];
                         regs[dst as usize] = l;
                     }
