@@ -70,10 +70,14 @@ pub fn eqv(a: Value, b: Value) -> bool {
 
 /// `equal?`: structural equality over pairs, strings, arrays, dicts, boxes.
 pub fn equal(a: Value, b: Value) -> bool {
-    let mut stack = vec![(a, b)];
+    // The pair being compared comes first, then the work stack (which
+    // allocates only when a compound value pushes its parts: comparing
+    // two numbers or symbols, a dict's usual keys, allocates nothing).
+    let mut first = Some((a, b));
+    let mut stack = Vec::new();
     let mut steps = 0usize;
     let mut classes: Option<Classes> = None;
-    while let Some((a, b)) = stack.pop() {
+    while let Some((a, b)) = first.take().or_else(|| stack.pop()) {
         if eqv(a, b) {
             continue;
         }
@@ -162,9 +166,11 @@ const HASH_NODES: usize = 16;
 /// on addresses, so it survives transmigration.
 pub fn hash_value(v: Value) -> u64 {
     let mut h = SEED;
-    let mut stack = vec![v];
+    // As in `equal`: no allocation for a value without parts.
+    let mut first = Some(v);
+    let mut stack = Vec::new();
     let mut budget = HASH_NODES;
-    while let Some(v) = stack.pop() {
+    while let Some(v) = first.take().or_else(|| stack.pop()) {
         if budget == 0 {
             break;
         }

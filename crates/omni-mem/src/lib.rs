@@ -58,12 +58,15 @@ not_loom! {
         alloc_array, alloc_array_from, alloc_box, alloc_closure, alloc_dict, alloc_float, alloc_list,
         alloc_pair, alloc_str, array_borrow, array_get, array_items, array_len, array_push, array_set, box_borrow, box_get,
         box_set, car, cdr, closure_capture, closure_code, closure_len, closure_set_capture, dict_count,
-        dict_borrow, dict_entries, dict_get, dict_has, dict_remove, dict_set, float_value, int_value, is_dict, is_number, is_pair,
+        dict_borrow, dict_entries, dict_stored_key, dict_get, dict_has, dict_remove, dict_set, float_value, int_value, is_dict, is_number, is_pair,
         is_str, kind, make_int, resolve, set_car, set_cdr, str_is_ascii, with_str, HeapTag, Kind,
     };
     pub use parcel::{parcels_in_flight, Handoff, Parcel};
     pub use reach::reachable_bytes;
-    pub use slots::{store_region, COMPACT_MIN_BYTES, SLOT_REGION_AFTER};
+    pub use slots::{
+        compact_if_due, hold_compaction, release_compaction, store_region, COMPACT_MIN_BYTES,
+        SLOT_REGION_AFTER,
+    };
     pub use region::{
         heap_limit, heap_stats, live_regions, merge, merge_permitted, merge_threshold, region_create,
         region_create_at, region_create_message, region_create_process, region_exit, region_of,

@@ -798,6 +798,18 @@ pub fn dict_borrow(v: Value, key: Value) -> Option<Value> {
     }
 }
 
+/// The key of dict `v`'s entry for `key` as the dict holds it (an equal
+/// key stored earlier, admitted into the dict's region), without pinning,
+/// under [`box_borrow`]'s contract.
+pub fn dict_stored_key(v: Value, key: Value) -> Option<Value> {
+    let p = obj(v, HeapTag::Dict)?;
+    // SAFETY: tag checked.
+    unsafe {
+        let e = dict_find(p, key, hash_value(key))?;
+        Some(data_ptr(p, D_ENTRIES).add(e * ENTRY_WORDS).read())
+    }
+}
+
 /// `dict-has?`: whether `key` is in dict `v` (`None`: not a dict). Hands
 /// no value out, so it pins nothing.
 pub fn dict_has(v: Value, key: Value) -> Option<bool> {

@@ -1863,6 +1863,17 @@ pub(crate) unsafe fn lifetime_owner(mut b: *mut RegionBlock) -> *mut RegionBlock
     }
 }
 
+/// Whether `b` is one of `o`'s own slot regions: the common case of
+/// `slot_region_dies_with`, one compare.
+///
+/// # Safety
+/// `b` is a live control block.
+#[inline(always)]
+pub(crate) unsafe fn is_slot_region_of(b: *mut RegionBlock, o: *mut RegionBlock) -> bool {
+    // SAFETY: per the contract.
+    unsafe { (*b).parent == o }
+}
+
 /// Whether `b` is a slot region that dies with `o`: the same region bounds
 /// both lives (`o` itself, or `o`'s owner when `o` is a slot region too).
 ///

@@ -53,7 +53,7 @@ use crate::barrier::{repair, repair_start};
 use crate::error::MemResult;
 use crate::obj::{for_each_container_slot, slot_region_field};
 use crate::region::{
-    block_of_ptr, bytes_allocated, slot_region_dies_with, slot_region_drop, slot_region_new,
+    block_of_ptr, bytes_allocated, is_slot_region_of, slot_region_dies_with, slot_region_drop, slot_region_new,
     with_stats,
     Region, RegionBlock, SEGMENT_SIZE,
 };
@@ -154,7 +154,9 @@ pub(crate) unsafe fn admit_slot(p: *mut u8, v: Value) -> MemResult<Value> {
     unsafe {
         let o = block_of_ptr(p);
         let rv = block_of_ptr(v.heap_ptr());
-        if rv == o || (*rv).rank < (*o).admit_rank {
+        // (A value built in the container's slot region, `store_region`,
+        // is stored as it is: the slow path's answer for it, in line.)
+        if rv == o || (*rv).rank < (*o).admit_rank || is_slot_region_of(rv, o) {
             return Ok(v);
         }
         admit_slot_slow(p, o, rv, v)
@@ -296,13 +298,72 @@ pub(crate) unsafe fn after_slot_store(p: *mut u8, replaced: Value) -> MemResult<
             return Ok(());
         };
         (*c).slot_stores += 1;
-        if (*c).pinned
-            || bytes_allocated(c) < (*c).compact_at
-            || (*c).slot_overwrites * 2 < (*c).slot_stores
-        {
+        if !compaction_due(c) || compaction_held() {
             return Ok(());
         }
         compact(p, field, c)
+    }
+}
+
+/// Whether slot region `c` is due for compaction (see the module comment).
+///
+/// # Safety
+/// `c` is a live slot region.
+#[inline]
+unsafe fn compaction_due(c: *mut RegionBlock) -> bool {
+    // SAFETY: per the contract.
+    unsafe {
+        !(*c).pinned
+            && bytes_allocated(c) >= (*c).compact_at
+            && (*c).slot_overwrites * 2 >= (*c).slot_stores
+    }
+}
+
+thread_local! {
+    /// How many holds on compaction this thread has taken (`hold_compaction`).
+    static HELD: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+fn compaction_held() -> bool {
+    HELD.get() != 0
+}
+
+/// Hold this thread's slot-region compactions: until the matching
+/// [`release_compaction`], a store that makes a compaction due does not
+/// run it, so a value a store replaced stays where it was. The language's
+/// pure tier holds compaction while it keeps the values its stores
+/// replaced, to put them back if its run is abandoned (the slot-region
+/// invariant allows no other pointer into an unpinned slot region while
+/// it may be compacted); then it calls [`compact_if_due`] for the
+/// containers it stored into.
+pub fn hold_compaction() {
+    HELD.set(HELD.get() + 1);
+}
+
+/// Release a hold taken by [`hold_compaction`].
+pub fn release_compaction() {
+    HELD.set(HELD.get().saturating_sub(1));
+}
+
+/// Compact `container`'s slot region if it is due and no hold is on: what
+/// its last store would have done without a hold. Anything but an array,
+/// dict or box with a slot region is left alone.
+pub fn compact_if_due(container: Value) -> MemResult<()> {
+    let container = crate::obj::resolve(container);
+    if !container.is_heap() || compaction_held() {
+        return Ok(());
+    }
+    let p = container.heap_ptr();
+    // SAFETY: a heap value the mutator holds is a live object of this
+    // thread; between two stores no admitted value waits to be written.
+    unsafe {
+        let Some(field) = slot_region_field(p) else {
+            return Ok(());
+        };
+        match slot_word(field) {
+            SlotWord::Region(c) if compaction_due(c) => compact(p, field, c),
+            _ => Ok(()),
+        }
     }
 }
 

@@ -82,6 +82,49 @@ fn overwritten_values_are_given_back_by_compaction() {
     });
 }
 
+/// While compaction is held (the language's pure tier holds it while it
+/// may put replaced values back), a value a store replaces stays readable
+/// where it was, however far past its threshold the slot region grows;
+/// `compact_if_due` after the release does what the held stores did not.
+#[test]
+fn a_held_compaction_waits_for_compact_if_due() {
+    leak_checked(|| {
+        let before = heap_stats();
+        let old = region_create();
+        let arr = alloc_array(old, 4, Value::NOTHING).unwrap();
+        warm_up_array(arr);
+        hold_compaction();
+        // The values each store replaced, read without a pin, as the tier
+        // logs them.
+        let mut replaced = Vec::new();
+        for r in 0..ROUNDS {
+            let i = (r % 4) as usize;
+            replaced.push((array_borrow(arr, i).unwrap(), r - 4));
+            store_fresh(arr, i, r);
+        }
+        assert_eq!(heap_stats().slot_compactions, before.slot_compactions);
+        for &(v, base) in &replaced[4..] {
+            expect_list(v, base, 10);
+        }
+        // Nothing compacts while held, even when asked.
+        compact_if_due(arr).unwrap();
+        assert_eq!(heap_stats().slot_compactions, before.slot_compactions);
+        release_compaction();
+        compact_if_due(arr).unwrap();
+        let after = heap_stats();
+        assert_eq!(after.slot_compactions, before.slot_compactions + 1);
+        assert!(after.slot_bytes_reclaimed > before.slot_bytes_reclaimed);
+        for i in 0..4 {
+            let last = (ROUNDS - 1) - ((ROUNDS - 1 - i) % 4);
+            expect_list(array_get(arr, i as usize).unwrap(), last, 10);
+        }
+        // Not due again: nothing more to do.
+        compact_if_due(arr).unwrap();
+        assert_eq!(heap_stats().slot_compactions, after.slot_compactions);
+        region_exit(old);
+    });
+}
+
 /// A slot region costs a segment: a container is given one only at its
 /// `SLOT_REGION_AFTER`-th overwrite of a heap value. Until then its stores
 /// are repaired into its own region, and a container stored into once
