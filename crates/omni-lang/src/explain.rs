@@ -40,7 +40,7 @@ pub fn explain_proto(p: &Proto, out: &mut String, indent: usize) {
             .count();
         let _ = writeln!(
             out,
-            "{pad}  pure tier: tried first ({}, {}; no activation, {}{}{})",
+            "{pad}  pure tier: tried first ({}, {}; no activation, {}{}{}{})",
             count(code.ops.len(), "instruction"),
             count(code.nregs as usize, "register"),
             match code.scratch {
@@ -49,6 +49,11 @@ pub fn explain_proto(p: &Proto, out: &mut String, indent: usize) {
                 Scratch::Builds => "scratch region made at first use",
             },
             if code.builds { "; builds in dst" } else { "" },
+            if code.stores {
+                "; stores logged, put back if the run falls back"
+            } else {
+                ""
+            },
             match inlined {
                 0 => String::new(),
                 n => format!("; its body inlined at {} of itself", count(n, "call")),

@@ -1,20 +1,23 @@
 //! The pure tier's code (run by `vm/pure.rs`): a procedure body that only
-//! reads, calls and builds, translated from the IR into a flat register
-//! code.
+//! reads, calls, builds and stores into arrays and dicts, translated from
+//! the IR into a flat register code.
 //!
 //! A body qualifies when every node reads (locals, captures, globals,
 //! constants), tests, computes on fixnums through a primitive's fast path
 //! (`pure_prim`) or takes a `length`, branches, binds a local, calls, or
 //! builds a pair, a list or a closure where CTRR sends it: in the
-//! activation's destination or its scratch region. Nothing in such a body
-//! stores, and nothing needs a repair inside. A call whose callee builds
+//! activation's destination or its scratch region, or (a value about to be
+//! stored) the container's slot region; or stores into an array or a dict
+//! (`array-set!`, `dict-set!`, through the store helper, logged so that a
+//! fallback can put them back: vm/pure.rs) and reads them (`array-ref`,
+//! `dict-ref`). A call whose callee builds
 //! in the caller's destination (CTRR's `callee dst = dst`, and every tail
 //! call) passes the region on; a call whose callee's destination is the
 //! caller's scratch gives it that region (made when the callee builds).
 //! `(error ...)` is an instruction that falls back (the general path
-//! raises the error). Anything else (a store, a boxed variable, another
-//! allocating primitive, a region other than these) leaves the procedure
-//! to the general path alone.
+//! raises the error). Anything else (another store, a boxed variable,
+//! another allocating primitive, a region other than these) leaves the
+//! procedure to the general path alone.
 //!
 //! Registers are the procedure's local slots, then temporaries above
 //! them. A call's arguments go to consecutive registers at the top, where
@@ -24,6 +27,7 @@ use omni_mem::Value;
 
 use crate::builtins::Prim;
 use crate::ir::{CapSrc, FixArg, FixOp, Node, Operand, Target};
+use crate::reader::Span;
 
 /// A register of the running frame, or a constant.
 #[derive(Clone, Copy, Debug)]
@@ -225,6 +229,54 @@ pub enum Op {
         n: u32,
         scratch: bool,
     },
+    /// `Cons` in the slot region of the container in register `c`
+    /// (`omni_mem::store_region`: CTRR's `SlotsOf`), for the store next.
+    ConsIn {
+        dst: u32,
+        a: Src,
+        b: Src,
+        c: u32,
+    },
+    /// `List` likewise.
+    ListIn {
+        dst: u32,
+        start: u32,
+        n: u32,
+        c: u32,
+    },
+    /// `array-set!` of the array in register `c` at the fixnum in register
+    /// `i` to `x`, through the store helper; what it replaces is logged, to
+    /// be put back if the run falls back (vm/pure.rs). Not an array, or an
+    /// index out of range, falls back before the store.
+    ArraySet {
+        c: u32,
+        i: u32,
+        x: Src,
+    },
+    /// `dict-set!` of the dict in register `c`, key in register `k`, to
+    /// `x`, logged likewise.
+    DictSet {
+        c: u32,
+        k: u32,
+        x: Src,
+    },
+    /// `array-ref` (`pin`: a read that pins the slot region, as the general
+    /// path's `array_get`; else a borrow, CTRR's `Node::Borrow`).
+    ArrayRef {
+        dst: u32,
+        c: u32,
+        i: u32,
+        pin: bool,
+    },
+    /// `dict-ref`, with the value of `default` for a missing key if given
+    /// (else a missing key falls back: the general path raises the error).
+    DictRef {
+        dst: u32,
+        c: u32,
+        k: u32,
+        default: Option<Src>,
+        pin: bool,
+    },
     /// `length` of a proper list (anything else falls back).
     Length {
         dst: u32,
@@ -282,15 +334,20 @@ pub enum Op {
         to: u32,
     },
     /// The same, in tail position: the arguments replace the frame.
+    /// (`span`: the call's position, where the general path's backtrace
+    /// puts the procedure it calls, should it run there from this call:
+    /// `vm/pure.rs`, a run's restart.)
     TailCall {
         f: u32,
         start: u32,
         argc: u32,
+        span: Span,
     },
     TailCallGlobal {
         g: u32,
         start: u32,
         argc: u32,
+        span: Span,
     },
     Return {
         a: Src,
@@ -321,6 +378,10 @@ impl Op {
             | Op::ConsScratch { dst, .. }
             | Op::Closure { dst, .. }
             | Op::Length { dst, .. }
+            | Op::ConsIn { dst, .. }
+            | Op::ListIn { dst, .. }
+            | Op::ArrayRef { dst, .. }
+            | Op::DictRef { dst, .. }
             | Op::List { dst, .. } => Some(dst),
             _ => None,
         }
@@ -392,6 +453,8 @@ pub struct PureCode {
     /// Whether the code itself builds in its destination (`Cons`,
     /// `List`, a `Closure` there).
     pub builds: bool,
+    /// Whether the code stores (`ArraySet`, `DictSet`).
+    pub stores: bool,
     /// Whether the code has a scratch region of its own: it builds there
     /// (`ConsScratch`, a `List` or `Closure` there), or (`Callees`) calls procedures
     /// whose destination it is, which may build there.
@@ -465,11 +528,13 @@ pub fn compile(
     } else {
         Scratch::None
     };
+    let stores = has(|op| matches!(op, Op::ArraySet { .. } | Op::DictSet { .. }));
     Some(PureCode {
         ops: c.ops,
         scratch,
         nregs: c.max,
         builds,
+        stores,
     })
 }
 
@@ -635,7 +700,7 @@ impl Compiler<'_> {
     fn call_here(&mut self, f: &Node, args: &[Node], target: Target) -> Option<u32> {
         match self.inline(f, args, target)? {
             Some(start) => Some(start),
-            None => self.call(f, args, target, false),
+            None => self.call(f, args, (target, Span::default()), false),
         }
     }
 
@@ -811,11 +876,12 @@ impl Compiler<'_> {
                 f,
                 args,
                 tail: true,
+                span,
                 ..
             } => {
                 let mark = self.next;
                 let inlined = !self.inlining.is_empty();
-                let start = self.call(f, args, Target::Dst, !inlined)?;
+                let start = self.call(f, args, (Target::Dst, *span), !inlined)?;
                 if inlined {
                     if let Some(Op::Call { site, .. } | Op::CallGlobal { site, .. }) =
                         self.ops.last_mut()
@@ -1002,6 +1068,68 @@ impl Compiler<'_> {
                 self.emit(|dst| Op::Eq { dst, a, b })
             }
             Node::Prim { op, args, .. } if pure_prim(*op, args.len()) => self.prim(*op, args)?,
+            // A fresh value built in the slot region of the container it is
+            // about to be stored into.
+            Node::Prim {
+                op: op @ (Prim::Cons | Prim::List),
+                args,
+                target: Target::SlotsOf(k),
+                ..
+            } => {
+                let c = self.slot(*k);
+                match (op, &args[..]) {
+                    (Prim::Cons, [a, b]) => {
+                        let a = self.value(a)?;
+                        let b = self.value(b)?;
+                        self.emit(|dst| Op::ConsIn { dst, a, b, c })
+                    }
+                    (Prim::List, _) => {
+                        let start = self.args(args)?;
+                        let n = u32::try_from(args.len()).ok()?;
+                        self.ops.push(Op::ListIn {
+                            dst: start,
+                            start,
+                            n,
+                            c,
+                        });
+                        self.next = start + 1;
+                        Src::Reg(start)
+                    }
+                    _ => return None,
+                }
+            }
+            Node::Prim {
+                op: op @ (Prim::ArraySet | Prim::DictSet),
+                args,
+                ..
+            } => match &args[..] {
+                [c, k, x] => {
+                    let c = self.value(c)?;
+                    let c = self.in_reg(c);
+                    let k = self.value(k)?;
+                    let k = self.in_reg(k);
+                    let x = self.value(x)?;
+                    self.ops.push(match op {
+                        Prim::ArraySet => Op::ArraySet { c, i: k, x },
+                        _ => Op::DictSet { c, k, x },
+                    });
+                    Src::Val(Value::NOTHING)
+                }
+                _ => return None,
+            },
+            Node::Prim {
+                op: op @ (Prim::ArrayRef | Prim::DictRef),
+                args,
+                ..
+            } => self.read(*op, args, true)?,
+            Node::Borrow(x) => match &**x {
+                Node::Prim {
+                    op: op @ (Prim::ArrayRef | Prim::DictRef),
+                    args,
+                    ..
+                } => self.read(*op, args, false)?,
+                _ => return None,
+            },
             Node::Prim {
                 op: Prim::Cons,
                 args,
@@ -1169,6 +1297,35 @@ impl Compiler<'_> {
         }
     }
 
+    /// `array-ref` or `dict-ref` (`op`) of `args`, pinning (`pin`) as the
+    /// general path's read does, or borrowing.
+    fn read(&mut self, op: Prim, args: &[Node], pin: bool) -> Option<Src> {
+        let (c, k, default) = match (op, args) {
+            (Prim::ArrayRef, [c, i]) => (c, i, None),
+            (Prim::DictRef, [c, k]) => (c, k, None),
+            (Prim::DictRef, [c, k, d]) => (c, k, Some(d)),
+            _ => return None,
+        };
+        let c = self.value(c)?;
+        let c = self.in_reg(c);
+        let k = self.value(k)?;
+        let k = self.in_reg(k);
+        let default = match default {
+            Some(d) => Some(self.value(d)?),
+            None => None,
+        };
+        Some(match op {
+            Prim::ArrayRef => self.emit(|dst| Op::ArrayRef { dst, c, i: k, pin }),
+            _ => self.emit(|dst| Op::DictRef {
+                dst,
+                c,
+                k,
+                default,
+                pin,
+            }),
+        })
+    }
+
     /// Push the instruction `make(dst)` for a new temporary `dst`.
     fn emit(&mut self, make: impl FnOnce(u32) -> Op) -> Src {
         let t = self.temp();
@@ -1218,7 +1375,13 @@ impl Compiler<'_> {
     /// A call of `f` on `args` whose result goes to `target`, in tail
     /// position or not; returns the register of the first argument (where
     /// a result is left).
-    fn call(&mut self, f: &Node, args: &[Node], target: Target, tail: bool) -> Option<u32> {
+    fn call(
+        &mut self,
+        f: &Node,
+        args: &[Node],
+        (target, span): (Target, Span),
+        tail: bool,
+    ) -> Option<u32> {
         // The callee's destination: this code's (a tail call's always is),
         // or what would be a scratch region.
         let in_dst = match tail {
@@ -1247,8 +1410,18 @@ impl Compiler<'_> {
                 in_dst,
                 site,
             },
-            (Callee::Global(g), true) => Op::TailCallGlobal { g, start, argc },
-            (Callee::Reg(f), true) => Op::TailCall { f, start, argc },
+            (Callee::Global(g), true) => Op::TailCallGlobal {
+                g,
+                start,
+                argc,
+                span,
+            },
+            (Callee::Reg(f), true) => Op::TailCall {
+                f,
+                start,
+                argc,
+                span,
+            },
         });
         Some(start)
     }

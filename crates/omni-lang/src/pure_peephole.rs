@@ -115,10 +115,37 @@ impl Op {
             Op::List { start, n, .. } | Op::Closure { start, n, .. } => {
                 (start..start + n).for_each(|r| src(Src::Reg(r)))
             }
+            Op::ListIn { start, n, c, .. } => {
+                (start..start + n).for_each(|r| src(Src::Reg(r)));
+                src(Src::Reg(c));
+            }
+            Op::ConsIn { a, b, c, .. } => {
+                src(a);
+                src(b);
+                src(Src::Reg(c));
+            }
+            Op::ArraySet { c, i: k, x } | Op::DictSet { c, k, x } => {
+                src(Src::Reg(c));
+                src(Src::Reg(k));
+                src(x);
+            }
+            Op::ArrayRef { c, i: k, .. } => {
+                src(Src::Reg(c));
+                src(Src::Reg(k));
+            }
+            Op::DictRef { c, k, default, .. } => {
+                src(Src::Reg(c));
+                src(Src::Reg(k));
+                if let Some(d) = default {
+                    src(d);
+                }
+            }
             Op::Call {
                 f: g, start, argc, ..
             }
-            | Op::TailCall { f: g, start, argc } => {
+            | Op::TailCall {
+                f: g, start, argc, ..
+            } => {
                 src(Src::Reg(g));
                 (start..start + argc).for_each(|r| src(Src::Reg(r)));
             }
@@ -422,6 +449,7 @@ fn remove(ops: &mut Vec<Op>, dead: &[bool]) {
 mod tests {
     use super::*;
     use crate::pure_code::Site;
+    use crate::reader::Span;
     use omni_mem::Value;
 
     fn k(n: i64) -> Src {
@@ -499,12 +527,13 @@ mod tests {
                 g: 7,
                 start: 4,
                 argc: 3,
+                span: Span::default(),
             },
         ];
         let ops = optimized(ops);
         let want = "[BranchUnlessNull { a: 2, to: 2 }, Return { a: Val(1) }, \
                     AddK { dst: 1, a: 1, k: 1 }, Cdr { dst: 2, a: 2 }, \
-                    TailCallGlobal { g: 7, start: 0, argc: 3 }]";
+                    TailCallGlobal { g: 7, start: 0, argc: 3, span: Span { line: 0, col: 0, offset: 0 } }]";
         assert_eq!(ops, want);
     }
 
@@ -524,12 +553,13 @@ mod tests {
                 g: 7,
                 start: 2,
                 argc: 2,
+                span: Span::default(),
             },
         ];
         let ops = optimized(ops);
         // (The two copies become one instruction.)
         let want = "[Move2 { dst: 2, a: 1, dst2: 3, a2: 0 }, \
-                    TailCallGlobal { g: 7, start: 2, argc: 2 }]";
+                    TailCallGlobal { g: 7, start: 2, argc: 2, span: Span { line: 0, col: 0, offset: 0 } }]";
         assert_eq!(ops, want);
     }
 
@@ -547,6 +577,7 @@ mod tests {
                 g: 7,
                 start: 1,
                 argc: 1,
+                span: Span::default(),
             },
         ];
         assert_unchanged(call);
@@ -563,6 +594,7 @@ mod tests {
                 g: 7,
                 start: 1,
                 argc: 1,
+                span: Span::default(),
             },
         ];
         assert_unchanged(branchy);
@@ -580,6 +612,7 @@ mod tests {
                 f: 0,
                 start: 2,
                 argc: 1,
+                span: Span::default(),
             },
         ]);
     }

@@ -624,3 +624,195 @@ fn a_builder_inlined_where_its_result_dies_builds_in_the_callers_scratch_region(
     );
     assert_eq!(s.scratch_regions, 3);
 }
+
+/// The stats of `src` in both tiers (pure tier first), with the heap's,
+/// after checking that the two print `want`.
+fn both_tiers(src: &str, want: &str) -> [(VmStats, omni_mem::HeapStats); 2] {
+    [true, false].map(|pure_tier| {
+        let (out, r, heap) = run_heap(
+            src,
+            Limits {
+                pure_tier,
+                ..Limits::default()
+            },
+        );
+        assert_eq!(out, want, "pure tier {pure_tier}");
+        match r {
+            Ok(stats) => (stats, heap),
+            Err(d) => panic!("program failed: {d:?}\n{src}"),
+        }
+    })
+}
+
+/// The side-by-side mutation benchmark's shape: fresh lists stored into
+/// an old array and dict, many rounds. It runs in the tier, counts the
+/// same calls, and its slot regions are compacted as on the general path
+/// (the tier holds compaction during a run and compacts after it).
+const STORE_ROUNDS: &str = "
+    (define store (make-array 100 '()))
+    (define index (dict))
+    (define (round! r)
+      (let loop ((i 0))
+        (when (< i 100)
+          (array-set! store i (list r i (* r i)))
+          (when (= (remainder i 10) 0) (dict-set! index i (cons r i)))
+          (loop (+ i 1)))))
+    (define (run r) (when (< r 300) (round! r) (run (+ r 1))))
+    (run 0)
+    (println (array-ref store 99) (dict-ref index 90) (dict-count index))";
+
+#[test]
+fn a_procedure_that_stores_runs_in_the_pure_tier() {
+    let [(pure, pure_heap), (general, general_heap)] =
+        both_tiers(STORE_ROUNDS, "(299 99 29601) (299 . 90) 10\n");
+    assert_eq!((pure.pure_runs, pure.pure_fallbacks), (1, 0));
+    assert_eq!(
+        (pure.calls, pure.tail_calls),
+        (general.calls, general.tail_calls)
+    );
+    // Overwritten lists are given back in both.
+    assert!(
+        pure_heap.slot_compactions > 0,
+        "{} and {} compactions",
+        pure_heap.slot_compactions,
+        general_heap.slot_compactions
+    );
+    assert!(
+        pure_heap.peak_live_bytes <= 2 * general_heap.peak_live_bytes,
+        "{} peak bytes against {}",
+        pure_heap.peak_live_bytes,
+        general_heap.peak_live_bytes
+    );
+}
+
+/// A run that stores and then meets what does not apply (here a call of a
+/// procedure that prints) puts back everything its stores replaced before
+/// the general path runs the call again: a counter is not counted twice,
+/// a new dict key is removed and a replaced value restored in its place
+/// (the order of the keys shows it).
+#[test]
+fn a_run_that_falls_back_puts_back_what_its_stores_replaced() {
+    let src = "
+        (define a (make-array 1 0))
+        (define d (dict 4 'old 9 'nine))
+        (define (shout) (println \"at\" (array-ref a 0)))
+        (define (bump! n)
+          (if (= n 0) 'done
+              (begin (array-set! a 0 (+ 1 (array-ref a 0)))
+                     (dict-set! d n (array-ref a 0))
+                     (when (= n 3) (shout))
+                     (bump! (- n 1)))))
+        (bump! 5)
+        (println (array-ref a 0) (dict-keys d) (dict-ref d 4) (dict-ref d 1))";
+    let want = "at 3\n5 (4 9 5 3 2 1) 2 5\n";
+    assert_general_output(src, want);
+    let [(pure, _), _] = both_tiers(src, want);
+    assert!(pure.pure_fallbacks >= 1);
+}
+
+/// The same after an error that a handler catches: the general path's
+/// rerun raises it with the containers as they were before the run.
+#[test]
+fn an_error_after_stores_is_raised_on_the_containers_as_they_were() {
+    let src = "
+        (define a (make-array 2 0))
+        (define (fill! i)
+          (if (= i 2) (car i)
+              (begin (array-set! a i (+ (array-ref a i) 10)) (fill! (+ i 1)))))
+        (println (guard-error (lambda () (fill! 0)) (lambda (e) 'caught))
+                 (array-ref a 0) (array-ref a 1))";
+    let out = same_outcome_in_both_tiers(src, Limits::default(), "error after stores");
+    assert_eq!(out, "caught 10 10\n");
+}
+
+/// A run logs at most `MAX_UNDO` (4096) stores between two commits (a
+/// commit is made at a tail call of the run's first procedure): past that
+/// it falls back, puts them all back, and the general path makes them
+/// once (and runs the procedure the run began with from then on; `fill!`'s
+/// own runs commit as they loop).
+#[test]
+fn a_run_with_too_many_stores_falls_back_and_makes_each_once() {
+    let src = "
+        (define a (make-array 10 0))
+        (define (fill! i)
+          (when (< i 10000)
+            (array-set! a (remainder i 10) (+ 1 (array-ref a (remainder i 10))))
+            (fill! (+ i 1))))
+        (define (go) (fill! 0) 'filled)
+        (println (go) (go))
+        (println (array->list a))";
+    let want = "filled filled\n(2000 2000 2000 2000 2000 2000 2000 2000 2000 2000)\n";
+    let [(pure, _), (general, _)] = both_tiers(src, want);
+    assert_eq!(pure.pure_fallbacks, 1);
+    assert_eq!(
+        (pure.calls, pure.tail_calls),
+        (general.calls, general.tail_calls)
+    );
+}
+
+/// A run that loops storing commits what it stored every `COMMIT_AT` (64)
+/// stores, at its loop's tail call; when it later falls back, only the
+/// stores since are put back, and the general path goes on from that tail
+/// call: each store made once, the same calls counted, and an error's
+/// backtrace the general path's.
+#[test]
+fn a_run_that_committed_goes_on_from_its_last_commit() {
+    let src = "
+        (define a (make-array 1 0))
+        (define d (dict))
+        (define (shout) (println \"at\" (array-ref a 0)))
+        (define (bump! n)
+          (if (= n 0) 'done
+              (begin (array-set! a 0 (+ 1 (array-ref a 0)))
+                     (dict-set! d (remainder n 7) (array-ref a 0))
+                     (when (= n 3) (shout))
+                     (bump! (- n 1)))))
+        (bump! 200)
+        (println (array-ref a 0) (dict-keys d) (dict-ref d 1))";
+    let want = "at 198\n200 (4 3 2 1 0 6 5) 200\n";
+    assert_general_output(src, want);
+    let [(pure, _), (general, _)] = both_tiers(src, want);
+    assert_eq!(pure.pure_fallbacks, 1);
+    assert_eq!(
+        (pure.calls, pure.tail_calls),
+        (general.calls, general.tail_calls)
+    );
+    // An error after a restart, in each of the activations after the last
+    // commits (among them the one the general path begins with, whose
+    // backtrace line is the tail call's): the same message and backtrace.
+    for k in 1..=40 {
+        let failing = src.replace(
+            "(when (= n 3) (shout))",
+            &format!("(when (= n {k}) (car n))"),
+        );
+        let diags: Vec<String> = [true, false]
+            .map(|pure_tier| {
+                let (out, d) = run_err(
+                    &failing,
+                    Limits {
+                        pure_tier,
+                        ..Limits::default()
+                    },
+                );
+                format!("{out}{d:?}")
+            })
+            .into();
+        assert_eq!(diags[0], diags[1], "error at {k}");
+    }
+}
+
+/// A stored value younger than the container is repaired by the store
+/// helper (copied where the container lives), in the tier as on the
+/// general path, also when the run then falls back.
+#[test]
+fn a_store_the_barrier_repairs_is_the_general_paths() {
+    let src = "
+        (define a (make-array 2 '()))
+        (define (pair-of n) (list n (+ n 1)))
+        (define (put! i n) (array-set! a i (pair-of n)))
+        (define (go n) (put! 0 n) (put! 1 (+ n 10)) (if (= n 3) (car n) (array-ref a 0)))
+        (println (go 1) (array-ref a 1))
+        (println (guard-error (lambda () (go 3)) (lambda (e) 'caught)) a)";
+    let out = same_outcome_in_both_tiers(src, Limits::default(), "repaired stores");
+    assert_eq!(out, "(1 2) (11 12)\ncaught [(3 4) (13 14)]\n");
+}

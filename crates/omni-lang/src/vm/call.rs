@@ -3,6 +3,7 @@
 //! path, a closure of exact arity, stays in `call_loop`; everything else
 //! is out of line.
 
+use super::pure::PureEnd;
 use super::*;
 
 impl Vm {
@@ -79,8 +80,19 @@ impl Vm {
             // A procedure that only reads, calls and builds needs no
             // activation (vm/pure.rs).
             if proto.pure.get() {
-                if let Some(v) = self.run_pure(&proto, f, base, dst) {
-                    return self.return_boundary(dst, v, span);
+                match self.run_pure(&proto, f, base, dst) {
+                    PureEnd::Value(v) => return self.return_boundary(dst, v, span),
+                    PureEnd::Restart(at, args) => {
+                        if let Err(mut e) =
+                            self.restart_boundary(dst, base, args, at.span, iter_cur)
+                        {
+                            e.trace.push((proto.name.clone(), span));
+                            return Err(e);
+                        }
+                        (f, argc, span) = (at.f, self.stack.len() - base, at.span);
+                        continue;
+                    }
+                    PureEnd::Fallback => {}
                 }
             }
             if self.stack.len() < base + proto.nslots {
@@ -376,6 +388,46 @@ impl Vm {
         }
         self.pass_arguments(t, end, iter_cur, failed)?;
         Ok(g)
+    }
+
+    /// A pure run's restart (`PureEnd::Restart`) as the tail call it is:
+    /// its arguments admitted into dst (a pure run builds only in dst and
+    /// its own scratch regions, but an argument may come from this
+    /// activation's arguments, in this iteration's region), the iteration's
+    /// region exited, the arguments at `base`, the tail call counted.
+    #[cold]
+    #[inline(never)]
+    fn restart_boundary(
+        &mut self,
+        dst: Dst,
+        base: usize,
+        mut args: Vec<Value>,
+        span: Span,
+        iter_cur: &mut Option<Region>,
+    ) -> VmResult<()> {
+        let mut failed = None;
+        for x in args.iter_mut() {
+            if !x.is_heap() || self.dst_holds(dst, *x) {
+                continue;
+            }
+            match self.admit_dst_heap(dst, *x) {
+                Ok((v, _)) => *x = v,
+                Err(e) => {
+                    failed = Some(mem_err(e, span));
+                    break;
+                }
+            }
+        }
+        if let Some(r) = iter_cur.take() {
+            region_exit(r);
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        self.stack.truncate(base);
+        self.stack.extend_from_slice(&args);
+        self.stats.tail_calls += 1;
+        Ok(())
     }
 
     /// The tail-call boundary's work on the arguments: each moves to dst

@@ -2,9 +2,9 @@
 //! (fixnum arithmetic and comparisons, pair reads, `length`, type and
 //! identity tests, locals, captures, globals and constants, `cons`, `list`
 //! and closures where CTRR puts them, calls of procedures like it:
-//! `pure_code.rs`) stores nothing, so a call of it needs little of an
-//! activation's region work: no scratch slot, no reserved ranks, no repair
-//! at its returns and tail calls. Such a call runs its register code here,
+//! `pure_code.rs`), and stores only into arrays and dicts, needs little of
+//! an activation's region work: no scratch slot, no reserved ranks, no
+//! repair at its returns and tail calls. Such a call runs its register code here,
 //! on the value stack. What it builds in its destination goes where the
 //! general path would put it: the destination of the call the run began
 //! with, passed down through calls and tail calls in `dst`, or the scratch
@@ -23,12 +23,25 @@
 //! it is abandoned, and the general path runs the call again from its
 //! start. Nothing observable was changed, so the second run sees what the
 //! first saw and does all the general path does, errors and their
-//! backtraces included. Its scratch regions are exited. The traces a run
-//! can leave: objects it built, unreachable in the destination until that
-//! region dies; a field younger
+//! backtraces included. Its scratch regions are exited.
+//!
+//! Stores keep that so (`Run::store`): each goes through the general
+//! path's store helper and logs what it replaced, and a run that falls
+//! back puts it all back, newest first, before the general path runs.
+//! While anything is logged the thread holds slot-region compaction, so
+//! no replaced value is freed. At a tail call made at the run's first
+//! depth, once `COMMIT_AT` stores are logged, the run commits them
+//! (`Run::commit`): the log goes, due compactions run, and from then on a
+//! fallback hands the general path that tail call (`PureEnd::Restart`)
+//! instead of the whole call, since what came before it is done for good.
+//!
+//! The traces a run can leave: objects it built, unreachable in the
+//! destination until that region dies; a field younger
 //! than the destination that a constructor's barrier moved there (a move
 //! keeps identity: the rerun reads the same object); a slot region pinned
-//! by a read through a moved original, as the general path's read pins it.
+//! by a read through a moved original, as the general path's read pins it;
+//! after stores put back, the copies their repairs made, unreachable in the
+//! container's regions, and the slot-region counts their stores added.
 //! The procedure whose code met the obstacle is not tried again
 //! (`Proto::pure`), nor, after a limit (`Fallback::Limit`), the one the run
 //! started from: a rerun that retried at every level of a deep recursion
@@ -74,6 +87,20 @@ struct Run<'a, const BUDGET: bool> {
     /// oldest first (`Run::scratch`), and how many it made.
     scratches: Vec<Region>,
     scratches_made: u64,
+    /// What the run's stores replaced, oldest first, to be put back if the
+    /// run falls back (`Run::store`); and whether the run holds slot-region
+    /// compaction (from its first store to its end).
+    undo: Vec<Undo>,
+    held: bool,
+    /// Where the general path takes over if the run falls back after it
+    /// committed stores (`Run::commit`): a tail call of the run's first
+    /// procedure, its arguments in `restart_args`.
+    restart: Option<Restart>,
+    restart_args: Vec<Value>,
+    /// The VM's depth when the run began: a tail call made at this depth
+    /// is one of the procedure the run began with (or of those that
+    /// replaced it), where the run may commit.
+    root_depth: usize,
     /// The VM's limits, which the run does not change, kept at hand.
     max_depth: usize,
     stack_limit: usize,
@@ -93,17 +120,19 @@ enum Home {
 
 impl Vm {
     /// Run pure procedure `proto` (closure `f`) on its arguments at
-    /// `base..base + nparams`; `None` when the run fell back (the stack is
-    /// as it was, and the general path runs the call).
+    /// `base..base + nparams`: its value, or after a fallback the tail call
+    /// the general path makes next (`PureEnd::Restart`, after the run
+    /// committed stores) or the call itself again (`PureEnd::Fallback`; the
+    /// stack is as it was).
     pub(super) fn run_pure(
         &mut self,
         proto: &Rc<Proto>,
         f: Value,
         base: usize,
         dst: Dst,
-    ) -> Option<Value> {
+    ) -> PureEnd {
         if crate::interrupt::count() != self.interrupts_seen {
-            return None;
+            return PureEnd::Fallback;
         }
         let home = match dst {
             Dst::Region(r) => Home::Region(r),
@@ -115,7 +144,7 @@ impl Vm {
                     slot: i,
                     rank: *rank,
                 },
-                None => return None,
+                None => return PureEnd::Fallback,
             },
         };
         let mut stack = std::mem::take(&mut self.stack);
@@ -136,22 +165,25 @@ impl Vm {
             self.scratch_stack[slot].region = Some(region);
         }
         self.stats.scratch_regions += scratches;
-        match r {
-            Some(v) => {
-                // (After a fallback the general path takes the steps again.)
-                if let Some(f) = self.fuel.as_mut() {
-                    *f = f.saturating_sub(calls - 1);
-                }
-                self.stats.calls += calls;
-                self.stats.tail_calls += tail_calls;
-                self.stats.pure_runs += 1;
-                Some(v)
-            }
-            None => {
-                self.stats.pure_fallbacks += 1;
-                None
-            }
+        // The steps and calls of what the run did for good: all of it, or
+        // what came before its restart (after a fallback the general path
+        // takes the other steps again). The first call's step was the
+        // general path's.
+        let (done_calls, done_tail_calls) = match &r {
+            PureEnd::Value(_) => (calls, tail_calls),
+            PureEnd::Restart(at, _) => (at.calls, at.tail_calls),
+            PureEnd::Fallback => (0, 0),
+        };
+        if let Some(f) = self.fuel.as_mut() {
+            *f = f.saturating_sub(done_calls.saturating_sub(1));
         }
+        self.stats.calls += done_calls;
+        self.stats.tail_calls += done_tail_calls;
+        match r {
+            PureEnd::Value(_) => self.stats.pure_runs += 1,
+            _ => self.stats.pure_fallbacks += 1,
+        }
+        r
     }
 
     /// The run itself, on the stack taken from the VM: its result (none
@@ -164,7 +196,7 @@ impl Vm {
         stack: Vec<Value>,
         top: usize,
         home: Home,
-    ) -> (Option<Value>, Vec<Value>, RunCounts, Home) {
+    ) -> (PureEnd, Vec<Value>, RunCounts, Home) {
         let mut run = Run::<BUDGET> {
             vm: self,
             stack,
@@ -175,6 +207,11 @@ impl Vm {
             budget: self.fuel.unwrap_or(u64::MAX),
             scratches: Vec::new(),
             scratches_made: 0,
+            undo: Vec::new(),
+            held: false,
+            restart: None,
+            restart_args: Vec::new(),
+            root_depth: self.depth,
             max_depth: self.max_depth,
             stack_limit: self.stack_limit,
             interrupts_seen: self.interrupts_seen,
@@ -190,12 +227,20 @@ impl Vm {
                 None
             }
         };
+        if run.held {
+            run.end_stores(r.is_some());
+        }
+        let end = match (r, run.restart) {
+            (Some(v), _) => PureEnd::Value(v),
+            (None, Some(at)) => PureEnd::Restart(at, std::mem::take(&mut run.restart_args)),
+            (None, None) => PureEnd::Fallback,
+        };
         // An abandoned run's scratch regions, youngest first.
         while let Some(s) = run.scratches.pop() {
             region_exit(s);
         }
         (
-            r,
+            end,
             run.stack,
             (run.calls, run.tail_calls, run.scratches_made),
             run.home,
@@ -205,6 +250,75 @@ impl Vm {
 
 /// A run's calls, tail calls and scratch regions made.
 type RunCounts = (u64, u64, u64);
+
+/// How a pure run ended (`Vm::run_pure`).
+pub(super) enum PureEnd {
+    /// Its value.
+    Value(Value),
+    /// A fallback after the run committed stores: the general path makes
+    /// the run's last committed tail call (`Restart`, on these arguments)
+    /// and goes on from there, as the call's own activation would.
+    Restart(Restart, Vec<Value>),
+    /// A fallback before any commit: the general path runs the call again.
+    Fallback,
+}
+
+/// A tail call made where a run committed (`Run::commit`): the closure
+/// called, the call's position, and the run's calls and tail calls before
+/// it.
+#[derive(Clone, Copy)]
+pub(super) struct Restart {
+    pub(super) f: Value,
+    pub(super) span: Span,
+    calls: u64,
+    tail_calls: u64,
+}
+
+/// How many stores a run logs before it commits them at its next tail
+/// call at its first depth (`Run::commit`): fewer commits cost less, and
+/// more stores logged hold more replaced values until then.
+const COMMIT_AT: usize = 64;
+
+/// A store a run makes (`Run::store`).
+#[derive(Clone, Copy)]
+enum Store {
+    Array { arr: Value, i: usize, x: Value },
+    Dict { d: Value, key: Value, x: Value },
+}
+
+/// What a run's store replaced, to put back: an array element, a dict
+/// entry's value, or (`old: None`) a dict entry the store added. Every
+/// value here outlives the run: containers are never made by a run (its
+/// code builds only pairs, lists and closures), `old` was held by the
+/// container, and `key` is the dict's own copy of the key; and nothing
+/// here is freed while the run holds compaction.
+#[derive(Clone, Copy)]
+enum Undo {
+    Array {
+        arr: Value,
+        i: usize,
+        old: Value,
+    },
+    Dict {
+        d: Value,
+        key: Value,
+        old: Option<Value>,
+    },
+}
+
+impl Undo {
+    fn container(self) -> Value {
+        match self {
+            Undo::Array { arr, .. } => arr,
+            Undo::Dict { d, .. } => d,
+        }
+    }
+}
+
+/// The most stores a run logs: a run that would make more falls back
+/// (`Fallback::Limit`), so the procedure it began with runs on the general
+/// path, and the stores are made by the runs of its callees, each its own.
+const MAX_UNDO: usize = 4096;
 
 /// Where a procedure's code builds what CTRR sends to its destination.
 #[derive(Clone, Copy)]
@@ -324,6 +438,104 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
         self.scratches.pop();
         region_exit(r);
         Ok(())
+    }
+
+    /// Make store `s` through the store helper (the general path's
+    /// `array_set` and `dict_set`, barrier and repairs included), logging
+    /// what it replaces. The first store of a run holds slot-region
+    /// compaction until the run ends (`end_stores`), so that what a store
+    /// replaced stays where it is and can be put back. Not an array or a
+    /// dict, an index out of range, or an error of the store helper falls
+    /// back with nothing stored (the general path reports it).
+    #[inline(never)]
+    fn store(&mut self, s: Store, here: Fallback<'a>) -> Pure<'a, ()> {
+        if self.undo.len() >= MAX_UNDO {
+            return Err(Fallback::Limit);
+        }
+        if !self.held {
+            omni_mem::hold_compaction();
+            self.held = true;
+        }
+        let entry = match s {
+            Store::Array { arr, i, x } => {
+                let old = omni_mem::array_borrow(arr, i).ok_or(here)?;
+                match omni_mem::array_set(arr, i, x) {
+                    Ok(true) => Undo::Array { arr, i, old },
+                    _ => return Err(here),
+                }
+            }
+            Store::Dict { d, key, x } => {
+                omni_mem::dict_count(d).ok_or(here)?;
+                let old = omni_mem::dict_borrow(d, key);
+                if !matches!(omni_mem::dict_set(d, key, x), Ok(true)) {
+                    return Err(here);
+                }
+                let key = omni_mem::dict_stored_key(d, key).ok_or(here)?;
+                Undo::Dict { d, key, old }
+            }
+        };
+        self.undo.push(entry);
+        Ok(())
+    }
+
+    /// The end of a run that stored: put back what its stores replaced,
+    /// newest first, if it fell back (`ok` false), so that the general
+    /// path's rerun finds every container as the run did; release
+    /// compaction; and if it did not fall back, compact each container it
+    /// stored into that is due, as its last store would have. (A
+    /// compaction that fails leaves the slot region as it was: the next
+    /// store tries again.)
+    #[cold]
+    fn end_stores(&mut self, ok: bool) {
+        if !ok {
+            while let Some(u) = self.undo.pop() {
+                // Each put-back stores a value the container held, which
+                // the barrier admits as it is.
+                let _ = match u {
+                    Undo::Array { arr, i, old } => omni_mem::array_set(arr, i, old),
+                    Undo::Dict {
+                        d,
+                        key,
+                        old: Some(old),
+                    } => omni_mem::dict_set(d, key, old),
+                    Undo::Dict { d, key, old: None } => Ok(omni_mem::dict_remove(d, key)),
+                };
+            }
+        }
+        omni_mem::release_compaction();
+        self.held = false;
+        let mut last = Value::NOTHING;
+        for u in self.undo.drain(..) {
+            let c = u.container();
+            if !c.is(last) {
+                let _ = omni_mem::compact_if_due(c);
+                last = c;
+            }
+        }
+    }
+
+    /// Commit the stores logged so far, at a tail call of `f` made at the
+    /// run's first depth, its `argc` arguments at `base`: they are not put
+    /// back any more, so a later fallback may not run the run's first call
+    /// again; the general path makes this tail call instead
+    /// (`PureEnd::Restart`), which is what the call's activation does next
+    /// on either path. (At that depth no register of the run is live but
+    /// the arguments, and none of them points into a slot region the
+    /// compactions may free: a value built there was stored at once, and a
+    /// read that hands one out pins its region.)
+    #[cold]
+    #[inline(never)]
+    fn commit(&mut self, f: Value, (base, argc): (usize, u32), span: Span) {
+        self.end_stores(true);
+        self.restart_args.clear();
+        let args = self.stack.get(base..base + argc as usize).unwrap_or(&[]);
+        self.restart_args.extend_from_slice(args);
+        self.restart = Some(Restart {
+            f,
+            span,
+            calls: self.calls,
+            tail_calls: self.tail_calls,
+        });
     }
 
     /// A call that `running` (the closure and its code) makes of `f` on
@@ -590,6 +802,13 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         };
                         slide(regs, start, argc);
                         self.leave(&mut scratch, (base, argc), f)?;
+                        if self.undo.len() >= COMMIT_AT && self.depth == self.root_depth {
+                            let span = match op {
+                                Op::TailCall { span, .. } | Op::TailCallGlobal { span, .. } => span,
+                                _ => Span::default(),
+                            };
+                            self.commit(f, (base, argc), span);
+                        }
                         if !again {
                             break (next, f);
                         }
@@ -702,6 +921,58 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         regs = &mut self.stack[base..top];
                         regs[dst as usize] = l;
                     }
+                    Op::ConsIn { dst, a, b, c } => {
+                        let (a, b) = (src!(a), src!(b));
+                        let r = omni_mem::store_region(regs[c as usize]).ok_or(here)?;
+                        let v = omni_mem::alloc_pair(r, a, b).map_err(|_| here)?;
+                        regs[dst as usize] = v;
+                    }
+                    Op::ListIn { dst, start, n, c } => {
+                        let r = omni_mem::store_region(regs[c as usize]).ok_or(here)?;
+                        let items = base + start as usize..base + (start + n) as usize;
+                        let items = self.stack.get(items).ok_or(here)?;
+                        let l = omni_mem::alloc_list(r, items).map_err(|_| here)?;
+                        regs = &mut self.stack[base..top];
+                        regs[dst as usize] = l;
+                    }
+                    Op::ArraySet { c, i, x } => {
+                        let (arr, x) = (regs[c as usize], src!(x));
+                        let i = index(regs[i as usize]).ok_or(here)?;
+                        self.store(Store::Array { arr, i, x }, here)?;
+                        regs = &mut self.stack[base..top];
+                    }
+                    Op::DictSet { c, k, x } => {
+                        let (d, key, x) = (regs[c as usize], regs[k as usize], src!(x));
+                        self.store(Store::Dict { d, key, x }, here)?;
+                        regs = &mut self.stack[base..top];
+                    }
+                    Op::ArrayRef { dst, c, i, pin } => {
+                        let (arr, i) = (regs[c as usize], index(regs[i as usize]).ok_or(here)?);
+                        regs[dst as usize] = match pin {
+                            true => omni_mem::array_get(arr, i),
+                            false => omni_mem::array_borrow(arr, i),
+                        }
+                        .ok_or(here)?;
+                    }
+                    Op::DictRef {
+                        dst,
+                        c,
+                        k,
+                        default,
+                        pin,
+                    } => {
+                        let (d, key) = (regs[c as usize], regs[k as usize]);
+                        omni_mem::dict_count(d).ok_or(here)?;
+                        let got = match pin {
+                            true => omni_mem::dict_get(d, key),
+                            false => omni_mem::dict_borrow(d, key),
+                        };
+                        regs[dst as usize] = match (got, default) {
+                            (Some(v), _) => v,
+                            (None, Some(x)) => src!(x),
+                            (None, None) => return Err(here),
+                        };
+                    }
                     Op::Fail => return Err(here),
                 }
             };
@@ -742,6 +1013,12 @@ fn list_length(l: Value) -> Option<Value> {
             return None;
         }
     }
+}
+
+/// An array index: a non-negative fixnum.
+#[inline]
+fn index(v: Value) -> Option<usize> {
+    v.as_fixnum().and_then(|i| usize::try_from(i).ok())
 }
 
 /// A global's value (an unbound one is the general path's error).
