@@ -777,6 +777,10 @@ fn a_run_that_committed_goes_on_from_its_last_commit() {
         (pure.calls, pure.tail_calls),
         (general.calls, general.tail_calls)
     );
+    // A step budget that runs out anywhere in the loop, before or after
+    // commits: the same output and error in both tiers.
+    let quiet = src.replace("(when (= n 3) (shout))", "");
+    budget_sweep(&quiet, 20..260, "200 (4 3 2 1 0 6 5) 200\n");
     // An error after a restart, in each of the activations after the last
     // commits (among them the one the general path begins with, whose
     // backtrace line is the tail call's): the same message and backtrace.
