@@ -233,8 +233,8 @@ pub enum Op {
     /// (`omni_mem::store_region`: CTRR's `SlotsOf`), for the store next.
     ConsIn {
         dst: u32,
-        a: Src,
-        b: Src,
+        a: u32,
+        b: u32,
         c: u32,
     },
     /// `List` likewise.
@@ -268,13 +268,14 @@ pub enum Op {
         i: u32,
         pin: bool,
     },
-    /// `dict-ref`, with the value of `default` for a missing key if given
-    /// (else a missing key falls back: the general path raises the error).
+    /// `dict-ref`, with the value of register `default` for a missing key
+    /// if given (`NO_DEFAULT`: a missing key falls back, and the general
+    /// path raises the error).
     DictRef {
         dst: u32,
         c: u32,
         k: u32,
-        default: Option<Src>,
+        default: u32,
         pin: bool,
     },
     /// `length` of a proper list (anything else falls back).
@@ -590,6 +591,9 @@ const INLINE_LIMIT: usize = 80;
 
 /// How deep bodies are inlined in bodies inlined.
 const INLINE_LEVELS: usize = 2;
+
+/// `Op::DictRef` without a default.
+pub const NO_DEFAULT: u32 = u32::MAX;
 
 /// `Op::Inline`'s callee that is the running closure itself (`SelfRef`),
 /// not a global.
@@ -1080,7 +1084,9 @@ impl Compiler<'_> {
                 match (op, &args[..]) {
                     (Prim::Cons, [a, b]) => {
                         let a = self.value(a)?;
+                        let a = self.in_reg(a);
                         let b = self.value(b)?;
+                        let b = self.in_reg(b);
                         self.emit(|dst| Op::ConsIn { dst, a, b, c })
                     }
                     (Prim::List, _) => {
@@ -1311,8 +1317,11 @@ impl Compiler<'_> {
         let k = self.value(k)?;
         let k = self.in_reg(k);
         let default = match default {
-            Some(d) => Some(self.value(d)?),
-            None => None,
+            Some(d) => {
+                let d = self.value(d)?;
+                self.in_reg(d)
+            }
+            None => NO_DEFAULT,
         };
         Some(match op {
             Prim::ArrayRef => self.emit(|dst| Op::ArrayRef { dst, c, i: k, pin }),
@@ -1565,5 +1574,15 @@ impl Src {
             Src::Val(v) => v.as_fixnum(),
             Src::Reg(_) => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod size {
+    /// An instruction stays five words: the run's loop indexes its code by
+    /// the size (a bigger one costs every dispatch a multiply).
+    #[test]
+    fn an_instruction_is_five_words() {
+        assert_eq!(std::mem::size_of::<super::Op>(), 40);
     }
 }

@@ -120,8 +120,8 @@ impl Op {
                 src(Src::Reg(c));
             }
             Op::ConsIn { a, b, c, .. } => {
-                src(a);
-                src(b);
+                src(Src::Reg(a));
+                src(Src::Reg(b));
                 src(Src::Reg(c));
             }
             Op::ArraySet { c, i: k, x } | Op::DictSet { c, k, x } => {
@@ -136,8 +136,8 @@ impl Op {
             Op::DictRef { c, k, default, .. } => {
                 src(Src::Reg(c));
                 src(Src::Reg(k));
-                if let Some(d) = default {
-                    src(d);
+                if default != crate::pure_code::NO_DEFAULT {
+                    src(Src::Reg(default));
                 }
             }
             Op::Call {

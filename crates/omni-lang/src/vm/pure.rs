@@ -50,7 +50,7 @@
 use super::eval::{fix_apply, fixop, unary_fast_path};
 use super::*;
 use crate::ir::FixOp;
-use crate::pure_code::{Op, Site, Src, INLINE_SELF};
+use crate::pure_code::{Op, Site, Src, INLINE_SELF, NO_DEFAULT};
 
 /// Why a pure run stops.
 #[derive(Clone, Copy)]
@@ -922,7 +922,7 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         regs[dst as usize] = l;
                     }
                     Op::ConsIn { dst, a, b, c } => {
-                        let (a, b) = (src!(a), src!(b));
+                        let (a, b) = (regs[a as usize], regs[b as usize]);
                         let r = omni_mem::store_region(regs[c as usize]).ok_or(here)?;
                         let v = omni_mem::alloc_pair(r, a, b).map_err(|_| here)?;
                         regs[dst as usize] = v;
@@ -967,10 +967,10 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                             true => omni_mem::dict_get(d, key),
                             false => omni_mem::dict_borrow(d, key),
                         };
-                        regs[dst as usize] = match (got, default) {
-                            (Some(v), _) => v,
-                            (None, Some(x)) => src!(x),
-                            (None, None) => return Err(here),
+                        regs[dst as usize] = match got {
+                            Some(v) => v,
+                            None if default != NO_DEFAULT => regs[default as usize],
+                            None => return Err(here),
                         };
                     }
                     Op::Fail => return Err(here),
