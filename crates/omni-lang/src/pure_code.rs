@@ -7,10 +7,12 @@
 //! (`pure_prim`) or takes a `length`, branches, binds a local, calls, or
 //! builds a pair, a list or a closure where CTRR sends it: in the
 //! activation's destination or its scratch region, or (a value about to be
-//! stored) the container's slot region; or stores into an array or a dict
-//! (`array-set!`, `dict-set!`, through the store helper, logged so that a
+//! stored) the container's slot region; or stores into an array, a dict
+//! or the box of an assigned global or captured variable (`array-set!`,
+//! `dict-set!`, `set!`, through the store helper, logged so that a
 //! fallback can put them back: vm/pure.rs) and reads them (`array-ref`,
-//! `dict-ref`). A call whose callee builds
+//! `dict-ref`, the variable). A box made in the body (`BindBox`) is not:
+//! a run makes no container, so every one its log names outlives it. A call whose callee builds
 //! in the caller's destination (CTRR's `callee dst = dst`, and every tail
 //! call) passes the region on; a call whose callee's destination is the
 //! caller's scratch gives it that region (made when the callee builds).
@@ -26,7 +28,7 @@
 use omni_mem::Value;
 
 use crate::builtins::Prim;
-use crate::ir::{CapSrc, FixArg, FixOp, Node, Operand, Target};
+use crate::ir::{BoxAt, CapSrc, FixArg, FixOp, Node, Operand, Target};
 use crate::reader::Span;
 
 /// A register of the running frame, or a constant.
@@ -260,6 +262,21 @@ pub enum Op {
         k: u32,
         x: Src,
     },
+    /// A boxed variable's value (a global the program assigns, or a
+    /// captured variable it `set!`s): the box in register `b`, read
+    /// through `box_get` (`pin`) or `box_borrow`; a variable used before
+    /// its definition falls back.
+    BoxGet {
+        dst: u32,
+        b: u32,
+        pin: bool,
+    },
+    /// `set!` of such a variable: the box in register `b` set to `x`
+    /// through the store helper, logged as `ArraySet` is.
+    BoxSet {
+        b: u32,
+        x: Src,
+    },
     /// `array-ref` (`pin`: a read that pins the slot region, as the general
     /// path's `array_get`; else a borrow, CTRR's `Node::Borrow`).
     ArrayRef {
@@ -383,6 +400,7 @@ impl Op {
             | Op::ListIn { dst, .. }
             | Op::ArrayRef { dst, .. }
             | Op::DictRef { dst, .. }
+            | Op::BoxGet { dst, .. }
             | Op::List { dst, .. } => Some(dst),
             _ => None,
         }
@@ -529,7 +547,12 @@ pub fn compile(
     } else {
         Scratch::None
     };
-    let stores = has(|op| matches!(op, Op::ArraySet { .. } | Op::DictSet { .. }));
+    let stores = has(|op| {
+        matches!(
+            op,
+            Op::ArraySet { .. } | Op::DictSet { .. } | Op::BoxSet { .. }
+        )
+    });
     Some(PureCode {
         ops: c.ops,
         scratch,
@@ -1128,6 +1151,37 @@ impl Compiler<'_> {
                 args,
                 ..
             } => self.read(*op, args, true)?,
+            // Boxes made before the run (a run makes none: `BindBox` is
+            // not pure), read and set.
+            Node::CaptureBox(i) => {
+                let b = self.emit(|dst| Op::Capture { dst, i: *i });
+                self.box_get(b, true)
+            }
+            Node::GlobalBox(g, _) => {
+                let b = self.emit(|dst| Op::Global { dst, g: *g });
+                self.box_get(b, true)
+            }
+            Node::BoxBorrow {
+                at: at @ (BoxAt::Capture(_) | BoxAt::Global(_)),
+                ..
+            } => {
+                let b = match *at {
+                    BoxAt::Capture(i) => self.emit(|dst| Op::Capture { dst, i }),
+                    BoxAt::Global(g) => self.emit(|dst| Op::Global { dst, g }),
+                    BoxAt::Local(_) => return None,
+                };
+                self.box_get(b, false)
+            }
+            Node::SetCaptureBox(i, x, _) | Node::SetGlobalBox(i, x, _) => {
+                let b = match n {
+                    Node::SetCaptureBox(..) => self.emit(|dst| Op::Capture { dst, i: *i }),
+                    _ => self.emit(|dst| Op::Global { dst, g: *i }),
+                };
+                let b = self.in_reg(b);
+                let x = self.value(x)?;
+                self.ops.push(Op::BoxSet { b, x });
+                Src::Val(Value::NOTHING)
+            }
             Node::Borrow(x) => match &**x {
                 Node::Prim {
                     op: op @ (Prim::ArrayRef | Prim::DictRef),
@@ -1301,6 +1355,13 @@ impl Compiler<'_> {
                 t
             }
         }
+    }
+
+    /// The value of the box in `b` (a register), pinning (`pin`) or
+    /// borrowing as the general path's read does.
+    fn box_get(&mut self, b: Src, pin: bool) -> Src {
+        let b = self.in_reg(b);
+        self.emit(|dst| Op::BoxGet { dst, b, pin })
     }
 
     /// `array-ref` or `dict-ref` (`op`) of `args`, pinning (`pin`) as the

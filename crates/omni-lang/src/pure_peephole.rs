@@ -129,6 +129,11 @@ impl Op {
                 src(Src::Reg(k));
                 src(x);
             }
+            Op::BoxGet { b, .. } => src(Src::Reg(b)),
+            Op::BoxSet { b, x } => {
+                src(Src::Reg(b));
+                src(x);
+            }
             Op::ArrayRef { c, i: k, .. } => {
                 src(Src::Reg(c));
                 src(Src::Reg(k));

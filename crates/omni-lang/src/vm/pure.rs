@@ -2,7 +2,8 @@
 //! (fixnum arithmetic and comparisons, pair reads, `length`, type and
 //! identity tests, locals, captures, globals and constants, `cons`, `list`
 //! and closures where CTRR puts them, calls of procedures like it:
-//! `pure_code.rs`), and stores only into arrays and dicts, needs little of
+//! `pure_code.rs`), and stores only into arrays, dicts and the boxes of
+//! assigned variables, needs little of
 //! an activation's region work: no scratch slot, no reserved ranks, no
 //! repair at its returns and tail calls. Such a call runs its register code here,
 //! on the value stack. What it builds in its destination goes where the
@@ -284,10 +285,12 @@ const COMMIT_AT: usize = 64;
 enum Store {
     Array { arr: Value, i: usize, x: Value },
     Dict { d: Value, key: Value, x: Value },
+    Box { b: Value, x: Value },
 }
 
 /// What a run's store replaced, to put back: an array element, a dict
-/// entry's value, or (`old: None`) a dict entry the store added. Every
+/// entry's value, (`old: None`) a dict entry the store added, or a box's
+/// value. Every
 /// value here outlives the run: containers are never made by a run (its
 /// code builds only pairs, lists and closures), `old` was held by the
 /// container, and `key` is the dict's own copy of the key; and nothing
@@ -304,6 +307,10 @@ enum Undo {
         key: Value,
         old: Option<Value>,
     },
+    Box {
+        b: Value,
+        old: Value,
+    },
 }
 
 impl Undo {
@@ -311,6 +318,7 @@ impl Undo {
         match self {
             Undo::Array { arr, .. } => arr,
             Undo::Dict { d, .. } => d,
+            Undo::Box { b, .. } => b,
         }
     }
 }
@@ -473,6 +481,13 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                 let key = omni_mem::dict_stored_key(d, key).ok_or(here)?;
                 Undo::Dict { d, key, old }
             }
+            Store::Box { b, x } => {
+                let old = omni_mem::box_borrow(b).ok_or(here)?;
+                match omni_mem::box_set(b, x) {
+                    Ok(true) => Undo::Box { b, old },
+                    _ => return Err(here),
+                }
+            }
         };
         self.undo.push(entry);
         Ok(())
@@ -499,6 +514,7 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         old: Some(old),
                     } => omni_mem::dict_set(d, key, old),
                     Undo::Dict { d, key, old: None } => Ok(omni_mem::dict_remove(d, key)),
+                    Undo::Box { b, old } => omni_mem::box_set(b, old),
                 };
             }
         }
@@ -945,6 +961,19 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         let (d, key, x) = (regs[c as usize], regs[k as usize], src!(x));
                         self.store(Store::Dict { d, key, x }, here)?;
                         regs = &mut self.stack[base..top];
+                    }
+                    Op::BoxSet { b, x } => {
+                        let (b, x) = (regs[b as usize], src!(x));
+                        self.store(Store::Box { b, x }, here)?;
+                        regs = &mut self.stack[base..top];
+                    }
+                    Op::BoxGet { dst, b, pin } => {
+                        let b = regs[b as usize];
+                        let v = match pin {
+                            true => omni_mem::box_get(b),
+                            false => omni_mem::box_borrow(b),
+                        };
+                        regs[dst as usize] = v.filter(|&v| v != Value::UNDEFINED).ok_or(here)?;
                     }
                     Op::ArrayRef { dst, c, i, pin } => {
                         let (arr, i) = (regs[c as usize], index(regs[i as usize]).ok_or(here)?);
