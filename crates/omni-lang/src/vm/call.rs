@@ -83,13 +83,13 @@ impl Vm {
                 match self.run_pure(&proto, f, base, dst) {
                     PureEnd::Value(v) => return self.return_boundary(dst, v, span),
                     PureEnd::Restart(at, args) => {
-                        if let Err(mut e) =
-                            self.restart_boundary(dst, base, args, at.span, iter_cur)
-                        {
-                            e.trace.push((proto.name.clone(), span));
-                            return Err(e);
+                        match self.restart_boundary(dst, base, (at.f, args), at.span, iter_cur) {
+                            Ok(g) => (f, argc, span) = (g, self.stack.len() - base, at.span),
+                            Err(mut e) => {
+                                e.trace.push((proto.name.clone(), span));
+                                return Err(e);
+                            }
                         }
-                        (f, argc, span) = (at.f, self.stack.len() - base, at.span);
                         continue;
                     }
                     PureEnd::Fallback => {}
@@ -390,23 +390,25 @@ impl Vm {
         Ok(g)
     }
 
-    /// A pure run's restart (`PureEnd::Restart`) as the tail call it is:
-    /// its arguments admitted into dst (a pure run builds only in dst and
-    /// its own scratch regions, but an argument may come from this
-    /// activation's arguments, in this iteration's region), the iteration's
-    /// region exited, the arguments at `base`, the tail call counted.
+    /// A pure run's restart (`PureEnd::Restart`) as the tail call it is
+    /// (`tail_boundary`): its callee `g` and arguments admitted into dst (a
+    /// pure run builds only in dst and its own scratch regions, but a
+    /// value may come from this activation's arguments, in this
+    /// iteration's region), the iteration's region exited, the arguments
+    /// at `base`, the tail call counted. Returns the callee.
     #[cold]
     #[inline(never)]
     fn restart_boundary(
         &mut self,
         dst: Dst,
         base: usize,
-        mut args: Vec<Value>,
+        (g, mut args): (Value, Vec<Value>),
         span: Span,
         iter_cur: &mut Option<Region>,
-    ) -> VmResult<()> {
+    ) -> VmResult<Value> {
         let mut failed = None;
-        for x in args.iter_mut() {
+        let mut g = g;
+        for x in std::iter::once(&mut g).chain(args.iter_mut()) {
             if !x.is_heap() || self.dst_holds(dst, *x) {
                 continue;
             }
@@ -427,7 +429,7 @@ impl Vm {
         self.stack.truncate(base);
         self.stack.extend_from_slice(&args);
         self.stats.tail_calls += 1;
-        Ok(())
+        Ok(g)
     }
 
     /// The tail-call boundary's work on the arguments: each moves to dst
