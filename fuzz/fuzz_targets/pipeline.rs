@@ -1,6 +1,7 @@
 //! The whole pipeline on generated programs: bytes drive a grammar of the
 //! language, the program runs with a step budget and a heap limit, and
-//! must end without a panic and with zero live bytes. `OMNI_FUZZ_PRINT=1`
+//! must end without a panic and with zero live bytes, printing the same
+//! and ending the same way with the pure tier and without it. `OMNI_FUZZ_PRINT=1`
 //! prints each generated program (to see what an artifact runs).
 #![no_main]
 use libfuzzer_sys::fuzz_target;
@@ -303,27 +304,60 @@ fuzz_target!(|data: &[u8]| {
         // To see what an artifact runs: OMNI_FUZZ_PRINT=1 pipeline FILE.
         eprintln!("{src}");
     }
-    let live = std::thread::Builder::new()
+    // The program runs twice, with the pure tier and without it: both must
+    // print the same and fail the same way (vm/pure.rs: a fallback, stores
+    // put back included, leaves nothing the general path could see) unless
+    // one met a limit of the machine's resources, which the two tiers use
+    // differently: the native stack (a pure run's frames are not the general
+    // path's; in this instrumented build a spawned thread's stack is nearly
+    // full before its program runs) and the heap limit (a run holds
+    // slot-region compaction until it commits).
+    let runs = [true, false].map(|pure_tier| run(&src, pure_tier));
+    // (A limit's message may also be printed: `guard-error` catches it.)
+    let resources = ["stack overflow", "heap limit exceeded", "exceeded quota"];
+    let met_a_limit = runs.iter().any(|(printed, end)| {
+        let printed = String::from_utf8_lossy(printed);
+        let end = end.as_deref().unwrap_or("");
+        resources.iter().any(|r| printed.contains(r) || end.contains(r))
+    });
+    if !met_a_limit {
+        assert_eq!(runs[0], runs[1], "the two tiers differ");
+    }
+});
+
+/// What `src` prints and how it ends (the first error's message and
+/// backtrace, or the exit status), run on a thread of its own with the
+/// pure tier or without it, after checking that it leaves nothing live.
+fn run(src: &str, pure_tier: bool) -> (Vec<u8>, Option<String>) {
+    let src = src.to_string();
+    let out = Shared::default();
+    let sink = out.clone();
+    let (end, live) = std::thread::Builder::new()
         .stack_size(256 << 20)
         .spawn(move || {
             omni_mem::set_heap_limit(Some(64 << 20));
             let limits = omni_lang::Limits {
                 max_depth: 2_000,
                 fuel: Some(20_000),
+                pure_tier,
                 ..omni_lang::Limits::default()
             };
             // An empty input: a program that reads never waits.
             let input = omni_lang::input::Source::Given(Box::new(std::io::empty()));
-            let r =
-                omni_lang::run_source_io(&src, input, Box::new(std::io::sink()), vec![], limits);
+            let r = omni_lang::run_source_io(&src, input, Box::new(sink), vec![], limits);
             let s = omni_mem::heap_stats();
             // Spawned threads report their own leftovers (programs that
             // failed report none, so only successful runs are checked).
-            let (tr, tb) = r.result.map_or((0, 0), |v| {
+            let (tr, tb) = r.result.as_ref().map_or((0, 0), |v| {
                 (v.thread_live_regions_at_exit, v.thread_live_bytes_at_exit)
             });
             assert_eq!(omni_mem::parcels_in_flight(), 0, "a message was lost");
-            (s.live_regions + tr, s.live_bytes + tb)
+            let end = match (&r.result, r.exit) {
+                (_, Some(code)) => Some(format!("exit {code}")),
+                (Ok(_), None) => None,
+                (Err(d), None) => d.first().map(|d| format!("{} {:?}", d.message, d.trace)),
+            };
+            (end, (s.live_regions + tr, s.live_bytes + tb))
         })
         .expect("spawn")
         .join()
@@ -333,4 +367,22 @@ fuzz_target!(|data: &[u8]| {
         (0, 0),
         "regions or bytes still live after the program"
     );
-});
+    let printed = out.0.lock().map(|b| b.clone()).unwrap_or_default();
+    (printed, end)
+}
+
+/// An output buffer the VM writes to and the harness reads after.
+#[derive(Clone, Default)]
+struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut b) = self.0.lock() {
+            b.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

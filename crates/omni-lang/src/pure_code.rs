@@ -472,7 +472,7 @@ pub struct PureCode {
     /// Whether the code itself builds in its destination (`Cons`,
     /// `List`, a `Closure` there).
     pub builds: bool,
-    /// Whether the code stores (`ArraySet`, `DictSet`).
+    /// Whether the code stores (`ArraySet`, `DictSet`, `BoxSet`).
     pub stores: bool,
     /// Whether the code has a scratch region of its own: it builds there
     /// (`ConsScratch`, a `List` or `Closure` there), or (`Callees`) calls procedures
