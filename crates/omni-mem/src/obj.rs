@@ -420,11 +420,9 @@ pub fn is_pair(v: Value) -> bool {
 pub fn alloc_list(r: Region, items: &[Value]) -> MemResult<Value> {
     let b = r.block();
     let n = items.len();
-    // SAFETY: `b` is live and ours; every item is storable in `b` as it is
-    // (the barrier's own fast test); `try_bump` gave `n * PAIR_BYTES` fresh
-    // bytes of the current segment, written pair by pair from the last
-    // (whose cdr is the empty list; each other's, the pair after it)
-    // before the value is returned.
+    // SAFETY: `b` is live and ours; each item is storable in `b` as it is (the barrier's fast
+    // test); `try_bump` gave `n * PAIR_BYTES` fresh bytes of the current segment, written pair
+    // by pair from the last (cdr: the empty list, else the next pair) before the value is returned.
     unsafe {
         if (1..=LIST_IN_LINE).contains(&n) && items.iter().all(|&x| admits_fresh_as_is(b, x)) {
             if let Some(p) = try_bump(b, n * PAIR_BYTES) {

@@ -422,10 +422,9 @@ unsafe fn count_overwrite(field: *mut *mut RegionBlock, replaced: Value) -> Opti
 /// As `after_slot_store`; `c` is `p`'s unpinned slot region, `*field`.
 #[cold]
 unsafe fn compact(p: *mut u8, field: *mut *mut RegionBlock, c: *mut RegionBlock) -> MemResult<()> {
-    // SAFETY: per the contract. By the module invariant nothing but `p`'s
-    // slots, the moves remembered into `c` (moves.rs) and `c` itself points
-    // into `c`, so once they are rewritten to the copies, `c` is
-    // unreachable and may be freed.
+    // SAFETY: per the contract. By the module invariant only `p`'s slots, the moves remembered
+    // into `c` (moves.rs) and `c` itself point into `c`, so once they are rewritten to the
+    // copies, `c` is unreachable and may be freed.
     unsafe {
         let mut slots = Vec::new();
         for_each_container_slot(p, |s| slots.push(s));
