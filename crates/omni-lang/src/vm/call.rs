@@ -82,14 +82,19 @@ impl Vm {
             if proto.pure.get() {
                 match self.run_pure(&proto, f, base, dst) {
                     PureEnd::Value(v) => return self.return_boundary(dst, v, span),
+                    // The run's last committed tail call, made here as the
+                    // activation would make it: through the tail-call
+                    // boundary (no scratch slot: a run has none here).
                     PureEnd::Restart(at, args) => {
-                        match self.restart_boundary(dst, base, (at.f, args), at.span, iter_cur) {
-                            Ok(g) => (f, argc, span) = (g, self.stack.len() - base, at.span),
-                            Err(mut e) => {
-                                e.trace.push((proto.name.clone(), span));
-                                return Err(e);
-                            }
-                        }
+                        self.stack.truncate(base);
+                        self.stack.extend_from_slice(&args);
+                        let t = TailCall {
+                            f: at.f,
+                            argc: args.len(),
+                            span: at.span,
+                        };
+                        f = self.tail_boundary(t, dst, base, None, None, iter_cur)?;
+                        (argc, span) = (t.argc, t.span);
                         continue;
                     }
                     PureEnd::Fallback => {}
@@ -131,13 +136,13 @@ impl Vm {
                             let end = IterEnd {
                                 dst,
                                 base,
-                                scratch,
+                                scratch: Some(scratch),
                                 next,
                             };
                             self.pass_arguments(t, end, iter_cur, None)?;
                             again = Some(proto);
                         } else {
-                            f = self.tail_boundary(t, dst, base, scratch, next, iter_cur)?;
+                            f = self.tail_boundary(t, dst, base, Some(scratch), next, iter_cur)?;
                             argc = t.argc;
                         }
                         span = t.span;
@@ -368,7 +373,7 @@ impl Vm {
         t: TailCall,
         dst: Dst,
         base: usize,
-        scratch: usize,
+        scratch: Option<usize>,
         next: Option<Region>,
         iter_cur: &mut Option<Region>,
     ) -> VmResult<Value> {
@@ -387,48 +392,6 @@ impl Vm {
             }
         }
         self.pass_arguments(t, end, iter_cur, failed)?;
-        Ok(g)
-    }
-
-    /// A pure run's restart (`PureEnd::Restart`) as the tail call it is
-    /// (`tail_boundary`): its callee `g` and arguments admitted into dst (a
-    /// pure run builds only in dst and its own scratch regions, but a
-    /// value may come from this activation's arguments, in this
-    /// iteration's region), the iteration's region exited, the arguments
-    /// at `base`, the tail call counted. Returns the callee.
-    #[cold]
-    #[inline(never)]
-    fn restart_boundary(
-        &mut self,
-        dst: Dst,
-        base: usize,
-        (g, mut args): (Value, Vec<Value>),
-        span: Span,
-        iter_cur: &mut Option<Region>,
-    ) -> VmResult<Value> {
-        let mut failed = None;
-        let mut g = g;
-        for x in std::iter::once(&mut g).chain(args.iter_mut()) {
-            if !x.is_heap() || self.dst_holds(dst, *x) {
-                continue;
-            }
-            match self.admit_dst_heap(dst, *x) {
-                Ok((v, _)) => *x = v,
-                Err(e) => {
-                    failed = Some(mem_err(e, span));
-                    break;
-                }
-            }
-        }
-        if let Some(r) = iter_cur.take() {
-            region_exit(r);
-        }
-        if let Some(e) = failed {
-            return Err(e);
-        }
-        self.stack.truncate(base);
-        self.stack.extend_from_slice(&args);
-        self.stats.tail_calls += 1;
         Ok(g)
     }
 
@@ -469,7 +432,9 @@ impl Vm {
                 }
             }
         }
-        self.pop_scratch(scratch);
+        if let Some(scratch) = scratch {
+            self.pop_scratch(scratch);
+        }
         if let Some(r) = iter_cur.take() {
             region_exit(r);
         }
@@ -487,13 +452,14 @@ impl Vm {
 }
 
 /// An iteration's end, as the tail-call boundary needs it: the
-/// activation's destination, its frame's base, its scratch slot, and the
-/// next iteration's region (if a tail-call argument made it).
+/// activation's destination, its frame's base, its scratch slot (none for
+/// a pure run's restart, which has no activation here), and the next
+/// iteration's region (if a tail-call argument made it).
 #[derive(Clone, Copy)]
 struct IterEnd {
     dst: Dst,
     base: usize,
-    scratch: usize,
+    scratch: Option<usize>,
     next: Option<Region>,
 }
 
