@@ -131,6 +131,56 @@ impl Value {
         self.bits() & TAG_MASK == TAG_FIX
     }
 
+    // Fixnum arithmetic on the tagged words. A fixnum `n` is the word
+    // `n << 3 | 1`, so for two fixnums: `a + (b - 1)` is the tagged sum,
+    // `(a - b) | 1` the tagged difference, and the words order as their
+    // integers do. A tagged result fits in an i64 exactly when its integer
+    // is in `FIXNUM_MIN..=FIXNUM_MAX` (61 bits shifted by 3), so i64
+    // overflow *is* the fixnum range test. `None`: an operand is not a
+    // fixnum, or the result is not one (the caller's general path boxes it).
+
+    /// Both `x` and `y` are fixnums (one test for the two tags).
+    #[inline]
+    pub fn both_fixnums(x: Value, y: Value) -> bool {
+        ((x.bits() ^ TAG_FIX) | (y.bits() ^ TAG_FIX)) & TAG_MASK == 0
+    }
+
+    #[inline]
+    fn from_word(w: i64) -> Value {
+        Value(ptr::without_provenance_mut(w as usize))
+    }
+
+    /// `x + y` for fixnums `x` and `y`.
+    #[inline]
+    pub fn fixnum_add(x: Value, y: Value) -> Option<Value> {
+        if !Value::both_fixnums(x, y) {
+            return None;
+        }
+        let (a, b) = (x.bits() as i64, y.bits() as i64);
+        a.checked_add(b - TAG_FIX as i64).map(Value::from_word)
+    }
+
+    /// `x - y` for fixnums `x` and `y`.
+    #[inline]
+    pub fn fixnum_sub(x: Value, y: Value) -> Option<Value> {
+        if !Value::both_fixnums(x, y) {
+            return None;
+        }
+        let (a, b) = (x.bits() as i64, y.bits() as i64);
+        a.checked_sub(b)
+            .map(|d| Value::from_word(d | TAG_FIX as i64))
+    }
+
+    /// `x < y` (or `x <= y` with `or_equal`) for fixnums `x` and `y`.
+    #[inline]
+    pub fn fixnum_less(x: Value, y: Value, or_equal: bool) -> Option<bool> {
+        if !Value::both_fixnums(x, y) {
+            return None;
+        }
+        let (a, b) = (x.bits() as i64, y.bits() as i64);
+        Some(a < b || (or_equal && a == b))
+    }
+
     /// `x` as a flonum, if its exponent is in range (or it is ±0.0).
     #[inline]
     pub fn flonum(x: f64) -> Option<Value> {
@@ -280,6 +330,54 @@ mod tests {
         assert!(Value::fixnum(FIXNUM_MAX + 1).is_none());
         assert!(Value::fixnum(FIXNUM_MIN - 1).is_none());
         assert!(Value::fixnum(i64::MAX).is_none());
+    }
+
+    #[test]
+    fn tagged_fixnum_arithmetic_is_integer_arithmetic_in_range() {
+        let ns = [
+            0,
+            1,
+            -1,
+            2,
+            -7,
+            1000,
+            FIXNUM_MAX,
+            FIXNUM_MAX - 1,
+            FIXNUM_MIN,
+            FIXNUM_MIN + 1,
+            FIXNUM_MAX / 2 + 1,
+            FIXNUM_MIN / 2 - 1,
+        ];
+        let fix = |n: i64| Value::fixnum(n).unwrap();
+        for &x in &ns {
+            for &y in &ns {
+                let (vx, vy) = (fix(x), fix(y));
+                assert!(Value::both_fixnums(vx, vy));
+                assert_eq!(Value::fixnum_add(vx, vy), Value::fixnum(x + y), "{x}+{y}");
+                assert_eq!(Value::fixnum_sub(vx, vy), Value::fixnum(x - y), "{x}-{y}");
+                assert_eq!(Value::fixnum_less(vx, vy, false), Some(x < y));
+                assert_eq!(Value::fixnum_less(vx, vy, true), Some(x <= y));
+            }
+        }
+        // Any other tag on either side: no answer.
+        let others = [
+            Value::EMPTY,
+            Value::FALSE,
+            Value::char('a'),
+            Value::symbol(3),
+            Value::handle(1, 3),
+            Value::flonum(1.5).unwrap(),
+            Value(ptr::without_provenance_mut(0x1000)),
+            Value(ptr::without_provenance_mut(0b111)),
+        ];
+        for o in others {
+            for n in [fix(1), o] {
+                assert!(!Value::both_fixnums(o, n) && !Value::both_fixnums(n, o));
+                assert_eq!(Value::fixnum_add(o, n), None);
+                assert_eq!(Value::fixnum_sub(n, o), None);
+                assert_eq!(Value::fixnum_less(o, n, true), None);
+            }
+        }
     }
 
     #[test]
