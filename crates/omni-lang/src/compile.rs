@@ -144,6 +144,9 @@ pub trait ConstSink {
     /// The escape summary of the top-level procedure named `name`
     /// (escape.rs), if it has one.
     fn escapes(&self, name: &str) -> Option<crate::escape::Summary>;
+    /// The global procedures registered so far whose bodies a call may
+    /// inline (`Proto::inline_as`).
+    fn inlinable(&self) -> &crate::pure_code::Inlinable;
 }
 
 pub struct Compiler<'s> {
@@ -358,10 +361,26 @@ impl<'s> Compiler<'s> {
         });
         // (A rest list is made by the general call: no pure tier.)
         let pure_code = match rest {
-            None => {
-                crate::pure_code::compile(&body_node, f.nslots as usize, params.len(), own_global)
-            }
+            None => crate::pure_code::compile(
+                &body_node,
+                f.nslots as usize,
+                params.len(),
+                own_global,
+                self.sink.inlinable(),
+            ),
             Some(_) => None,
+        };
+        // A global procedure that captures nothing and whose recursion, if
+        // any, is a loop: once registered, a later procedure's pure code may
+        // inline its body at a call of that global (guarded at run time by
+        // the closure's code: `Op::Inline`).
+        let inline_as = match (own_global, &pure_code) {
+            (Some(g), Some(code))
+                if rest.is_none() && f.captures.is_empty() && !code.recurses(g) =>
+            {
+                Some(g)
+            }
+            _ => None,
         };
         let proto = Rc::new(Proto {
             id: {
@@ -376,10 +395,12 @@ impl<'s> Compiler<'s> {
             pure_code,
             body: body_node,
             span,
+            inline_as,
         });
         // Stash captures for the caller (the parent builds the closure).
         self.last_captures = f.captures;
         self.protos.push(proto.clone());
+
         Ok(proto)
     }
 

@@ -33,14 +33,19 @@ pub fn explain_proto(p: &Proto, out: &mut String, indent: usize) {
         p.nslots
     );
     if let Some(code) = &p.pure_code {
-        let inlined = code
-            .ops
-            .iter()
-            .filter(|op| matches!(op, Op::Inline { .. }))
-            .count();
+        let inlined = |own: bool| {
+            code.ops
+                .iter()
+                .filter(|op| match op {
+                    Op::Inline { .. } => own,
+                    Op::InlineOther { .. } => !own,
+                    _ => false,
+                })
+                .count()
+        };
         let _ = writeln!(
             out,
-            "{pad}  pure tier: tried first ({}, {}; no activation, {}{}{}{})",
+            "{pad}  pure tier: tried first ({}, {}; no activation, {}{}{}{}{})",
             count(code.ops.len(), "instruction"),
             count(code.nregs as usize, "register"),
             match code.scratch {
@@ -54,9 +59,16 @@ pub fn explain_proto(p: &Proto, out: &mut String, indent: usize) {
             } else {
                 ""
             },
-            match inlined {
+            match inlined(true) {
                 0 => String::new(),
                 n => format!("; its body inlined at {} of itself", count(n, "call")),
+            },
+            match inlined(false) {
+                0 => String::new(),
+                n => format!(
+                    "; a global procedure's body inlined at {}",
+                    count(n, "call")
+                ),
             }
         );
     }

@@ -161,6 +161,10 @@ pub struct Proto {
     /// when a run falls back for a reason that would recur (an operand of
     /// another kind, a callee that is not pure).
     pub pure: Cell<bool>,
+    /// The global this procedure is defined as, if a call of that global
+    /// may inline its body (it captures nothing and has pure code): once
+    /// registered, `Vm::register` lists it (`pure_code::Inlinable`).
+    pub inline_as: Option<u32>,
 }
 
 /// Where a variable's box is: a local slot, a capture, or a global.

@@ -68,11 +68,12 @@ pub enum Op {
         a: u32,
         k: i64,
     },
-    /// A register plus a fixnum constant (`(- n 1)` adds -1).
+    /// A register plus a fixnum constant `k` (`(- n 1)` adds -1), added
+    /// as tagged words (`Value::fixnum_add`).
     AddK {
         dst: u32,
         a: u32,
-        k: i64,
+        k: Value,
     },
     /// The most frequent operations on registers, each an instruction of
     /// its own (no second dispatch on the operation).
@@ -329,12 +330,16 @@ pub enum Op {
         in_dst: bool,
         site: Site,
     },
-    /// An inlined body's tail call of the procedure itself, its arguments
-    /// already in the body's parameters: the call's step and interrupt
-    /// check, as a tail call's, and a jump back to the body's first
-    /// instruction `to`.
+    /// An inlined body's tail call of the procedure whose body it is: its
+    /// `argc` arguments, at `start`, move to the body's parameters at
+    /// `off` (in place already when `start == off`: `pure_peephole`); the
+    /// call's step and interrupt check, as a tail call's; and a jump back
+    /// to the body's first instruction `to`.
     InlineLoop {
         to: u32,
+        off: u32,
+        start: u32,
+        argc: u32,
     },
     /// The start of the procedure's own body inlined at a call of itself
     /// on registers `start..start + argc` (`Compiler::inline`), `level`
@@ -345,6 +350,18 @@ pub enum Op {
     /// next.
     Inline {
         g: u32,
+        start: u32,
+        argc: u32,
+        in_dst: bool,
+        level: u8,
+        to: u32,
+    },
+    /// The same for the body of procedure `code`, a global one that
+    /// captures nothing (`pure_code::Inlinable`), at a call of global `g`:
+    /// the body is the callee's if `g` holds a closure of `code`.
+    InlineOther {
+        g: u32,
+        code: u32,
         start: u32,
         argc: u32,
         in_dst: bool,
@@ -422,7 +439,8 @@ impl Op {
             | Op::BranchUnlessIs { to, .. }
             | Op::BranchUnlessOut { to, .. }
             | Op::Inline { to, .. }
-            | Op::InlineLoop { to } => Some(to),
+            | Op::InlineOther { to, .. }
+            | Op::InlineLoop { to, .. } => Some(to),
             _ => None,
         }
     }
@@ -489,6 +507,7 @@ pub fn compile(
     nslots: usize,
     nparams: usize,
     own_global: Option<u32>,
+    inlinable: &Inlinable,
 ) -> Option<PureCode> {
     let nslots = u32::try_from(nslots).ok()?;
     let own = Own {
@@ -496,6 +515,7 @@ pub fn compile(
         nslots,
         nparams,
         global: own_global,
+        code: INLINE_OWN,
     };
     let generate = |inline_levels| {
         let mut c = Compiler {
@@ -504,17 +524,19 @@ pub fn compile(
             max: nslots,
             join: 0,
             own,
+            inlinable,
             inlining: Vec::new(),
             inline_levels,
-            calls_itself: false,
+            calls_inlinable: false,
         };
         c.ret(body).map(|()| c)
     };
     // A body longer than an inlined body may be is not inlined anywhere:
-    // only a short one that calls itself is generated again with those
-    // calls inlined (which bounds the work of trying each of them).
+    // only a short one that calls itself or an inlinable procedure is
+    // generated again with those calls inlined (which bounds the work of
+    // trying each of them).
     let mut c = generate(0)?;
-    if c.calls_itself && c.ops.len() <= INLINE_LIMIT {
+    if c.calls_inlinable && c.ops.len() <= INLINE_LIMIT {
         c = generate(INLINE_LEVELS)?;
     }
     crate::pure_peephole::optimize(&mut c.ops);
@@ -583,7 +605,8 @@ fn is_boolean_test(n: &Node) -> bool {
     }
 }
 
-/// The procedure being compiled, for inlining its calls of itself.
+/// A procedure whose body a call may inline: the one being compiled (its
+/// calls of itself), or a global one (`Inlinable`).
 #[derive(Clone, Copy)]
 struct Own<'a> {
     body: &'a Node,
@@ -591,6 +614,9 @@ struct Own<'a> {
     nparams: usize,
     /// The global it is defined as, if any.
     global: Option<u32>,
+    /// `INLINE_OWN` for the procedure being compiled, else the code
+    /// (proto id) of the global procedure whose body this is.
+    code: u32,
 }
 
 /// The body being inlined at a call of the procedure itself: its local
@@ -602,11 +628,13 @@ struct Own<'a> {
 /// procedure itself jump back to its first instruction (`head`) with the
 /// new arguments in its parameters: a loop, as such a tail call is on the
 /// general path.
-struct Inlining {
+struct Inlining<'a> {
     off: u32,
     head: usize,
     exits: Vec<usize>,
     dst_is_scratch: bool,
+    /// Whose body it is.
+    own: Own<'a>,
 }
 
 /// The most instructions an inlined body may take.
@@ -615,12 +643,36 @@ const INLINE_LIMIT: usize = 80;
 /// How deep bodies are inlined in bodies inlined.
 const INLINE_LEVELS: usize = 2;
 
+impl PureCode {
+    /// Whether the code calls global `g` (the procedure itself) other than
+    /// in tail position, or inlines such a call of itself: a recursion
+    /// that is not a loop. Its calls are best entered through its own code,
+    /// which inlines that recursion from its first level; a caller that
+    /// inlined its body instead would only shift where the inlined levels
+    /// start (`Proto::inline_as`).
+    pub fn recurses(&self, g: u32) -> bool {
+        self.ops.iter().any(|op| match *op {
+            Op::Inline { .. } => true,
+            Op::CallGlobal { g: callee, .. } => callee == g,
+            _ => false,
+        })
+    }
+}
+
 /// `Op::DictRef` without a default.
 pub const NO_DEFAULT: u32 = u32::MAX;
 
 /// `Op::Inline`'s callee that is the running closure itself (`SelfRef`),
 /// not a global.
 pub const INLINE_SELF: u32 = u32::MAX;
+
+/// `Own::code` of the running procedure (inlined by `Op::Inline`).
+pub const INLINE_OWN: u32 = u32::MAX;
+
+/// The global procedures whose bodies a call may inline (`compile.rs`
+/// keeps them: defined at top level, capturing nothing, with pure code),
+/// by global.
+pub type Inlinable = std::collections::HashMap<u32, std::rc::Rc<crate::ir::Proto>>;
 
 struct Compiler<'a> {
     ops: Vec<Op>,
@@ -632,15 +684,17 @@ struct Compiler<'a> {
     /// jumped over, so it is not the only one that wrote its result.
     join: usize,
     own: Own<'a>,
+    /// Other procedures' bodies a call may inline.
+    inlinable: &'a Inlinable,
     /// The bodies being inlined, outermost first, and how many may be.
-    inlining: Vec<Inlining>,
+    inlining: Vec<Inlining<'a>>,
     inline_levels: usize,
-    /// Whether the body makes a non-tail call of the procedure itself
-    /// (which `inline` may inline).
-    calls_itself: bool,
+    /// Whether the body makes a non-tail call that `inline` may inline
+    /// (of the procedure itself, or of an inlinable one).
+    calls_inlinable: bool,
 }
 
-impl Compiler<'_> {
+impl<'a> Compiler<'a> {
     /// The register of local slot `s` of the body being compiled.
     fn slot(&self, s: u32) -> u32 {
         s + self.inlining.last().map_or(0, |i| i.off)
@@ -701,24 +755,48 @@ impl Compiler<'_> {
         }
     }
 
-    /// If a call of `f` on `args` is one of the procedure itself, of its
-    /// arity: its global, or `INLINE_SELF` for its own name.
-    fn own_callee(&self, f: &Node, args: &[Node]) -> Option<u32> {
+    /// Whether the code being compiled is another procedure's inlined
+    /// body, in which `SelfRef` (the running closure) is not its closure.
+    fn in_other_body(&self) -> bool {
+        self.inlining.iter().any(|i| i.own.code != INLINE_OWN)
+    }
+
+    /// If a call of `f` on `args` may have its callee's body inlined, of
+    /// its arity: the callee's global (or `INLINE_SELF` for the
+    /// procedure's own name) and body. The procedure itself, or a global
+    /// one that captures nothing.
+    fn inlinable_callee(&self, f: &Node, args: &[Node]) -> Option<(u32, Own<'a>)> {
         let own = self.own;
-        if args.len() != own.nparams {
-            return None;
-        }
         match f {
-            Node::Global(g, _) if Some(*g) == own.global => Some(*g),
-            Node::SelfRef => Some(INLINE_SELF),
+            Node::Global(g, _) if Some(*g) == own.global => {
+                (args.len() == own.nparams).then_some((*g, own))
+            }
+            Node::SelfRef if !self.in_other_body() => {
+                (args.len() == own.nparams).then_some((INLINE_SELF, own))
+            }
+            Node::Global(g, _) => {
+                let p = self.inlinable.get(g)?;
+                let body = Own {
+                    body: &p.body,
+                    nslots: u32::try_from(p.nslots).ok()?,
+                    nparams: p.nparams,
+                    global: Some(*g),
+                    code: u32::try_from(p.id).ok().filter(|&c| c != INLINE_OWN)?,
+                };
+                (args.len() == p.nparams).then_some((*g, body))
+            }
             _ => None,
         }
     }
 
     /// Whether a tail call of `f` on `args` in an inlined body is one of
-    /// the procedure itself, which loops back to the body's start.
+    /// the procedure whose body it is, which loops back to the body's
+    /// start.
     fn loops_back(&self, f: &Node, args: &[Node]) -> bool {
-        !self.inlining.is_empty() && self.own_callee(f, args).is_some()
+        match (self.inlining.last(), self.inlinable_callee(f, args)) {
+            (Some(i), Some((_, callee))) => callee.code == i.own.code,
+            _ => false,
+        }
     }
 
     /// A call of `f` on `args` (not in tail position) whose result goes
@@ -761,11 +839,10 @@ impl Compiler<'_> {
     }
 
     fn inline_once(&mut self, f: &Node, args: &[Node], target: Target) -> Option<Option<u32>> {
-        let own = self.own;
-        let Some(g) = self.own_callee(f, args) else {
+        let Some((g, own)) = self.inlinable_callee(f, args) else {
             return Some(None);
         };
-        self.calls_itself = true;
+        self.calls_inlinable = true;
         if self.inlining.len() >= self.inline_levels {
             return Some(None);
         }
@@ -777,13 +854,24 @@ impl Compiler<'_> {
         let argc = u32::try_from(args.len()).ok()?;
         let guard = self.ops.len();
         let level = u8::try_from(self.inlining.len() + 1).ok()?;
-        self.ops.push(Op::Inline {
-            g,
-            start,
-            argc,
-            in_dst,
-            level,
-            to: 0,
+        self.ops.push(match own.code {
+            INLINE_OWN => Op::Inline {
+                g,
+                start,
+                argc,
+                in_dst,
+                level,
+                to: 0,
+            },
+            code => Op::InlineOther {
+                g,
+                code,
+                start,
+                argc,
+                in_dst,
+                level,
+                to: 0,
+            },
         });
         self.next = start + own.nslots;
         self.max = self.max.max(self.next);
@@ -792,6 +880,7 @@ impl Compiler<'_> {
             head: self.ops.len(),
             exits: Vec::new(),
             dst_is_scratch: !in_dst,
+            own,
         });
         let body = self.ret(own.body);
         let inlining = self.inlining.pop();
@@ -887,14 +976,11 @@ impl Compiler<'_> {
                 let mark = self.next;
                 let start = self.args(args)?;
                 let (off, head) = self.inlining.last().map(|i| (i.off, i.head))?;
-                for i in 0..u32::try_from(args.len()).ok()? {
-                    self.ops.push(Op::Move {
-                        dst: off + i,
-                        a: Src::Reg(start + i),
-                    });
-                }
                 self.ops.push(Op::InlineLoop {
                     to: u32::try_from(head).ok()?,
+                    off,
+                    start,
+                    argc: u32::try_from(args.len()).ok()?,
                 });
                 self.next = mark;
                 Some(())
@@ -1071,8 +1157,13 @@ impl Compiler<'_> {
             Node::Local(s) => Src::Reg(self.slot(*s)),
             Node::HeapConst(i) => self.emit(|dst| Op::HeapConst { dst, i: *i }),
             Node::Global(g, _) => self.emit(|dst| Op::Global { dst, g: *g }),
-            Node::Capture(i) => self.emit(|dst| Op::Capture { dst, i: *i }),
-            Node::SelfRef => self.emit(|dst| Op::SelfRef { dst }),
+            // (Another procedure's inlined body names its own closure's
+            // captures: there are none, as `inlinable_callee` takes only
+            // procedures that capture nothing; not inlined if it did.)
+            Node::Capture(i) if !self.in_other_body() => {
+                self.emit(|dst| Op::Capture { dst, i: *i })
+            }
+            Node::SelfRef if !self.in_other_body() => self.emit(|dst| Op::SelfRef { dst }),
             Node::FixOp2 { op, a, b, .. } => {
                 let (a, b) = (self.operand(*a), self.operand(*b));
                 self.fix(*op, a, b)
@@ -1153,7 +1244,7 @@ impl Compiler<'_> {
             } => self.read(*op, args, true)?,
             // Boxes made before the run (a run makes none: `BindBox` is
             // not pure), read and set.
-            Node::CaptureBox(i) => {
+            Node::CaptureBox(i) if !self.in_other_body() => {
                 let b = self.emit(|dst| Op::Capture { dst, i: *i });
                 self.box_get(b, true)
             }
@@ -1166,6 +1257,7 @@ impl Compiler<'_> {
                 ..
             } => {
                 let b = match *at {
+                    BoxAt::Capture(_) if self.in_other_body() => return None,
                     BoxAt::Capture(i) => self.emit(|dst| Op::Capture { dst, i }),
                     BoxAt::Global(g) => self.emit(|dst| Op::Global { dst, g }),
                     BoxAt::Local(_) => return None,
@@ -1174,6 +1266,7 @@ impl Compiler<'_> {
             }
             Node::SetCaptureBox(i, x, _) | Node::SetGlobalBox(i, x, _) => {
                 let b = match n {
+                    Node::SetCaptureBox(..) if self.in_other_body() => return None,
                     Node::SetCaptureBox(..) => self.emit(|dst| Op::Capture { dst, i: *i }),
                     _ => self.emit(|dst| Op::Global { dst, g: *i }),
                 };
@@ -1224,6 +1317,9 @@ impl Compiler<'_> {
                 let scratch = self.in_scratch(*target)?;
                 let id = u32::try_from(proto.id).ok()?;
                 let n = u32::try_from(caps.len()).ok()?;
+                if self.in_other_body() && caps.iter().any(|c| !matches!(c, CapSrc::Local(_))) {
+                    return None;
+                }
                 let start = self.next;
                 for c in caps {
                     let t = self.temp();
@@ -1325,11 +1421,19 @@ impl Compiler<'_> {
         };
         let dst = self.temp();
         self.ops.push(match (a, b.as_fixnum()) {
-            (Src::Reg(a), Some(k)) => match op {
-                FixOp::Add => Op::AddK { dst, a, k },
-                FixOp::Sub => Op::AddK { dst, a, k: -k },
-                _ => Op::FixK { op, dst, a, k },
-            },
+            (Src::Reg(a), Some(k)) => {
+                // What `+` adds (`-` adds `-k`, a fixnum but for the
+                // least one's negation: that stays a `FixK`).
+                let delta = match op {
+                    FixOp::Add => Some(k),
+                    FixOp::Sub => k.checked_neg(),
+                    _ => None,
+                };
+                match delta.and_then(Value::fixnum) {
+                    Some(k) => Op::AddK { dst, a, k },
+                    None => Op::FixK { op, dst, a, k },
+                }
+            }
             (Src::Reg(a), _) => match (op, b) {
                 (FixOp::Add, Src::Reg(b)) => Op::Add { dst, a, b },
                 (FixOp::Sub, Src::Reg(b)) => Op::Sub { dst, a, b },

@@ -9,6 +9,9 @@
 //!   reads, the writes go there directly: the slide disappears, and an
 //!   argument that is the parameter already in its place costs nothing
 //!   (`(loop row (+ dist 1) (cdr placed))` passes `row` for free).
+//!   An inlined body's loop whose arguments cannot be computed in place
+//!   moves them with one `Move` each before it (`loop_moves`): cheaper
+//!   than the loop's copying them itself.
 //! - **Pair reads reused** (`reuse_pair_reads`). A `car` or `cdr` of a
 //!   register whose result is still in the register it wrote (neither
 //!   register written since, on every path to it) is dropped: source
@@ -28,6 +31,7 @@ use crate::pure_code::{Op, Src};
 /// The rewrites, in order.
 pub(crate) fn optimize(ops: &mut Vec<Op>) {
     args_in_place(ops);
+    loop_moves(ops);
     reuse_pair_reads(ops);
     pair_moves(ops);
     fuse_returns(ops);
@@ -59,9 +63,10 @@ impl Writes {
 impl Op {
     fn writes(&self) -> Writes {
         match *self {
-            Op::Call { start, .. } | Op::CallGlobal { start, .. } | Op::Inline { start, .. } => {
-                Writes::From(start)
-            }
+            Op::Call { start, .. }
+            | Op::CallGlobal { start, .. }
+            | Op::Inline { start, .. }
+            | Op::InlineOther { start, .. } => Writes::From(start),
             Op::Move2 { dst, dst2, .. } => Writes::Two(dst, dst2),
             mut op => match op.dst_mut() {
                 Some(d) => Writes::One(*d),
@@ -156,7 +161,9 @@ impl Op {
             }
             Op::CallGlobal { start, argc, .. }
             | Op::TailCallGlobal { start, argc, .. }
-            | Op::Inline { start, argc, .. } => {
+            | Op::Inline { start, argc, .. }
+            | Op::InlineOther { start, argc, .. }
+            | Op::InlineLoop { start, argc, .. } => {
                 (start..start + argc).for_each(|r| src(Src::Reg(r)))
             }
             Op::Global { .. }
@@ -164,7 +171,6 @@ impl Op {
             | Op::Capture { .. }
             | Op::SelfRef { .. }
             | Op::Jump { .. }
-            | Op::InlineLoop { .. }
             | Op::Fail => {}
         }
     }
@@ -205,48 +211,98 @@ fn labels(ops: &[Op]) -> Vec<bool> {
 }
 
 /// Compute each tail call's arguments in their final registers where that
-/// changes nothing any instruction reads (module comment).
+/// changes nothing any instruction reads (module comment): the frame's
+/// base for a tail call, the inlined body's parameters for its loop.
 fn args_in_place(ops: &mut Vec<Op>) {
     let labels = labels(ops);
     let mut dead = vec![false; ops.len()];
     for t in 0..ops.len() {
-        let (start, argc) = match ops[t] {
+        let (base, start, argc) = match ops[t] {
             Op::TailCall { start, argc, .. } | Op::TailCallGlobal { start, argc, .. } => {
-                (start, argc)
+                (0, start, argc)
             }
+            Op::InlineLoop {
+                off, start, argc, ..
+            } => (off, start, argc),
             _ => continue,
         };
-        if start == 0 || argc == 0 {
+        if start == base || argc == 0 {
             continue;
         }
-        let Some(plan) = in_place_plan(ops, &labels, t, start, argc) else {
+        let Some(plan) = in_place_plan(ops, &labels, t, (base, start, argc)) else {
             continue;
         };
         for (i, &p) in plan.iter().enumerate() {
-            let i = i as u32;
-            if matches!(ops[p], Op::Move { a: Src::Reg(r), .. } if r == i) {
+            let to = base + i as u32;
+            if matches!(ops[p], Op::Move { a: Src::Reg(r), .. } if r == to) {
                 dead[p] = true;
             } else if let Some(d) = ops[p].dst_mut() {
-                *d = i;
+                *d = to;
             }
         }
         match &mut ops[t] {
-            Op::TailCall { start, .. } | Op::TailCallGlobal { start, .. } => *start = 0,
+            Op::TailCall { start, .. }
+            | Op::TailCallGlobal { start, .. }
+            | Op::InlineLoop { start, .. } => *start = base,
             _ => {}
         }
     }
     remove(ops, &dead);
 }
 
-/// For the tail call at `t` with arguments at `start..start + argc`: the
-/// instruction that writes each argument, if all of them can write it in
-/// place instead.
+/// Each inlined loop whose arguments are not in place yet gets a `Move`
+/// per argument before it (which `pair_moves` pairs), and finds them in
+/// place. A jump to the loop goes to the first move.
+fn loop_moves(ops: &mut Vec<Op>) {
+    if !ops
+        .iter()
+        .any(|op| matches!(op, Op::InlineLoop { off, start, .. } if off != start))
+    {
+        return;
+    }
+    let mut out = Vec::with_capacity(ops.len() + 8);
+    // new_index[k]: where instruction k's code now starts.
+    let mut new_index = Vec::with_capacity(ops.len() + 1);
+    for &op in ops.iter() {
+        new_index.push(out.len() as u32);
+        match op {
+            Op::InlineLoop {
+                to,
+                off,
+                start,
+                argc,
+            } if off != start => {
+                out.extend((0..argc).map(|i| Op::Move {
+                    dst: off + i,
+                    a: Src::Reg(start + i),
+                }));
+                out.push(Op::InlineLoop {
+                    to,
+                    off,
+                    start: off,
+                    argc,
+                });
+            }
+            op => out.push(op),
+        }
+    }
+    new_index.push(out.len() as u32);
+    for op in out.iter_mut() {
+        if let Some(to) = op.jump_target_mut() {
+            *to = new_index[*to as usize];
+        }
+    }
+    *ops = out;
+}
+
+/// For the tail call (or inlined loop) at `t` with arguments at `start..
+/// start + argc` that go to `base..base + argc`: the instruction that
+/// writes each argument, if all of them can write it in place instead.
 fn in_place_plan(
     ops: &[Op],
     labels: &[bool],
     t: usize,
-    start: u32,
-    argc: u32,
+    (base, start, argc): (u32, u32, u32),
 ) -> Option<Vec<usize>> {
     // The straight-line code before the call: no jump into it after its
     // first instruction, none out of it.
@@ -256,13 +312,14 @@ fn in_place_plan(
     }
     if let Op::TailCall { f, .. } = ops[t] {
         // The callee's register must survive the arguments' writes.
-        if f < argc {
+        if (base..base + argc).contains(&f) {
             return None;
         }
     }
     let mut plan = Vec::with_capacity(argc as usize);
     for i in 0..argc {
         let s = start + i;
+        let to = base + i;
         let p = (w..t).rev().find(|&k| ops[k].writes().covers(s))?;
         // (`One` is a register an instruction names as its `dst`.)
         if ops[p].writes() != Writes::One(s) {
@@ -271,7 +328,7 @@ fn in_place_plan(
         // Between the write and the call: nothing reads the argument's
         // register or the one it moves to, nothing else writes them.
         for op in &ops[p + 1..t] {
-            if op.reads_reg(s) || op.reads_reg(i) || op.writes().covers(i) {
+            if op.reads_reg(s) || op.reads_reg(to) || op.writes().covers(to) {
                 return None;
             }
         }
@@ -281,16 +338,11 @@ fn in_place_plan(
 }
 
 /// Drop each `car` or `cdr` whose result its register still holds (module
-/// comment). Jumps only go forward in generated code, so one pass sees
-/// every path into an instruction before it.
+/// comment). One pass in order sees every path into an instruction before
+/// it, but for the jumps back (an inlined body's loop): at an instruction
+/// one goes to, its facts are not known yet, so they count as none, and
+/// nothing holds there.
 fn reuse_pair_reads(ops: &mut Vec<Op>) {
-    if ops
-        .iter()
-        .enumerate()
-        .any(|(k, op)| op.jump_target().is_some_and(|to| to as usize <= k))
-    {
-        return;
-    }
     /// `dst` holds the `car` (or `cdr`) of `src`.
     #[derive(Clone, Copy, PartialEq)]
     struct Read {
@@ -457,6 +509,10 @@ mod tests {
     use crate::reader::Span;
     use omni_mem::Value;
 
+    fn one() -> Value {
+        Value::fixnum(1).expect("a fixnum")
+    }
+
     fn k(n: i64) -> Src {
         Src::Val(Value::fixnum(n).unwrap_or(Value::NOTHING))
     }
@@ -487,7 +543,11 @@ mod tests {
                 in_dst: false,
                 site: Site::OWN,
             },
-            Op::AddK { dst: 2, a: 1, k: 1 },
+            Op::AddK {
+                dst: 2,
+                a: 1,
+                k: one(),
+            },
             Op::Return { a: Src::Reg(2) },
         ];
         let want = "[PairBranchUnlessNull { dst: 1, a: 0, cdr: false, to: 2 }, \
@@ -526,7 +586,11 @@ mod tests {
                 dst: 4,
                 a: Src::Reg(0),
             },
-            Op::AddK { dst: 5, a: 1, k: 1 },
+            Op::AddK {
+                dst: 5,
+                a: 1,
+                k: one(),
+            },
             Op::Cdr { dst: 6, a: 2 },
             Op::TailCallGlobal {
                 g: 7,
@@ -540,6 +604,123 @@ mod tests {
                     AddK { dst: 1, a: 1, k: 1 }, Cdr { dst: 2, a: 2 }, \
                     TailCallGlobal { g: 7, start: 0, argc: 3, span: Span { line: 0, col: 0, offset: 0 } }]";
         assert_eq!(ops, want);
+    }
+
+    /// An inlined body at 4..7 (parameters `row dist placed`) whose loop
+    /// (its arguments at `args`) follows `before`.
+    fn inlined_loop(before: Vec<Op>, args: u32) -> Vec<Op> {
+        let end = before.len() as u32 + 5;
+        let mut ops = vec![
+            Op::Inline {
+                g: 7,
+                start: 4,
+                argc: 3,
+                in_dst: false,
+                level: 1,
+                to: end,
+            },
+            Op::BranchUnlessNull { a: 6, to: end },
+            Op::Car { dst: 8, a: 6 },
+            Op::BranchUnlessSame {
+                a: 8,
+                b: 4,
+                eq: false,
+                to: end,
+            },
+        ];
+        ops.extend(before);
+        ops.push(Op::InlineLoop {
+            to: 1,
+            off: 4,
+            start: args,
+            argc: 3,
+        });
+        ops.push(Op::Return { a: Src::Reg(4) });
+        ops
+    }
+
+    #[test]
+    fn an_inlined_loops_arguments_are_written_in_its_parameters() {
+        // (loop row (+ dist 1) (cdr placed)) in an inlined body: written
+        // where the loop finds them.
+        let ops = inlined_loop(
+            vec![
+                Op::Move {
+                    dst: 9,
+                    a: Src::Reg(4),
+                },
+                Op::AddK {
+                    dst: 10,
+                    a: 5,
+                    k: one(),
+                },
+                Op::Cdr { dst: 11, a: 6 },
+            ],
+            9,
+        );
+        let want = "[Inline { g: 7, start: 4, argc: 3, in_dst: false, level: 1, to: 7 }, \
+                    BranchUnlessNull { a: 6, to: 7 }, Car { dst: 8, a: 6 }, \
+                    BranchUnlessSame { a: 8, b: 4, eq: false, to: 7 }, \
+                    AddK { dst: 5, a: 5, k: 1 }, Cdr { dst: 6, a: 6 }, \
+                    InlineLoop { to: 1, off: 4, start: 4, argc: 3 }, Return { a: Reg(4) }]";
+        assert_eq!(optimized(ops), want);
+    }
+
+    #[test]
+    fn an_inlined_loop_that_swaps_its_parameters_moves_them_before_it() {
+        // (loop placed row dist), and a jump to the loop: each argument
+        // reads a parameter another one overwrites, so they stay where
+        // computed and move before the loop, where the jump now goes.
+        let mut ops = inlined_loop(
+            vec![
+                Op::Move {
+                    dst: 9,
+                    a: Src::Reg(6),
+                },
+                Op::Move {
+                    dst: 10,
+                    a: Src::Reg(4),
+                },
+                Op::Move {
+                    dst: 11,
+                    a: Src::Reg(5),
+                },
+                Op::Jump { to: 8 },
+            ],
+            9,
+        );
+        ops[7] = Op::BranchUnlessNull { a: 5, to: 8 };
+        let want = "[Inline { g: 7, start: 4, argc: 3, in_dst: false, level: 1, to: 10 }, \
+                    BranchUnlessNull { a: 6, to: 10 }, Car { dst: 8, a: 6 }, \
+                    BranchUnlessSame { a: 8, b: 4, eq: false, to: 10 }, \
+                    Move2 { dst: 9, a: 6, dst2: 10, a2: 4 }, Move { dst: 11, a: Reg(5) }, \
+                    BranchUnlessNull { a: 5, to: 7 }, \
+                    Move2 { dst: 4, a: 9, dst2: 5, a2: 10 }, Move { dst: 6, a: Reg(11) }, \
+                    InlineLoop { to: 1, off: 4, start: 4, argc: 3 }, Return { a: Reg(4) }]";
+        assert_eq!(optimized(ops), want);
+    }
+
+    #[test]
+    fn nothing_is_known_where_a_loop_jumps_back() {
+        // The second `car` is the first of each round: after the first, the
+        // round overwrote its register.
+        assert_unchanged(vec![
+            Op::Car { dst: 2, a: 3 },
+            Op::Car { dst: 2, a: 3 },
+            Op::AddK {
+                dst: 2,
+                a: 2,
+                k: one(),
+            },
+            Op::BranchUnlessNull { a: 2, to: 5 },
+            Op::InlineLoop {
+                to: 1,
+                off: 4,
+                start: 4,
+                argc: 0,
+            },
+            Op::Return { a: Src::Reg(2) },
+        ]);
     }
 
     #[test]
@@ -686,7 +867,11 @@ mod tests {
     fn a_pair_read_is_kept_after_its_register_or_source_is_written_or_on_a_join() {
         let written = vec![
             Op::Car { dst: 1, a: 0 },
-            Op::AddK { dst: 1, a: 1, k: 1 },
+            Op::AddK {
+                dst: 1,
+                a: 1,
+                k: one(),
+            },
             Op::Car { dst: 1, a: 0 },
             Op::Return { a: Src::Reg(1) },
         ];

@@ -252,6 +252,8 @@ pub struct Vm {
     /// Whether procedures with pure-tier code try it (`vm/pure.rs`); off,
     /// every call takes the general path (`Limits::pure_tier`).
     pub(crate) pure_tier: bool,
+    /// Registered global procedures whose bodies later code may inline.
+    inlinable: crate::pure_code::Inlinable,
     /// Quota applied to every region the VM creates (`--region-quota`).
     region_quota: Option<usize>,
     pub args: Vec<String>,
@@ -300,6 +302,10 @@ impl ConstSink for Vm {
 
     fn escapes(&self, name: &str) -> Option<crate::escape::Summary> {
         self.summaries.get(name).cloned()
+    }
+
+    fn inlinable(&self) -> &crate::pure_code::Inlinable {
+        &self.inlinable
     }
 }
 
@@ -375,6 +381,7 @@ impl Vm {
             fuel: None,
             fast_gate: 0,
             pure_tier: true,
+            inlinable: Default::default(),
             region_quota: None,
             args: Vec::new(),
             stats: VmStats::default(),
@@ -466,6 +473,9 @@ impl Vm {
             }
             if !self.pure_tier {
                 p.pure.set(false);
+            }
+            if let Some(g) = p.inline_as {
+                self.inlinable.insert(g, p.clone());
             }
             let id = p.id;
             self.protos[id] = Some(p);

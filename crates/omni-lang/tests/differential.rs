@@ -482,6 +482,7 @@ fn random_programs_match_the_reference_evaluator() {
         .unwrap_or(300);
     let mut loops = 0;
     let mut recursive_globals = 0;
+    let mut tail_globals = 0;
     for seed in 0..programs {
         let mut g = Gen {
             rng: Rng(seed * 7919 + 1),
@@ -494,8 +495,9 @@ fn random_programs_match_the_reference_evaluator() {
         let mut venv: Vec<(String, V)> = Vec::new();
         for _ in 0..3 {
             let ty = [Ty::Int, Ty::List, Ty::Str][g.rng.below(3) as usize];
-            let e = match g.rng.below(4) {
+            let e = match g.rng.below(5) {
                 0 => g.rounds(ty, 3, &mut genv.clone(), Shape::Recursive),
+                1 => g.rounds(ty, 3, &mut genv.clone(), Shape::Tail),
                 _ => g.expr(ty, 4, &mut genv.clone()),
             };
             let name = g.name();
@@ -510,6 +512,23 @@ fn random_programs_match_the_reference_evaluator() {
                         src(step)
                     ));
                     recursive_globals += 1;
+                }
+                // A loop that is a global procedure (one a caller's pure
+                // code inlines: it captures nothing, its recursion is a
+                // tail call), called by another one, not in tail position.
+                E::Loop(names, count, init, step, Shape::Tail) => {
+                    let (f, i, acc) = (&names[0], &names[1], &names[2]);
+                    let next = match names.get(3) {
+                        Some(t) => format!("(let (({t} {})) ({f} (- {i} 1) {t}))", src(step)),
+                        None => format!("({f} (- {i} 1) {})", src(step)),
+                    };
+                    program.push_str(&format!(
+                        "(define ({f} {i} {acc}) (if (= {i} 0) {acc} {next}))\n\
+                         (define ({name}-of) (let (({acc} ({f} {count} {}))) {acc}))\n\
+                         (define {name} ({name}-of))\n",
+                        src(init)
+                    ));
+                    tail_globals += 1;
                 }
                 _ => program.push_str(&format!("(define {name} {})\n", src(&e))),
             }
@@ -569,5 +588,9 @@ fn random_programs_match_the_reference_evaluator() {
     assert!(
         recursive_globals as u64 >= programs / 2,
         "only {recursive_globals} recursive procedures defined"
+    );
+    assert!(
+        tail_globals as u64 >= programs / 2,
+        "only {tail_globals} global loops defined"
     );
 }

@@ -322,9 +322,10 @@ fn a_builder_called_where_its_result_dies_builds_in_the_callers_scratch_region()
 fn a_loop_that_builds_in_scratch_every_round_keeps_one_rounds_memory() {
     // Each round, `round` conses a list and `add` makes a closure, both in
     // their destination: `loop`'s scratch region, made for them and exited
-    // before the round's tail call; `g`'s call of `mk` builds in `g`'s
-    // scratch region, exited as `g` returns its sum, and `two` builds its
-    // list in its own.
+    // before the round's tail call. `g`'s body is inlined in `loop`, so
+    // its call of `mk` builds in that region too (not in a scratch region
+    // of `g`'s own); `two` builds its list in its own, exited as it
+    // returns: two scratch regions a round.
     let src = "(define (sum l) (if (null? l) 0 (+ (car l) (sum (cdr l)))))
          (define (round i) (sum (cons i (cons i (cons i '())))))
          (define (twice f x) (f (f x)))
@@ -344,9 +345,16 @@ fn a_loop_that_builds_in_scratch_every_round_keeps_one_rounds_memory() {
     assert_eq!(s.pure_runs, 1);
     // Scratch regions every round; a round's few objects were live.
     assert!(
-        s.scratch_regions >= 60_000,
+        s.scratch_regions >= 40_000,
         "{} scratch regions",
         s.scratch_regions
+    );
+    let explained = omni_lang::explain_source(src).expect("explains");
+    let at = explained.find("procedure loop ").expect("listed");
+    let line = explained[at..].lines().nth(1).unwrap_or("");
+    assert!(
+        line.contains("global procedure's body inlined at 3 calls"),
+        "{line}"
     );
     assert!(
         heap.peak_live_bytes < 64 * 1024,
@@ -357,20 +365,13 @@ fn a_loop_that_builds_in_scratch_every_round_keeps_one_rounds_memory() {
 
 #[test]
 fn closures_and_length_run_in_the_pure_tier_with_the_general_paths_results() {
-    let src = "(define (ok? row dist placed)
-           (or (null? placed)
-               (and (not (= (car placed) (+ row dist)))
-                    (not (= (car placed) (- row dist)))
-                    (not (= (car placed) row))
-                    (ok? row (+ dist 1) (cdr placed)))))
-         (define (queens n placed)
-           (if (= (length placed) n) 1
-               (let loop ((r 1) (total 0))
-                 (if (> r n) total
-                     (loop (+ r 1) (if (ok? r 1 placed) (+ total (queens n (cons r placed))) total))))))
+    let src = format!(
+        "{QUEENS}
          (define (adder k) (lambda (x) (+ x k)))
          (define (compose f g) (lambda (x) (f (g x))))
-         (println (queens 6 '()) (queens 8 '()) ((compose (adder 1) (adder 10)) 5) (length '()) (length '(a b c)))";
+         (println (queens 6 '()) (queens 8 '()) ((compose (adder 1) (adder 10)) 5) (length '()) (length '(a b c)))"
+    );
+    let src = src.as_str();
     let want = "4 92 16 0 3\n";
     let (out, s) = run_ok(src);
     assert_eq!(out, want);
@@ -862,4 +863,149 @@ fn assigned_globals_and_captured_variables_are_set_in_the_tier() {
         same_outcome_in_both_tiers(early, Limits::default(), "before its definition"),
         "caught\n2\n"
     );
+}
+
+/// nqueens' shape (benches/programs/nqueens.omni): `ok?`, a global
+/// procedure that captures nothing and loops, called from `queens`' inner
+/// loop.
+const QUEENS: &str = "
+    (define (ok? row dist placed)
+      (or (null? placed)
+          (and (not (= (car placed) (+ row dist)))
+               (not (= (car placed) (- row dist)))
+               (not (= (car placed) row))
+               (ok? row (+ dist 1) (cdr placed)))))
+    (define (queens n placed)
+      (if (= (length placed) n) 1
+          (let loop ((r 1) (total 0))
+            (if (> r n) total
+                (loop (+ r 1) (if (ok? r 1 placed) (+ total (queens n (cons r placed))) total))))))";
+
+fn explained_line(src: &str, name: &str) -> String {
+    let explained = omni_lang::explain_source(src).expect("explains");
+    let at = explained
+        .find(&format!("procedure {name} "))
+        .unwrap_or_else(|| panic!("{name} listed"));
+    explained[at..].lines().nth(1).unwrap_or("").to_string()
+}
+
+#[test]
+fn a_global_procedure_that_captures_nothing_has_its_body_inlined_at_a_call() {
+    // `loop` runs `ok?`'s body in place of its call, and `ok?`'s tail call
+    // of itself there loops back to the body's start: the values, and the
+    // calls and tail calls counted, are the general path's.
+    let src = format!("{QUEENS} (println (queens 6 '()) (queens 7 '()))");
+    let src = src.as_str();
+    let want = "4 40\n";
+    let [(pure, _), (general, _)] = both_tiers(src, want);
+    assert_eq!(pure.pure_fallbacks, 0);
+    assert_eq!(
+        (pure.calls, pure.tail_calls),
+        (general.calls, general.tail_calls)
+    );
+    let line = explained_line(src, "loop");
+    assert!(
+        line.contains("a global procedure's body inlined at 1 call"),
+        "{line}"
+    );
+    // Each round's step is taken where the general path takes it.
+    budget_sweep(
+        "(define (ok? row dist placed)
+           (or (null? placed)
+               (and (not (= (car placed) (+ row dist))) (ok? row (+ dist 1) (cdr placed)))))
+         (define (count r n acc) (if (= r n) acc (count (+ r 1) n (if (ok? r 1 '(9 3 5 1)) (+ acc 1) acc))))
+         (println (count 0 12 0))",
+        10..120,
+        "9\n",
+    );
+}
+
+#[test]
+fn an_inlined_loop_that_swaps_its_arguments_keeps_their_values() {
+    // gcd's tail call passes (b, (remainder a b)): the arguments move to
+    // the parameters after all of them are computed.
+    let src = "(define (gcd a b) (if (= b 0) a (gcd b (remainder a b))))
+         (define (sum-gcd i acc) (if (= i 0) acc (sum-gcd (- i 1) (+ acc (gcd (* i 12) 90)))))
+         (println (gcd 1071 462) (sum-gcd 200 0))";
+    let [(pure, _), _] = both_tiers(src, "21 3576\n");
+    assert_eq!(pure.pure_fallbacks, 0);
+    let line = explained_line(src, "sum-gcd");
+    assert!(
+        line.contains("a global procedure's body inlined at 1 call"),
+        "{line}"
+    );
+}
+
+#[test]
+fn an_inlined_global_redefined_later_is_called_as_it_now_is() {
+    // The body inlined is `f`'s first definition; `use` then calls what `f`
+    // holds: another procedure, one with captures, a non-procedure.
+    let src = "(define (f x) (+ x 1))
+         (define (use n acc) (if (= n 0) acc (use (- n 1) (+ acc (f n)))))
+         (println (use 10 0))
+         (define (f x) (* x 2))
+         (println (use 10 0))
+         (define f (let ((k 100)) (lambda (x) (+ x k))))
+         (println (use 10 0))
+         (define f 5)
+         (println (use 10 0))";
+    let out = same_outcome_in_both_tiers(src, Limits::default(), "redefined");
+    assert!(out.starts_with("65\n110\n1055\nerror: "), "{out}");
+    let line = explained_line(src, "use");
+    assert!(
+        line.contains("a global procedure's body inlined at 1 call"),
+        "{line}"
+    );
+}
+
+#[test]
+fn an_error_in_an_inlined_body_is_the_general_paths_with_its_backtrace() {
+    let src = "(define (first l) (car l))
+         (define (firsts ls acc) (if (null? ls) acc (firsts (cdr ls) (+ acc (first (car ls))))))
+         (println (firsts '((1) (2) (3)) 0))
+         (firsts '((1) 2) 0)";
+    let line = explained_line(src, "firsts");
+    assert!(
+        line.contains("a global procedure's body inlined at 1 call"),
+        "{line}"
+    );
+    let [(out, d), (general_out, g)] = [true, false].map(|pure_tier| {
+        run_err(
+            src,
+            Limits {
+                pure_tier,
+                ..Limits::default()
+            },
+        )
+    });
+    assert_eq!(out, "6\n");
+    assert_eq!(general_out, out);
+    assert!(
+        d.message.starts_with("car: expected a pair"),
+        "{}",
+        d.message
+    );
+    assert_eq!((&d.message, &d.trace), (&g.message, &g.trace));
+    let names: Vec<&str> = d.trace.iter().map(|t| t.0.as_str()).collect();
+    assert_eq!(names, ["first", "firsts"], "{d:?}");
+}
+
+#[test]
+fn a_recursion_that_is_not_a_loop_is_entered_through_its_own_code() {
+    // `tak` inlines its own calls from its first level; `repeat` calls it
+    // rather than inline it (which would only shift those levels), while a
+    // loop (`count`) is inlined.
+    let src = "(define (tak x y z) (if (not (< y x)) z (tak (tak (- x 1) y z) (tak (- y 1) z x) (tak (- z 1) x y))))
+         (define (count i acc) (if (= i 0) acc (count (- i 1) (+ acc 1))))
+         (define (repeat k acc) (if (= k 0) acc (repeat (- k 1) (+ acc (tak 12 8 4) (count 3 0)))))
+         (println (repeat 3 0))";
+    both_tiers(src, "24\n");
+    // (One call inlined: `count`'s.)
+    let line = explained_line(src, "repeat");
+    assert!(
+        line.contains("a global procedure's body inlined at 1 call;")
+            || line.ends_with("inlined at 1 call)"),
+        "{line}"
+    );
+    assert!(explained_line(src, "tak").contains("its body inlined at"));
 }

@@ -630,6 +630,34 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                     }
                 };
             }
+            // An inlined body's entry: if `is_callee` (the body is the
+            // callee `f`'s) and the entry's limits, as a call's (`exec`),
+            // allow it, the call's step, and the body next (its calls are a
+            // level deeper: `Site`); else the call, its result to `start`,
+            // and a jump past the body.
+            macro_rules! inline_entry {
+                ($is_callee:expr, $f:expr, ($start:expr, $argc:expr, $in_dst:expr, $level:expr, $to:expr)) => {
+                    if $is_callee
+                        && self.depth + usize::from($level) < self.max_depth
+                        && crate::interrupt::count() == self.interrupts_seen
+                        && (!BUDGET || self.calls <= self.budget)
+                    {
+                        self.calls += 1;
+                    } else {
+                        let at = base + $start as usize;
+                        let d = ($in_dst, dest);
+                        let site = Site {
+                            levels: $level - 1,
+                            tail: false,
+                        };
+                        let v =
+                            self.nested($f, ($argc, site), (closure, proto), at, d, &mut scratch)?;
+                        regs = &mut self.stack[base..top];
+                        regs[$start as usize] = v;
+                        pc = $to as usize;
+                    }
+                };
+            }
             let next = loop {
                 let Some(op) = ops.get(pc) else {
                     return Err(here);
@@ -641,18 +669,15 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         regs[dst as usize] = fix_k(op, x, k).ok_or(here)?;
                     }
                     Op::AddK { dst, a, k } => {
-                        let x = regs[a as usize].as_fixnum().ok_or(here)?;
-                        regs[dst as usize] = Value::fixnum(x + k).ok_or(here)?;
+                        regs[dst as usize] = Value::fixnum_add(regs[a as usize], k).ok_or(here)?;
                     }
                     Op::Add { dst, a, b } => {
-                        let x = regs[a as usize].as_fixnum().ok_or(here)?;
-                        let y = regs[b as usize].as_fixnum().ok_or(here)?;
-                        regs[dst as usize] = Value::fixnum(x + y).ok_or(here)?;
+                        let (x, y) = (regs[a as usize], regs[b as usize]);
+                        regs[dst as usize] = Value::fixnum_add(x, y).ok_or(here)?;
                     }
                     Op::Sub { dst, a, b } => {
-                        let x = regs[a as usize].as_fixnum().ok_or(here)?;
-                        let y = regs[b as usize].as_fixnum().ok_or(here)?;
-                        regs[dst as usize] = Value::fixnum(x - y).ok_or(here)?;
+                        let (x, y) = (regs[a as usize], regs[b as usize]);
+                        regs[dst as usize] = Value::fixnum_sub(x, y).ok_or(here)?;
                     }
                     Op::Car { dst, a } => {
                         regs[dst as usize] = omni_mem::car(regs[a as usize]).ok_or(here)?
@@ -693,7 +718,7 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                     Op::BranchUnlessSame { a, b, eq, to } => {
                         let (x, y) = (regs[a as usize], regs[b as usize]);
                         // Two fixnums are `=` exactly when their words are.
-                        if !(x.is_fixnum() && y.is_fixnum()) {
+                        if !Value::both_fixnums(x, y) {
                             return Err(here);
                         }
                         if (x == y) != eq {
@@ -701,9 +726,8 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         }
                     }
                     Op::BranchUnlessLess { a, b, or_equal, to } => {
-                        let x = regs[a as usize].as_fixnum().ok_or(here)?;
-                        let y = regs[b as usize].as_fixnum().ok_or(here)?;
-                        if !(x < y || (or_equal && x == y)) {
+                        let (x, y) = (regs[a as usize], regs[b as usize]);
+                        if !Value::fixnum_less(x, y, or_equal).ok_or(here)? {
                             pc = to as usize;
                         }
                     }
@@ -754,33 +778,22 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                             INLINE_SELF => closure,
                             g => global(self.vm, g).ok_or(here)?,
                         };
-                        // The entry's limits, as a call's (`exec`). (The
-                        // body's calls are a level deeper: `Site`.)
-                        if f == closure
-                            && self.depth + usize::from(level) < self.max_depth
-                            && crate::interrupt::count() == self.interrupts_seen
-                            && (!BUDGET || self.calls <= self.budget)
-                        {
-                            self.calls += 1;
-                        } else {
-                            let at = base + start as usize;
-                            let d = (in_dst, dest);
-                            let site = Site {
-                                levels: level - 1,
-                                tail: false,
-                            };
-                            let v = self.nested(
-                                f,
-                                (argc, site),
-                                (closure, proto),
-                                at,
-                                d,
-                                &mut scratch,
-                            )?;
-                            regs = &mut self.stack[base..top];
-                            regs[start as usize] = v;
-                            pc = to as usize;
-                        }
+                        inline_entry!(f == closure, f, (start, argc, in_dst, level, to));
+                    }
+                    Op::InlineOther {
+                        g,
+                        code,
+                        start,
+                        argc,
+                        in_dst,
+                        level,
+                        to,
+                    } => {
+                        // (The body captures nothing: it is the body of
+                        // any closure of its code.)
+                        let f = global(self.vm, g).ok_or(here)?;
+                        let is_callee = closure_code(f) == Some(u64::from(code));
+                        inline_entry!(is_callee, f, (start, argc, in_dst, level, to));
                     }
                     Op::Return { a } => {
                         let v = src!(a);
@@ -844,11 +857,17 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         }
                     }
                     Op::Jump { to } => pc = to as usize,
-                    Op::InlineLoop { to } => {
+                    Op::InlineLoop { to, off, start, .. } => {
                         if crate::interrupt::count() != self.interrupts_seen
                             || (BUDGET && self.calls > self.budget)
                         {
                             return Err(Fallback::Limit);
+                        }
+                        // The arguments are in place (`pure_peephole::
+                        // loop_moves`); code that had them elsewhere would
+                        // be the general path's to run.
+                        if start != off {
+                            return Err(here);
                         }
                         self.calls += 1;
                         self.tail_calls += 1;
