@@ -125,6 +125,13 @@ pub enum Op {
     Jump {
         to: u32,
     },
+    /// A register copy, then a jump (`pure_peephole`: an inlined body's
+    /// value and its jump to the end).
+    MoveJump {
+        dst: u32,
+        a: Src,
+        to: u32,
+    },
     /// Jump when `a` is false.
     JumpUnless {
         a: Src,
@@ -395,6 +402,7 @@ impl Op {
     pub(crate) fn dst_mut(&mut self) -> Option<&mut u32> {
         match self {
             Op::Move { dst, .. }
+            | Op::MoveJump { dst, .. }
             | Op::Fix { dst, .. }
             | Op::FixK { dst, .. }
             | Op::AddK { dst, .. }
@@ -427,6 +435,7 @@ impl Op {
     pub(crate) fn jump_target_mut(&mut self) -> Option<&mut u32> {
         match self {
             Op::Jump { to }
+            | Op::MoveJump { to, .. }
             | Op::JumpUnless { to, .. }
             | Op::JumpIf { to, .. }
             | Op::BranchUnless { to, .. }

@@ -19,7 +19,8 @@
 //!
 //! - **Small fusions.** Two register copies in a row become one
 //!   instruction (`Move2`); a `cons` or `+` whose result is returned next
-//!   returns it itself (`ReturnCons`, `ReturnAdd`).
+//!   returns it itself (`ReturnCons`, `ReturnAdd`); a copy followed by a
+//!   jump (an inlined body's value) jumps itself (`MoveJump`).
 //!
 //! All keep what every register holds where it is read, so the tier's
 //! results, fallbacks included, are those of the code as generated: a
@@ -36,6 +37,7 @@ pub(crate) fn optimize(ops: &mut Vec<Op>) {
     pair_moves(ops);
     fuse_returns(ops);
     fuse_pair_tests(ops);
+    fuse_move_jumps(ops);
 }
 
 /// The registers an instruction writes.
@@ -84,6 +86,7 @@ impl Op {
         };
         match *self {
             Op::Move { a, .. }
+            | Op::MoveJump { a, .. }
             | Op::Unary { a, .. }
             | Op::JumpUnless { a, .. }
             | Op::JumpIf { a, .. }
@@ -180,6 +183,7 @@ impl Op {
         !matches!(
             self,
             Op::Jump { .. }
+                | Op::MoveJump { .. }
                 | Op::Return { .. }
                 | Op::ReturnCons { .. }
                 | Op::ReturnAdd { .. }
@@ -427,6 +431,20 @@ fn pair_moves(ops: &mut Vec<Op>) {
             k += 2;
         } else {
             k += 1;
+        }
+    }
+    remove(ops, &dead);
+}
+
+/// A register copy followed by a jump makes the jump itself (the jump
+/// stays for the jumps that go to it).
+fn fuse_move_jumps(ops: &mut Vec<Op>) {
+    let labels = labels(ops);
+    let mut dead = vec![false; ops.len()];
+    for k in 0..ops.len().saturating_sub(1) {
+        if let (Op::Move { dst, a }, Op::Jump { to }) = (ops[k], ops[k + 1]) {
+            ops[k] = Op::MoveJump { dst, a, to };
+            dead[k + 1] = !labels[k + 1];
         }
     }
     remove(ops, &dead);
@@ -783,7 +801,31 @@ mod tests {
                 span: Span::default(),
             },
         ];
-        assert_unchanged(branchy);
+        // (The copy and its jump fuse.)
+        let want = "[JumpUnless { a: Reg(0), to: 2 }, MoveJump { dst: 1, a: Val(1), to: 3 }, \
+                    Move { dst: 1, a: Val(2) }, \
+                    TailCallGlobal { g: 7, start: 1, argc: 1, span: Span { line: 0, col: 0, offset: 0 } }]";
+        assert_eq!(optimized(branchy), want);
+    }
+
+    #[test]
+    fn a_copy_and_the_jump_after_it_fuse_and_a_jump_others_reach_stays() {
+        // An inlined body's two exits: the first jump is also the target
+        // of the test's jump, so it stays for it.
+        let ops = vec![
+            Op::BranchUnlessNull { a: 0, to: 2 },
+            Op::Move { dst: 4, a: k(1) },
+            Op::Jump { to: 5 },
+            Op::Move {
+                dst: 4,
+                a: Src::Reg(0),
+            },
+            Op::Jump { to: 5 },
+            Op::Return { a: Src::Reg(4) },
+        ];
+        let want = "[BranchUnlessNull { a: 0, to: 2 }, MoveJump { dst: 4, a: Val(1), to: 4 }, \
+                    Jump { to: 4 }, MoveJump { dst: 4, a: Reg(0), to: 4 }, Return { a: Reg(4) }]";
+        assert_eq!(optimized(ops), want);
     }
 
     #[test]

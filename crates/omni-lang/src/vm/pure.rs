@@ -857,6 +857,10 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         }
                     }
                     Op::Jump { to } => pc = to as usize,
+                    Op::MoveJump { dst, a, to } => {
+                        regs[dst as usize] = src!(a);
+                        pc = to as usize;
+                    }
                     Op::InlineLoop { to, off, start, .. } => {
                         if crate::interrupt::count() != self.interrupts_seen
                             || (BUDGET && self.calls > self.budget)
