@@ -287,9 +287,9 @@ pub fn kind(v: Value) -> Kind {
 
 /// `number?`: a fixnum, a flonum, or a boxed integer or float (what
 /// `kind` says, without its whole dispatch).
-#[inline]
+#[inline(always)]
 pub fn is_number(v: Value) -> bool {
-    if v.is_fixnum() || v.as_flonum().is_some() {
+    if v.is_immediate_number() {
         return true;
     }
     match tag_of(v) {

@@ -131,6 +131,14 @@ impl Value {
         self.bits() & TAG_MASK == TAG_FIX
     }
 
+    /// A fixnum or a flonum: an immediate number (one test for the two
+    /// tags, `0b001` and `0b110`).
+    #[inline]
+    pub fn is_immediate_number(self) -> bool {
+        const _: () = assert!(TAG_FIX == 0b001 && TAG_FLO == 0b110);
+        (0b0100_0010u8 >> (self.bits() & TAG_MASK)) & 1 == 1
+    }
+
     // Fixnum arithmetic on the tagged words. A fixnum `n` is the word
     // `n << 3 | 1`, so for two fixnums: `a + (b - 1)` is the tagged sum,
     // `(a - b) | 1` the tagged difference, and the words order as their
@@ -396,6 +404,19 @@ mod tests {
             let v = Value(ptr::without_provenance_mut(w));
             let expected = w & TAG_MASK == TAG_HEAP && w != 0;
             assert_eq!(v.is_heap(), expected, "word {w:#x}");
+        }
+    }
+
+    #[test]
+    fn an_immediate_number_is_a_fixnum_or_a_flonum() {
+        let words = [0usize, 1, 0b110, 0b111, 0x1000, usize::MAX, usize::MAX - 1];
+        let values = words
+            .iter()
+            .flat_map(|&w| (0..8).map(move |t| Value(ptr::without_provenance_mut((w & !7) | t))))
+            .chain([Value::fixnum(-5).unwrap(), Value::flonum(2.5).unwrap(), Value::EMPTY]);
+        for v in values {
+            let want = v.is_fixnum() || v.as_flonum().is_some();
+            assert_eq!(v.is_immediate_number(), want, "{v:?}");
         }
     }
 
