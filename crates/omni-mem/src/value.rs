@@ -147,10 +147,13 @@ impl Value {
     // overflow *is* the fixnum range test. `None`: an operand is not a
     // fixnum, or the result is not one (the caller's general path boxes it).
 
-    /// Both `x` and `y` are fixnums (one test for the two tags).
+    /// Both `x` and `y` are fixnums (one test for the two tags: a word
+    /// less one ends in `000` exactly when its tag is `001`; a tag of
+    /// `000` borrows and ends in `111`).
     #[inline]
     pub fn both_fixnums(x: Value, y: Value) -> bool {
-        ((x.bits() ^ TAG_FIX) | (y.bits() ^ TAG_FIX)) & TAG_MASK == 0
+        const _: () = assert!(TAG_FIX == 1);
+        (x.bits().wrapping_sub(TAG_FIX) | y.bits().wrapping_sub(TAG_FIX)) & TAG_MASK == 0
     }
 
     #[inline]
@@ -365,6 +368,14 @@ mod tests {
                 assert_eq!(Value::fixnum_sub(vx, vy), Value::fixnum(x - y), "{x}-{y}");
                 assert_eq!(Value::fixnum_less(vx, vy, false), Some(x < y));
                 assert_eq!(Value::fixnum_less(vx, vy, true), Some(x <= y));
+            }
+        }
+        // The tag test on every pair of tags, at the edges of the word.
+        let word = |high: usize, tag: usize| Value(ptr::without_provenance_mut((high & !7) | tag));
+        for high in [0usize, 8, 1 << 40, usize::MAX] {
+            for (t, u) in (0..8).flat_map(|t| (0..8).map(move |u| (t, u))) {
+                let both = Value::both_fixnums(word(high, t), word(!high, u));
+                assert_eq!(both, t == TAG_FIX && u == TAG_FIX, "tags {t} {u}");
             }
         }
         // Any other tag on either side: no answer.
