@@ -363,8 +363,7 @@ impl<'s> Compiler<'s> {
         let pure_code = match rest {
             None => crate::pure_code::compile(
                 &body_node,
-                f.nslots as usize,
-                params.len(),
+                (f.nslots as usize, params.len(), f.captures.len()),
                 own_global,
                 self.sink.inlinable(),
             ),

@@ -505,20 +505,26 @@ pub struct PureCode {
     /// (`ConsScratch`, a `List` or `Closure` there), or (`Callees`) calls procedures
     /// whose destination it is, which may build there.
     pub scratch: Scratch,
+    /// Where a tail call of the running closure itself starts again: past
+    /// the prologue that loads the closure's captures (and the closure)
+    /// into registers of their own, which no instruction writes again.
+    pub head: u32,
 }
 
-/// The pure-tier code of a procedure body with `nslots` local slots and
-/// `nparams` parameters, if the body qualifies. `own_global`: the global
-/// a top-level `define` binds the procedure to, whose calls in the body
-/// may be inlined (`Compiler::inline`).
+/// The pure-tier code of a procedure body with `nslots` local slots,
+/// `nparams` parameters and `ncaps` captures, if the body qualifies.
+/// `own_global`: the global a top-level `define` binds the procedure to,
+/// whose calls in the body may be inlined (`Compiler::inline`).
 pub fn compile(
     body: &Node,
-    nslots: usize,
-    nparams: usize,
+    (nslots, nparams, ncaps): (usize, usize, usize),
     own_global: Option<u32>,
     inlinable: &Inlinable,
 ) -> Option<PureCode> {
     let nslots = u32::try_from(nslots).ok()?;
+    // The captures' registers, and the closure's, follow the slots.
+    let ncaps = u32::try_from(ncaps).ok()?;
+    let temps = nslots.checked_add(ncaps)?.checked_add(1)?;
     let own = Own {
         body,
         nslots,
@@ -529,14 +535,15 @@ pub fn compile(
     let generate = |inline_levels| {
         let mut c = Compiler {
             ops: Vec::new(),
-            next: nslots,
-            max: nslots,
+            next: temps,
+            max: temps,
             join: 0,
             own,
             inlinable,
             inlining: Vec::new(),
             inline_levels,
             calls_inlinable: false,
+            loaded: vec![false; ncaps as usize + 1],
         };
         c.ret(body).map(|()| c)
     };
@@ -549,6 +556,7 @@ pub fn compile(
         c = generate(INLINE_LEVELS)?;
     }
     crate::pure_peephole::optimize(&mut c.ops);
+    let head = load_captures(&mut c.ops, nslots, &c.loaded)?;
     let builds = c.ops.iter().any(|op| {
         matches!(
             op,
@@ -590,7 +598,33 @@ pub fn compile(
         nregs: c.max,
         builds,
         stores,
+        head,
     })
+}
+
+/// Put before `ops` the prologue that loads each capture the code reads
+/// (`loaded[i]`) into register `base + i`, and the closure itself
+/// (`loaded`'s last) into the one after them; the jumps move with the
+/// code. Returns the prologue's length.
+fn load_captures(ops: &mut Vec<Op>, base: u32, loaded: &[bool]) -> Option<u32> {
+    let n = u32::try_from(loaded.len()).ok()?.checked_sub(1)?;
+    let prologue: Vec<Op> = (0..=n)
+        .filter(|&i| loaded[i as usize])
+        .map(|i| match i == n {
+            false => Op::Capture { dst: base + i, i },
+            true => Op::SelfRef { dst: base + n },
+        })
+        .collect();
+    let head = u32::try_from(prologue.len()).ok()?;
+    if head > 0 {
+        for op in ops.iter_mut() {
+            if let Some(to) = op.jump_target_mut() {
+                *to += head;
+            }
+        }
+        ops.splice(0..0, prologue);
+    }
+    Some(head)
 }
 
 /// Primitives whose fast paths answer without allocating or failing, or
@@ -701,6 +735,9 @@ struct Compiler<'a> {
     /// Whether the body makes a non-tail call that `inline` may inline
     /// (of the procedure itself, or of an inlinable one).
     calls_inlinable: bool,
+    /// Which captures the code reads (and, last, whether it reads the
+    /// closure itself): the prologue loads them (`load_captures`).
+    loaded: Vec<bool>,
 }
 
 impl<'a> Compiler<'a> {
@@ -768,6 +805,24 @@ impl<'a> Compiler<'a> {
     /// body, in which `SelfRef` (the running closure) is not its closure.
     fn in_other_body(&self) -> bool {
         self.inlining.iter().any(|i| i.own.code != INLINE_OWN)
+    }
+
+    /// The register that holds capture `i` of the running closure (or,
+    /// for `i` past them, the closure itself), loaded by the prologue.
+    /// `None` in another procedure's inlined body, which has none.
+    fn capture_reg(&mut self, i: u32) -> Option<u32> {
+        if self.in_other_body() {
+            return None;
+        }
+        let n = u32::try_from(self.loaded.len()).ok()?.checked_sub(1)?;
+        let i = i.min(n);
+        *self.loaded.get_mut(i as usize)? = true;
+        Some(self.own.nslots + i)
+    }
+
+    /// The register that holds the running closure.
+    fn self_reg(&mut self) -> Option<u32> {
+        self.capture_reg(u32::MAX)
     }
 
     /// If a call of `f` on `args` may have its callee's body inlined, of
@@ -1169,10 +1224,8 @@ impl<'a> Compiler<'a> {
             // (Another procedure's inlined body names its own closure's
             // captures: there are none, as `inlinable_callee` takes only
             // procedures that capture nothing; not inlined if it did.)
-            Node::Capture(i) if !self.in_other_body() => {
-                self.emit(|dst| Op::Capture { dst, i: *i })
-            }
-            Node::SelfRef if !self.in_other_body() => self.emit(|dst| Op::SelfRef { dst }),
+            Node::Capture(i) => Src::Reg(self.capture_reg(*i)?),
+            Node::SelfRef => Src::Reg(self.self_reg()?),
             Node::FixOp2 { op, a, b, .. } => {
                 let (a, b) = (self.operand(*a), self.operand(*b));
                 self.fix(*op, a, b)
@@ -1253,8 +1306,8 @@ impl<'a> Compiler<'a> {
             } => self.read(*op, args, true)?,
             // Boxes made before the run (a run makes none: `BindBox` is
             // not pure), read and set.
-            Node::CaptureBox(i) if !self.in_other_body() => {
-                let b = self.emit(|dst| Op::Capture { dst, i: *i });
+            Node::CaptureBox(i) => {
+                let b = Src::Reg(self.capture_reg(*i)?);
                 self.box_get(b, true)
             }
             Node::GlobalBox(g, _) => {
@@ -1266,8 +1319,7 @@ impl<'a> Compiler<'a> {
                 ..
             } => {
                 let b = match *at {
-                    BoxAt::Capture(_) if self.in_other_body() => return None,
-                    BoxAt::Capture(i) => self.emit(|dst| Op::Capture { dst, i }),
+                    BoxAt::Capture(i) => Src::Reg(self.capture_reg(i)?),
                     BoxAt::Global(g) => self.emit(|dst| Op::Global { dst, g }),
                     BoxAt::Local(_) => return None,
                 };
@@ -1275,8 +1327,7 @@ impl<'a> Compiler<'a> {
             }
             Node::SetCaptureBox(i, x, _) | Node::SetGlobalBox(i, x, _) => {
                 let b = match n {
-                    Node::SetCaptureBox(..) if self.in_other_body() => return None,
-                    Node::SetCaptureBox(..) => self.emit(|dst| Op::Capture { dst, i: *i }),
+                    Node::SetCaptureBox(..) => Src::Reg(self.capture_reg(*i)?),
                     _ => self.emit(|dst| Op::Global { dst, g: *i }),
                 };
                 let b = self.in_reg(b);
@@ -1326,19 +1377,17 @@ impl<'a> Compiler<'a> {
                 let scratch = self.in_scratch(*target)?;
                 let id = u32::try_from(proto.id).ok()?;
                 let n = u32::try_from(caps.len()).ok()?;
-                if self.in_other_body() && caps.iter().any(|c| !matches!(c, CapSrc::Local(_))) {
-                    return None;
-                }
                 let start = self.next;
                 for c in caps {
                     let t = self.temp();
-                    self.ops.push(match c {
-                        CapSrc::Local(s) => Op::Move {
-                            dst: t,
-                            a: Src::Reg(self.slot(*s)),
-                        },
-                        CapSrc::Capture(i) => Op::Capture { dst: t, i: *i },
-                        CapSrc::SelfRef => Op::SelfRef { dst: t },
+                    let a = match c {
+                        CapSrc::Local(s) => self.slot(*s),
+                        CapSrc::Capture(i) => self.capture_reg(*i)?,
+                        CapSrc::SelfRef => self.self_reg()?,
+                    };
+                    self.ops.push(Op::Move {
+                        dst: t,
+                        a: Src::Reg(a),
                     });
                 }
                 self.ops.push(Op::Closure {

@@ -1009,3 +1009,25 @@ fn a_recursion_that_is_not_a_loop_is_entered_through_its_own_code() {
     );
     assert!(explained_line(src, "tak").contains("its body inlined at"));
 }
+
+#[test]
+fn captures_are_loaded_at_a_calls_entry_and_kept_while_the_closure_loops() {
+    // A closure's captures (and the closure) are loaded into registers once
+    // per call; its tail calls of itself keep them, a tail call of another
+    // closure of the same code loads that one's, and a captured box is
+    // read afresh after each `set!`.
+    let src = "(define (mk k) (lambda (n me other acc) (if (= n 0) acc (other (- n 1) other me (+ acc k)))))
+         (define a (mk 1))
+         (define b (mk 100))
+         (define (scale xs k) (let loop ((l xs) (acc '())) (if (null? l) acc (loop (cdr l) (cons (* k (car l)) acc)))))
+         (define (total n)
+           (let ((sum 0))
+             (let loop ((i 0)) (if (= i n) sum (begin (set! sum (+ sum i)) (loop (+ i 1)))))))
+         (println (a 5 a b 0) (b 4 b a 0) (scale '(1 2 3) 10) (total 100))";
+    let [(pure, _), (general, _)] = both_tiers(src, "203 202 (30 20 10) 4950\n");
+    assert_eq!(pure.pure_fallbacks, 0);
+    assert_eq!(
+        (pure.calls, pure.tail_calls),
+        (general.calls, general.tail_calls)
+    );
+}

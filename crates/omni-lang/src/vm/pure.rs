@@ -844,7 +844,8 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         regs = &mut self.stack[base..top];
                         self.calls += 1;
                         self.tail_calls += 1;
-                        pc = 0;
+                        // (The same closure: its captures are loaded.)
+                        pc = code.head as usize;
                     }
                     Op::JumpUnless { a, to } => {
                         if !src!(a).is_truthy() {
