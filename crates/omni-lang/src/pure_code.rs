@@ -1661,8 +1661,14 @@ impl<'a> Compiler<'a> {
     /// A call's callee: a global read at the call, or a register holding
     /// the procedure (below the arguments, which the callee's frame takes).
     fn callee(&mut self, f: &Node) -> Option<Callee> {
-        if let Node::Global(g, _) = f {
-            return Some(Callee::Global(*g));
+        match f {
+            Node::Global(g, _) => return Some(Callee::Global(*g)),
+            // (A capture's register is never written after the prologue.)
+            Node::SelfRef if !self.in_other_body() => return Some(Callee::Reg(self.self_reg()?)),
+            Node::Capture(i) if !self.in_other_body() => {
+                return Some(Callee::Reg(self.capture_reg(*i)?))
+            }
+            _ => {}
         }
         let t = self.temp();
         self.into(f, t)?;
