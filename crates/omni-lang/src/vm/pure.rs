@@ -635,8 +635,9 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
             // allow it, the call's step, and the body next (its calls are a
             // level deeper: `Site`); else the call, its result to `start`,
             // and a jump past the body.
+            // (The call's operands are read only where it is made.)
             macro_rules! inline_entry {
-                ($is_callee:expr, $f:expr, ($start:expr, $argc:expr, $in_dst:expr, $level:expr, $to:expr)) => {
+                ($is_callee:expr, $f:expr, $level:expr, $op:expr) => {
                     if $is_callee
                         && self.depth + usize::from($level) < self.max_depth
                         && crate::interrupt::count() == self.interrupts_seen
@@ -644,17 +645,34 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                     {
                         self.calls += 1;
                     } else {
-                        let at = base + $start as usize;
-                        let d = ($in_dst, dest);
+                        let (Op::Inline {
+                            start,
+                            argc,
+                            in_dst,
+                            to,
+                            ..
+                        }
+                        | Op::InlineOther {
+                            start,
+                            argc,
+                            in_dst,
+                            to,
+                            ..
+                        }) = *$op
+                        else {
+                            return Err(here);
+                        };
+                        let at = base + start as usize;
+                        let d = (in_dst, dest);
                         let site = Site {
                             levels: $level - 1,
                             tail: false,
                         };
                         let v =
-                            self.nested($f, ($argc, site), (closure, proto), at, d, &mut scratch)?;
+                            self.nested($f, (argc, site), (closure, proto), at, d, &mut scratch)?;
                         regs = &mut self.stack[base..top];
-                        regs[$start as usize] = v;
-                        pc = $to as usize;
+                        regs[start as usize] = v;
+                        pc = to as usize;
                     }
                 };
             }
@@ -766,34 +784,19 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         regs = &mut self.stack[base..top];
                         regs[start as usize] = v;
                     }
-                    Op::Inline {
-                        g,
-                        start,
-                        argc,
-                        in_dst,
-                        level,
-                        to,
-                    } => {
+                    Op::Inline { g, level, .. } => {
                         let f = match g {
                             INLINE_SELF => closure,
                             g => global(self.vm, g).ok_or(here)?,
                         };
-                        inline_entry!(f == closure, f, (start, argc, in_dst, level, to));
+                        inline_entry!(f == closure, f, level, op);
                     }
-                    Op::InlineOther {
-                        g,
-                        code,
-                        start,
-                        argc,
-                        in_dst,
-                        level,
-                        to,
-                    } => {
+                    Op::InlineOther { g, code, level, .. } => {
                         // (The body captures nothing: it is the body of
                         // any closure of its code.)
                         let f = global(self.vm, g).ok_or(here)?;
                         let is_callee = closure_code(f) == Some(u64::from(code));
-                        inline_entry!(is_callee, f, (start, argc, in_dst, level, to));
+                        inline_entry!(is_callee, f, level, op);
                     }
                     Op::Return { a } => {
                         let v = src!(a);
