@@ -807,22 +807,29 @@ impl<'a> Compiler<'a> {
         self.inlining.iter().any(|i| i.own.code != INLINE_OWN)
     }
 
-    /// The register that holds capture `i` of the running closure (or,
-    /// for `i` past them, the closure itself), loaded by the prologue.
-    /// `None` in another procedure's inlined body, which has none.
+    /// The register that holds capture `i` of the running closure, loaded
+    /// by the prologue. `None` in another procedure's inlined body, which
+    /// has none (and for a capture the closure does not have).
     fn capture_reg(&mut self, i: u32) -> Option<u32> {
+        let n = u32::try_from(self.loaded.len()).ok()?.checked_sub(1)?;
+        if i >= n {
+            return None;
+        }
+        self.loaded_reg(i)
+    }
+
+    /// The register that holds the running closure (after its captures').
+    fn self_reg(&mut self) -> Option<u32> {
+        let n = u32::try_from(self.loaded.len()).ok()?.checked_sub(1)?;
+        self.loaded_reg(n)
+    }
+
+    fn loaded_reg(&mut self, i: u32) -> Option<u32> {
         if self.in_other_body() {
             return None;
         }
-        let n = u32::try_from(self.loaded.len()).ok()?.checked_sub(1)?;
-        let i = i.min(n);
         *self.loaded.get_mut(i as usize)? = true;
         Some(self.own.nslots + i)
-    }
-
-    /// The register that holds the running closure.
-    fn self_reg(&mut self) -> Option<u32> {
-        self.capture_reg(u32::MAX)
     }
 
     /// If a call of `f` on `args` may have its callee's body inlined, of
