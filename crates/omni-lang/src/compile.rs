@@ -372,7 +372,7 @@ impl<'s> Compiler<'s> {
         // A global procedure that captures nothing and whose recursion, if
         // any, is a loop: once registered, a later procedure's pure code may
         // inline its body at a call of that global (guarded at run time by
-        // the closure's code: `Op::Inline`).
+        // the closure's code: `Op::InlineOther`).
         let inline_as = match (own_global, &pure_code) {
             (Some(g), Some(code))
                 if rest.is_none() && f.captures.is_empty() && !code.recurses(g) =>

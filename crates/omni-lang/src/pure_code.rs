@@ -1671,10 +1671,8 @@ impl<'a> Compiler<'a> {
         match f {
             Node::Global(g, _) => return Some(Callee::Global(*g)),
             // (A capture's register is never written after the prologue.)
-            Node::SelfRef if !self.in_other_body() => return Some(Callee::Reg(self.self_reg()?)),
-            Node::Capture(i) if !self.in_other_body() => {
-                return Some(Callee::Reg(self.capture_reg(*i)?))
-            }
+            Node::SelfRef => return Some(Callee::Reg(self.self_reg()?)),
+            Node::Capture(i) => return Some(Callee::Reg(self.capture_reg(*i)?)),
             _ => {}
         }
         let t = self.temp();

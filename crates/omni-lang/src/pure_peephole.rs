@@ -291,11 +291,7 @@ fn loop_moves(ops: &mut Vec<Op>) {
         }
     }
     new_index.push(out.len() as u32);
-    for op in out.iter_mut() {
-        if let Some(to) = op.jump_target_mut() {
-            *to = new_index[*to as usize];
-        }
-    }
+    remap_jumps(&mut out, &new_index);
     *ops = out;
 }
 
@@ -513,6 +509,12 @@ fn remove(ops: &mut Vec<Op>, dead: &[bool]) {
         k += 1;
         !dead[k - 1]
     });
+    remap_jumps(ops, &new_index);
+}
+
+/// Point each jump at where the instruction it went to now starts
+/// (`new_index[k]`, for each old index `k` and the end).
+fn remap_jumps(ops: &mut [Op], new_index: &[u32]) {
     for op in ops.iter_mut() {
         if let Some(to) = op.jump_target_mut() {
             *to = new_index[*to as usize];
