@@ -349,13 +349,7 @@ fn a_loop_that_builds_in_scratch_every_round_keeps_one_rounds_memory() {
         "{} scratch regions",
         s.scratch_regions
     );
-    let explained = omni_lang::explain_source(src).expect("explains");
-    let at = explained.find("procedure loop ").expect("listed");
-    let line = explained[at..].lines().nth(1).unwrap_or("");
-    assert!(
-        line.contains("global procedure's body inlined at 3 calls"),
-        "{line}"
-    );
+    assert_explained(src, "loop", "global procedure's body inlined at 3 calls");
     assert!(
         heap.peak_live_bytes < 64 * 1024,
         "peak {} bytes",
@@ -524,14 +518,9 @@ fn a_procedure_runs_its_own_body_in_place_of_its_calls_of_itself() {
     let g = r.expect("runs");
     assert_eq!(general, want);
     assert_eq!((s.calls, s.tail_calls), (g.calls, g.tail_calls));
-    let explained = omni_lang::explain_source(src).expect("explains");
     // (`loop` calls itself by its own name, not through a global.)
     for name in ["fib", "tak", "make", "check", "walk", "loop"] {
-        let at = explained
-            .find(&format!("procedure {name} "))
-            .expect("listed");
-        let line = explained[at..].lines().nth(1).unwrap_or("");
-        assert!(line.contains("its body inlined at"), "{name}: {line}");
+        assert_explained(src, name, "its body inlined at");
     }
 }
 
@@ -881,12 +870,19 @@ const QUEENS: &str = "
             (if (> r n) total
                 (loop (+ r 1) (if (ok? r 1 placed) (+ total (queens n (cons r placed))) total))))))";
 
+/// The line `omni explain` gives procedure `name`'s pure-tier code.
 fn explained_line(src: &str, name: &str) -> String {
     let explained = omni_lang::explain_source(src).expect("explains");
     let at = explained
         .find(&format!("procedure {name} "))
         .unwrap_or_else(|| panic!("{name} listed"));
     explained[at..].lines().nth(1).unwrap_or("").to_string()
+}
+
+/// Check that procedure `name`'s pure-tier line says `text`.
+fn assert_explained(src: &str, name: &str, text: &str) {
+    let line = explained_line(src, name);
+    assert!(line.contains(text), "{name}: {line}");
 }
 
 #[test]
@@ -903,11 +899,7 @@ fn a_global_procedure_that_captures_nothing_has_its_body_inlined_at_a_call() {
         (pure.calls, pure.tail_calls),
         (general.calls, general.tail_calls)
     );
-    let line = explained_line(src, "loop");
-    assert!(
-        line.contains("a global procedure's body inlined at 1 call"),
-        "{line}"
-    );
+    assert_explained(src, "loop", "a global procedure's body inlined at 1 call");
     // Each round's step is taken where the general path takes it.
     budget_sweep(
         "(define (ok? row dist placed)
@@ -929,10 +921,10 @@ fn an_inlined_loop_that_swaps_its_arguments_keeps_their_values() {
          (println (gcd 1071 462) (sum-gcd 200 0))";
     let [(pure, _), _] = both_tiers(src, "21 3576\n");
     assert_eq!(pure.pure_fallbacks, 0);
-    let line = explained_line(src, "sum-gcd");
-    assert!(
-        line.contains("a global procedure's body inlined at 1 call"),
-        "{line}"
+    assert_explained(
+        src,
+        "sum-gcd",
+        "a global procedure's body inlined at 1 call",
     );
 }
 
@@ -951,11 +943,7 @@ fn an_inlined_global_redefined_later_is_called_as_it_now_is() {
          (println (use 10 0))";
     let out = same_outcome_in_both_tiers(src, Limits::default(), "redefined");
     assert!(out.starts_with("65\n110\n1055\nerror: "), "{out}");
-    let line = explained_line(src, "use");
-    assert!(
-        line.contains("a global procedure's body inlined at 1 call"),
-        "{line}"
-    );
+    assert_explained(src, "use", "a global procedure's body inlined at 1 call");
 }
 
 #[test]
@@ -964,11 +952,7 @@ fn an_error_in_an_inlined_body_is_the_general_paths_with_its_backtrace() {
          (define (firsts ls acc) (if (null? ls) acc (firsts (cdr ls) (+ acc (first (car ls))))))
          (println (firsts '((1) (2) (3)) 0))
          (firsts '((1) 2) 0)";
-    let line = explained_line(src, "firsts");
-    assert!(
-        line.contains("a global procedure's body inlined at 1 call"),
-        "{line}"
-    );
+    assert_explained(src, "firsts", "a global procedure's body inlined at 1 call");
     let [(out, d), (general_out, g)] = [true, false].map(|pure_tier| {
         run_err(
             src,
@@ -1007,7 +991,7 @@ fn a_recursion_that_is_not_a_loop_is_entered_through_its_own_code() {
             || line.ends_with("inlined at 1 call)"),
         "{line}"
     );
-    assert!(explained_line(src, "tak").contains("its body inlined at"));
+    assert_explained(src, "tak", "its body inlined at");
 }
 
 #[test]
