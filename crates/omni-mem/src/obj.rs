@@ -28,7 +28,7 @@
 
 use std::ptr;
 
-use crate::barrier::{admit, admits_fresh_as_is, store};
+use crate::barrier::{admit, admits_as_is, admits_fresh_as_is, store};
 use crate::slots::{admit_slot, after_slot_store, note_read, note_removed, write_slot};
 use crate::equal::{equal, hash_value};
 use crate::error::{MemError, MemResult};
@@ -619,9 +619,25 @@ pub fn alloc_closure(r: Region, code: u64, captures: &[Value]) -> MemResult<Valu
     let n = captures.len();
     let extra = u32::try_from(n).map_err(|_| MemError::TooLarge { requested: n })?;
     let b = r.block();
-    // SAFETY: fresh object of 2 + n words; every capture admitted into `b`
-    // before the object exists, so no slot is ever uninitialised.
+    // SAFETY: `b` is live and ours. The fresh object of 2 + n words gets
+    // its code and every capture before it is returned; the captures are
+    // admitted into `b` before the object exists, so no slot is ever
+    // uninitialised. In the common case (every capture storable in `b` as
+    // it is: an immediate, or an object of `b` or of a region that
+    // outlives it) they are written as they are, with no side vector.
     unsafe {
+        if captures.iter().all(|&c| admits_as_is(b, c)) {
+            let p = new_object(
+                b,
+                HDR + WORD + words(n)?,
+                make_header(HeapTag::Closure, extra),
+            )?;
+            p.add(HDR).cast::<u64>().write(code);
+            for (i, &c) in captures.iter().enumerate() {
+                field(p, 1 + i).write(c);
+            }
+            return Ok(Value::from_heap(p));
+        }
         let mut admitted = Vec::with_capacity(n);
         for &c in captures {
             admitted.push(admit(b, c)?);

@@ -183,6 +183,36 @@ fn constructors_repair_their_fields_too() {
 }
 
 #[test]
+fn a_closure_keeps_captures_storable_as_they_are_and_repairs_the_rest() {
+    let older = region_create();
+    let own = region_create();
+    let young = region_create();
+    let o = alloc_str(older, "older").unwrap();
+    let s = alloc_str(own, "own").unwrap();
+    let y = alloc_str(young, "young").unwrap();
+    let imm = Value::fixnum(7).unwrap();
+    // Every capture storable as it is: kept, identical.
+    let c = alloc_closure(own, 9, &[imm, o, s]).unwrap();
+    assert_eq!(closure_code(c), Some(9));
+    assert_eq!(closure_len(c), Some(3));
+    assert_eq!(closure_capture(c, 0), Some(imm));
+    assert_eq!(closure_capture(c, 1), Some(o));
+    assert_eq!(closure_capture(c, 2), Some(s));
+    // One younger capture among them: that one is repaired, the others kept.
+    let d = alloc_closure(own, 10, &[o, y, s]).unwrap();
+    assert_eq!(closure_code(d), Some(10));
+    assert_eq!(closure_capture(d, 0), Some(o));
+    assert_eq!(closure_capture(d, 2), Some(s));
+    let repaired = closure_capture(d, 1).unwrap();
+    region_exit(young);
+    assert!(region_of(repaired).unwrap().same_as(own));
+    assert_eq!(with_str(repaired, str::to_owned).as_deref(), Some("young"));
+    region_exit(own);
+    region_exit(older);
+    assert_no_live_regions();
+}
+
+#[test]
 fn older_and_same_region_stores_take_the_fast_path() {
     let before = heap_stats();
     let old = region_create();
