@@ -1065,7 +1065,10 @@ fn list_length(l: Value) -> Option<Value> {
             n += 1;
         }
         slow = omni_mem::cdr(slow)?;
-        if fast.is(slow) {
+        // The words, not `is`: each cursor's next word is a function of
+        // its word, so in a cycle both run through the same words and
+        // meet (as the general path's `CycleCheck`).
+        if fast == slow {
             return None;
         }
     }
