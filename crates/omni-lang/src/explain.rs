@@ -43,9 +43,20 @@ pub fn explain_proto(p: &Proto, out: &mut String, indent: usize) {
                 })
                 .count()
         };
+        // Named-`let` loops run in this frame: one per loop procedure.
+        let mut loops: Vec<u32> = code
+            .ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::LetLoop { proto, .. } => Some(*proto),
+                _ => None,
+            })
+            .collect();
+        loops.sort_unstable();
+        loops.dedup();
         let _ = writeln!(
             out,
-            "{pad}  pure tier: tried first ({}, {}; no activation, {}{}{}{}{})",
+            "{pad}  pure tier: tried first ({}, {}; no activation, {}{}{}{}{}{})",
             count(code.ops.len(), "instruction"),
             count(code.nregs as usize, "register"),
             match code.scratch {
@@ -68,6 +79,13 @@ pub fn explain_proto(p: &Proto, out: &mut String, indent: usize) {
                 n => format!(
                     "; a global procedure's body inlined at {}",
                     count(n, "call")
+                ),
+            },
+            match loops.len() {
+                0 => String::new(),
+                n => format!(
+                    "; {} run in its frame, with no closure",
+                    count(n, "named-let loop")
                 ),
             }
         );

@@ -348,6 +348,23 @@ pub enum Op {
         start: u32,
         argc: u32,
     },
+    /// The tail call of a named-`let` loop of procedure `proto` that runs
+    /// in the running procedure's frame (`Compiler::named_loop`): as
+    /// `InlineLoop`, and the iteration ends as the loop procedure's tail
+    /// call of itself would: the scratch region is exited (after the check
+    /// that no argument is in it), and at the run's first depth, once
+    /// `COMMIT_AT` stores are logged, the run commits with a closure of
+    /// `proto` made from the loop's `ncaps` captures (at `off +
+    /// proto.nslots`) as its restart, the tail call at `span`.
+    LetLoop {
+        to: u32,
+        off: u32,
+        start: u32,
+        argc: u32,
+        proto: u32,
+        ncaps: u32,
+        span: Span,
+    },
     /// The start of the procedure's own body inlined at a call of itself
     /// on registers `start..start + argc` (`Compiler::inline`), `level`
     /// levels below the running procedure: if global `g` (`INLINE_SELF`:
@@ -431,6 +448,21 @@ impl Op {
         }
     }
 
+    /// Whether this instruction may make the running procedure's scratch
+    /// region: it builds there, or calls a callee whose destination it is.
+    pub(crate) fn may_make_scratch(&self) -> bool {
+        matches!(
+            self,
+            Op::ConsScratch { .. }
+                | Op::List { scratch: true, .. }
+                | Op::Closure { scratch: true, .. }
+                | Op::Call { in_dst: false, .. }
+                | Op::CallGlobal { in_dst: false, .. }
+                | Op::Inline { in_dst: false, .. }
+                | Op::InlineOther { in_dst: false, .. }
+        )
+    }
+
     /// Where this instruction may jump to.
     pub(crate) fn jump_target_mut(&mut self) -> Option<&mut u32> {
         match self {
@@ -449,7 +481,8 @@ impl Op {
             | Op::BranchUnlessOut { to, .. }
             | Op::Inline { to, .. }
             | Op::InlineOther { to, .. }
-            | Op::InlineLoop { to, .. } => Some(to),
+            | Op::InlineLoop { to, .. }
+            | Op::LetLoop { to, .. } => Some(to),
             _ => None,
         }
     }
@@ -544,6 +577,7 @@ pub fn compile(
             inline_levels,
             calls_inlinable: false,
             loaded: vec![false; ncaps as usize + 1],
+            named: None,
         };
         c.ret(body).map(|()| c)
     };
@@ -738,12 +772,40 @@ struct Compiler<'a> {
     /// Which captures the code reads (and, last, whether it reads the
     /// closure itself): the prologue loads them (`load_captures`).
     loaded: Vec<bool>,
+    /// The named-`let` loop whose body is being compiled in this frame,
+    /// if any (`named_loop`).
+    named: Option<NamedLoop>,
+}
+
+/// A named-`let` loop run in the frame of the procedure it is the tail
+/// call of, without its closure (`Compiler::named_loop`): its slots are
+/// the registers from `off`, as its own frame's would be from 0, and its
+/// captures the `ncaps` after them, copied there at its entry; its tail
+/// calls of itself jump back to `head` (`Op::LetLoop`).
+#[derive(Clone, Copy)]
+struct NamedLoop {
+    off: u32,
+    head: usize,
+    nparams: usize,
+    caps_at: u32,
+    ncaps: u32,
+    proto: u32,
 }
 
 impl<'a> Compiler<'a> {
     /// The register of local slot `s` of the body being compiled.
     fn slot(&self, s: u32) -> u32 {
-        s + self.inlining.last().map_or(0, |i| i.off)
+        s + match (self.inlining.last(), self.named) {
+            (Some(i), _) => i.off,
+            (None, Some(l)) => l.off,
+            (None, None) => 0,
+        }
+    }
+
+    /// The named-`let` loop whose body is being compiled, unless the code
+    /// is a body inlined in it.
+    fn in_loop(&self) -> Option<NamedLoop> {
+        self.named.filter(|_| self.inlining.is_empty())
     }
 
     fn operand(&self, o: Operand) -> Src {
@@ -811,6 +873,9 @@ impl<'a> Compiler<'a> {
     /// by the prologue. `None` in another procedure's inlined body, which
     /// has none (and for a capture the closure does not have).
     fn capture_reg(&mut self, i: u32) -> Option<u32> {
+        if let Some(l) = self.in_loop() {
+            return (i < l.ncaps).then_some(l.caps_at + i);
+        }
         let n = u32::try_from(self.loaded.len()).ok()?.checked_sub(1)?;
         if i >= n {
             return None;
@@ -819,7 +884,11 @@ impl<'a> Compiler<'a> {
     }
 
     /// The register that holds the running closure (after its captures').
+    /// `None` in a named-`let` loop's body: the loop has no closure there.
     fn self_reg(&mut self) -> Option<u32> {
+        if self.in_loop().is_some() {
+            return None;
+        }
         let n = u32::try_from(self.loaded.len()).ok()?.checked_sub(1)?;
         self.loaded_reg(n)
     }
@@ -842,11 +911,18 @@ impl<'a> Compiler<'a> {
             Node::Global(g, _) if Some(*g) == own.global => {
                 (args.len() == own.nparams).then_some((*g, own))
             }
-            Node::SelfRef if !self.in_other_body() => {
+            Node::SelfRef if !self.in_other_body() && self.in_loop().is_none() => {
                 (args.len() == own.nparams).then_some((INLINE_SELF, own))
             }
             Node::Global(g, _) => {
                 let p = self.inlinable.get(g)?;
+                let has_loop = p
+                    .pure_code
+                    .as_ref()
+                    .is_some_and(|c| c.ops.iter().any(|op| matches!(op, Op::LetLoop { .. })));
+                if has_loop {
+                    return None;
+                }
                 let body = Own {
                     body: &p.body,
                     nslots: u32::try_from(p.nslots).ok()?,
@@ -864,6 +940,9 @@ impl<'a> Compiler<'a> {
     /// the procedure whose body it is, which loops back to the body's
     /// start.
     fn loops_back(&self, f: &Node, args: &[Node]) -> bool {
+        if let Some(l) = self.in_loop() {
+            return matches!(f, Node::SelfRef) && args.len() == l.nparams;
+        }
         match (self.inlining.last(), self.inlinable_callee(f, args)) {
             (Some(i), Some((_, callee))) => callee.code == i.own.code,
             _ => false,
@@ -914,6 +993,13 @@ impl<'a> Compiler<'a> {
             return Some(None);
         };
         self.calls_inlinable = true;
+        // A procedure whose named `let` runs in its frame (`named_loop`)
+        // is called, not inlined: an inlined body would make the loop's
+        // closure and call it. (Its own calls of itself in that loop
+        // included.)
+        if own.code == INLINE_OWN && self.named.is_some() {
+            return Some(None);
+        }
         if self.inlining.len() >= self.inline_levels {
             return Some(None);
         }
@@ -976,6 +1062,110 @@ impl<'a> Compiler<'a> {
         self.next = start + 1;
         self.max = self.max.max(self.next);
         Some(Some(start))
+    }
+
+    /// A named `let` in tail position, `((letrec ((loop (lambda ...)))
+    /// loop) args...)`, run in this frame, with no closure made: its
+    /// arguments go to its parameters at the first free register `off`,
+    /// its captures are copied after its slots, and its body follows,
+    /// compiled as the loop procedure's own (its tail calls of itself
+    /// jump back to the body's start: `Op::LetLoop`; its returns are this
+    /// procedure's, since the call was in tail position). `None` (nothing
+    /// emitted) where it does not apply:
+    /// - not in the procedure's own body (an inlined one, or another
+    ///   loop's);
+    /// - a loop with a rest parameter, or called with another arity;
+    /// - code before it may have made the scratch region (the loop's
+    ///   iterations exit it, as the loop procedure's tail calls exit its
+    ///   own, and a region made before would die with the first);
+    /// - a body that names the loop other than in a tail call of it (its
+    ///   closure would be needed), that stores (its restart needs a
+    ///   closure at each commit: the tier makes one only at the loop's
+    ///   own tail calls), or that the tier cannot run.
+    fn named_loop(&mut self, f: &Node, args: &[Node]) -> Option<()> {
+        let Node::Seq(items) = f else { return None };
+        let [Node::Bind(s, init), Node::Local(t)] = &items[..] else {
+            return None;
+        };
+        let Node::Closure(proto, caps, _, _) = &**init else {
+            return None;
+        };
+        if s != t
+            || !self.inlining.is_empty()
+            || self.named.is_some()
+            || proto.rest
+            || args.len() != proto.nparams
+            || self.ops.iter().any(Op::may_make_scratch)
+        {
+            return None;
+        }
+        let snapshot = (self.ops.len(), self.next, self.max, self.join);
+        let loaded = self.loaded.clone();
+        let compiled = self.named_loop_body(proto, caps, args);
+        let stores = self.ops[snapshot.0..].iter().any(|op| {
+            matches!(
+                op,
+                Op::ArraySet { .. } | Op::DictSet { .. } | Op::BoxSet { .. }
+            )
+        });
+        self.named = None;
+        if compiled.is_none() || stores {
+            self.ops.truncate(snapshot.0);
+            (self.next, self.max, self.join) = (snapshot.1, snapshot.2, snapshot.3);
+            self.loaded = loaded;
+            return None;
+        }
+        Some(())
+    }
+
+    fn named_loop_body(
+        &mut self,
+        proto: &crate::ir::Proto,
+        caps: &[CapSrc],
+        args: &[Node],
+    ) -> Option<()> {
+        let off = self.next;
+        let start = self.args(args)?;
+        if start != off {
+            return None;
+        }
+        let nslots = u32::try_from(proto.nslots).ok()?;
+        let ncaps = u32::try_from(caps.len()).ok()?;
+        let caps_at = off.checked_add(nslots)?;
+        self.next = caps_at.checked_add(ncaps)?.max(self.next);
+        self.max = self.max.max(self.next);
+        for (i, c) in (0..).zip(caps) {
+            let a = match c {
+                CapSrc::Local(s) => self.slot(*s),
+                CapSrc::Capture(j) => self.capture_reg(*j)?,
+                CapSrc::SelfRef => self.self_reg()?,
+            };
+            self.ops.push(Op::Move {
+                dst: caps_at + i,
+                a: Src::Reg(a),
+            });
+        }
+        // The loop's entry is the procedure's tail call of the loop: its
+        // step and interrupt check, where the general path takes them (a
+        // loop's jump to the next instruction).
+        let entry = u32::try_from(self.ops.len()).ok()?;
+        self.ops.push(Op::InlineLoop {
+            to: entry.checked_add(1)?,
+            off,
+            start: off,
+            argc: u32::try_from(args.len()).ok()?,
+        });
+        self.named = Some(NamedLoop {
+            off,
+            head: self.ops.len(),
+            nparams: proto.nparams,
+            caps_at,
+            ncaps,
+            proto: u32::try_from(proto.id).ok()?,
+        });
+        // (The body's first instruction is a jump's target.)
+        self.join = self.ops.len();
+        self.ret(&proto.body)
     }
 
     fn temp(&mut self) -> u32 {
@@ -1042,16 +1232,31 @@ impl<'a> Compiler<'a> {
                 f,
                 args,
                 tail: true,
+                span,
                 ..
             } if self.loops_back(f, args) => {
                 let mark = self.next;
                 let start = self.args(args)?;
-                let (off, head) = self.inlining.last().map(|i| (i.off, i.head))?;
-                self.ops.push(Op::InlineLoop {
-                    to: u32::try_from(head).ok()?,
-                    off,
-                    start,
-                    argc: u32::try_from(args.len()).ok()?,
+                let argc = u32::try_from(args.len()).ok()?;
+                self.ops.push(match self.in_loop() {
+                    Some(l) => Op::LetLoop {
+                        to: u32::try_from(l.head).ok()?,
+                        off: l.off,
+                        start,
+                        argc,
+                        proto: l.proto,
+                        ncaps: l.ncaps,
+                        span: *span,
+                    },
+                    None => {
+                        let (off, head) = self.inlining.last().map(|i| (i.off, i.head))?;
+                        Op::InlineLoop {
+                            to: u32::try_from(head).ok()?,
+                            off,
+                            start,
+                            argc,
+                        }
+                    }
                 });
                 self.next = mark;
                 Some(())
@@ -1063,6 +1268,9 @@ impl<'a> Compiler<'a> {
                 span,
                 ..
             } => {
+                if self.named_loop(f, args).is_some() {
+                    return Some(());
+                }
                 let mark = self.next;
                 let inlined = !self.inlining.is_empty();
                 let start = self.call(f, args, (Target::Dst, *span), !inlined)?;

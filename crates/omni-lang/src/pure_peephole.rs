@@ -169,6 +169,9 @@ impl Op {
             | Op::InlineLoop { start, argc, .. } => {
                 (start..start + argc).for_each(|r| src(Src::Reg(r)))
             }
+            // (Its commit reads the loop's captures too: they are never
+            // written in the loop.)
+            Op::LetLoop { start, argc, .. } => (start..start + argc).for_each(|r| src(Src::Reg(r))),
             Op::Global { .. }
             | Op::HeapConst { .. }
             | Op::Capture { .. }
@@ -190,6 +193,7 @@ impl Op {
                 | Op::TailCall { .. }
                 | Op::TailCallGlobal { .. }
                 | Op::InlineLoop { .. }
+                | Op::LetLoop { .. }
                 | Op::Fail
         )
     }
@@ -227,6 +231,9 @@ fn args_in_place(ops: &mut Vec<Op>) {
             }
             Op::InlineLoop {
                 off, start, argc, ..
+            }
+            | Op::LetLoop {
+                off, start, argc, ..
             } => (off, start, argc),
             _ => continue,
         };
@@ -247,7 +254,8 @@ fn args_in_place(ops: &mut Vec<Op>) {
         match &mut ops[t] {
             Op::TailCall { start, .. }
             | Op::TailCallGlobal { start, .. }
-            | Op::InlineLoop { start, .. } => *start = base,
+            | Op::InlineLoop { start, .. }
+            | Op::LetLoop { start, .. } => *start = base,
             _ => {}
         }
     }
@@ -258,10 +266,10 @@ fn args_in_place(ops: &mut Vec<Op>) {
 /// per argument before it (which `pair_moves` pairs), and finds them in
 /// place. A jump to the loop goes to the first move.
 fn loop_moves(ops: &mut Vec<Op>) {
-    if !ops
-        .iter()
-        .any(|op| matches!(op, Op::InlineLoop { off, start, .. } if off != start))
-    {
+    if !ops.iter().any(|op| {
+        matches!(op, Op::InlineLoop { off, start, .. } | Op::LetLoop { off, start, .. }
+            if off != start)
+    }) {
         return;
     }
     let mut out = Vec::with_capacity(ops.len() + 8);
@@ -286,6 +294,19 @@ fn loop_moves(ops: &mut Vec<Op>) {
                     start: off,
                     argc,
                 });
+            }
+            Op::LetLoop {
+                off, start, argc, ..
+            } if off != start => {
+                out.extend((0..argc).map(|i| Op::Move {
+                    dst: off + i,
+                    a: Src::Reg(start + i),
+                }));
+                let mut moved = op;
+                if let Op::LetLoop { start, .. } = &mut moved {
+                    *start = off;
+                }
+                out.push(moved);
             }
             op => out.push(op),
         }
@@ -718,6 +739,72 @@ mod tests {
                     Move2 { dst: 4, a: 9, dst2: 5, a2: 10 }, Move { dst: 6, a: Reg(11) }, \
                     InlineLoop { to: 1, off: 4, start: 4, argc: 3 }, Return { a: Reg(4) }]";
         assert_eq!(optimized(ops), want);
+    }
+
+    fn named_loop(start: u32) -> Op {
+        Op::LetLoop {
+            to: 0,
+            off: 2,
+            start,
+            argc: 2,
+            proto: 9,
+            ncaps: 1,
+            span: crate::reader::Span::default(),
+        }
+    }
+
+    #[test]
+    fn a_named_loops_arguments_are_written_in_its_parameters_or_moved_there() {
+        // (loop (+ i 1) (cdr l)): each argument written where the loop
+        // finds it.
+        let ops = vec![
+            Op::AddK {
+                dst: 5,
+                a: 2,
+                k: one(),
+            },
+            Op::Cdr { dst: 6, a: 3 },
+            named_loop(5),
+        ];
+        let mut want = vec![
+            Op::AddK {
+                dst: 2,
+                a: 2,
+                k: one(),
+            },
+            Op::Cdr { dst: 3, a: 3 },
+            named_loop(2),
+        ];
+        assert_eq!(optimized(ops), format!("{want:?}"));
+        // (loop b a): they swap the parameters, so they move there before
+        // the loop.
+        let ops = vec![
+            Op::Move {
+                dst: 5,
+                a: Src::Reg(3),
+            },
+            Op::Move {
+                dst: 6,
+                a: Src::Reg(2),
+            },
+            named_loop(5),
+        ];
+        want = vec![
+            Op::Move2 {
+                dst: 5,
+                a: 3,
+                dst2: 6,
+                a2: 2,
+            },
+            Op::Move2 {
+                dst: 2,
+                a: 5,
+                dst2: 3,
+                a2: 6,
+            },
+            named_loop(2),
+        ];
+        assert_eq!(optimized(ops), format!("{want:?}"));
     }
 
     #[test]

@@ -776,24 +776,30 @@ fn a_run_that_committed_goes_on_from_its_last_commit() {
     // commits (among them the one the general path begins with, whose
     // backtrace line is the tail call's): the same message and backtrace.
     for k in 1..=40 {
-        let failing = src.replace(
-            "(when (= n 3) (shout))",
-            &format!("(when (= n {k}) (car n))"),
-        );
-        let diags: Vec<String> = [true, false]
-            .map(|pure_tier| {
-                let (out, d) = run_err(
-                    &failing,
-                    Limits {
-                        pure_tier,
-                        ..Limits::default()
-                    },
-                );
-                format!("{out}{d:?}")
-            })
-            .into();
-        assert_eq!(diags[0], diags[1], "error at {k}");
+        assert_same_error_at(src, k);
     }
+}
+
+/// `src` with its `(shout)` at `n` = 3 replaced by an error at `n` = `k`:
+/// the same output, message and backtrace in both tiers.
+fn assert_same_error_at(src: &str, k: u32) {
+    let failing = src.replace(
+        "(when (= n 3) (shout))",
+        &format!("(when (= n {k}) (car n))"),
+    );
+    let diags: Vec<String> = [true, false]
+        .map(|pure_tier| {
+            let (out, d) = run_err(
+                &failing,
+                Limits {
+                    pure_tier,
+                    ..Limits::default()
+                },
+            );
+            format!("{out}{d:?}")
+        })
+        .into();
+    assert_eq!(diags[0], diags[1], "error at {k}");
 }
 
 /// A stored value younger than the container is repaired by the store
@@ -1014,4 +1020,151 @@ fn captures_are_loaded_at_a_calls_entry_and_kept_while_the_closure_loops() {
         (pure.calls, pure.tail_calls),
         (general.calls, general.tail_calls)
     );
+}
+
+/// A named `let` in tail position runs in its procedure's frame: no
+/// closure, its arguments in registers after the procedure's, its
+/// captures copied beside them, its tail calls of itself a jump back.
+/// Values, calls and tail calls counted, and every step budget's outcome
+/// are the general path's.
+#[test]
+fn a_named_let_in_tail_position_runs_in_its_procedures_frame() {
+    let src = format!("{QUEENS} (println (queens 6 '()) (queens 7 '()))");
+    let src = src.as_str();
+    let [(pure, _), (general, _)] = both_tiers(src, "4 40\n");
+    assert_eq!(pure.pure_fallbacks, 0);
+    assert_eq!(
+        (pure.calls, pure.tail_calls),
+        (general.calls, general.tail_calls)
+    );
+    assert_explained(
+        src,
+        "queens",
+        "1 named-let loop run in its frame, with no closure",
+    );
+    // `ok?` is inlined in the loop, in `queens`' frame.
+    assert_explained(src, "queens", "a global procedure's body inlined at 1 call");
+    let small = format!("{QUEENS} (println (queens 4 '()))");
+    budget_sweep(&small, 10..400, "2\n");
+}
+
+/// A loop's iteration ends as its procedure's tail call of itself: what an
+/// iteration built in the scratch region (here `mk`'s list, which dies in
+/// `sum`) goes when the next begins, so the loop keeps one round's memory.
+#[test]
+fn a_named_loops_scratch_region_is_exited_every_round() {
+    let src = "(define (mk n) (if (= n 0) '() (cons n (mk (- n 1)))))
+         (define (sum l) (if (null? l) 0 (+ (car l) (sum (cdr l)))))
+         (define (total rounds)
+           (let loop ((i 0) (acc 0))
+             (if (= i rounds) acc (loop (+ i 1) (+ acc (sum (mk 40)))))))
+         (println (total 20000))";
+    assert_explained(src, "total", "1 named-let loop run in its frame");
+    let (out, r, heap) = run_heap(src, Limits::default());
+    let s = match r {
+        Ok(s) => s,
+        Err(d) => panic!("{d:?}"),
+    };
+    assert_eq!(out, "16400000\n");
+    assert_eq!(s.pure_fallbacks, 0);
+    assert!(
+        s.scratch_regions >= 20_000,
+        "{} scratch regions",
+        s.scratch_regions
+    );
+    assert!(
+        heap.peak_live_bytes < 64 * 1024,
+        "peak {} bytes",
+        heap.peak_live_bytes
+    );
+}
+
+/// Where the loop's closure is needed, or what it would exit could hold
+/// something of the procedure's, the named `let` makes its closure and is
+/// called as before: the loop named as a value, called other than in a
+/// tail call of itself, after code that may have made the scratch region,
+/// with stores in its body, or not in tail position.
+#[test]
+fn a_named_let_that_needs_its_closure_is_called_as_before() {
+    for (name, def, call, want) in [
+        (
+            "as-value",
+            "(define (as-value n) (let loop ((i 0)) (if (= i n) (procedure? loop) (loop (+ i 1)))))",
+            "(as-value 3)",
+            "true",
+        ),
+        (
+            "non-tail",
+            "(define (non-tail n) (let loop ((i 0)) (if (= i n) 0 (+ 2 (loop (+ i 1))))))",
+            "(non-tail 5)",
+            "10",
+        ),
+        (
+            "after-scratch",
+            "(define (after-scratch n) (let ((k (length (list n n)))) (let loop ((i 0) (acc 0)) (if (= i n) acc (loop (+ i 1) (+ acc k))))))",
+            "(after-scratch 4)",
+            "8",
+        ),
+        (
+            "stores",
+            "(define v (make-array 3 0)) (define (stores n) (let loop ((i 0)) (if (= i 3) (array-ref v 2) (begin (array-set! v i n) (loop (+ i 1))))))",
+            "(stores 7)",
+            "7",
+        ),
+        (
+            "not-tail",
+            "(define (not-tail n) (+ 1 (let loop ((i 0)) (if (= i n) i (loop (+ i 1))))))",
+            "(not-tail 4)",
+            "5",
+        ),
+    ] {
+        let src = format!("{def} (println {call})");
+        let line = explained_line(&src, name);
+        assert!(!line.contains("named-let loop"), "{name}: {line}");
+        both_tiers(&src, &format!("{want}\n"));
+    }
+}
+
+/// A named loop whose callee stores commits what was stored every
+/// `COMMIT_AT` stores at its tail call of itself, with a closure of the
+/// loop made then as the restart's callee: when the run later falls back,
+/// the general path goes on from that tail call. Each store made once, the
+/// same calls counted, and an error's backtrace the general path's.
+#[test]
+fn a_named_loop_that_committed_goes_on_from_its_last_commit() {
+    // (`step!` is defined after `count!`, so it is called, not inlined:
+    // the loop's body itself stores nothing.)
+    let src = "
+        (define a (make-array 1 0))
+        (define d (dict))
+        (define (shout) (println \"at\" (array-ref a 0)))
+        (define (count! n k)
+          (let loop ((n n))
+            (if (= n 0) 'done
+                (begin (step! n k) (loop (- n 1))))))
+        (define (step! n k)
+          (array-set! a 0 (+ k (array-ref a 0)))
+          (dict-set! d (remainder n 7) (array-ref a 0))
+          (when (= n 3) (shout)))
+        (count! 200 1)
+        (println (array-ref a 0) (dict-keys d) (dict-ref d 1))";
+    let want = "at 198\n200 (4 3 2 1 0 6 5) 200\n";
+    assert_general_output(src, want);
+    assert_explained(src, "count!", "1 named-let loop run in its frame");
+    let [(pure, _), (general, _)] = both_tiers(src, want);
+    // Two fallbacks: the run's (`step!` calls `shout`, which is not pure),
+    // and that of the loop's run the restart makes, whose callee `step!`
+    // is no longer tried in the tier.
+    assert_eq!(pure.pure_fallbacks, 2);
+    assert_eq!(
+        (pure.calls, pure.tail_calls),
+        (general.calls, general.tail_calls)
+    );
+    let quiet = src.replace("(when (= n 3) (shout))", "");
+    budget_sweep(&quiet, 20..460, "200 (4 3 2 1 0 6 5) 200\n");
+    // An error after a restart, at activations before and after the last
+    // commits: the same message and backtrace.
+    for k in [1, 2, 5, 17, 40, 63, 64, 65, 100, 150] {
+        assert_same_error_at(src, k);
+    }
 }

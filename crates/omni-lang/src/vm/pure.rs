@@ -554,6 +554,53 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
         });
     }
 
+    /// The end of an iteration of a named-`let` loop that runs in its
+    /// caller's frame (`Op::LetLoop`, its arguments in place at `off`),
+    /// as the loop procedure's tail call of itself ends one: its scratch
+    /// region (the frame's, which nothing made before the loop) exited,
+    /// and at the run's first depth, once `COMMIT_AT` stores are logged, a
+    /// commit whose restart's callee is a closure of the loop, made from
+    /// its captures (after its slots) in the destination, where the loop's
+    /// closure would have been built (else the run falls back).
+    #[inline(never)]
+    fn loop_end(
+        &mut self,
+        op: &Op,
+        base: usize,
+        scratch: &mut Option<u32>,
+        dest: Dest,
+    ) -> Pure<'a, ()> {
+        let Op::LetLoop {
+            off,
+            argc,
+            proto: id,
+            ncaps,
+            span,
+            ..
+        } = *op
+        else {
+            return Err(Fallback::Limit);
+        };
+        let at = base + off as usize;
+        self.leave(scratch, (at, argc), Value::NOTHING)?;
+        if self.undo.len() < COMMIT_AT || self.depth != self.root_depth {
+            return Ok(());
+        }
+        let p = match self.vm.protos.get(id as usize) {
+            Some(Some(p)) => p,
+            _ => return Err(Fallback::Limit),
+        };
+        let r = self.dst(dest)?;
+        let caps_at = at + p.nslots;
+        let caps = self
+            .stack
+            .get(caps_at..caps_at + ncaps as usize)
+            .ok_or(Fallback::Limit)?;
+        let f = alloc_closure(r, u64::from(id), caps).map_err(|_| Fallback::Limit)?;
+        self.commit(f, (at, argc), span);
+        Ok(())
+    }
+
     /// A call that `running` (the closure and its code) makes of `f` on
     /// the `argc` arguments at `base`: in its destination `dest`
     /// (`in_dst`), else in its scratch region (`scratch`); `site` says how
@@ -876,6 +923,25 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         // be the general path's to run.
                         if start != off {
                             return Err(here);
+                        }
+                        self.calls += 1;
+                        self.tail_calls += 1;
+                        pc = to as usize;
+                    }
+                    Op::LetLoop { to, off, start, .. } => {
+                        if crate::interrupt::count() != self.interrupts_seen
+                            || (BUDGET && self.calls > self.budget)
+                        {
+                            return Err(Fallback::Limit);
+                        }
+                        if start != off {
+                            return Err(here);
+                        }
+                        // The iteration ends as the loop procedure's tail
+                        // call of itself would (`loop_end`).
+                        if scratch.is_some() || self.undo.len() >= COMMIT_AT {
+                            self.loop_end(op, base, &mut scratch, dest)?;
+                            regs = &mut self.stack[base..top];
                         }
                         self.calls += 1;
                         self.tail_calls += 1;
