@@ -38,6 +38,7 @@ pub(crate) fn optimize(ops: &mut Vec<Op>) {
     fuse_returns(ops);
     fuse_pair_tests(ops);
     fuse_move_jumps(ops);
+    thread_known_tests(ops);
 }
 
 /// The registers an instruction writes.
@@ -467,6 +468,51 @@ fn fuse_move_jumps(ops: &mut Vec<Op>) {
     remove(ops, &dead);
 }
 
+/// A constant copied into a register, then tested (`JumpUnless`,
+/// `JumpIf` of that register, jumped or fallen to next): the copy goes
+/// where the test would send it, and the test is not made. (An inlined
+/// predicate's exits, each a constant and a jump to its caller's `if`.)
+fn thread_known_tests(ops: &mut Vec<Op>) {
+    let labels = labels(ops);
+    let mut dead = vec![false; ops.len()];
+    for k in 0..ops.len() {
+        let (dst, v, t) = match ops[k] {
+            Op::MoveJump {
+                dst,
+                a: Src::Val(v),
+                to,
+            } => (dst, v, to as usize),
+            Op::Move {
+                dst,
+                a: Src::Val(v),
+            } => (dst, v, k + 1),
+            _ => continue,
+        };
+        let to = match ops.get(t) {
+            Some(&Op::JumpUnless { a: Src::Reg(r), to }) if r == dst => match v.is_truthy() {
+                true => t + 1,
+                false => to as usize,
+            },
+            Some(&Op::JumpIf { a: Src::Reg(r), to }) if r == dst => match v.is_truthy() {
+                true => to as usize,
+                false => t + 1,
+            },
+            _ => continue,
+        };
+        let Ok(to) = u32::try_from(to) else { continue };
+        if t == k + 1 {
+            // (The test stays for the jumps that go to it.)
+            dead[t] = !labels[t];
+        }
+        ops[k] = Op::MoveJump {
+            dst,
+            a: Src::Val(v),
+            to,
+        };
+    }
+    remove(ops, &dead);
+}
+
 /// A `cons` or `+` whose result the next instruction returns returns it
 /// itself (the `return` stays for the jumps that go to it).
 fn fuse_returns(ops: &mut Vec<Op>) {
@@ -805,6 +851,75 @@ mod tests {
             named_loop(2),
         ];
         assert_eq!(optimized(ops), format!("{want:?}"));
+    }
+
+    #[test]
+    fn a_constant_copied_before_a_test_of_it_goes_where_the_test_would() {
+        // (if (p l) 1 0) with `p`, (or (null? l) (f l)), inlined: its exits
+        // copy #t or #f into its result and jump (or fall) to the `if`'s
+        // test, which they now skip; a copy of #f that falls into a test
+        // no jump reaches replaces it.
+        let ops = vec![
+            Op::BranchUnlessNull { a: 1, to: 2 },
+            Op::MoveJump {
+                dst: 3,
+                a: Src::Val(Value::TRUE),
+                to: 4,
+            },
+            Op::Car { dst: 5, a: 1 },
+            Op::Move {
+                dst: 3,
+                a: Src::Val(Value::FALSE),
+            },
+            Op::JumpUnless {
+                a: Src::Reg(3),
+                to: 6,
+            },
+            Op::Return { a: k(1) },
+            Op::Return { a: k(0) },
+        ];
+        let want = vec![
+            Op::BranchUnlessNull { a: 1, to: 2 },
+            Op::MoveJump {
+                dst: 3,
+                a: Src::Val(Value::TRUE),
+                to: 5,
+            },
+            Op::Car { dst: 5, a: 1 },
+            Op::MoveJump {
+                dst: 3,
+                a: Src::Val(Value::FALSE),
+                to: 6,
+            },
+            // (Still jumped to when the rewrite began.)
+            Op::JumpUnless {
+                a: Src::Reg(3),
+                to: 6,
+            },
+            Op::Return { a: k(1) },
+            Op::Return { a: k(0) },
+        ];
+        assert_eq!(optimized(ops), format!("{want:?}"));
+        // A copy of something else, or a test of another register: left.
+        assert_unchanged(vec![
+            Op::Move {
+                dst: 3,
+                a: Src::Reg(2),
+            },
+            Op::JumpUnless {
+                a: Src::Reg(3),
+                to: 3,
+            },
+            Op::Move {
+                dst: 4,
+                a: Src::Val(Value::FALSE),
+            },
+            Op::JumpIf {
+                a: Src::Reg(3),
+                to: 0,
+            },
+            Op::Return { a: k(0) },
+        ]);
     }
 
     #[test]
