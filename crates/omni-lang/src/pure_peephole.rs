@@ -18,9 +18,13 @@
 //!   code that says `(car placed)` three times reads it once.
 //!
 //! - **Small fusions.** Two register copies in a row become one
-//!   instruction (`Move2`); a `cons` or `+` whose result is returned next
+//!   instruction (`Move2`), also when a constant's copy stood between them
+//!   (it goes after them); a `cons` or `+` whose result is returned next
 //!   returns it itself (`ReturnCons`, `ReturnAdd`); a copy followed by a
 //!   jump (an inlined body's value) jumps itself (`MoveJump`).
+//! - **Known tests skipped** (`thread_known_tests`). A constant copied
+//!   into a register that is tested next (an inlined predicate's `#t` or
+//!   `#f`, then its caller's `if`) jumps where the test would go.
 //!
 //! All keep what every register holds where it is read, so the tier's
 //! results, fallbacks included, are those of the code as generated: a
@@ -426,9 +430,29 @@ fn reuse_pair_reads(ops: &mut Vec<Op>) {
 }
 
 /// Two register copies in a row (no jump to the second) become one
-/// instruction that makes both, in the same order.
+/// instruction that makes both, in the same order. A constant copied
+/// between two register copies (arguments `(f a 1 b)`) goes after the
+/// second first, when neither reads or writes its register.
 fn pair_moves(ops: &mut Vec<Op>) {
     let labels = labels(ops);
+    for k in 0..ops.len().saturating_sub(1) {
+        if let (
+            Op::Move {
+                dst: c,
+                a: Src::Val(_),
+            },
+            Op::Move {
+                dst,
+                a: Src::Reg(a),
+            },
+            false,
+        ) = (ops[k], ops[k + 1], labels[k + 1])
+        {
+            if c != dst && c != a {
+                ops.swap(k, k + 1);
+            }
+        }
+    }
     let mut dead = vec![false; ops.len()];
     let mut k = 0;
     while k + 1 < ops.len() {
@@ -920,6 +944,50 @@ mod tests {
             },
             Op::Return { a: k(0) },
         ]);
+    }
+
+    #[test]
+    fn a_constant_copied_between_two_register_copies_goes_after_them() {
+        // (f a 1 b): the two register copies become one instruction.
+        let ops = vec![
+            Op::Move {
+                dst: 4,
+                a: Src::Reg(1),
+            },
+            Op::Move { dst: 5, a: k(1) },
+            Op::Move {
+                dst: 6,
+                a: Src::Reg(2),
+            },
+            Op::Return { a: Src::Reg(4) },
+        ];
+        let want = vec![
+            Op::Move2 {
+                dst: 4,
+                a: 1,
+                dst2: 6,
+                a2: 2,
+            },
+            Op::Move { dst: 5, a: k(1) },
+            Op::Return { a: Src::Reg(4) },
+        ];
+        assert_eq!(optimized(ops), format!("{want:?}"));
+        // Not past a copy that reads the constant's register, nor one a
+        // jump goes to.
+        for (read, jumped_to) in [(5, false), (2, true)] {
+            assert_unchanged(vec![
+                Op::BranchUnlessNull {
+                    a: 1,
+                    to: if jumped_to { 2 } else { 3 },
+                },
+                Op::Move { dst: 5, a: k(1) },
+                Op::Move {
+                    dst: 6,
+                    a: Src::Reg(read),
+                },
+                Op::Return { a: Src::Reg(6) },
+            ]);
+        }
     }
 
     #[test]
