@@ -1077,7 +1077,9 @@ impl<'a> Compiler<'a> {
     /// - a loop with a rest parameter, or called with another arity;
     /// - code before it may have made the scratch region (the loop's
     ///   iterations exit it, as the loop procedure's tail calls exit its
-    ///   own, and a region made before would die with the first);
+    ///   own, and a region made before would die with the first; what the
+    ///   loop's arguments build there is checked at that exit, as any
+    ///   argument is);
     /// - a body that names the loop other than in a tail call of it (its
     ///   closure would be needed), that stores (its restart needs a
     ///   closure at each commit: the tier makes one only at the loop's

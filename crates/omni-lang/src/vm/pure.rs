@@ -557,7 +557,8 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
     /// The end of an iteration of a named-`let` loop that runs in its
     /// caller's frame (`Op::LetLoop`, its arguments in place at `off`),
     /// as the loop procedure's tail call of itself ends one: its scratch
-    /// region (the frame's, which nothing made before the loop) exited,
+    /// region (the frame's, which no code before the loop's arguments
+    /// made: `pure_code::Compiler::named_loop`) exited,
     /// and at the run's first depth, once `COMMIT_AT` stores are logged, a
     /// commit whose restart's callee is a closure of the loop, made from
     /// its captures (after its slots) in the destination, where the loop's
