@@ -626,29 +626,23 @@ pub fn alloc_closure(r: Region, code: u64, captures: &[Value]) -> MemResult<Valu
     // it is: an immediate, or an object of `b` or of a region that
     // outlives it) they are written as they are, with no side vector.
     unsafe {
-        if captures.iter().all(|&c| admits_as_is(b, c)) {
-            let p = new_object(
-                b,
-                HDR + WORD + words(n)?,
-                make_header(HeapTag::Closure, extra),
-            )?;
-            p.add(HDR).cast::<u64>().write(code);
-            for (i, &c) in captures.iter().enumerate() {
-                field(p, 1 + i).write(c);
-            }
-            return Ok(Value::from_heap(p));
-        }
-        let mut admitted = Vec::with_capacity(n);
-        for &c in captures {
-            admitted.push(admit(b, c)?);
-        }
+        let repaired = match captures.iter().all(|&c| admits_as_is(b, c)) {
+            true => None,
+            false => Some(
+                captures
+                    .iter()
+                    .map(|&c| admit(b, c))
+                    .collect::<MemResult<Vec<Value>>>()?,
+            ),
+        };
+        let captures = repaired.as_deref().unwrap_or(captures);
         let p = new_object(
             b,
             HDR + WORD + words(n)?,
             make_header(HeapTag::Closure, extra),
         )?;
         p.add(HDR).cast::<u64>().write(code);
-        for (i, c) in admitted.into_iter().enumerate() {
+        for (i, &c) in captures.iter().enumerate() {
             field(p, 1 + i).write(c);
         }
         Ok(Value::from_heap(p))
