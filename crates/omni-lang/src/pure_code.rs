@@ -448,18 +448,44 @@ impl Op {
         }
     }
 
-    /// Whether this instruction may make the running procedure's scratch
-    /// region: it builds there, or calls a callee whose destination it is.
-    pub(crate) fn may_make_scratch(&self) -> bool {
+    /// Whether this instruction builds in the running procedure's scratch
+    /// region.
+    fn builds_in_scratch(&self) -> bool {
         matches!(
             self,
             Op::ConsScratch { .. }
                 | Op::List { scratch: true, .. }
                 | Op::Closure { scratch: true, .. }
-                | Op::Call { in_dst: false, .. }
-                | Op::CallGlobal { in_dst: false, .. }
-                | Op::Inline { in_dst: false, .. }
-                | Op::InlineOther { in_dst: false, .. }
+        )
+    }
+
+    /// Whether this instruction calls a callee whose destination is the
+    /// running procedure's scratch region (made if the callee builds).
+    fn calls_into_scratch(&self) -> bool {
+        matches!(
+            self,
+            Op::Call { in_dst: false, .. } | Op::CallGlobal { in_dst: false, .. }
+        )
+    }
+
+    /// Whether this instruction may make the running procedure's scratch
+    /// region: it builds there, calls a callee whose destination it is, or
+    /// begins a body inlined with it as its destination.
+    pub(crate) fn may_make_scratch(&self) -> bool {
+        self.builds_in_scratch()
+            || self.calls_into_scratch()
+            || matches!(
+                self,
+                Op::Inline { in_dst: false, .. } | Op::InlineOther { in_dst: false, .. }
+            )
+    }
+
+    /// Whether this instruction stores into a container (logged, and put
+    /// back if the run falls back).
+    fn is_store(&self) -> bool {
+        matches!(
+            self,
+            Op::ArraySet { .. } | Op::DictSet { .. } | Op::BoxSet { .. }
         )
     }
 
@@ -601,31 +627,14 @@ pub fn compile(
         )
     });
     let has = |f: fn(&Op) -> bool| c.ops.iter().any(f);
-    let scratch = if has(|op| {
-        matches!(
-            op,
-            Op::ConsScratch { .. }
-                | Op::Closure { scratch: true, .. }
-                | Op::List { scratch: true, .. }
-        )
-    }) {
+    let scratch = if has(Op::builds_in_scratch) {
         Scratch::Builds
-    } else if has(|op| {
-        matches!(
-            op,
-            Op::Call { in_dst: false, .. } | Op::CallGlobal { in_dst: false, .. }
-        )
-    }) {
+    } else if has(Op::calls_into_scratch) {
         Scratch::Callees
     } else {
         Scratch::None
     };
-    let stores = has(|op| {
-        matches!(
-            op,
-            Op::ArraySet { .. } | Op::DictSet { .. } | Op::BoxSet { .. }
-        )
-    });
+    let stores = has(Op::is_store);
     Some(PureCode {
         ops: c.ops,
         scratch,
@@ -1104,12 +1113,7 @@ impl<'a> Compiler<'a> {
         let snapshot = (self.ops.len(), self.next, self.max, self.join);
         let loaded = self.loaded.clone();
         let compiled = self.named_loop_body(proto, caps, args);
-        let stores = self.ops[snapshot.0..].iter().any(|op| {
-            matches!(
-                op,
-                Op::ArraySet { .. } | Op::DictSet { .. } | Op::BoxSet { .. }
-            )
-        });
+        let stores = self.ops[snapshot.0..].iter().any(Op::is_store);
         self.named = None;
         if compiled.is_none() || stores {
             self.ops.truncate(snapshot.0);

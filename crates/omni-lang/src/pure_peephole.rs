@@ -171,12 +171,12 @@ impl Op {
             | Op::TailCallGlobal { start, argc, .. }
             | Op::Inline { start, argc, .. }
             | Op::InlineOther { start, argc, .. }
-            | Op::InlineLoop { start, argc, .. } => {
+            | Op::InlineLoop { start, argc, .. }
+            // (A named loop's commit reads its captures too: they are
+            // never written in the loop.)
+            | Op::LetLoop { start, argc, .. } => {
                 (start..start + argc).for_each(|r| src(Src::Reg(r)))
             }
-            // (Its commit reads the loop's captures too: they are never
-            // written in the loop.)
-            Op::LetLoop { start, argc, .. } => (start..start + argc).for_each(|r| src(Src::Reg(r))),
             Op::Global { .. }
             | Op::HeapConst { .. }
             | Op::Capture { .. }
@@ -284,23 +284,9 @@ fn loop_moves(ops: &mut Vec<Op>) {
         new_index.push(out.len() as u32);
         match op {
             Op::InlineLoop {
-                to,
-                off,
-                start,
-                argc,
-            } if off != start => {
-                out.extend((0..argc).map(|i| Op::Move {
-                    dst: off + i,
-                    a: Src::Reg(start + i),
-                }));
-                out.push(Op::InlineLoop {
-                    to,
-                    off,
-                    start: off,
-                    argc,
-                });
+                off, start, argc, ..
             }
-            Op::LetLoop {
+            | Op::LetLoop {
                 off, start, argc, ..
             } if off != start => {
                 out.extend((0..argc).map(|i| Op::Move {
@@ -308,7 +294,7 @@ fn loop_moves(ops: &mut Vec<Op>) {
                     a: Src::Reg(start + i),
                 }));
                 let mut moved = op;
-                if let Op::LetLoop { start, .. } = &mut moved {
+                if let Op::InlineLoop { start, .. } | Op::LetLoop { start, .. } = &mut moved {
                     *start = off;
                 }
                 out.push(moved);
