@@ -724,6 +724,22 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                     }
                 };
             }
+            // A loop's jump back (`InlineLoop`, `LetLoop`): the interrupt
+            // check and the step budget, as a tail call's; and its
+            // arguments in place (`pure_peephole::loop_moves`): code that
+            // had them elsewhere would be the general path's to run.
+            macro_rules! loop_check {
+                ($off:expr, $start:expr) => {
+                    if crate::interrupt::count() != self.interrupts_seen
+                        || (BUDGET && self.calls > self.budget)
+                    {
+                        return Err(Fallback::Limit);
+                    }
+                    if $start != $off {
+                        return Err(here);
+                    }
+                };
+            }
             let next = loop {
                 let Some(op) = ops.get(pc) else {
                     return Err(here);
@@ -914,30 +930,13 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         pc = to as usize;
                     }
                     Op::InlineLoop { to, off, start, .. } => {
-                        if crate::interrupt::count() != self.interrupts_seen
-                            || (BUDGET && self.calls > self.budget)
-                        {
-                            return Err(Fallback::Limit);
-                        }
-                        // The arguments are in place (`pure_peephole::
-                        // loop_moves`); code that had them elsewhere would
-                        // be the general path's to run.
-                        if start != off {
-                            return Err(here);
-                        }
+                        loop_check!(off, start);
                         self.calls += 1;
                         self.tail_calls += 1;
                         pc = to as usize;
                     }
                     Op::LetLoop { to, off, start, .. } => {
-                        if crate::interrupt::count() != self.interrupts_seen
-                            || (BUDGET && self.calls > self.budget)
-                        {
-                            return Err(Fallback::Limit);
-                        }
-                        if start != off {
-                            return Err(here);
-                        }
+                        loop_check!(off, start);
                         // The iteration ends as the loop procedure's tail
                         // call of itself would (`loop_end`).
                         if scratch.is_some() || self.undo.len() >= COMMIT_AT {
