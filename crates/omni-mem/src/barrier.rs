@@ -88,6 +88,13 @@ pub(crate) unsafe fn admits_fresh_as_is(dst: *mut RegionBlock, v: Value) -> bool
     }
 }
 
+/// The barrier's slow path: make `v`, which lies in region `rv` and may
+/// not be stored in `dst` as it is, storable there (H0: merge `rv` into
+/// `dst`, or copy `v` into it).
+///
+/// # Safety
+/// As `admit`; `rv` is the live control block of the region `v` points
+/// into.
 #[cold]
 pub(crate) unsafe fn repair(
     dst: *mut RegionBlock,

@@ -35,11 +35,22 @@ pub(crate) struct TagMeta {
     pub(crate) name: &'static str,
     /// Shallow copy into region `b`, including private storage (array and
     /// dict buffers). Child slots of the copy still hold the source's values.
+    ///
+    /// Safety: `src` is a live object of this tag whose header word is
+    /// `hdr` (its saved header when the word itself is forwarded), and
+    /// `b` a live control block owned by this thread.
     pub(crate) clone: unsafe fn(src: *mut u8, hdr: u64, b: *mut RegionBlock) -> MemResult<*mut u8>,
     /// Every child slot of a (copied) object.
+    ///
+    /// Safety: `obj` is a live object of this tag with header `hdr`; the
+    /// slots stay valid while it is neither freed nor resized.
     pub(crate) trace: unsafe fn(obj: *mut u8, hdr: u64) -> Slots,
 }
 
+/// `TagMeta::clone` of an object whose bytes are all its own.
+///
+/// # Safety
+/// As `TagMeta::clone`.
 unsafe fn clone_flat(src: *mut u8, hdr: u64, b: *mut RegionBlock) -> MemResult<*mut u8> {
     let tag = HeapTag::from_u8(hdr as u8).ok_or(MemError::NoMetadata { tag: hdr as u8 })?;
     let size = object_size(tag, hdr);
@@ -53,6 +64,10 @@ unsafe fn clone_flat(src: *mut u8, hdr: u64, b: *mut RegionBlock) -> MemResult<*
     }
 }
 
+/// `TagMeta::clone` of an array: its buffer copied too.
+///
+/// # Safety
+/// As `TagMeta::clone`.
 unsafe fn clone_array(src: *mut u8, hdr: u64, b: *mut RegionBlock) -> MemResult<*mut u8> {
     // SAFETY: src is a live array; the copy gets its own compact buffer.
     unsafe {
@@ -63,6 +78,10 @@ unsafe fn clone_array(src: *mut u8, hdr: u64, b: *mut RegionBlock) -> MemResult<
     }
 }
 
+/// `TagMeta::clone` of a dict: its storage copied too, compacted.
+///
+/// # Safety
+/// As `TagMeta::clone`.
 unsafe fn clone_dict(src: *mut u8, hdr: u64, b: *mut RegionBlock) -> MemResult<*mut u8> {
     // SAFETY: src is a live dict; the copy gets compacted storage in `b`.
     unsafe {
@@ -72,6 +91,10 @@ unsafe fn clone_dict(src: *mut u8, hdr: u64, b: *mut RegionBlock) -> MemResult<*
     }
 }
 
+/// `TagMeta::clone` of a box: the copy has no slot region.
+///
+/// # Safety
+/// As `TagMeta::clone`.
 unsafe fn clone_box(src: *mut u8, hdr: u64, b: *mut RegionBlock) -> MemResult<*mut u8> {
     // SAFETY: src is a live box; the copy starts with no slot region (its
     // value is copied with it, into `b`).
@@ -82,10 +105,18 @@ unsafe fn clone_box(src: *mut u8, hdr: u64, b: *mut RegionBlock) -> MemResult<*m
     }
 }
 
+/// `TagMeta::trace` of an object with no child slot.
+///
+/// # Safety
+/// None needed: it reads nothing (unsafe only to fit `TagMeta::trace`).
 unsafe fn trace_none(_: *mut u8, _: u64) -> Slots {
     Slots::NONE
 }
 
+/// The `n` consecutive value fields of `obj` from field `first`.
+///
+/// # Safety
+/// `obj` is a live object with at least `first + n` fields.
 unsafe fn trace_fields(n: usize, first: usize, obj: *mut u8) -> Slots {
     Slots {
         base: field(obj, first),
@@ -95,21 +126,37 @@ unsafe fn trace_fields(n: usize, first: usize, obj: *mut u8) -> Slots {
     }
 }
 
+/// `TagMeta::trace` of a pair: car and cdr.
+///
+/// # Safety
+/// As `TagMeta::trace`.
 unsafe fn trace_pair(obj: *mut u8, _: u64) -> Slots {
     // SAFETY: pairs have two value fields.
     unsafe { trace_fields(2, 0, obj) }
 }
 
+/// `TagMeta::trace` of a box: its value.
+///
+/// # Safety
+/// As `TagMeta::trace`.
 unsafe fn trace_box(obj: *mut u8, _: u64) -> Slots {
     // SAFETY: boxes have one value field.
     unsafe { trace_fields(1, 0, obj) }
 }
 
+/// `TagMeta::trace` of a closure: its captures.
+///
+/// # Safety
+/// As `TagMeta::trace`.
 unsafe fn trace_closure(obj: *mut u8, hdr: u64) -> Slots {
     // SAFETY: word 0 is the code reference, then `extra` captures.
     unsafe { trace_fields(header_extra(hdr) as usize, 1, obj) }
 }
 
+/// `TagMeta::trace` of an array: its elements.
+///
+/// # Safety
+/// As `TagMeta::trace`.
 unsafe fn trace_array(obj: *mut u8, _: u64) -> Slots {
     // SAFETY: live array: `len` initialised elements in its buffer.
     let (len, data) = unsafe { array_parts(obj) };
@@ -121,6 +168,10 @@ unsafe fn trace_array(obj: *mut u8, _: u64) -> Slots {
     }
 }
 
+/// `TagMeta::trace` of a dict: each live entry's key and value.
+///
+/// # Safety
+/// As `TagMeta::trace`.
 unsafe fn trace_dict(obj: *mut u8, _: u64) -> Slots {
     // SAFETY: live dict: `used` entries of (key, value, hash).
     let d = unsafe { dict_view(obj) };

@@ -690,18 +690,31 @@ const A_DATA: usize = 2;
 /// The array's slot region (slots.rs), or null. Not a value slot.
 const A_SLOTS: usize = 3;
 
+/// Word field `i` of `p`, as a plain word.
+///
+/// # Safety
+/// `p` is a live object with a field `i`.
 #[inline]
 unsafe fn word_at(p: *mut u8, i: usize) -> usize {
     // SAFETY: caller guarantees field i exists.
     unsafe { field(p, i).cast::<usize>().read() }
 }
 
+/// Write plain word `w` to field `i` of `p`.
+///
+/// # Safety
+/// `p` is a live object with a field `i` that holds no value (a length,
+/// a capacity, a slot-region pointer).
 #[inline]
 unsafe fn set_word(p: *mut u8, i: usize, w: usize) {
     // SAFETY: caller guarantees field i exists.
     unsafe { field(p, i).cast::<usize>().write(w) }
 }
 
+/// The buffer pointer in field `i` of `p`.
+///
+/// # Safety
+/// `p` is a live array or dict and field `i` its buffer field.
 #[inline]
 unsafe fn data_ptr(p: *mut u8, i: usize) -> *mut Value {
     // SAFETY: caller guarantees field i holds a buffer pointer.
@@ -709,6 +722,10 @@ unsafe fn data_ptr(p: *mut u8, i: usize) -> *mut Value {
 }
 
 /// Allocate a buffer of `cap` words in region `b`.
+///
+/// # Safety
+/// `b` is a live control block owned by this thread. The buffer is
+/// uninitialised: the caller writes each word it reads.
 unsafe fn alloc_buffer(b: *mut RegionBlock, cap: usize) -> MemResult<*mut Value> {
     if cap == 0 {
         return Ok(ptr::NonNull::dangling().as_ptr());
@@ -744,6 +761,13 @@ pub fn alloc_array_from(r: Region, items: &[Value]) -> MemResult<Value> {
     }
 }
 
+/// A new array object in `b` over buffer `data` (`len` elements written,
+/// room for `cap`).
+///
+/// # Safety
+/// `b` is a live control block owned by this thread; `data` is a buffer
+/// of `cap` words in `b` (or dangling when `cap` is 0) whose first `len`
+/// hold values storable in `b`.
 unsafe fn array_object(
     b: *mut RegionBlock,
     len: usize,
@@ -944,6 +968,9 @@ pub(crate) unsafe fn dict_view(p: *mut u8) -> DictView {
 }
 
 /// Index of the live entry whose key is `equal?` to `key`.
+///
+/// # Safety
+/// `p` is a live dict of this thread and `hash` the hash of `key`.
 unsafe fn dict_find(p: *mut u8, key: Value, hash: u64) -> Option<usize> {
     // SAFETY: live dict per the caller.
     unsafe {

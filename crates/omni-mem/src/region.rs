@@ -1410,6 +1410,10 @@ pub(crate) unsafe fn bytes_allocated(b: *mut RegionBlock) -> usize {
     unsafe { (*b).bytes_closed + ((*b).cur.addr() - (*b).cur_seg_start.addr()) }
 }
 
+/// Bytes of the region's inline buffer in use.
+///
+/// # Safety
+/// `b` must be a live control block owned by this thread.
 unsafe fn inline_used(b: *mut RegionBlock) -> usize {
     // SAFETY: live block.
     unsafe {
@@ -1449,6 +1453,9 @@ unsafe fn account_in(h: &ThreadHeap, b: *mut RegionBlock) {
 }
 
 /// Lower `end` so the fast path stops exactly at the quota.
+///
+/// # Safety
+/// `b` must be a live control block owned by this thread.
 unsafe fn clamp_end(b: *mut RegionBlock) {
     // SAFETY: live block.
     unsafe {
@@ -1533,6 +1540,11 @@ pub(crate) unsafe fn try_bump(b: *mut RegionBlock, size: usize) -> Option<*mut u
     }
 }
 
+/// `alloc_raw` past the current segment's end: a new segment (or the
+/// quota error).
+///
+/// # Safety
+/// As `alloc_raw`.
 #[cold]
 unsafe fn alloc_slow(b: *mut RegionBlock, size: usize) -> MemResult<*mut u8> {
     // SAFETY: per `alloc_raw`'s contract; new segments are exclusively ours.
@@ -1622,6 +1634,10 @@ unsafe fn alloc_slow(b: *mut RegionBlock, size: usize) -> MemResult<*mut u8> {
     }
 }
 
+/// Count a new segment of `bytes` against the region and the thread.
+///
+/// # Safety
+/// `b` must be a live control block owned by this thread.
 unsafe fn note_segment(b: *mut RegionBlock, bytes: usize) {
     // SAFETY: live block.
     unsafe {
@@ -1698,6 +1714,10 @@ pub fn merge_permitted(young: Region, old: Region) -> Result<(), MergeRefusal> {
     unsafe { merge_check(young.block(), old.block()) }
 }
 
+/// `merge_permitted` on control blocks.
+///
+/// # Safety
+/// `y` and `o` must be live control blocks owned by this thread.
 unsafe fn merge_check(y: *mut RegionBlock, o: *mut RegionBlock) -> Result<(), MergeRefusal> {
     // SAFETY: live blocks.
     unsafe {
@@ -2159,6 +2179,9 @@ pub(crate) unsafe fn block_id(b: *mut RegionBlock) -> u64 {
 }
 
 /// Record transmigration totals against the destination region.
+///
+/// # Safety
+/// `b` must be a live control block owned by this thread.
 pub(crate) unsafe fn note_transmigrated(b: *mut RegionBlock, objects: u64, bytes: u64) {
     // SAFETY: live block.
     unsafe {

@@ -163,6 +163,12 @@ pub(crate) unsafe fn admit_slot(p: *mut u8, v: Value) -> MemResult<Value> {
     }
 }
 
+/// `admit_slot`'s slow path: `v`, in region `rv`, may not be stored in
+/// container `p` (region `o`) as it is.
+///
+/// # Safety
+/// As `admit_slot`; `o` is `p`'s region and `rv` the live control block
+/// of the region `v` points into.
 #[cold]
 unsafe fn admit_slot_slow(
     p: *mut u8,

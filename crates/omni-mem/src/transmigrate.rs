@@ -137,6 +137,10 @@ fn next_mark_lo() -> u32 {
 /// (`movable`). A parameter, so that sessions between two given regions
 /// run the kernel without a test for it.
 impl<const MOVES: bool> Transmigration<MOVES> {
+    /// Whether object `p` is one this session copies (`Domain`).
+    ///
+    /// # Safety
+    /// `p` is a live object of this thread (or of a process region).
     #[inline]
     unsafe fn in_domain(&mut self, p: *mut u8) -> bool {
         let seg = segment_addr(p);
@@ -188,6 +192,10 @@ impl<const MOVES: bool> Transmigration<MOVES> {
     /// The new value of an edge to an object forwarded to `copy`: this
     /// session's copy (in dst, out of the domain), or an earlier move's,
     /// which is decided again (it may itself lie in the domain).
+    ///
+    /// # Safety
+    /// `copy` is what a forwarded header or pair mark of this session
+    /// names: a live object.
     #[inline(never)]
     unsafe fn forwarded_edge(&mut self, copy: *mut u8) -> MemResult<Value> {
         // SAFETY: `copy` is a live object (a copy outlives what moved to it).
@@ -219,6 +227,9 @@ impl<const MOVES: bool> Transmigration<MOVES> {
     }
 
     /// The copy of `p` made by this transmigration, if any.
+    ///
+    /// # Safety
+    /// `p` is a live object.
     #[inline]
     unsafe fn forwarded(&self, p: *mut u8) -> Option<*mut u8> {
         // SAFETY: the header word is read whole as a pointer, so a stored
@@ -249,6 +260,10 @@ impl<const MOVES: bool> Transmigration<MOVES> {
     }
 
     /// Record `copy` as source pair `p`'s copy.
+    ///
+    /// # Safety
+    /// `p` is a live source pair of the domain not yet forwarded, `copy`
+    /// its copy in dst.
     #[inline(always)]
     unsafe fn mark_pair(&mut self, p: *mut u8, copy: *mut u8) {
         if MOVES {
@@ -277,6 +292,9 @@ impl<const MOVES: bool> Transmigration<MOVES> {
     }
 
     /// `mark_pair` in a session that leaves moves.
+    ///
+    /// # Safety
+    /// As `mark_pair`.
     #[inline]
     unsafe fn move_pair(&mut self, p: *mut u8, copy: *mut u8) {
         self.bytes += PAIR_BYTES as u64;
@@ -301,6 +319,10 @@ impl<const MOVES: bool> Transmigration<MOVES> {
     /// Forward `src` to `copy`: for this session (put back by `restore`),
     /// or for good (a move) when this session leaves moves, `src` is
     /// movable and the session succeeds.
+    ///
+    /// # Safety
+    /// `src` is a live source object of the domain not yet forwarded,
+    /// `copy` its copy in dst.
     #[inline]
     unsafe fn set_forward(&mut self, src: *mut u8, copy: *mut u8) {
         // SAFETY: `src` is a live object whose original header is now in
@@ -318,6 +340,10 @@ impl<const MOVES: bool> Transmigration<MOVES> {
     }
 
     /// The choke point: the new value for an edge that held `v`.
+    ///
+    /// # Safety
+    /// `v` is immediate or points to a live object (of this thread or a
+    /// process region).
     #[inline]
     unsafe fn forward(&mut self, v: Value) -> MemResult<Value> {
         if !v.is_heap() {
@@ -352,6 +378,10 @@ impl<const MOVES: bool> Transmigration<MOVES> {
         }
     }
 
+    /// Rewrite one edge: `slot` gets the new value of what it held.
+    ///
+    /// # Safety
+    /// `slot` is a value slot of a copy this session made.
     #[inline(always)]
     unsafe fn rewrite(&mut self, slot: *mut Value) -> MemResult<()> {
         // SAFETY: `slot` is a value slot of a copy we own.
@@ -368,6 +398,9 @@ impl<const MOVES: bool> Transmigration<MOVES> {
     }
 
     /// Rewrite every slot of `copy`; pairs run the micro-kernel.
+    ///
+    /// # Safety
+    /// `copy` is a copy this session made, its header restored.
     unsafe fn scan(&mut self, copy: *mut u8) -> MemResult<()> {
         // SAFETY: `copy` is a fresh copy in dst with a restored header.
         unsafe {
@@ -509,6 +542,11 @@ impl<const MOVES: bool> Transmigration<MOVES> {
         }
     }
 
+    /// Copy what each root reaches in the domain and rewrite the roots.
+    ///
+    /// # Safety
+    /// As `transmigrate_into`: every root is immediate or points to a live
+    /// object.
     unsafe fn run_all(&mut self, roots: &mut [Value]) -> MemResult<()> {
         // SAFETY: per `transmigrate_into`'s contract.
         unsafe {
