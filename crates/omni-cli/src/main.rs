@@ -1,4 +1,5 @@
 //! The `omni` command: run, -e, explain, check, repl.
+#![forbid(unsafe_code)]
 
 use std::io::{BufWriter, Write};
 
