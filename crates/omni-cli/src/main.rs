@@ -183,6 +183,7 @@ fn print_stats(s: &HeapStats, vm: Option<&omni_lang::vm::VmStats>) {
             "pure-tier runs         {} ({} fell back)",
             v.pure_runs, v.pure_fallbacks
         );
+        let _ = writeln!(e, "pure-tier self-calls   {}", v.pure_self_calls);
         let _ = writeln!(e, "scratch regions used   {}", v.scratch_regions);
         let _ = writeln!(
             e,

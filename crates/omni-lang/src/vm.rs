@@ -143,6 +143,9 @@ pub struct VmStats {
     /// back to the general path.
     pub pure_runs: u64,
     pub pure_fallbacks: u64,
+    /// Calls of a procedure by itself that runs ending with a value ran in
+    /// the caller's loop (`vm/pure.rs`, `SelfFrame`), not a nested one.
+    pub pure_self_calls: u64,
     pub scratch_regions: u64,
     pub return_repairs_transmigrate: u64,
     pub return_repairs_merge: u64,
@@ -172,6 +175,7 @@ impl VmStats {
         self.tail_calls += o.tail_calls;
         self.pure_runs += o.pure_runs;
         self.pure_fallbacks += o.pure_fallbacks;
+        self.pure_self_calls += o.pure_self_calls;
         self.scratch_regions += o.scratch_regions;
         self.return_repairs_transmigrate += o.return_repairs_transmigrate;
         self.return_repairs_merge += o.return_repairs_merge;

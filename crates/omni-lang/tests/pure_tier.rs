@@ -517,7 +517,7 @@ fn a_procedure_runs_its_own_body_in_place_of_its_calls_of_itself() {
     );
     let g = r.expect("runs");
     assert_eq!(general, want);
-    assert_eq!((s.calls, s.tail_calls), (g.calls, g.tail_calls));
+    assert_same_calls(&s, &g);
     // (`loop` calls itself by its own name, not through a global.)
     for name in ["fib", "tak", "make", "check", "walk", "loop"] {
         assert_explained(src, name, "its body inlined at");
@@ -616,6 +616,16 @@ fn a_builder_inlined_where_its_result_dies_builds_in_the_callers_scratch_region(
     assert_eq!(s.scratch_regions, 3);
 }
 
+/// Both tiers counted the same calls and tail calls (each a step of the
+/// step budget).
+fn assert_same_calls(pure: &VmStats, general: &VmStats) {
+    assert_eq!(
+        (pure.calls, pure.tail_calls),
+        (general.calls, general.tail_calls),
+        "calls and tail calls: pure tier, general path"
+    );
+}
+
 /// The stats of `src` in both tiers (pure tier first), with the heap's,
 /// after checking that the two print `want`.
 fn both_tiers(src: &str, want: &str) -> [(VmStats, omni_mem::HeapStats); 2] {
@@ -657,10 +667,7 @@ fn a_procedure_that_stores_runs_in_the_pure_tier() {
     let [(pure, pure_heap), (general, general_heap)] =
         both_tiers(STORE_ROUNDS, "(299 99 29601) (299 . 90) 10\n");
     assert_eq!((pure.pure_runs, pure.pure_fallbacks), (1, 0));
-    assert_eq!(
-        (pure.calls, pure.tail_calls),
-        (general.calls, general.tail_calls)
-    );
+    assert_same_calls(&pure, &general);
     // Overwritten lists are given back in both.
     assert!(
         pure_heap.slot_compactions > 0,
@@ -735,10 +742,7 @@ fn a_run_with_too_many_stores_falls_back_and_makes_each_once() {
     let want = "filled filled\n(2000 2000 2000 2000 2000 2000 2000 2000 2000 2000)\n";
     let [(pure, _), (general, _)] = both_tiers(src, want);
     assert_eq!(pure.pure_fallbacks, 1);
-    assert_eq!(
-        (pure.calls, pure.tail_calls),
-        (general.calls, general.tail_calls)
-    );
+    assert_same_calls(&pure, &general);
 }
 
 /// A run that loops storing commits what it stored every `COMMIT_AT` (64)
@@ -764,10 +768,7 @@ fn a_run_that_committed_goes_on_from_its_last_commit() {
     assert_general_output(src, want);
     let [(pure, _), (general, _)] = both_tiers(src, want);
     assert_eq!(pure.pure_fallbacks, 1);
-    assert_eq!(
-        (pure.calls, pure.tail_calls),
-        (general.calls, general.tail_calls)
-    );
+    assert_same_calls(&pure, &general);
     // A step budget that runs out anywhere in the loop, before or after
     // commits: the same output and error in both tiers.
     let quiet = src.replace("(when (= n 3) (shout))", "");
@@ -845,10 +846,7 @@ fn assigned_globals_and_captured_variables_are_set_in_the_tier() {
     assert_general_output(src, want);
     let [(pure, _), (general, _)] = both_tiers(src, want);
     assert!(pure.pure_runs >= 2, "{} pure runs", pure.pure_runs);
-    assert_eq!(
-        (pure.calls, pure.tail_calls),
-        (general.calls, general.tail_calls)
-    );
+    assert_same_calls(&pure, &general);
     let early = "
         (define (f) (set! later (+ 1 later)) later)
         (println (guard-error f (lambda (e) 'caught)))
@@ -901,10 +899,7 @@ fn a_global_procedure_that_captures_nothing_has_its_body_inlined_at_a_call() {
     let want = "4 40\n";
     let [(pure, _), (general, _)] = both_tiers(src, want);
     assert_eq!(pure.pure_fallbacks, 0);
-    assert_eq!(
-        (pure.calls, pure.tail_calls),
-        (general.calls, general.tail_calls)
-    );
+    assert_same_calls(&pure, &general);
     assert_explained(src, "loop", "a global procedure's body inlined at 1 call");
     // Each round's step is taken where the general path takes it.
     budget_sweep(
@@ -1016,10 +1011,7 @@ fn captures_are_loaded_at_a_calls_entry_and_kept_while_the_closure_loops() {
          (println (a 5 a b 0) (b 4 b a 0) (scale '(1 2 3) 10) (total 100))";
     let [(pure, _), (general, _)] = both_tiers(src, "203 202 (30 20 10) 4950\n");
     assert_eq!(pure.pure_fallbacks, 0);
-    assert_eq!(
-        (pure.calls, pure.tail_calls),
-        (general.calls, general.tail_calls)
-    );
+    assert_same_calls(&pure, &general);
 }
 
 /// A named `let` in tail position runs in its procedure's frame: no
@@ -1033,10 +1025,7 @@ fn a_named_let_in_tail_position_runs_in_its_procedures_frame() {
     let src = src.as_str();
     let [(pure, _), (general, _)] = both_tiers(src, "4 40\n");
     assert_eq!(pure.pure_fallbacks, 0);
-    assert_eq!(
-        (pure.calls, pure.tail_calls),
-        (general.calls, general.tail_calls)
-    );
+    assert_same_calls(&pure, &general);
     assert_explained(
         src,
         "queens",
@@ -1156,10 +1145,7 @@ fn a_named_loop_that_committed_goes_on_from_its_last_commit() {
     // and that of the loop's run the restart makes, whose callee `step!`
     // is no longer tried in the tier.
     assert_eq!(pure.pure_fallbacks, 2);
-    assert_eq!(
-        (pure.calls, pure.tail_calls),
-        (general.calls, general.tail_calls)
-    );
+    assert_same_calls(&pure, &general);
     let quiet = src.replace("(when (= n 3) (shout))", "");
     budget_sweep(&quiet, 20..460, "200 (4 3 2 1 0 6 5) 200\n");
     // An error after a restart, at activations before and after the last
@@ -1167,4 +1153,109 @@ fn a_named_loop_that_committed_goes_on_from_its_last_commit() {
     for k in [1, 2, 5, 17, 40, 63, 64, 65, 100, 150] {
         assert_same_error_at(src, k);
     }
+}
+
+/// A procedure's calls of itself with its own destination run in the
+/// caller's `exec` loop, a frame further up the register stack
+/// (`SelfFrame` in vm/pure.rs), not in a nested `exec`: deep non-tail
+/// recursion, a builder that passes its destination on, a walk whose
+/// results die. The general path's values, calls and tail calls, and its
+/// step budget.
+#[test]
+fn a_procedures_calls_of_itself_run_in_its_callers_loop() {
+    let src = "(define (sum-to n) (if (= n 0) 0 (+ n (sum-to (- n 1)))))
+         (define (make d) (if (= d 0) '() (cons (make (- d 1)) (make (- d 1)))))
+         (define (walk t) (if (pair? t) (+ (walk (car t)) (walk (cdr t))) 1))
+         (println (sum-to 5000) (walk (make 10)))";
+    let [(pure, _), (general, _)] = both_tiers(src, "12502500 1024\n");
+    assert_eq!(pure.pure_fallbacks, 0);
+    assert!(pure.pure_self_calls > 2000, "{}", pure.pure_self_calls);
+    assert_eq!(general.pure_self_calls, 0);
+    assert_same_calls(&pure, &general);
+    let small = "(define (sum-to n) (if (= n 0) 0 (+ n (sum-to (- n 1)))))
+         (println (sum-to 40))";
+    budget_sweep(small, 5..60, "820\n");
+}
+
+/// A call run in its caller's loop that ends in a tail call of another
+/// procedure makes it as a nested call and returns its value to the
+/// caller's frame (whichever level of `f`'s inlined bodies the base case
+/// falls on).
+#[test]
+fn a_tail_call_of_another_procedure_from_a_call_run_in_its_callers_loop_returns_there() {
+    let src = "(define (g k acc) (if (= k 0) acc (g (- k 1) (+ acc 1))))
+         (define (f n) (if (= n 0) (g 10 0) (+ 1 (f (- n 1)))))
+         (println (f 30) (f 31) (f 32))";
+    let want = "40 41 42\n";
+    let [(pure, _), (general, _)] = both_tiers(src, want);
+    assert_eq!(pure.pure_fallbacks, 0);
+    assert!(pure.pure_self_calls > 0);
+    assert_same_calls(&pure, &general);
+    budget_sweep(src, 5..150, want);
+}
+
+/// An error many calls deep in frames run in the caller's loop is the
+/// general path's, with its backtrace.
+#[test]
+fn an_error_deep_in_calls_run_in_the_callers_loop_is_the_general_paths() {
+    let src = "(define (d n) (if (= n 0) (car n) (+ 1 (d (- n 1))))) (println (d 30))";
+    let diags: Vec<String> = [true, false]
+        .map(|pure_tier| {
+            let (out, d) = run_err(
+                src,
+                Limits {
+                    pure_tier,
+                    ..Limits::default()
+                },
+            );
+            format!("{out}{d:?}")
+        })
+        .into();
+    assert_eq!(diags[0], diags[1]);
+    assert!(diags[0].contains("car"), "{}", diags[0]);
+}
+
+/// A procedure that made its scratch region calls itself in a nested
+/// `exec` (the scratch region is the caller's, exited when the caller
+/// returns): none of its calls runs in the caller's loop.
+#[test]
+fn a_call_made_after_the_caller_made_its_scratch_region_is_nested() {
+    let src = "(define (h n) (if (= n 0) 0 (let ((tmp (list n n))) (+ (car tmp) (h (- n 1))))))
+         (println (h 100))";
+    let [(pure, _), (general, _)] = both_tiers(src, "5050\n");
+    assert_eq!(pure.pure_fallbacks, 0);
+    assert!(pure.scratch_regions > 0);
+    assert_eq!(pure.pure_self_calls, 0);
+    assert_same_calls(&pure, &general);
+}
+
+/// A call of itself whose result dies where the caller builds is made in
+/// a nested `exec`, whose destination is the caller's scratch region, as
+/// on the general path (run in the caller's loop, it would build in the
+/// caller's destination).
+#[test]
+fn a_call_whose_result_dies_where_the_caller_builds_is_nested() {
+    let src = "(define (f n) (if (= n 0) '() (let ((k (length (f (- n 1))))) (list n k))))
+         (println (f 5))";
+    let [(pure, _), (general, _)] = both_tiers(src, "(5 2)\n");
+    assert_eq!(pure.pure_fallbacks, 0);
+    assert_eq!(pure.pure_self_calls, 0);
+    assert_same_calls(&pure, &general);
+}
+
+/// Calls of itself run in the caller's loop keep the depth limit: a
+/// runaway recursion in a procedure too long to be inlined (so that no
+/// inlined body's entry checks the depth first) stops with the general
+/// path's stack overflow.
+#[test]
+fn calls_run_in_the_callers_loop_keep_the_depth_limit() {
+    let terms: String = (2..43).map(|k| format!(" (* n {k})")).collect();
+    let src = format!("(define (down n) (+ 1{terms} (down n))) (down 1)");
+    assert!(!explained_line(&src, "down").contains("inlined"));
+    let limits = Limits {
+        max_depth: 1000,
+        ..Limits::default()
+    };
+    let out = same_outcome_in_both_tiers(&src, limits, "runaway recursion");
+    assert!(out.contains("stack overflow: more than 1000"), "{out}");
 }

@@ -102,10 +102,25 @@ struct Run<'a, const BUDGET: bool> {
     /// is one of the procedure the run began with (or of those that
     /// replaced it), where the run may commit.
     root_depth: usize,
+    /// The calls running in their caller's `exec` (`SelfFrame`), oldest
+    /// first, and how many such calls the run made.
+    frames: Vec<SelfFrame>,
+    self_calls: u64,
     /// The VM's limits, which the run does not change, kept at hand.
     max_depth: usize,
     stack_limit: usize,
     interrupts_seen: u64,
+}
+
+/// A call of the running procedure by itself that runs in the caller's
+/// `exec` loop instead of a nested `exec` (`Run::exec`): its frame starts
+/// at register `start` of the caller's, whose frame (at `base`) resumes at
+/// `pc` with the result in `start`. `depth`: how much deeper it ran.
+struct SelfFrame {
+    base: usize,
+    pc: u32,
+    start: u32,
+    depth: u32,
 }
 
 /// Where a run builds (`cons`, `list`): the destination of the call it
@@ -156,7 +171,7 @@ impl Vm {
             let v = stack[i];
             stack.push(v);
         }
-        let (r, mut stack, (calls, tail_calls, scratches), home) = match self.fuel {
+        let (r, mut stack, (calls, tail_calls, scratches, self_calls), home) = match self.fuel {
             None => self.pure_run::<false>(proto, f, stack, top, home),
             Some(_) => self.pure_run::<true>(proto, f, stack, top, home),
         };
@@ -181,7 +196,10 @@ impl Vm {
         self.stats.calls += done_calls;
         self.stats.tail_calls += done_tail_calls;
         match r {
-            PureEnd::Value(_) => self.stats.pure_runs += 1,
+            PureEnd::Value(_) => {
+                self.stats.pure_runs += 1;
+                self.stats.pure_self_calls += self_calls;
+            }
             _ => self.stats.pure_fallbacks += 1,
         }
         r
@@ -212,6 +230,8 @@ impl Vm {
             held: false,
             restart: None,
             restart_args: Vec::new(),
+            frames: Vec::new(),
+            self_calls: 0,
             root_depth: self.depth,
             max_depth: self.max_depth,
             stack_limit: self.stack_limit,
@@ -243,14 +263,20 @@ impl Vm {
         (
             end,
             run.stack,
-            (run.calls, run.tail_calls, run.scratches_made),
+            (
+                run.calls,
+                run.tail_calls,
+                run.scratches_made,
+                run.self_calls,
+            ),
             run.home,
         )
     }
 }
 
-/// A run's calls, tail calls and scratch regions made.
-type RunCounts = (u64, u64, u64);
+/// A run's calls, tail calls, scratch regions made and calls run in their
+/// caller's `exec` (`SelfFrame`).
+type RunCounts = (u64, u64, u64, u64);
 
 /// How a pure run ended (`Vm::run_pure`).
 pub(super) enum PureEnd {
@@ -329,7 +355,7 @@ impl Undo {
 const MAX_UNDO: usize = 4096;
 
 /// Where a procedure's code builds what CTRR sends to its destination.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Dest {
     /// The run's home: the destination of the call the run began with.
     Home,
@@ -642,9 +668,11 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
         &mut self,
         mut proto: &'a Proto,
         mut closure: Value,
-        base: usize,
+        mut base: usize,
         dest: Dest,
     ) -> Pure<'a, Value> {
+        // The self-calls above this many frames are this `exec`'s.
+        let floor = self.frames.len();
         // Each pass is the entry of a procedure: the call's, then each
         // tail call's.
         loop {
@@ -660,16 +688,16 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
             {
                 return Err(Fallback::Limit);
             }
-            let top = base + code.nregs as usize;
-            if self.stack.len() < top {
-                self.stack.resize(top, Value::UNDEFINED);
+            let nregs = code.nregs as usize;
+            if self.stack.len() < base + nregs {
+                self.stack.resize(base + nregs, Value::UNDEFINED);
             }
             self.calls += 1;
             let ops = &code.ops[..];
             let mut pc = 0;
             // This procedure's scratch region, once made.
             let mut scratch: Option<u32> = None;
-            let mut regs = &mut self.stack[base..top];
+            let mut regs = &mut self.stack[base..base + nregs];
             macro_rules! src {
                 ($s:expr) => {
                     match $s {
@@ -718,7 +746,7 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         };
                         let v =
                             self.nested($f, (argc, site), (closure, proto), at, d, &mut scratch)?;
-                        regs = &mut self.stack[base..top];
+                        regs = &mut self.stack[base..base + nregs];
                         regs[start as usize] = v;
                         pc = to as usize;
                     }
@@ -738,6 +766,54 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                     if $start != $off {
                         return Err(here);
                     }
+                };
+            }
+            // A call of the running procedure by itself, with the
+            // destination it has (`Run::self_call_here`), at the call site
+            // `site`: its frame at `start` runs in this loop, the limits
+            // checked and the steps counted as `nested` and `exec` do.
+            macro_rules! self_call {
+                ($start:expr, $site:expr) => {
+                    self.depth += $site.depth();
+                    if self.depth >= self.max_depth
+                        || crate::interrupt::count() != self.interrupts_seen
+                        || (BUDGET && self.calls > self.budget)
+                    {
+                        return Err(Fallback::Limit);
+                    }
+                    self.tail_calls += u64::from($site.tail);
+                    self.frames.push(SelfFrame {
+                        base,
+                        pc: pc as u32,
+                        start: $start,
+                        depth: $site.depth() as u32,
+                    });
+                    base += $start as usize;
+                    if self.stack.len() < base + nregs {
+                        self.stack.resize(base + nregs, Value::UNDEFINED);
+                    }
+                    regs = &mut self.stack[base..base + nregs];
+                    self.calls += 1;
+                    self.self_calls += 1;
+                    pc = 0;
+                };
+            }
+            // The running procedure returns `v`: to its caller's frame in
+            // this loop, if it runs here (`self_call!`), else from `exec`.
+            macro_rules! ret {
+                ($v:expr) => {
+                    let v = $v;
+                    if self.frames.len() <= floor {
+                        return Ok(v);
+                    }
+                    let Some(fr) = self.frames.pop() else {
+                        return Err(here);
+                    };
+                    self.depth -= fr.depth as usize;
+                    base = fr.base;
+                    regs = &mut self.stack[base..base + nregs];
+                    regs[fr.start as usize] = v;
+                    pc = fr.pc as usize;
                 };
             }
             let next = loop {
@@ -841,11 +917,19 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         site,
                     } => {
                         let f = global(self.vm, g).ok_or(here)?;
+                        if f == closure
+                            && argc as usize == proto.nparams
+                            && scratch.is_none()
+                            && (in_dst || (!code.builds && dest == Dest::None))
+                        {
+                            self_call!(start, site);
+                            continue;
+                        }
                         let at = base + start as usize;
                         let d = (in_dst, dest);
                         let v =
                             self.nested(f, (argc, site), (closure, proto), at, d, &mut scratch)?;
-                        regs = &mut self.stack[base..top];
+                        regs = &mut self.stack[base..base + nregs];
                         regs[start as usize] = v;
                     }
                     Op::Inline { g, level, .. } => {
@@ -865,7 +949,7 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                     Op::Return { a } => {
                         let v = src!(a);
                         self.leave(&mut scratch, (base, 0), v)?;
-                        return Ok(v);
+                        ret!(v);
                     }
                     Op::Move { dst, a } => regs[dst as usize] = src!(a),
                     Op::Move2 { dst, a, dst2, a2 } => {
@@ -906,9 +990,17 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                             self.commit(f, (base, argc), span);
                         }
                         if !again {
-                            break (next, f);
+                            if self.frames.len() <= floor {
+                                break (next, f);
+                            }
+                            // In a frame of `self_call!`: the tail call is
+                            // made as a call whose value the frame returns.
+                            self.tail_calls += 1;
+                            let v = self.exec(next, f, base, dest)?;
+                            ret!(v);
+                            continue;
                         }
-                        regs = &mut self.stack[base..top];
+                        regs = &mut self.stack[base..base + nregs];
                         self.calls += 1;
                         self.tail_calls += 1;
                         // (The same closure: its captures are loaded.)
@@ -941,7 +1033,7 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         // call of itself would (`loop_end`).
                         if scratch.is_some() || self.undo.len() >= COMMIT_AT {
                             self.loop_end(op, base, &mut scratch, dest)?;
-                            regs = &mut self.stack[base..top];
+                            regs = &mut self.stack[base..base + nregs];
                         }
                         self.calls += 1;
                         self.tail_calls += 1;
@@ -970,21 +1062,21 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         let d = (in_dst, dest);
                         let v =
                             self.nested(f, (argc, site), (closure, proto), at, d, &mut scratch)?;
-                        regs = &mut self.stack[base..top];
+                        regs = &mut self.stack[base..base + nregs];
                         regs[start as usize] = v;
                     }
                     Op::Cons { dst, a, b } => {
                         let (a, b) = (src!(a), src!(b));
                         let r = self.dst(dest)?;
                         let v = omni_mem::alloc_pair(r, a, b).map_err(|_| here)?;
-                        regs = &mut self.stack[base..top];
+                        regs = &mut self.stack[base..base + nregs];
                         regs[dst as usize] = v;
                     }
                     Op::ConsScratch { dst, a, b } => {
                         let (a, b) = (src!(a), src!(b));
                         let r = self.scratch_region(&mut scratch)?;
                         let v = omni_mem::alloc_pair(r, a, b).map_err(|_| here)?;
-                        regs = &mut self.stack[base..top];
+                        regs = &mut self.stack[base..base + nregs];
                         regs[dst as usize] = v;
                     }
                     Op::Closure {
@@ -995,7 +1087,7 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         scratch: in_scratch,
                     } => {
                         let r = self.built_in(in_scratch, dest, &mut scratch)?;
-                        regs = &mut self.stack[base..top];
+                        regs = &mut self.stack[base..base + nregs];
                         let captures = &regs[start as usize..(start + n) as usize];
                         let v = alloc_closure(r, u64::from(id), captures).map_err(|_| here)?;
                         regs[dst as usize] = v;
@@ -1008,14 +1100,14 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         let r = self.dst(dest)?;
                         let v = omni_mem::alloc_pair(r, a, b).map_err(|_| here)?;
                         self.leave(&mut scratch, (base, 0), v)?;
-                        return Ok(v);
+                        ret!(v);
                     }
                     Op::ReturnAdd { a, b } => {
                         let x = regs[a as usize].as_fixnum().ok_or(here)?;
                         let y = regs[b as usize].as_fixnum().ok_or(here)?;
                         let v = Value::fixnum(x + y).ok_or(here)?;
                         self.leave(&mut scratch, (base, 0), v)?;
-                        return Ok(v);
+                        ret!(v);
                     }
                     Op::List {
                         dst,
@@ -1027,7 +1119,7 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         let items = base + start as usize..base + (start + n) as usize;
                         let items = self.stack.get(items).ok_or(here)?;
                         let l = omni_mem::alloc_list(r, items).map_err(|_| here)?;
-                        regs = &mut self.stack[base..top];
+                        regs = &mut self.stack[base..base + nregs];
                         regs[dst as usize] = l;
                     }
                     Op::ConsIn { dst, a, b, c } => {
@@ -1041,24 +1133,24 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         let items = base + start as usize..base + (start + n) as usize;
                         let items = self.stack.get(items).ok_or(here)?;
                         let l = omni_mem::alloc_list(r, items).map_err(|_| here)?;
-                        regs = &mut self.stack[base..top];
+                        regs = &mut self.stack[base..base + nregs];
                         regs[dst as usize] = l;
                     }
                     Op::ArraySet { c, i, x } => {
                         let (arr, x) = (regs[c as usize], src!(x));
                         let i = index(regs[i as usize]).ok_or(here)?;
                         self.store(Store::Array { arr, i, x }, here)?;
-                        regs = &mut self.stack[base..top];
+                        regs = &mut self.stack[base..base + nregs];
                     }
                     Op::DictSet { c, k, x } => {
                         let (d, key, x) = (regs[c as usize], regs[k as usize], src!(x));
                         self.store(Store::Dict { d, key, x }, here)?;
-                        regs = &mut self.stack[base..top];
+                        regs = &mut self.stack[base..base + nregs];
                     }
                     Op::BoxSet { b, x } => {
                         let (b, x) = (regs[b as usize], src!(x));
                         self.store(Store::Box { b, x }, here)?;
-                        regs = &mut self.stack[base..top];
+                        regs = &mut self.stack[base..base + nregs];
                     }
                     Op::BoxGet { dst, b, pin } => {
                         let b = regs[b as usize];
