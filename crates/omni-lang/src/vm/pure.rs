@@ -768,8 +768,9 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                     }
                 };
             }
-            // A call of the running procedure by itself, with the
-            // destination it has (`Run::self_call_here`), at the call site
+            // A call of the running procedure by itself whose destination
+            // is the caller's own, made before the caller has a scratch
+            // region (the `CallGlobal` arm checks both), at the call site
             // `site`: its frame at `start` runs in this loop, the limits
             // checked and the steps counted as `nested` and `exec` do.
             macro_rules! self_call {
