@@ -1158,9 +1158,9 @@ fn a_named_loop_that_committed_goes_on_from_its_last_commit() {
 /// A procedure's calls of itself with its own destination run in the
 /// caller's `exec` loop, a frame further up the register stack
 /// (`SelfFrame` in vm/pure.rs), not in a nested `exec`: deep non-tail
-/// recursion, a builder that passes its destination on, a walk whose
-/// results die. The general path's values, calls and tail calls, and its
-/// step budget.
+/// recursion through a global and through a named `let`'s own name, a
+/// builder that passes its destination on, a walk whose results die. The
+/// general path's values, calls and tail calls, and its step budget.
 #[test]
 fn a_procedures_calls_of_itself_run_in_its_callers_loop() {
     let src = "(define (sum-to n) (if (= n 0) 0 (+ n (sum-to (- n 1)))))
@@ -1171,6 +1171,11 @@ fn a_procedures_calls_of_itself_run_in_its_callers_loop() {
     assert_eq!(pure.pure_fallbacks, 0);
     assert!(pure.pure_self_calls > 2000, "{}", pure.pure_self_calls);
     assert_eq!(general.pure_self_calls, 0);
+    assert_same_calls(&pure, &general);
+    let named = "(define (depth n) (let loop ((i n)) (if (= i 0) 0 (+ 1 (loop (- i 1))))))
+         (println (depth 3000))";
+    let [(pure, _), (general, _)] = both_tiers(named, "3000\n");
+    assert!(pure.pure_self_calls > 900, "{}", pure.pure_self_calls);
     assert_same_calls(&pure, &general);
     let small = "(define (sum-to n) (if (= n 0) 0 (+ n (sum-to (- n 1)))))
          (println (sum-to 40))";

@@ -768,11 +768,24 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                     }
                 };
             }
-            // A call of the running procedure by itself whose destination
-            // is the caller's own, made before the caller has a scratch
-            // region (the `CallGlobal` arm checks both), at the call site
-            // `site`: its frame at `start` runs in this loop, the limits
-            // checked and the steps counted as `nested` and `exec` do.
+            // Whether a call of `f` on `argc` arguments (`in_dst`: with
+            // the caller's destination as its own) may run in this loop
+            // (`self_call!`): `f` is the running procedure, the call's
+            // destination is the caller's own (as `nested` would pass it),
+            // and the caller has no scratch region (the callee's frame has
+            // its own).
+            macro_rules! self_call_here {
+                ($f:expr, $argc:expr, $in_dst:expr) => {
+                    $f == closure
+                        && $argc as usize == proto.nparams
+                        && scratch.is_none()
+                        && ($in_dst || (!code.builds && dest == Dest::None))
+                };
+            }
+            // A call of the running procedure by itself (`self_call_here!`)
+            // at the call site `site`: its frame at `start` runs in this
+            // loop, the limits checked and the steps counted as `nested`
+            // and `exec` do.
             macro_rules! self_call {
                 ($start:expr, $site:expr) => {
                     self.depth += $site.depth();
@@ -918,11 +931,7 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         site,
                     } => {
                         let f = global(self.vm, g).ok_or(here)?;
-                        if f == closure
-                            && argc as usize == proto.nparams
-                            && scratch.is_none()
-                            && (in_dst || (!code.builds && dest == Dest::None))
-                        {
+                        if self_call_here!(f, argc, in_dst) {
                             self_call!(start, site);
                             continue;
                         }
@@ -1059,6 +1068,10 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         site,
                     } => {
                         let f = regs[f as usize];
+                        if self_call_here!(f, argc, in_dst) {
+                            self_call!(start, site);
+                            continue;
+                        }
                         let at = base + start as usize;
                         let d = (in_dst, dest);
                         let v =
