@@ -390,7 +390,7 @@ impl<'s> Compiler<'s> {
             nparams: params.len(),
             rest: rest.is_some(),
             nslots: f.nslots as usize,
-            pure: std::cell::Cell::new(pure_code.is_some()),
+            tier: crate::ir::TierState::new(pure_code.is_some()),
             pure_code,
             body: body_node,
             span,

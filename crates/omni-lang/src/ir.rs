@@ -144,6 +144,73 @@ pub enum CapSrc {
     SelfRef,
 }
 
+/// Whether a procedure's calls try the pure tier (`Proto::tier`). A run
+/// falls back where its code meets what it does not handle (an operand of
+/// another kind, an overflow, a callee not pure for now, a limit); that
+/// may recur at every call or never again (one float among fixnums, one
+/// overflow, a callee that fell back once), so the procedure is tried
+/// again after `2^(3 + n)` calls on the general path, `n` its fallbacks so
+/// far, and never after `MAX_FALLBACKS` of them. A failed try costs at
+/// most the run's work before its obstacle, so the retries of a procedure
+/// called `N` times cost at most about `log2(N)` calls' work.
+#[derive(Debug)]
+pub struct TierState {
+    /// Calls still to make on the general path before the next try;
+    /// `u32::MAX`: never (no pure-tier code, the tier off, or
+    /// `MAX_FALLBACKS` fallbacks).
+    wait: Cell<u32>,
+    fallbacks: Cell<u32>,
+}
+
+impl TierState {
+    /// The most fallbacks after which a procedure is tried again.
+    pub const MAX_FALLBACKS: u32 = 20;
+
+    /// Tried from the first call if `enabled`, else never.
+    pub fn new(enabled: bool) -> TierState {
+        TierState {
+            wait: Cell::new(if enabled { 0 } else { u32::MAX }),
+            fallbacks: Cell::new(0),
+        }
+    }
+
+    /// Whether a call made now tries the pure tier; a call that does not
+    /// counts towards the next try.
+    #[inline]
+    pub fn try_now(&self) -> bool {
+        match self.wait.get() {
+            0 => true,
+            u32::MAX => false,
+            n => {
+                self.wait.set(n - 1);
+                false
+            }
+        }
+    }
+
+    /// Whether a call made now would try the pure tier (a run's callee,
+    /// which must be tried to run in the tier: no call is counted).
+    #[inline]
+    pub fn ready(&self) -> bool {
+        self.wait.get() == 0
+    }
+
+    /// A run of the procedure fell back: wait before the next try.
+    pub fn fell_back(&self) {
+        let n = self.fallbacks.get().saturating_add(1);
+        self.fallbacks.set(n);
+        self.wait.set(match n {
+            n if n >= Self::MAX_FALLBACKS => u32::MAX,
+            n => 1 << (3 + n),
+        });
+    }
+
+    /// Never try the pure tier again.
+    pub fn disable(&self) {
+        self.wait.set(u32::MAX);
+    }
+}
+
 #[derive(Debug)]
 pub struct Proto {
     pub id: usize,
@@ -157,10 +224,10 @@ pub struct Proto {
     /// (`pure_code.rs`).
     pub pure_code: Option<PureCode>,
     /// Whether calls of this procedure try the pure tier first
-    /// (`vm/pure.rs`): set when it has pure-tier code, cleared for good
-    /// when a run falls back for a reason that would recur (an operand of
-    /// another kind, a callee that is not pure).
-    pub pure: Cell<bool>,
+    /// (`vm/pure.rs`): from the start when it has pure-tier code; after a
+    /// run of it falls back, again only after a number of calls made on
+    /// the general path that doubles with each fallback (`TierState`).
+    pub tier: TierState,
     /// The global this procedure is defined as, if a call of that global
     /// may inline its body (it captures nothing and has pure code): once
     /// registered, `Vm::register` lists it (`pure_code::Inlinable`).

@@ -476,7 +476,7 @@ impl Vm {
                 self.protos.resize(p.id + 1, None);
             }
             if !self.pure_tier {
-                p.pure.set(false);
+                p.tier.disable();
             }
             if let Some(g) = p.inline_as {
                 self.inlinable.insert(g, p.clone());

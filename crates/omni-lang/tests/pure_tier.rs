@@ -160,7 +160,7 @@ fn a_pure_procedure_returns_what_its_caller_made_as_the_same_object() {
 }
 
 #[test]
-fn an_operand_of_another_kind_falls_back_and_the_procedure_stays_general() {
+fn an_operand_of_another_kind_falls_back_and_the_procedure_waits_on_the_general_path() {
     let (out, s) = run_ok(
         "(define (sq x) (* x x))
          (println (sq 1.5))
@@ -168,7 +168,46 @@ fn an_operand_of_another_kind_falls_back_and_the_procedure_stays_general() {
     );
     assert_eq!(out, "2.25\n9\n");
     assert_eq!(s.pure_fallbacks, 1, "one fallback");
-    assert_eq!(s.pure_runs, 0, "sq is not tried again");
+    assert_eq!(s.pure_runs, 0, "sq waits 16 calls before it is tried again");
+}
+
+/// An obstacle met at every call costs a few retries: after its `n`th
+/// fallback a procedure waits `2^(3+n)` calls on the general path
+/// (`ir::TierState`), so 1000 calls try the tier at calls 1, 18, 51, 116,
+/// 245 and 502: six fallbacks of `sum` (whose code has `sq`'s inlined)
+/// and six of `sq` (called by `sum` on the general path).
+#[test]
+fn an_obstacle_met_at_every_call_is_retried_at_doubling_intervals() {
+    let (out, s) = run_ok(
+        "(define (sq x) (* x x))
+         (define (sum k acc) (if (= k 0) acc (sum (- k 1) (+ acc (sq 0.5)))))
+         (println (sum 1000 0))",
+    );
+    assert_eq!(out, "250.0\n");
+    assert_eq!(s.pure_fallbacks, 12);
+    assert_eq!(s.pure_runs, 0);
+}
+
+/// An obstacle met once (a float among fixnums) costs a few calls on the
+/// general path: the procedure that met it, and a caller whose run fell
+/// back because its callee was waiting, run in the tier again afterwards.
+/// (`sq` is defined after `sum-sq`, so it is called, not inlined.)
+#[test]
+fn a_procedure_that_fell_back_once_runs_in_the_pure_tier_again() {
+    let (out, s) = run_ok(
+        "(define (sum-sq n acc) (if (= n 0) acc (sum-sq (- n 1) (+ acc (sq n)))))
+         (define (sq x) (* x x))
+         (println (sq 1.5))
+         (println (sum-sq 100 0))
+         (println (sum-sq 100 0) (sum-sq 1000 0) (sq 3))",
+    );
+    assert_eq!(out, "2.25\n338350\n338350 333833500 9\n");
+    // `sq`'s overflow, then `sum-sq`'s first run (its callee waiting).
+    assert_eq!(s.pure_fallbacks, 2);
+    // Each tried again after 16 of its calls on the general path (`sq`'s
+    // from `sum-sq`'s rounds there, then `sum-sq`'s, which runs the rest
+    // of its rounds in the tier); then the three last calls.
+    assert_eq!(s.pure_runs, 5);
 }
 
 #[test]
@@ -179,7 +218,10 @@ fn a_result_too_big_for_a_fixnum_falls_back_to_the_general_arithmetic() {
     );
     assert_eq!(out, "1024 4611686018427387904\n");
     assert_eq!(s.pure_runs, 1);
-    assert_eq!(s.pure_fallbacks, 1);
+    // The run overflows near its last round; the general path's rerun
+    // tries the tier again after 16 and after 48 of its tail calls, and
+    // each try meets the overflow again.
+    assert_eq!(s.pure_fallbacks, 3);
 }
 
 #[test]

@@ -79,7 +79,7 @@ impl Vm {
             };
             // A procedure that only reads, calls and builds needs no
             // activation (vm/pure.rs).
-            if proto.pure.get() {
+            if proto.tier.try_now() {
                 match self.run_pure(&proto, f, base, dst) {
                     PureEnd::Value(v) => return self.return_boundary(dst, v, span),
                     // The run's last committed tail call, made here as the

@@ -43,10 +43,14 @@
 //! by a read through a moved original, as the general path's read pins it;
 //! after stores put back, the copies their repairs made, unreachable in the
 //! container's regions, and the slot-region counts their stores added.
-//! The procedure whose code met the obstacle is not tried again
-//! (`Proto::pure`), nor, after a limit (`Fallback::Limit`), the one the run
-//! started from: a rerun that retried at every level of a deep recursion
-//! would take quadratic time.
+//! The procedure whose code met the obstacle, or after a limit
+//! (`Fallback::Limit`) the one the run started from, is tried again only
+//! after calls on the general path whose number doubles with each of its
+//! fallbacks (`ir::TierState`): an obstacle that recurs at every call
+//! costs a few retries, one that came once (a float, an overflow, a callee
+//! that fell back) costs a few calls on the general path, and a rerun of a
+//! deep recursion that fell back at its limit retries at exponentially
+//! spaced levels, not at every one (which would take quadratic time).
 
 use super::eval::{fix_apply, fixop, unary_fast_path};
 use super::*;
@@ -60,7 +64,8 @@ enum Fallback<'a> {
     Here(&'a Proto),
     /// The depth limit, the stack, an interrupt, the step budget, or a
     /// build reached where the run may not build: not the code's fault,
-    /// so only the procedure the run began with is not tried again.
+    /// so only the procedure the run began with waits before it is tried
+    /// again.
     Limit,
 }
 
@@ -206,7 +211,8 @@ impl Vm {
     }
 
     /// The run itself, on the stack taken from the VM: its result (none
-    /// after a fallback, whose procedure is then no longer tried), the
+    /// after a fallback, whose procedure then waits before it is tried
+    /// again), the
     /// stack, what it counted, where it built.
     fn pure_run<const BUDGET: bool>(
         &self,
@@ -240,11 +246,11 @@ impl Vm {
         let r = match run.exec(proto, f, top, Dest::Home) {
             Ok(v) => Some(v),
             Err(Fallback::Here(p)) => {
-                p.pure.set(false);
+                p.tier.fell_back();
                 None
             }
             Err(Fallback::Limit) => {
-                proto.pure.set(false);
+                proto.tier.fell_back();
                 None
             }
         };
@@ -1286,7 +1292,7 @@ fn callee<'a>(
         // A callee that builds, called where it may not: this call site
         // needs the general path.
         Some(Some(p))
-            if p.pure.get()
+            if p.tier.ready()
                 && p.nparams == argc as usize
                 && !p.rest
                 && (may_build || p.pure_code.as_ref().is_some_and(|c| !c.builds)) =>
