@@ -627,9 +627,11 @@ pub fn compile(
         )
     });
     let has = |f: fn(&Op) -> bool| c.ops.iter().any(f);
+    // (An inlined body's entry with the scratch region as its destination
+    // calls the procedure there when its test fails: `may_make_scratch`.)
     let scratch = if has(Op::builds_in_scratch) {
         Scratch::Builds
-    } else if has(Op::calls_into_scratch) {
+    } else if has(Op::may_make_scratch) {
         Scratch::Callees
     } else {
         Scratch::None

@@ -955,6 +955,22 @@ fn a_global_procedure_that_captures_nothing_has_its_body_inlined_at_a_call() {
     );
 }
 
+/// `explain` says a procedure may have a scratch region when it inlines a
+/// body whose value dies in it: if the global no longer holds that
+/// procedure, the call is made with the scratch region as its destination,
+/// and what the global holds then may build there.
+#[test]
+fn an_inlined_body_whose_value_dies_may_give_its_procedure_a_scratch_region() {
+    let src = "(define (small? n) (< n 10))
+         (define (pick n) (if (small? n) 1 2))
+         (println (pick 3))
+         (define (small? n) (pair? (list n)))
+         (println (pick 30))";
+    assert_explained(src, "small?", "no scratch region");
+    assert_explained(src, "pick", "a scratch region if a callee builds there");
+    both_tiers(src, "1\n1\n");
+}
+
 #[test]
 fn an_inlined_loop_that_swaps_its_arguments_keeps_their_values() {
     // gcd's tail call passes (b, (remainder a b)): the arguments move to
