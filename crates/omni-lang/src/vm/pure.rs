@@ -212,8 +212,7 @@ impl Vm {
 
     /// The run itself, on the stack taken from the VM: its result (none
     /// after a fallback, whose procedure then waits before it is tried
-    /// again), the
-    /// stack, what it counted, where it built.
+    /// again), the stack, what it counted, where it built.
     fn pure_run<const BUDGET: bool>(
         &self,
         proto: &Proto,
