@@ -1,5 +1,4 @@
 //! The `omni` command: run, -e, explain, check, repl.
-#![forbid(unsafe_code)]
 
 use std::io::{BufWriter, Write};
 

@@ -1,7 +1,6 @@
 //! OmniLisp language: reader -> syntax -> CTRR/compile -> VM, on omni-mem.
 //! See docs/ARCHITECTURE.md for the data flow and docs/CTRR.md for the
 //! region contract the compiler and VM keep.
-#![forbid(unsafe_code)]
 
 pub mod builtins;
 pub mod compile;

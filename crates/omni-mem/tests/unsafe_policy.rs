@@ -1,5 +1,6 @@
 //! The unsafe policy (docs/ARCHITECTURE.md, omni-mem): `unsafe` code lives only in
-//! omni-mem (the other crates `#![forbid(unsafe_code)]`), every `unsafe`
+//! omni-mem (the other crates forbid it: `unsafe_code = "forbid"` in their
+//! manifests' `[lints.rust]`), every `unsafe`
 //! block there is justified by a `// SAFETY:` comment just above it (or on
 //! its line), and every `unsafe fn` states its contract in a `# Safety`
 //! section of its doc comment. This test scans omni-mem's sources.
@@ -110,11 +111,14 @@ fn every_unsafe_fn_in_omni_mem_documents_its_contract() {
 #[test]
 fn the_other_crates_forbid_unsafe_code() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    for root_file in ["omni-lang/src/lib.rs", "omni-cli/src/main.rs"] {
-        let text = std::fs::read_to_string(root.join(root_file)).expect("crate root");
+    for manifest in ["omni-lang/Cargo.toml", "omni-cli/Cargo.toml"] {
+        let text = std::fs::read_to_string(root.join(manifest)).expect("crate manifest");
+        let lints = text.split("[lints.rust]").nth(1).unwrap_or("");
         assert!(
-            text.contains("#![forbid(unsafe_code)]"),
-            "{root_file} does not forbid unsafe code"
+            lints
+                .lines()
+                .any(|l| l.trim() == "unsafe_code = \"forbid\""),
+            "{manifest} does not forbid unsafe code"
         );
     }
 }
