@@ -311,6 +311,52 @@ fn stats_report_handoffs_and_threads() {
     assert!(err.contains("live bytes at exit     0"), "{err}");
 }
 
+/// The regions created by the spawned threads, from `--stats`.
+fn their_regions(err: &str) -> u64 {
+    err.lines()
+        .find_map(|l| l.trim().strip_prefix("their regions"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no 'their regions' line in: {err}"))
+}
+
+#[test]
+fn stats_count_each_spawned_thread_once_when_threads_are_reused() {
+    // Threads spawned one after another run on the same OS thread
+    // (worker_pool.rs), whose heap counters run on across them: each must
+    // report only its own.
+    let program = |n: u32| {
+        format!(
+            "(define (go n) (when (> n 0) (join (spawn (lambda () (length (list n n n))))) (go (- n 1))))\n(go {n})\n"
+        )
+    };
+    let regions = |n: u32| {
+        let dir = std::env::temp_dir().join(format!("omni-reuse-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let file = dir.join("p.omni");
+        std::fs::write(&file, program(n)).expect("write program");
+        let o = omni(
+            &["run", file.to_str().expect("utf-8 path"), "--stats"],
+            None,
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(o.status.success(), "{}", text(&o.stderr));
+        let err = text(&o.stderr);
+        assert!(
+            err.contains(&format!("threads spawned        {n}")),
+            "{err}"
+        );
+        assert!(
+            err.contains("live at their exit   0 regions, 0 bytes"),
+            "{err}"
+        );
+        their_regions(&err)
+    };
+    let one = regions(1);
+    assert!(one > 0);
+    assert_eq!(regions(40), 40 * one);
+}
+
 #[test]
 fn repl_threads_outlive_an_input_and_deadlock_is_reported() {
     let input = "(define c (chan))\n(recv c)\n(define t (spawn (lambda () (send c 7) 'ok)))\n(recv c)\n(join t)\n";

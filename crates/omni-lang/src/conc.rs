@@ -103,7 +103,8 @@ enum ThreadState {
 struct ThreadSlot {
     state: ThreadState,
     joinq: WaitQueue,
-    os: Option<std::thread::JoinHandle<()>>,
+    /// Ends when the thread's job has ended and dropped what it held.
+    os: Option<crate::worker_pool::JobHandle>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -385,10 +386,11 @@ impl Runtime {
     // -- threads -----------------------------------------------------------
 
     /// Register a thread that `start` will run; it counts as running from
-    /// now on. `start` gets the thread's id and returns the OS thread.
+    /// now on. `start` gets the thread's id and returns the handle of the
+    /// job that runs it (`worker_pool`).
     pub fn spawn(
         &self,
-        start: impl FnOnce(u32) -> std::io::Result<std::thread::JoinHandle<()>>,
+        start: impl FnOnce(u32) -> std::io::Result<crate::worker_pool::JobHandle>,
     ) -> Result<u32, String> {
         let id = {
             let mut g = self.lock();
@@ -479,7 +481,7 @@ impl Runtime {
         let state = std::mem::replace(&mut slot.state, ThreadState::Joined);
         drop(g);
         if let Some(h) = os {
-            let _ = h.join();
+            h.join();
         }
         match state {
             ThreadState::Done(o) => Ok(o),
@@ -514,7 +516,7 @@ impl Runtime {
         }
         drop(g);
         for h in handles {
-            let _ = h.join();
+            h.join();
         }
         errors
     }

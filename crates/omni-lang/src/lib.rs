@@ -22,6 +22,7 @@ pub mod repl;
 pub mod syntax;
 pub mod vm;
 mod vm_conc;
+mod worker_pool;
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;

@@ -252,15 +252,16 @@ impl Vm {
         let id = self
             .rt
             .spawn(move |id| {
-                crate::spawn_vm_thread(format!("omni-thread-{id}"), move || {
-                    if let Some(origin) = trace_origin {
-                        omni_mem::trace_start_at(origin);
-                    }
-                    child_main(rt.clone(), id, (batches, names), parcel, limits, span);
-                    if trace_origin.is_some() {
-                        rt.thread_trace(id, omni_mem::trace_stop());
-                    }
-                })
+                crate::worker_pool::run(Box::new(move || {
+                    child_main(
+                        rt,
+                        id,
+                        (batches, names),
+                        parcel,
+                        limits,
+                        (span, trace_origin),
+                    )
+                }))
             })
             .map_err(|m| LispError::new(m, span))?;
         self.stats.threads_spawned += 1;
@@ -280,15 +281,23 @@ struct GlobalTable {
 /// global table, the program's code compiled form by form when first
 /// called (lazy_code.rs), the spawner's globals adopted, the thunk run, its
 /// result handed back as a parcel. Everything the thread allocated is
-/// freed before it reports.
+/// freed before it reports; its region events (when `trace_origin` is
+/// given) are handed over before it is done. Runs as a `worker_pool` job:
+/// true if the thread's heap is left clean for another job.
 fn child_main(
     rt: Arc<Runtime>,
     id: u32,
     code: (Vec<Arc<Batch>>, GlobalTable),
     snapshot: Parcel,
     limits: (usize, Option<u64>, Option<usize>, Option<usize>, u64, bool),
-    spawn_site: Span,
-) {
+    (spawn_site, trace_origin): (Span, Option<std::time::Instant>),
+) -> bool {
+    if let Some(origin) = trace_origin {
+        omni_mem::trace_start_at(origin);
+    }
+    // The worker may have run other jobs: this job's counts are the
+    // difference.
+    let before = heap_stats();
     let run = std::panic::AssertUnwindSafe(|| {
         let mut vm = Vm::with_runtime(rt.clone());
         vm.record_batches = false;
@@ -308,8 +317,8 @@ fn child_main(
         vm.shutdown();
         (outcome, stats)
     });
-    let (outcome, stats) = match std::panic::catch_unwind(run) {
-        Ok(r) => r,
+    let (outcome, stats, panicked) = match std::panic::catch_unwind(run) {
+        Ok((o, s)) => (o, s, false),
         Err(_) => (
             Err(Box::new(LispError {
                 message: "internal error: the thread panicked".into(),
@@ -317,10 +326,25 @@ fn child_main(
                 trace: Vec::new(),
             })),
             Default::default(),
+            true,
         ),
     };
-    rt.thread_stats(stats, heap_stats());
+    let after = heap_stats();
+    let clean = !panicked && after.live_regions == 0 && after.live_bytes == 0;
+    // The counters `VmStats::add_thread_heap` sums are this job's; the
+    // live figures are the thread's now, which are this job's leftovers
+    // (a job starts only on a clean thread).
+    let job = omni_mem::HeapStats {
+        regions_created: after.regions_created - before.regions_created,
+        transmigrated_bytes: after.transmigrated_bytes - before.transmigrated_bytes,
+        ..after
+    };
+    rt.thread_stats(stats, job);
+    if trace_origin.is_some() {
+        rt.thread_trace(id, omni_mem::trace_stop());
+    }
     rt.thread_done(id, outcome);
+    clean
 }
 
 fn run_thunk(vm: &mut Vm, snapshot: Parcel, spawn_site: Span) -> crate::conc::Outcome {
