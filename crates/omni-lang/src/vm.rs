@@ -361,8 +361,55 @@ impl Vm {
 
     /// A VM sharing `rt` (channels, threads, output) with other threads.
     pub fn with_runtime(rt: Arc<Runtime>) -> Vm {
+        let mut vm = Vm::bare(rt);
+        let names = crate::builtins::PRIMS.iter().map(|e| (e.1, e.0));
+        let aliases = crate::builtins::ALIASES.iter().copied();
+        for (name, p) in names.chain(aliases) {
+            let g = vm.global_id(name);
+            debug_assert_eq!(crate::builtins::prim_of_global(g as usize), Some(p));
+        }
+        vm.install_prims();
+        // Only interrupts requested from now on stop this program (one
+        // read of the count: the gate is derived from it).
+        vm.set_interrupts_seen(crate::interrupt::count());
+        vm
+    }
+
+    /// A spawned thread's VM: its spawner's global table (names and ids
+    /// shared, not copied; it begins with the primitives, in the order
+    /// `with_runtime` numbers them) and the primitives installed, without
+    /// numbering their names again (a spawn's cost: worker_pool.rs).
+    pub(crate) fn with_global_table(
+        rt: Arc<Runtime>,
+        names: Arc<Vec<String>>,
+        ids: Arc<HashMap<String, u32>>,
+        boxed: Vec<bool>,
+    ) -> Vm {
+        let mut vm = Vm::bare(rt);
+        vm.adopt_global_table(names, ids, boxed);
+        vm.install_prims();
+        vm.set_interrupts_seen(crate::interrupt::count());
+        vm
+    }
+
+    /// Each primitive's closure in its global (the first ids, in
+    /// `builtins::prim_of_global`'s order). Primitive procedures are
+    /// closures with no captures.
+    fn install_prims(&mut self) {
+        let n = crate::builtins::PRIMS.len() + crate::builtins::ALIASES.len();
+        for g in 0..n.min(self.globals.len()) {
+            if let Some(p) = crate::builtins::prim_of_global(g) {
+                if let Ok(c) = alloc_closure(self.global_region, PRIM_BIT | p as u64, &[]) {
+                    self.globals[g] = c;
+                }
+            }
+        }
+    }
+
+    /// A VM with no globals yet.
+    fn bare(rt: Arc<Runtime>) -> Vm {
         let global_region = region_create_process();
-        let mut vm = Vm {
+        Vm {
             protos: Vec::new(),
             globals: Vec::new(),
             consts: Vec::new(),
@@ -393,21 +440,7 @@ impl Vm {
             stack: Vec::new(),
             tail_call: None,
             closed: false,
-        };
-        let names = crate::builtins::PRIMS.iter().map(|e| (e.1, e.0));
-        let aliases = crate::builtins::ALIASES.iter().copied();
-        for (name, p) in names.chain(aliases) {
-            let g = vm.global_id(name);
-            debug_assert_eq!(crate::builtins::prim_of_global(g as usize), Some(p));
-            // Primitive procedures are closures with no captures.
-            if let Ok(c) = alloc_closure(global_region, PRIM_BIT | p as u64, &[]) {
-                vm.globals[g as usize] = c;
-            }
         }
-        // Only interrupts requested from now on stop this program (one
-        // read of the count: the gate is derived from it).
-        vm.set_interrupts_seen(crate::interrupt::count());
-        vm
     }
 
     /// Give every region the VM creates from now on (and the global

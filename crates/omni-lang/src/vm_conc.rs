@@ -299,7 +299,8 @@ fn child_main(
     // difference.
     let before = heap_stats();
     let run = std::panic::AssertUnwindSafe(|| {
-        let mut vm = Vm::with_runtime(rt.clone());
+        let (batches, table) = code;
+        let mut vm = Vm::with_global_table(rt.clone(), table.names, table.ids, table.boxed);
         vm.record_batches = false;
         vm.max_depth = crate::depth_cap(limits.0);
         vm.set_fuel(limits.1);
@@ -309,8 +310,6 @@ fn child_main(
         // thread too.
         vm.set_interrupts_seen(limits.4);
         vm.pure_tier = limits.5;
-        let (batches, table) = code;
-        vm.adopt_global_table(table.names, table.ids, table.boxed);
         vm.lazy_code = batches;
         let outcome = run_thunk(&mut vm, snapshot, spawn_site);
         let stats = vm.stats;
