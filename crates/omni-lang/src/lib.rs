@@ -428,8 +428,9 @@ pub fn run_source_io(
 /// Wait for every thread the program spawned (a program ends when all its
 /// threads have) and report those that failed without being joined.
 pub fn finish_threads(vm: &Vm) -> Vec<Diagnostic> {
-    vm.rt
-        .finish()
+    let failed = vm.rt.finish();
+    worker_pool::drain();
+    failed
         .into_iter()
         .map(|(id, e)| Diagnostic {
             kind: "error",

@@ -330,6 +330,12 @@ fn child_main(
     };
     let after = heap_stats();
     let clean = !panicked && after.live_regions == 0 && after.live_bytes == 0;
+    if clean {
+        // The thread may wait for another job: what this one's peak
+        // pooled goes back to the system, but a few slabs (thread exit
+        // used to give back everything).
+        omni_mem::trim_thread_pool(KEEP_SLABS);
+    }
     // The counters `VmStats::add_thread_heap` sums are this job's; the
     // live figures are the thread's now, which are this job's leftovers
     // (a job starts only on a clean thread).
@@ -345,6 +351,10 @@ fn child_main(
     rt.thread_done(id, outcome);
     clean
 }
+
+/// Wholly free 1 MiB slabs a spawned thread's worker keeps pooled for
+/// its next job.
+const KEEP_SLABS: usize = 4;
 
 fn run_thunk(vm: &mut Vm, snapshot: Parcel, spawn_site: Span) -> crate::conc::Outcome {
     let items = array_items(snapshot.adopt(vm.global_region)).unwrap_or_default();

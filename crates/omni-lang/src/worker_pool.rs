@@ -7,12 +7,17 @@
 //! instead of ending, and `spawn` hands its job to such a thread when
 //! there is one.
 //!
+//! The pool lives as long as a program: `drain` (at the program's end)
+//! ends and joins the waiting workers.
+//!
 //! A job runs as it would on a fresh thread, except for what the thread
 //! keeps in its own state between jobs: omni-mem's thread heap (its
-//! pooled region blocks and counters; `vm_conc::child_main` reports a
-//! job's own counts) and the stack size it was granted. A job that did not
+//! pooled region blocks, trimmed to a few slabs after each job, and its
+//! counters; `vm_conc::child_main` reports a job's own counts), the stack
+//! size it was granted and the stack pages it touched. A job that did not
 //! leave that state clean (it panicked, or left regions alive) ends its
-//! thread instead of returning it to the pool.
+//! thread instead of returning it to the pool, and so does a worker that
+//! has lived `MAX_LIFE`.
 //!
 //! Invariant: a worker is in the pool exactly while nobody has taken it,
 //! and it removes itself only under the pool's lock; so work sent to a
@@ -36,16 +41,24 @@ const IDLE_WAIT: Duration = Duration::from_secs(2);
 /// At most this many workers wait; more end when they finish.
 const MAX_IDLE: usize = 64;
 
+/// A worker that has lived this long ends after its current job, so what
+/// its thread holds that only ending it gives back (the stack pages a
+/// deep recursion touched) is held for a bounded time.
+const MAX_LIFE: Duration = Duration::from_secs(10);
+
 /// The waiting workers (each its id, to find itself, and its work
-/// channel), and the next id.
+/// channel), the next id, and the workers' threads by id (some may have
+/// ended by themselves: pruned when a worker starts).
 struct Pool {
     idle: Vec<(u64, mpsc::Sender<Work>)>,
     next_id: u64,
+    threads: Vec<(u64, std::thread::JoinHandle<()>)>,
 }
 
 static POOL: Mutex<Pool> = Mutex::new(Pool {
     idle: Vec::new(),
     next_id: 0,
+    threads: Vec::new(),
 });
 
 fn pool() -> std::sync::MutexGuard<'static, Pool> {
@@ -79,30 +92,56 @@ pub fn run(job: Job) -> std::io::Result<JobHandle> {
             Err(mpsc::SendError(w)) => work = w,
         }
     }
-    crate::spawn_vm_thread("omni-worker".into(), move || serve(work))?;
+    let id = {
+        let mut p = pool();
+        p.next_id += 1;
+        p.next_id
+    };
+    let thread = crate::spawn_vm_thread("omni-worker".into(), move || serve(id, work))?;
+    let mut p = pool();
+    p.threads.retain(|t| !t.1.is_finished());
+    p.threads.push((id, thread));
     Ok(JobHandle(handle))
+}
+
+/// End every waiting worker and wait until their threads are gone: a
+/// program's end (`finish_threads`), so that no thread of the program
+/// outlives it. Workers running another program's threads are left alone.
+pub fn drain() {
+    let (idle, threads) = {
+        let mut p = pool();
+        let idle = std::mem::take(&mut p.idle);
+        let (ending, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut p.threads)
+            .into_iter()
+            .partition(|t| idle.iter().any(|w| w.0 == t.0));
+        p.threads = rest;
+        (idle, ending)
+    };
+    // Dropping a waiting worker's channel ends its wait.
+    drop(idle);
+    for (_, t) in threads {
+        let _ = t.join();
+    }
 }
 
 /// A worker's life: run the work, then wait for more while clean. The
 /// handle's wait ends after the worker is back in the pool, so a program
 /// that joins a thread and spawns the next finds the worker waiting.
-fn serve(first: Work) {
+fn serve(id: u64, first: Work) {
+    let born = std::time::Instant::now();
     let mut work = first;
     loop {
         let (job, ended) = work;
         // The job's captures are dropped when the call returns.
         let clean = job();
         let (tx, rx) = mpsc::channel();
-        let id = {
+        {
             let mut p = pool();
-            if !clean || p.idle.len() >= MAX_IDLE {
+            if !clean || p.idle.len() >= MAX_IDLE || born.elapsed() >= MAX_LIFE {
                 return;
             }
-            let id = p.next_id;
-            p.next_id += 1;
             p.idle.push((id, tx));
-            id
-        };
+        }
         drop(ended);
         work = match rx.recv_timeout(IDLE_WAIT) {
             Ok(w) => w,
@@ -113,7 +152,8 @@ fn serve(first: Work) {
                     return;
                 }
                 drop(p);
-                // Taken as the wait ended: its work is coming.
+                // Taken as the wait ended: its work is coming (or drained:
+                // the channel is closed).
                 match rx.recv() {
                     Ok(w) => w,
                     Err(_) => return,
@@ -170,6 +210,37 @@ mod tests {
             distinct.len() < threads.len() / 2,
             "30 jobs in turn ran on {} threads",
             distinct.len()
+        );
+    }
+
+    #[test]
+    fn drain_ends_the_waiting_workers_threads() {
+        // A thread-local whose destructor reports the thread's end: after
+        // `drain` returns, the worker that ran the job has ended (unless a
+        // test running alongside took it first: try a few times).
+        struct OnExit(mpsc::Sender<()>);
+        impl Drop for OnExit {
+            fn drop(&mut self) {
+                let _ = self.0.send(());
+            }
+        }
+        thread_local! {
+            static ON_EXIT: std::cell::RefCell<Option<OnExit>> = const { std::cell::RefCell::new(None) };
+        }
+        let ended = (0..20).any(|_| {
+            let (tx, rx) = mpsc::channel();
+            run(Box::new(move || {
+                ON_EXIT.with(|e| *e.borrow_mut() = Some(OnExit(tx)));
+                true
+            }))
+            .expect("a thread starts")
+            .join();
+            drain();
+            rx.try_recv().is_ok()
+        });
+        assert!(
+            ended,
+            "drain returns after the waiting worker's thread ended"
         );
     }
 

@@ -71,7 +71,7 @@ not_loom! {
         heap_limit, heap_stats, live_regions, merge, merge_permitted, merge_threshold, region_create,
         region_create_at, region_create_message, region_create_process, region_exit, region_of,
         region_release, region_retain, reserve_rank, reserve_ranks, set_heap_limit,
-        set_merge_threshold, trace_origin, trace_start, trace_start_at, trace_stop, trim_pools,
+        set_merge_threshold, trace_origin, trace_start, trace_start_at, trace_stop, trim_pools, trim_thread_pool,
         MergeRefusal, Region, TransferRefusal, DEFAULT_MERGE_THRESHOLD_BYTES, LARGE_OBJECT,
         RANK_PROCESS, RANK_RETAINED, SEGMENT_SIZE,
     };

@@ -1354,23 +1354,34 @@ unsafe fn release_segment_in(h: &ThreadHeap, seg: *mut SegHeader) {
 /// system allocator (e.g. after a peak), this thread's and the shared
 /// pool's. Returns the bytes released.
 pub fn trim_pools() -> usize {
-    let own = with_heap(|h| {
-        // SAFETY: pools and slabs are only touched by this thread, never
-        // re-entrantly.
-        unsafe { trim_slabs(&mut *h.slabs.get(), &mut *h.data_pool.get()) }
-    });
+    let own = trim_thread_pool(0);
     let mut shared = shared_pool();
     let shared = &mut *shared;
     // SAFETY: the shared pool is locked.
-    own + unsafe { trim_slabs(&mut shared.slabs, &mut shared.data) }
+    own + unsafe { trim_slabs(&mut shared.slabs, &mut shared.data, 0) }
+}
+
+/// Return this thread's wholly pooled slabs to the system allocator but
+/// `keep` of them (the next allocations reuse those): for a thread that
+/// lives on between jobs (omni-lang's worker pool), so that one job's
+/// peak is not held for the next. Returns the bytes released.
+pub fn trim_thread_pool(keep: usize) -> usize {
+    with_heap(|h| {
+        // SAFETY: pools and slabs are only touched by this thread, never
+        // re-entrantly.
+        unsafe { trim_slabs(&mut *h.slabs.get(), &mut *h.data_pool.get(), keep) }
+    })
 }
 
 /// Free the slabs (sorted by address) all of whose segments sit in `pool`.
 ///
+/// Free the slabs all of whose segments are in `pool`, but the first
+/// `keep_free` of them (lowest addresses), whose segments stay pooled.
+///
 /// # Safety
 /// `pool` must hold only unused segments; a slab all of whose segments are
 /// in it belongs to no region.
-unsafe fn trim_slabs(slabs: &mut Vec<*mut u8>, pool: &mut Vec<*mut u8>) -> usize {
+unsafe fn trim_slabs(slabs: &mut Vec<*mut u8>, pool: &mut Vec<*mut u8>, keep_free: usize) -> usize {
     slabs.sort_by_key(|s| s.addr());
     let mut free_count = vec![0usize; slabs.len()];
     let slab_of = |p: *mut u8, slabs: &[*mut u8]| {
@@ -1383,11 +1394,24 @@ unsafe fn trim_slabs(slabs: &mut Vec<*mut u8>, pool: &mut Vec<*mut u8>) -> usize
             free_count[i] += 1;
         }
     }
-    pool.retain(|&p| slab_of(p, slabs).is_none_or(|i| free_count[i] < SLAB_SEGMENTS));
+    // Which wholly pooled slabs go: all but the first `keep_free`.
+    let mut kept = 0;
+    let goes: Vec<bool> = free_count
+        .iter()
+        .map(|&n| {
+            let whole = n == SLAB_SEGMENTS;
+            if whole && kept < keep_free {
+                kept += 1;
+                return false;
+            }
+            whole
+        })
+        .collect();
+    pool.retain(|&p| slab_of(p, slabs).is_none_or(|i| !goes[i]));
     let mut released = 0;
     let mut keep = Vec::with_capacity(slabs.len());
     for (i, &s) in slabs.iter().enumerate() {
-        if free_count[i] == SLAB_SEGMENTS {
+        if goes[i] {
             // SAFETY: per the contract, every segment of the slab is unused.
             unsafe { os_free(s, SLAB_BYTES) };
             released += SLAB_BYTES;

@@ -95,23 +95,42 @@ fn large_objects_are_accounted() {
     assert_no_live_regions();
 }
 
-#[test]
-fn trim_returns_fully_free_slabs() {
-    // 3 MiB of 4000-byte strings (below the large-object size, so they fill
-    // ordinary segments) spans at least two whole 1 MiB slabs.
+/// Fill a region with `mib` MiB of 4000-byte strings (below the
+/// large-object size, so they fill ordinary segments: at least `mib - 1`
+/// whole 1 MiB slabs) and exit it.
+fn fill_and_exit(mib: usize) {
     let text = "x".repeat(4000);
     let r = region_create();
-    for _ in 0..(3 << 20) / 4000 {
+    for _ in 0..(mib << 20) / 4000 {
         alloc_str(r, &text).unwrap();
     }
     region_exit(r);
-    let released = trim_pools();
-    assert!(released >= 1 << 20, "released only {released} bytes");
-    // Allocation still works afterwards.
+}
+
+/// Allocation still works after a trim, and nothing is left live.
+fn allocate_after_trim() {
     let r = region_create();
     alloc_pair(r, Value::TRUE, Value::EMPTY).unwrap();
     region_exit(r);
     assert_no_live_regions();
+}
+
+#[test]
+fn trim_returns_fully_free_slabs() {
+    fill_and_exit(3);
+    let released = trim_pools();
+    assert!(released >= 1 << 20, "released only {released} bytes");
+    allocate_after_trim();
+}
+
+#[test]
+fn a_thread_trim_keeps_the_slabs_it_is_asked_to_keep() {
+    fill_and_exit(3);
+    let first = trim_thread_pool(1);
+    assert!(first >= 1 << 20, "released only {first} bytes");
+    assert_eq!(trim_thread_pool(1), 0, "the kept slab stays pooled");
+    assert_eq!(trim_thread_pool(0), 1 << 20, "then it goes too");
+    allocate_after_trim();
 }
 
 #[test]
