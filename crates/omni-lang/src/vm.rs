@@ -378,7 +378,9 @@ impl Vm {
     /// A spawned thread's VM: its spawner's global table (names and ids
     /// shared, not copied; it begins with the primitives, in the order
     /// `with_runtime` numbers them) and the primitives installed, without
-    /// numbering their names again (a spawn's cost: worker_pool.rs).
+    /// numbering their names again (a spawn's cost: worker_pool.rs). The
+    /// caller sets which interrupts it has seen (`set_interrupts_seen`):
+    /// the spawner's, passed on.
     pub(crate) fn with_global_table(
         rt: Arc<Runtime>,
         names: Arc<Vec<String>>,
@@ -388,7 +390,6 @@ impl Vm {
         let mut vm = Vm::bare(rt);
         vm.adopt_global_table(names, ids, boxed);
         vm.install_prims();
-        vm.set_interrupts_seen(crate::interrupt::count());
         vm
     }
 

@@ -82,20 +82,19 @@ impl JobHandle {
 pub fn run(job: Job) -> std::io::Result<JobHandle> {
     let (ended, handle) = mpsc::channel::<()>();
     let mut work: Work = (job, ended);
-    loop {
-        let Some((_, worker)) = pool().idle.pop() else {
-            break;
+    let id = loop {
+        let mut p = pool();
+        let Some((_, worker)) = p.idle.pop() else {
+            // None waits: a new worker, numbered under the same lock.
+            p.next_id += 1;
+            break p.next_id;
         };
+        drop(p);
         match worker.send(work) {
             Ok(()) => return Ok(JobHandle(handle)),
             // Its thread is gone (it can only have died): try another.
             Err(mpsc::SendError(w)) => work = w,
         }
-    }
-    let id = {
-        let mut p = pool();
-        p.next_id += 1;
-        p.next_id
     };
     let thread = crate::spawn_vm_thread("omni-worker".into(), move || serve(id, work))?;
     let mut p = pool();

@@ -1373,10 +1373,9 @@ pub fn trim_thread_pool(keep: usize) -> usize {
     })
 }
 
-/// Free the slabs (sorted by address) all of whose segments sit in `pool`.
-///
-/// Free the slabs all of whose segments are in `pool`, but the first
-/// `keep_free` of them (lowest addresses), whose segments stay pooled.
+/// Free the slabs (sorted by address) all of whose segments sit in `pool`,
+/// but the first `keep_free` of them (lowest addresses), whose segments
+/// stay pooled.
 ///
 /// # Safety
 /// `pool` must hold only unused segments; a slab all of whose segments are
