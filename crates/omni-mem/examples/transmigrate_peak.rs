@@ -1,6 +1,7 @@
 //! Peak memory of each transmigration workload (docs/BENCHMARKS.md):
-//! source bytes, copied bytes, the forwarding side table (restore log and
-//! work stack), and the process's peak RSS after each case.
+//! source bytes, copied bytes, the forwarding side table (restore log, work
+//! stack and destination block list), and the process's peak RSS after
+//! each case.
 //!
 //!     cargo run --release -p omni-mem --example transmigrate_peak
 

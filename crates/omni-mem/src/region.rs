@@ -140,6 +140,12 @@ pub(crate) struct RegionBlock {
     merges_in: u64,
     pub(crate) transmigrated_objects_in: u64,
     pub(crate) transmigrated_bytes_in: u64,
+    /// The first transmigration session of the owning thread that may have
+    /// left pair marks in this region's objects (`MARKS_NONE`: none may
+    /// have). Only sessions of the owner mark an unclosed region's pairs,
+    /// so every pair mark here is from a session numbered from this one to
+    /// the thread's latest (transmigrate.rs, `marks_trusted`).
+    marked_since: u64,
     quota: usize,
     /// Slot regions (slots.rs): for a slot region, the region that owns
     /// it (it lives exactly as long as that region unless compacted away);
@@ -351,7 +357,7 @@ fn first_token_in(h: &ThreadHeap) -> u64 {
     t
 }
 
-fn thread_token() -> u64 {
+pub(crate) fn thread_token() -> u64 {
     with_heap(token_in)
 }
 
@@ -658,6 +664,18 @@ pub(crate) fn segment_addr(p: *mut u8) -> usize {
 #[inline]
 fn seg_of(p: *mut u8) -> *mut SegHeader {
     p.map_addr(|a| a & SEG_MASK).cast()
+}
+
+/// The region the segment holding the object at `p` was allocated for, not
+/// resolved through merges (`block_of_ptr` resolves it): a key that stays
+/// the same for every object of the segment while nothing merges.
+///
+/// # Safety
+/// `p` must point to an object start in a segment owned by a live region.
+#[inline]
+pub(crate) unsafe fn segment_region(p: *mut u8) -> *mut RegionBlock {
+    // SAFETY: per the contract the masked address is a live segment header.
+    unsafe { (*seg_of(p)).region }
 }
 
 /// The (forwarding-resolved) region holding the object at `p`.
@@ -1039,6 +1057,7 @@ unsafe fn debug_assert_recycled(b: *mut RegionBlock, owner: u64) {
         debug_assert!((*b).segments == 1 && (*b).seg_bytes == SEGMENT_SIZE);
         debug_assert!((*b).merges_in == 0);
         debug_assert!((*b).transmigrated_objects_in == 0 && (*b).transmigrated_bytes_in == 0);
+        debug_assert!((*b).marked_since == MARKS_NONE);
         debug_assert!((*b).parent.is_null() && (*b).slot_head.is_null());
         debug_assert!((*b).slot_next.is_null() && !(*b).pinned && (*b).compact_at == 0);
         debug_assert!((*b).slot_stores == 0 && (*b).slot_overwrites == 0);
@@ -1070,6 +1089,7 @@ unsafe fn reset_cold(b: *mut RegionBlock) {
         addr_of_mut!((*b).merges_in).write(0);
         addr_of_mut!((*b).transmigrated_objects_in).write(0);
         addr_of_mut!((*b).transmigrated_bytes_in).write(0);
+        addr_of_mut!((*b).marked_since).write(MARKS_NONE);
         addr_of_mut!((*b).quota).write(0);
         addr_of_mut!((*b).parent).write(ptr::null_mut());
         addr_of_mut!((*b).slot_head).write(ptr::null_mut());
@@ -1516,6 +1536,40 @@ pub(crate) unsafe fn set_bump_cur(b: *mut RegionBlock, cur: *mut u8) {
     unsafe { (*b).cur = cur }
 }
 
+/// `RegionBlock::marked_since` of a region no pair mark may be in.
+const MARKS_NONE: u64 = u64::MAX;
+
+/// Whether a pair mark in `b` carrying the epoch of this thread's session
+/// `now` can only have been written by that session, given that sessions
+/// whose numbers differ by less than `window` have different epochs. True
+/// when `b` belongs to this thread (`owner`), is not closed (a message
+/// region may move to another thread, whose sessions are numbered apart)
+/// and every session that may have marked in it is less than `window`
+/// sessions old. Records `now` as `b`'s first marking session if it had
+/// none, since the caller may mark in `b` from now on; a caller that gets
+/// `false` marks no pair of `b` (it forwards them like other objects).
+///
+/// # Safety
+/// `b` is a live, unmerged control block (of this thread, or of a process
+/// region).
+#[inline]
+pub(crate) unsafe fn marks_trusted(b: *mut RegionBlock, owner: u64, now: u64, window: u64) -> bool {
+    // SAFETY: per the contract; `owner` is only ever written by the owning
+    // thread (or by `adopt`, for a detached block no other thread holds).
+    unsafe {
+        if (*b).owner != owner || (*b).closed {
+            return false;
+        }
+        let since = (*b).marked_since;
+        if since == MARKS_NONE {
+            (*b).marked_since = now;
+            (*b).dirty = true;
+            return true;
+        }
+        now.wrapping_sub(since) < window
+    }
+}
+
 /// Allocate `size` bytes (a multiple of 8) in region `b`.
 ///
 /// # Safety
@@ -1813,6 +1867,9 @@ pub fn merge(young: Region, old: Region) -> Result<(), MergeRefusal> {
         (*o).merges_in += 1 + (*y).merges_in;
         (*o).transmigrated_objects_in += (*y).transmigrated_objects_in;
         (*o).transmigrated_bytes_in += (*y).transmigrated_bytes_in;
+        // `y`'s objects keep their pair marks: `o`'s window starts at the
+        // older of the two (both count this thread's sessions).
+        (*o).marked_since = (*o).marked_since.min((*y).marked_since);
         (*y).scope_alive = false;
         (*y).forward = o;
         if !(*y).slot_head.is_null() {
@@ -2119,6 +2176,9 @@ pub(crate) unsafe fn adopt(y: *mut RegionBlock, into: Region) {
     // SAFETY: per the contract.
     unsafe {
         debug_assert!((*y).closed && (*y).forward.is_null() && (*y).owner == 0);
+        // A closed region's pairs are never marked (`marks_trusted`), so
+        // no other thread's marks join `o`.
+        debug_assert!((*y).marked_since == MARKS_NONE);
         let ybytes = bytes_allocated(y);
         (*(*o).tail).next = y.cast();
         (*o).tail = (*y).tail;

@@ -5,11 +5,15 @@
 //!   depth is bounded only by memory.
 //! * Forwarding table = visited set, in the source headers:
 //!   - a visited pair's header gets a *pair mark*: its tag byte unchanged,
-//!     this transmigration's epoch in bits 8..32 and the index of its
-//!     `(source, copy)` entry in `pairs` in bits 32..64. A mark counts only
-//!     if that entry names the pair (`pair_forwarded`), so marks left by
-//!     earlier transmigrations (pair headers are not put back) are never
-//!     taken for this one's, whatever the epoch;
+//!     this session's epoch in bits 8..32 and where its copy is in bits
+//!     32..64 (the copy's destination block, as an ordinal into `segs`,
+//!     and its word offset there). Marks are not put back, and nothing
+//!     else records them: a mark counts iff it has this session's epoch
+//!     and lies in a region that takes marks (`region::marks_trusted`:
+//!     this thread's, not a message region, first marked less than
+//!     `MARK_WINDOW` sessions ago). Epochs repeat only `MARK_WINDOW`
+//!     sessions apart, so no earlier session's mark there has this epoch.
+//!     A pair in any other region is forwarded like other objects;
 //!   - any other visited object's header holds its copy's address with
 //!     bit 0 set (headers are even, so the mark is unambiguous); these are
 //!     listed in a restore log and put back before returning, on success
@@ -46,8 +50,8 @@ use crate::meta::meta_of;
 use crate::moves::Remembered;
 use crate::obj::{field, header_tag, make_header, HeapTag, HDR};
 use crate::region::{
-    alloc_raw, block_of_ptr, owned_by, bump_window, note_transmigrated, segment_addr,
-    set_bump_cur, with_stats, Region, RegionBlock,
+    alloc_raw, block_of_ptr, bump_window, marks_trusted, note_transmigrated, owned_by,
+    segment_addr, segment_region, set_bump_cur, thread_token, with_stats, Region, RegionBlock,
 };
 use crate::trace::TraceKind;
 use crate::value::Value;
@@ -78,25 +82,45 @@ struct Transmigration<const MOVES: bool> {
     stack: Vec<*mut u8>,
     /// Source objects whose headers hold forwarding addresses.
     log: Vec<*mut u8>,
-    /// Every source pair copied, with its copy, in the order copied: entry
-    /// `i` is what a pair mark with index `i` means. Nothing is restored
-    /// from it (a pair mark leaves the tag byte, and so the pair, as it
-    /// was), so there is no restore pass over pairs.
-    pairs: Vec<(*mut u8, *mut u8)>,
-    /// How many entries `pairs` may hold without growing: its capacity,
-    /// capped at `MAX_PAIR_MARKS`, so the index check is this one compare.
-    pairs_room: usize,
+    /// The destination blocks that hold marked pairs' copies: a pair
+    /// mark's ordinal indexes this (`SEG_SIZE`-aligned addresses, with
+    /// the destination's provenance).
+    segs: Vec<*mut u8>,
+    /// The block of the last pair copy marked (0: none yet), and the mark
+    /// bits common to every copy in it: tag, epoch and its ordinal.
+    mark_seg: usize,
+    mark_base: u64,
+    /// `mark_seg` while `memo_in_fast`, else 1 (no block's address): a
+    /// pair is marked in line iff its copy's block is this, one compare.
+    mark_seg_if_fast: usize,
+    /// Pairs marked in this session.
+    pair_marks: u64,
     /// The low half of this transmigration's pair marks: the pair tag and
-    /// the epoch (`next_mark_lo`).
+    /// the epoch (`next_session`).
     mark_lo: u32,
+    /// This session's number on this thread, and the thread's token: what
+    /// `marks_trusted` asks of a region.
+    session: u64,
+    owner: u64,
     bytes: u64,
-    /// Domain memo: the last segment looked up that is in the domain, and
-    /// the last one that is not. Neighbouring objects usually share a
-    /// segment, so most domain tests are one compare. (Segments never
-    /// change region during a transmigration: nothing merges while it
-    /// runs. 0 is no segment's address.)
-    memo_in_seg: usize,
-    memo_out_seg: usize,
+    /// Domain memo, keyed by the region a segment was made for
+    /// (`segment_region`, read from the segment's header): the last one
+    /// looked up that is in the domain, and the last one that is not.
+    /// Most graphs lie in few regions, so most domain tests are one load
+    /// and one compare, even for a tree whose walk changes segment at
+    /// nearly every step. (A segment's region never changes during a
+    /// session: nothing merges while it runs. Null is no region.)
+    memo_in: *mut RegionBlock,
+    memo_out: *mut RegionBlock,
+    /// Whether the region of `memo_in` takes pair marks
+    /// (`region::marks_trusted`). It is always that of the object last
+    /// found in the domain, which is the one the kernel then marks or
+    /// asks about.
+    memo_in_fast: bool,
+    /// The region last asked `marks_trusted`, and its answer (the memo
+    /// may alternate between regions merged into one).
+    fast_block: *mut RegionBlock,
+    fast_block_ok: bool,
     /// Source objects moved: put back only if the session fails, since
     /// its copies are then unfinished.
     moves: Vec<*mut u8>,
@@ -109,27 +133,46 @@ struct Transmigration<const MOVES: bool> {
 const FORWARDED: usize = crate::obj::MOVED;
 const PAIR_TAG: usize = HeapTag::Pair as usize;
 const PAIR_BYTES: usize = HDR + 16;
-/// Pair marks index `pairs` with 32 bits; past that, pairs are forwarded
-/// like other objects (logged and restored). The crate's unit tests use a
-/// small limit so that this path runs.
-const MAX_PAIR_MARKS: usize = if cfg!(test) { 8 } else { u32::MAX as usize };
+/// A pair mark: bits 0..8 the pair tag, 8..32 the epoch, 32..53 the
+/// ordinal of its copy's block in `segs`, 53..64 the copy's offset in
+/// that block in words.
+const ORD_SHIFT: u32 = 32;
+const ORD_MASK: u64 = (1 << 21) - 1;
+const OFF_SHIFT: u32 = 53;
+const SEG_SIZE: usize = crate::region::SEGMENT_SIZE;
+// A copy's word offset in its block is exactly its address bits 3..14, so
+// `addr << (OFF_SHIFT - 3)` puts it in bits 53..64 and shifts the rest out.
+const _: () = assert!(SEG_SIZE == 1 << (64 - OFF_SHIFT + 3));
+/// Blocks a session may mark copies in (2^21 × 16 KiB = 32 GiB of
+/// copies); copies past that are forwarded like other objects (logged and
+/// restored). The crate's unit tests use one block, so that path runs.
+const MAX_MARK_SEGS: usize = if cfg!(test) { 1 } else { ORD_MASK as usize + 1 };
+/// Sessions whose numbers differ by less than this have different epochs
+/// (`epoch_of_session`); a region whose first marking session is this
+/// many sessions old takes no more marks (`region::marks_trusted`).
+const MARK_WINDOW: u64 = (1 << 24) - 1;
 
 thread_local! {
-    /// The epoch of this thread's last transmigration (1 ..= 2^24 - 1).
-    static MARK_EPOCH: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+    /// The number of this thread's last transmigration session. It only
+    /// grows (64 bits: it never wraps), which `marks_trusted` relies on.
+    static MARK_SESSION: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
-/// The low half of the pair marks of a new transmigration: the pair tag and
-/// the next epoch. Epochs only make a stale mark cheap to reject (one
-/// compare instead of a look-up); correctness never depends on them, so
-/// they may wrap and may repeat across threads.
-fn next_mark_lo() -> u32 {
-    let e = MARK_EPOCH.with(|c| {
-        let e = if c.get() >= (1 << 24) - 1 { 1 } else { c.get() + 1 };
-        c.set(e);
-        e
+/// The epoch of session `s`: 1 ..= `MARK_WINDOW` (0 would make an
+/// unmarked pair header, 2, read as a mark).
+fn epoch_of_session(s: u64) -> u32 {
+    (s % MARK_WINDOW) as u32 + 1
+}
+
+/// A new session's number, and the low half of its pair marks: the pair
+/// tag and its epoch.
+fn next_session() -> (u64, u32) {
+    let s = MARK_SESSION.with(|c| {
+        let s = c.get() + 1;
+        c.set(s);
+        s
     });
-    PAIR_TAG as u32 | e << 8
+    (s, PAIR_TAG as u32 | epoch_of_session(s) << 8)
 }
 
 /// `MOVES`: the session leaves moves (see the module doc) instead of
@@ -143,28 +186,37 @@ impl<const MOVES: bool> Transmigration<MOVES> {
     /// `p` is a live object of this thread (or of a process region).
     #[inline]
     unsafe fn in_domain(&mut self, p: *mut u8) -> bool {
-        let seg = segment_addr(p);
-        if seg == self.memo_in_seg {
-            return true;
-        }
-        if seg == self.memo_out_seg {
-            return false;
-        }
         // SAFETY: `p` is an object start in a live region (graph invariant).
-        let inside = unsafe {
+        unsafe {
+            let key = segment_region(p);
+            if key == self.memo_in {
+                return true;
+            }
+            if key == self.memo_out {
+                return false;
+            }
             let b = block_of_ptr(p);
-            match self.domain {
+            let inside = match self.domain {
                 Domain::Region(src) => b == src || owned_by(b, src),
                 Domain::YoungerThan(rank) => (*b).rank > rank && b != self.dst,
                 Domain::AllBut => b != self.dst,
+            };
+            if inside {
+                self.memo_in = key;
+                if b != self.fast_block {
+                    // A session that leaves moves marks no pair, so it
+                    // takes no mark for its own either.
+                    self.fast_block = b;
+                    self.fast_block_ok =
+                        !MOVES && marks_trusted(b, self.owner, self.session, MARK_WINDOW);
+                }
+                self.memo_in_fast = self.fast_block_ok;
+                self.mark_seg_if_fast = if self.memo_in_fast { self.mark_seg } else { 1 };
+            } else {
+                self.memo_out = key;
             }
-        };
-        if inside {
-            self.memo_in_seg = seg;
-        } else {
-            self.memo_out_seg = seg;
+            inside
         }
-        inside
     }
 
     /// Whether source object `p` may be left moved: it is not in a message
@@ -229,7 +281,8 @@ impl<const MOVES: bool> Transmigration<MOVES> {
     /// The copy of `p` made by this transmigration, if any.
     ///
     /// # Safety
-    /// `p` is a live object.
+    /// `p` is a live object, the one last found in the domain
+    /// (`pair_forwarded` reads its region's answer from the memo).
     #[inline]
     unsafe fn forwarded(&self, p: *mut u8) -> Option<*mut u8> {
         // SAFETY: the header word is read whole as a pointer, so a stored
@@ -239,59 +292,72 @@ impl<const MOVES: bool> Transmigration<MOVES> {
         if w.addr() & FORWARDED != 0 {
             return Some(w.map_addr(|a| a & !FORWARDED));
         }
-        self.pair_forwarded(p, w.addr())
+        self.pair_forwarded(w.addr())
     }
 
-    /// The copy of pair `p`, whose header word is `w`, if this
-    /// transmigration made one: `w` is a mark of this epoch whose entry
-    /// names `p`. A mark of another epoch fails the first compare; a mark
-    /// of an earlier transmigration with the same epoch (after the epoch
-    /// wrapped, or from another thread) fails the second, since entry `i`
-    /// of this transmigration names the pair it marked with `i`.
+    /// The copy of the pair whose header word is `w`, if this
+    /// transmigration made one: `w` is a mark of this session's epoch in a
+    /// region that takes marks (`memo_in_fast`: the pair was the last
+    /// object found in the domain). Such a region holds marks of this
+    /// thread's sessions only, all less than `MARK_WINDOW` sessions apart
+    /// (`region::marks_trusted`), so no earlier session's mark has this
+    /// epoch. The mark locates the copy: block `segs[ordinal]`, word
+    /// `offset`.
     #[inline(always)]
-    fn pair_forwarded(&self, p: *mut u8, w: usize) -> Option<*mut u8> {
-        if w as u32 != self.mark_lo {
+    fn pair_forwarded(&self, w: usize) -> Option<*mut u8> {
+        if w as u32 != self.mark_lo || !self.memo_in_fast {
             return None;
         }
-        match self.pairs.get(w >> 32) {
-            Some(&(src, copy)) if src == p => Some(copy),
-            _ => None,
-        }
+        let w = w as u64;
+        let off = ((w >> OFF_SHIFT) as usize) << 3;
+        self.segs
+            .get(((w >> ORD_SHIFT) & ORD_MASK) as usize)
+            .map(|base| base.map_addr(|a| a + off))
     }
 
-    /// Record `copy` as source pair `p`'s copy.
+    /// Record `copy` as source pair `p`'s copy: a pair mark if `p`'s
+    /// region takes them, else a forwarding (logged and restored).
     ///
     /// # Safety
-    /// `p` is a live source pair of the domain not yet forwarded, `copy`
-    /// its copy in dst.
+    /// `p` is a live source pair of the domain not yet forwarded, the
+    /// object last found in the domain; `copy` its copy in dst.
     #[inline(always)]
     unsafe fn mark_pair(&mut self, p: *mut u8, copy: *mut u8) {
-        if MOVES {
+        if MOVES
+            || (segment_addr(copy) != self.mark_seg_if_fast
+                && !(self.memo_in_fast && self.new_mark_seg(copy)))
+        {
             // SAFETY: per this function's contract.
             unsafe { self.move_pair(p, copy) };
             return;
         }
-        let i = self.pairs.len();
-        // The index limit is checked only when the table must grow.
-        if i >= self.pairs_room && !self.grow_pairs() {
-            self.bytes += PAIR_BYTES as u64;
-            // SAFETY: `p` is a live source pair whose header `copy` carries;
-            // the restore log puts it back.
-            unsafe { self.set_forward(p, copy) };
-            return;
-        }
-        // SAFETY: `i < pairs_room <= capacity` (checked above), so the entry is written inside the
-        // allocation before the length covers it; `p` is a live source pair, and its mark keeps
-        // its tag byte, so the pair reads as before to everything but a transmigration.
+        self.pair_marks += 1;
+        // SAFETY: `p` is a live source pair; its mark keeps its tag byte, so the pair reads as
+        // before to everything but a transmigration.
         unsafe {
-            self.pairs.as_mut_ptr().add(i).write((p, copy));
-            self.pairs.set_len(i + 1);
             p.cast::<u64>()
-                .write(self.mark_lo as u64 | (i as u64) << 32);
+                .write(self.mark_base | (copy.addr() as u64) << (OFF_SHIFT - 3));
         }
     }
 
-    /// `mark_pair` in a session that leaves moves.
+    /// Start marking copies in the block holding `copy`: give it the next
+    /// ordinal; false once `MAX_MARK_SEGS` blocks have one.
+    #[cold]
+    #[inline(never)]
+    fn new_mark_seg(&mut self, copy: *mut u8) -> bool {
+        let ordinal = self.segs.len();
+        if ordinal >= MAX_MARK_SEGS {
+            return false;
+        }
+        self.segs.push(copy.map_addr(|a| a & !(SEG_SIZE - 1)));
+        self.mark_seg = segment_addr(copy);
+        self.mark_seg_if_fast = self.mark_seg;
+        self.mark_base = self.mark_lo as u64 | (ordinal as u64) << ORD_SHIFT;
+        true
+    }
+
+    /// `mark_pair` by forwarding: a move in a session that leaves moves,
+    /// else logged and restored.
     ///
     /// # Safety
     /// As `mark_pair`.
@@ -300,20 +366,6 @@ impl<const MOVES: bool> Transmigration<MOVES> {
         self.bytes += PAIR_BYTES as u64;
         // SAFETY: `p` is a live source pair whose contents `copy` carries.
         unsafe { self.set_forward(p, copy) };
-    }
-
-    /// Make room for one more pair-table entry; false once the table
-    /// holds `MAX_PAIR_MARKS` entries.
-    #[cold]
-    #[inline(never)]
-    fn grow_pairs(&mut self) -> bool {
-        let len = self.pairs.len();
-        if len >= MAX_PAIR_MARKS {
-            return false;
-        }
-        self.pairs.reserve(1);
-        self.pairs_room = self.pairs.capacity().min(MAX_PAIR_MARKS);
-        true
     }
 
     /// Forward `src` to `copy`: for this session (put back by `restore`),
@@ -428,7 +480,7 @@ impl<const MOVES: bool> Transmigration<MOVES> {
     ///
     /// Stores per list pair: the copy's header and car, the previous
     /// copy's cdr (written once, with its final value), the source's
-    /// mark and its `pairs` entry.
+    /// mark.
     ///
     /// # Safety
     /// `copy` is a fresh pair copy in dst whose slots hold source values.
@@ -472,7 +524,7 @@ impl<const MOVES: bool> Transmigration<MOVES> {
                             // This session's copy, or an earlier move's
                             // (`forwarded_edge` decides it again).
                             car_edge!(self.forwarded_edge(w.map_addr(|a| a & !FORWARDED)));
-                        } else if let Some(c) = self.pair_forwarded(cp, w.addr()) {
+                        } else if let Some(c) = self.pair_forwarded(w.addr()) {
                             field(copy, 0).write(Value::from_heap(c));
                         } else if w.addr() & 0xff == PAIR_TAG
                             && end.addr() - cur.addr() >= PAIR_BYTES
@@ -503,7 +555,7 @@ impl<const MOVES: bool> Transmigration<MOVES> {
                     if self.in_domain(np) {
                         let w = np.cast::<*mut u8>().read();
                         if w.addr() & 0xff == PAIR_TAG
-                            && self.pair_forwarded(np, w.addr()).is_none()
+                            && self.pair_forwarded(w.addr()).is_none()
                         {
                             let c = if end.addr() - cur.addr() >= PAIR_BYTES {
                                 let c = cur;
@@ -660,17 +712,26 @@ unsafe fn session<const MOVES: bool>(
     domain: Domain,
 ) -> MemResult<()> {
     let spare = SPARE.take().unwrap_or_default();
+    let (session, mark_lo) = next_session();
     let mut t = Transmigration::<MOVES> {
         dst,
         domain,
         stack: spare.stack,
         log: spare.log,
-        pairs_room: spare.pairs.capacity().min(MAX_PAIR_MARKS),
-        pairs: spare.pairs,
-        mark_lo: next_mark_lo(),
+        segs: spare.segs,
+        mark_seg: 0,
+        mark_base: 0,
+        mark_seg_if_fast: 1,
+        pair_marks: 0,
+        mark_lo,
+        session,
+        owner: thread_token(),
         bytes: 0,
-        memo_in_seg: 0,
-        memo_out_seg: 0,
+        memo_in: std::ptr::null_mut(),
+        memo_out: std::ptr::null_mut(),
+        memo_in_fast: false,
+        fast_block: std::ptr::null_mut(),
+        fast_block_ok: false,
         moves: spare.moves,
         into_slots: spare.into_slots,
     };
@@ -686,11 +747,10 @@ unsafe fn session<const MOVES: bool>(
             crate::moves::remember(dst, &t.into_slots);
         }
     }
-    let objects = t.log.len() as u64 + t.pairs.len() as u64 + t.moves.len() as u64;
-    t.bytes += t.pairs.len() as u64 * PAIR_BYTES as u64;
-    let side = (t.log.capacity() + t.stack.capacity() + t.moves.capacity())
+    let objects = t.log.len() as u64 + t.pair_marks + t.moves.len() as u64;
+    t.bytes += t.pair_marks * PAIR_BYTES as u64;
+    let side = (t.log.capacity() + t.stack.capacity() + t.moves.capacity() + t.segs.capacity())
         * std::mem::size_of::<*mut u8>()
-        + t.pairs.capacity() * std::mem::size_of::<(*mut u8, *mut u8)>()
         + t.into_slots.capacity() * std::mem::size_of::<Remembered>();
     // SAFETY: dst is live.
     unsafe { note_transmigrated(dst, objects, t.bytes) };
@@ -712,13 +772,13 @@ unsafe fn session<const MOVES: bool>(
         let mut spare = SideBuffers {
             stack: t.stack,
             log: t.log,
-            pairs: t.pairs,
+            segs: t.segs,
             moves: t.moves,
             into_slots: t.into_slots,
         };
         spare.stack.clear();
         spare.log.clear();
-        spare.pairs.clear();
+        spare.segs.clear();
         spare.moves.clear();
         spare.into_slots.clear();
         SPARE.set(Some(spare));
@@ -735,7 +795,7 @@ unsafe fn session<const MOVES: bool>(
 struct SideBuffers {
     stack: Vec<*mut u8>,
     log: Vec<*mut u8>,
-    pairs: Vec<(*mut u8, *mut u8)>,
+    segs: Vec<*mut u8>,
     moves: Vec<*mut u8>,
     into_slots: Vec<Remembered>,
 }
@@ -810,18 +870,34 @@ pub(crate) unsafe fn transmigrate_everything(
 mod tests {
     use super::*;
     use crate::obj::{alloc_pair, car, cdr, set_cdr};
-    use crate::region::{region_create, region_exit, region_of};
+    use crate::region::{merge, region_create, region_create_message, region_exit, region_of};
     use crate::testing::{assert_no_live_regions, int_list, list_ints};
 
-    /// Make the next transmigration on this thread use epoch `e`.
-    fn next_epoch_is(e: u32) {
-        MARK_EPOCH.with(|c| c.set(e - 1));
+    /// Let `n` sessions pass on this thread without a transmigration (the
+    /// session number only grows, as in a long run).
+    fn skip_sessions(n: u64) {
+        MARK_SESSION.with(|c| c.set(c.get() + n));
+    }
+
+    /// The epoch the next transmigration on this thread will mark with.
+    fn next_epoch() -> u32 {
+        epoch_of_session(MARK_SESSION.with(|c| c.get()) + 1)
+    }
+
+    /// Let sessions pass until the next one marks with epoch `e`.
+    fn skip_to_epoch(e: u32) {
+        let w = MARK_WINDOW as i64;
+        skip_sessions((e as i64 - next_epoch() as i64).rem_euclid(w) as u64);
+        assert_eq!(next_epoch(), e);
+    }
+
+    fn header_of(p: Value) -> u64 {
+        // SAFETY: `p` is a live pair.
+        unsafe { p.heap_ptr().cast::<u64>().read() }
     }
 
     fn epoch_of(p: Value) -> u32 {
-        // SAFETY: `p` is a live pair.
-        let w = unsafe { p.heap_ptr().cast::<u64>().read() };
-        (w as u32) >> 8
+        (header_of(p) as u32) >> 8
     }
 
     /// The first `n` cars of `l` (fixnums), stopping early at its end.
@@ -834,78 +910,157 @@ mod tests {
         out
     }
 
-    /// Marks left by an earlier transmigration with the same epoch (after
-    /// a wrap) are not taken for this one's: a stale mark's index names
-    /// another pair here, or none.
-    #[test]
-    fn a_stale_mark_of_the_same_epoch_is_not_a_forwarding() {
-        let src = region_create();
-        // l = (0 1 ... 9); its pair k gets the mark (epoch 7, index k).
-        let l = int_list(src, 0, 10);
-        let d1 = region_create();
-        next_epoch_is(7);
-        transmigrate(l, src, d1).expect("copy");
-        assert_eq!(epoch_of(l), 7, "the source keeps its pair marks");
-        assert_eq!(list_ints(l), (0..10).collect::<Vec<_>>(), "and reads as before");
-        // m = (100 ... 109 3 4 ... 9): ten fresh pairs, then l's fourth
-        // pair, marked with index 3. Copying m with epoch 7 again makes
-        // entry 3 name m's fourth pair: the stale mark must not send l's
-        // fourth pair there.
-        let mut l3 = l;
-        for _ in 0..3 {
-            l3 = cdr(l3).expect("pair");
+    /// `(s . s)` with `s` = `(#t)`, in `r`: the root and `s`.
+    fn root_sharing_a_pair(r: Region) -> (Value, Value) {
+        let shared = alloc_pair(r, Value::TRUE, Value::EMPTY).expect("pair");
+        (alloc_pair(r, shared, shared).expect("pair"), shared)
+    }
+
+    /// Copy a `root_sharing_a_pair` out of `src` into a new region, which
+    /// must hold one copy of the shared pair; returns that region.
+    fn copy_sharing_root(root: Value, src: Region) -> Region {
+        let d = region_create();
+        let c = transmigrate(root, src, d).expect("copy");
+        assert_eq!(car(c), cdr(c), "one copy of the shared pair");
+        assert_eq!(region_of(car(c).expect("pair")), Some(d));
+        d
+    }
+
+    /// `l`'s pair `k` (from 0).
+    fn nth_pair(mut l: Value, k: usize) -> Value {
+        for _ in 0..k {
+            l = cdr(l).expect("pair");
         }
-        let mut m = l3;
+        l
+    }
+
+    #[test]
+    fn session_epochs_differ_within_the_window_and_are_never_zero() {
+        let e = |s| epoch_of_session(s);
+        assert_eq!(e(MARK_WINDOW - 1), MARK_WINDOW as u32);
+        assert_eq!(e(MARK_WINDOW), 1);
+        for s in [1, 77, MARK_WINDOW - 2, 5 * MARK_WINDOW + 3] {
+            assert_ne!(e(s), 0);
+            assert_ne!(e(s), e(s + 1));
+            assert_ne!(e(s), e(s + MARK_WINDOW - 1), "a window apart but one");
+            assert_eq!(e(s), e(s + MARK_WINDOW), "a window apart");
+        }
+    }
+
+    /// Copy `m` = (100 ... 109 . tail) out of `src` with the session
+    /// `MARK_WINDOW` after the one that marked `tail`'s pairs: the same
+    /// epoch. The stale marks must not be taken for this session's (they
+    /// would locate copies in an earlier, freed destination).
+    fn copy_through_marks_a_window_old(src: Region, tail: Value, want_tail: &[i64]) {
+        let mut m = tail;
         for i in (100..110).rev() {
             m = alloc_pair(src, Value::fixnum(i).expect("small"), m).expect("pair");
         }
-        let d2 = region_create();
-        next_epoch_is(7);
-        let c2 = transmigrate(m, src, d2).expect("copy");
-        let want: Vec<i64> = (100..110).chain(3..10).collect();
-        assert_eq!(first_ints(c2, 40), want);
-        assert_eq!(list_ints(c2), want);
-        // A cycle through stale-marked pairs, same epoch: (4 3 4 3 ...).
+        skip_to_epoch(epoch_of(tail));
+        let d = region_create();
+        let c = transmigrate(m, src, d).expect("copy");
+        let want: Vec<i64> = (100..110).chain(want_tail.iter().copied()).collect();
+        assert_eq!(first_ints(c, 40), want);
+        assert_eq!(list_ints(c), want);
+        assert_eq!(d.stats().transmigrated_objects_in, want.len() as u64);
+        let mut v = c;
+        while v != Value::EMPTY {
+            assert_eq!(region_of(v), Some(d), "every pair is copied");
+            v = cdr(v).expect("pair");
+        }
+        // The source's pairs were forwarded and put back, not marked.
+        assert_eq!(header_of(m), make_header(HeapTag::Pair, 0));
+        assert_eq!(header_of(tail), make_header(HeapTag::Pair, 0));
+        region_exit(d);
+    }
+
+    /// Marks left by a session a window ago (the same epoch) are not taken
+    /// for this one's: the region that holds them takes no marks any more.
+    #[test]
+    fn a_mark_a_window_old_is_not_a_forwarding() {
+        let src = region_create();
+        let l = int_list(src, 0, 10);
+        let d1 = region_create();
+        let e = next_epoch();
+        let c1 = transmigrate(l, src, d1).expect("copy");
+        assert_eq!(epoch_of(l), e, "the source keeps its pair marks");
+        assert_eq!(list_ints(l), (0..10).collect::<Vec<_>>(), "and reads as before");
+        assert_eq!(list_ints(c1), (0..10).collect::<Vec<_>>());
+        region_exit(d1);
+        copy_through_marks_a_window_old(src, nth_pair(l, 3), &[3, 4, 5, 6, 7, 8, 9]);
+        // A cycle through the (now put back) pairs: (4 3 4 3 ...).
+        let l3 = nth_pair(l, 3);
         set_cdr(cdr(l3).expect("pair"), l3).expect("same region");
         let d3 = region_create();
-        next_epoch_is(7);
         let c3 = transmigrate(cdr(l3).expect("pair"), src, d3).expect("copy");
         let back = cdr(cdr(c3).expect("pair")).expect("pair");
         assert_eq!(back, c3, "the cycle closes on the copy");
         assert_eq!(region_of(cdr(c3).expect("pair")), Some(d3));
         assert_eq!(first_ints(c3, 4), vec![4, 3, 4, 3]);
-        for r in [src, d1, d2, d3] {
-            region_exit(r);
-        }
+        region_exit(d3);
+        region_exit(src);
         assert_no_live_regions();
     }
 
-    /// Past `MAX_PAIR_MARKS` (8 in unit tests) pairs are forwarded like
-    /// other objects: logged, and their headers put back.
+    /// A merge keeps the older of the two regions' first marking sessions:
+    /// marks that came in with the young region's objects age with them.
+    #[test]
+    fn a_merged_region_keeps_the_marks_window_of_its_objects() {
+        let old = region_create();
+        let young = region_create();
+        let l = int_list(young, 0, 10);
+        let d1 = region_create();
+        let e = next_epoch();
+        transmigrate(l, young, d1).expect("copy");
+        assert_eq!(epoch_of(l), e);
+        region_exit(d1);
+        skip_sessions(10);
+        // `old` has taken no marks yet; it now holds `young`'s marked pairs.
+        merge(young, old).expect("merge");
+        assert_eq!(region_of(l), Some(old));
+        copy_through_marks_a_window_old(old, nth_pair(l, 5), &[5, 6, 7, 8, 9]);
+        region_exit(young);
+        region_exit(old);
+        assert_no_live_regions();
+    }
+
+    /// A message region may move to another thread, whose sessions are
+    /// numbered apart: its pairs are forwarded and put back, never marked.
+    #[test]
+    fn a_message_region_takes_no_marks() {
+        let msg = region_create_message();
+        let (root, shared) = root_sharing_a_pair(msg);
+        let d = copy_sharing_root(root, msg);
+        for p in [root, shared] {
+            assert_eq!(header_of(p), make_header(HeapTag::Pair, 0), "put back, not marked");
+        }
+        region_exit(d);
+        region_exit(msg);
+        assert_no_live_regions();
+    }
+
+    /// Past `MAX_MARK_SEGS` destination blocks (one in unit tests) pairs
+    /// are forwarded like other objects: logged, and their headers put back.
     #[test]
     fn pairs_past_the_mark_limit_are_forwarded_and_restored() {
+        const N: usize = 2000; // three times what one 16 KiB block holds
         let src = region_create();
         let shared = alloc_pair(src, Value::TRUE, Value::EMPTY).expect("pair");
-        // (s 0 s 1 s 2 ... s 9): 20 spine pairs, every other car shared.
+        // (s 0 s 1 s 2 ...): 2N spine pairs, every other car shared.
         let mut l = Value::EMPTY;
-        for i in (0..10).rev() {
+        for i in (0..N as i64).rev() {
             l = alloc_pair(src, Value::fixnum(i).expect("small"), l).expect("pair");
             l = alloc_pair(src, shared, l).expect("pair");
         }
-        let last = {
-            let mut v = l;
-            while cdr(v) != Some(Value::EMPTY) {
-                v = cdr(v).expect("pair");
-            }
-            v
-        };
+        let last = nth_pair(l, 2 * N - 1);
         set_cdr(last, l).expect("same region"); // and a cycle back
         let d = region_create();
-        next_epoch_is(9);
+        let e = next_epoch();
         let c = transmigrate(l, src, d).expect("copy");
-        assert_eq!(d.stats().transmigrated_objects_in, 21);
+        assert_eq!(d.stats().transmigrated_objects_in, 2 * N as u64 + 1);
         let (mut v, mut w) = (l, c);
-        for k in 0..20 {
+        let (mut marked, mut put_back) = (0, 0);
+        for k in 0..2 * N {
             assert_eq!(region_of(w), Some(d));
             if k % 2 == 0 {
                 assert_eq!(car(w), car(c), "one copy of the shared pair");
@@ -913,35 +1068,47 @@ mod tests {
             } else {
                 assert_eq!(car(w), car(v));
             }
-            // SAFETY: `v` is a live source pair.
-            let hdr = unsafe { v.heap_ptr().cast::<u64>().read() };
-            if k < MAX_PAIR_MARKS - 1 {
-                assert_eq!(epoch_of(v), 9, "spine pair {k} is marked");
-            } else if k > MAX_PAIR_MARKS {
-                assert_eq!(hdr, make_header(HeapTag::Pair, 0), "spine pair {k} put back");
+            if header_of(v) == make_header(HeapTag::Pair, 0) {
+                put_back += 1;
+            } else {
+                assert_eq!(epoch_of(v), e, "spine pair {k} is marked");
+                assert_eq!(put_back, 0, "marks stop at the limit and do not resume");
+                marked += 1;
             }
             v = cdr(v).expect("pair");
             w = cdr(w).expect("pair");
         }
+        assert!(marked > 0 && put_back > N, "{marked} marked, {put_back} put back");
         assert_eq!(w, c, "the cycle closes on the copy");
         region_exit(src);
         region_exit(d);
         assert_no_live_regions();
     }
 
+    /// Sharing is kept by marks at every epoch, across the wrap, while the
+    /// region is inside its window; and by forwarding once it is not.
     #[test]
     fn a_shared_pair_is_copied_once_with_marks() {
         let src = region_create();
-        let shared = alloc_pair(src, Value::TRUE, Value::EMPTY).expect("pair");
-        let root = alloc_pair(src, shared, shared).expect("pair");
-        for e in [5, 5, (1 << 24) - 1, 1] {
-            let d = region_create();
-            next_epoch_is(e);
-            let c = transmigrate(root, src, d).expect("copy");
-            assert_eq!(car(c), cdr(c), "one copy of the shared pair (epoch {e})");
-            assert_eq!(region_of(car(c).expect("pair")), Some(d));
+        let (root, shared) = root_sharing_a_pair(src);
+        skip_to_epoch(MARK_WINDOW as u32 - 1);
+        let copy_once = |marked: bool| {
+            let e = next_epoch();
+            let d = copy_sharing_root(root, src);
+            if marked {
+                assert_eq!(epoch_of(shared), e, "marked, not forwarded (epoch {e})");
+            } else {
+                assert_eq!(header_of(shared), make_header(HeapTag::Pair, 0), "put back");
+            }
             region_exit(d);
-        }
+            e
+        };
+        // `src`'s first session opens its window: epochs 2^24 - 2, 2^24 - 1, 1, 2.
+        let epochs: Vec<u32> = (0..4).map(|_| copy_once(true)).collect();
+        assert_eq!(epochs, [MARK_WINDOW as u32 - 1, MARK_WINDOW as u32, 1, 2]);
+        // The session a window after the first has its epoch again.
+        skip_sessions(MARK_WINDOW - 4);
+        assert_eq!(copy_once(false), MARK_WINDOW as u32 - 1);
         region_exit(src);
         assert_no_live_regions();
     }
