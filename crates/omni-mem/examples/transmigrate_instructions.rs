@@ -9,9 +9,9 @@
 //!         target/release/examples/transmigrate_instructions tree_d15 20
 //!
 //! Workloads: list_10 (a repair's size: the fixed cost shows), list_100k,
-//! tree_d15, tree_d20. It also prints the best
-//! round's wall time per object (a rough figure on a noisy machine: compare
-//! builds in alternating runs).
+//! tree_d15, tree_d20. It also prints the best and the median round's
+//! wall time per object (rough figures on a noisy machine: compare builds
+//! in alternating runs).
 
 use omni_mem::*;
 
@@ -47,16 +47,23 @@ fn main() {
         _ => tree(src, 15),
     };
     let mut objects = 0;
-    let mut best = std::time::Duration::MAX;
+    let mut times = Vec::with_capacity(rounds);
     for _ in 0..rounds {
         let dst = region_create();
         let t = std::time::Instant::now();
         std::hint::black_box(transmigrate(root, src, dst).expect("transmigrate"));
-        best = best.min(t.elapsed());
+        times.push(t.elapsed());
         objects = dst.stats().transmigrated_objects_in;
         region_exit(dst);
     }
-    let per = best.as_secs_f64() * 1e9 / objects.max(1) as f64;
-    println!("{workload}: {rounds} rounds of {objects} objects; best round {best:?} ({per:.2} ns per object)");
+    times.sort();
+    let per = |d: std::time::Duration| d.as_secs_f64() * 1e9 / objects.max(1) as f64;
+    let best = times.first().copied().unwrap_or_default();
+    let median = times.get(times.len() / 2).copied().unwrap_or_default();
+    println!(
+        "{workload}: {rounds} rounds of {objects} objects; best round {best:?} ({:.2} ns per object), median {:.2} ns",
+        per(best),
+        per(median)
+    );
     region_exit(src);
 }

@@ -642,12 +642,14 @@ fn prefetch_near(p: *mut u8) {
 
 /// Ask, at a car pair `cp` (a tree's step down), for the source lines
 /// just above it and for the destination line 2 KiB past the bump
-/// pointer `cur`, for writing. A tree built a level at a time lies in
-/// ascending addresses within each level, and the walk goes through each
-/// level in order, interleaving the levels, which hides it from the
-/// hardware's stream detection; the copies are written in order, and
-/// asking for their lines early (in a writable state) takes the wait for
-/// them off the walk. Measured: tree_d20 -19%, tree_d15 -11%, lists
+/// pointer `cur`. A tree built a level at a time lies in ascending
+/// addresses within each level, and the walk goes through each level in
+/// order, interleaving the levels, which hides it from the hardware's
+/// stream detection; the copies are written in order, and asking for
+/// their lines early takes the wait for them off the walk. (The
+/// destination's is a write hint, `prefetchw`, where the build target has
+/// it; on the x86-64 baseline it is a plain prefetch, and `prefetchw`
+/// measured the same.) Measured: tree_d20 -19%, tree_d15 -11%, lists
 /// within noise (BENCHMARKS.md, twenty-first session). Hints only.
 #[inline(always)]
 fn prefetch_tree_ahead(cp: *mut u8, cur: *mut u8) {
