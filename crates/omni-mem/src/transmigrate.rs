@@ -741,7 +741,15 @@ unsafe fn session<const MOVES: bool>(
     domain: Domain,
 ) -> MemResult<()> {
     let spare = SPARE.take().unwrap_or_default();
-    let (session, mark_lo) = next_session();
+    // A session that leaves moves marks no pair and takes no mark
+    // (`memo_in_fast` stays false): it needs no number.
+    let (session, mark_lo, owner) = match MOVES {
+        true => (0, 0, 0),
+        false => {
+            let (session, mark_lo) = next_session();
+            (session, mark_lo, thread_token())
+        }
+    };
     let mut t = Transmigration::<MOVES> {
         dst,
         domain,
@@ -754,7 +762,7 @@ unsafe fn session<const MOVES: bool>(
         pair_marks: 0,
         mark_lo,
         session,
-        owner: thread_token(),
+        owner,
         bytes: 0,
         memo_in: std::ptr::null_mut(),
         memo_out: std::ptr::null_mut(),
