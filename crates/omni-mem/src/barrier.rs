@@ -184,9 +184,29 @@ unsafe fn merge_rung(dst: *mut RegionBlock, rv: *mut RegionBlock) -> bool {
 /// slots (or a slot of its private buffer).
 #[inline]
 pub(crate) unsafe fn store(obj: *mut u8, slot: *mut Value, v: Value) -> MemResult<()> {
-    // SAFETY: per the contract; admitting never moves `slot`.
+    // SAFETY: per the contract.
     unsafe {
-        let v = admit(block_of_ptr(obj), v)?;
+        let dst = block_of_ptr(obj);
+        if admits_as_is(dst, v) {
+            slot.write(v);
+            return Ok(());
+        }
+        store_repaired(dst, slot, v)
+    }
+}
+
+/// `store` when `v` needs a repair. Out of line, so that the fast path,
+/// in line at every mutation primitive, needs no stack frame and saves no
+/// register for a call it does not make.
+///
+/// # Safety
+/// As `store`; `dst` is the region of the object `slot` belongs to.
+#[cold]
+#[inline(never)]
+unsafe fn store_repaired(dst: *mut RegionBlock, slot: *mut Value, v: Value) -> MemResult<()> {
+    // SAFETY: per the contract; repairing never moves `slot`.
+    unsafe {
+        let (v, _) = repair(dst, block_of_ptr(v.heap_ptr()), v)?;
         slot.write(v);
     }
     Ok(())

@@ -388,6 +388,7 @@ pub fn cdr(v: Value) -> Option<Value> {
 }
 
 /// `set-car!`. Returns `Ok(false)` if `v` is not a pair.
+#[inline]
 pub fn set_car(v: Value, x: Value) -> MemResult<bool> {
     let Some(p) = obj(v, HeapTag::Pair) else {
         return Ok(false);
@@ -398,6 +399,7 @@ pub fn set_car(v: Value, x: Value) -> MemResult<bool> {
 }
 
 /// `set-cdr!`. Returns `Ok(false)` if `v` is not a pair.
+#[inline]
 pub fn set_cdr(v: Value, x: Value) -> MemResult<bool> {
     let Some(p) = obj(v, HeapTag::Pair) else {
         return Ok(false);
