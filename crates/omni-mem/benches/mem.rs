@@ -66,6 +66,21 @@ fn count_objects(v: Value) -> u64 {
     n
 }
 
+/// The time `f` takes, `iters` times, each in a region created before and
+/// exited after the timed part (BENCH_PROTOCOL.md: setup and recycling
+/// are not timed).
+fn time_in_fresh_regions(iters: u64, mut f: impl FnMut(Region)) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let r = region_create();
+        let t = Instant::now();
+        f(r);
+        total += t.elapsed();
+        region_exit(r);
+    }
+    total
+}
+
 fn bench_transmigrate(c: &mut Criterion) {
     let mut g = c.benchmark_group("transmigrate");
     type Build = Box<dyn Fn(Region) -> Value>;
@@ -87,20 +102,13 @@ fn bench_transmigrate(c: &mut Criterion) {
         } else {
             g.sample_size(30);
         }
-        // Only the transmigration is timed: the destination is created
-        // before and exited after (BENCH_PROTOCOL.md). Until the
-        // twenty-first session its exit was timed too.
+        // Only the transmigration is timed (until the twenty-first
+        // session the destination's exit was timed too).
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
-                let mut total = Duration::ZERO;
-                for _ in 0..iters {
-                    let dst = region_create();
-                    let t = Instant::now();
+                time_in_fresh_regions(iters, |dst| {
                     black_box(transmigrate(root, src, dst).unwrap());
-                    total += t.elapsed();
-                    region_exit(dst);
-                }
-                total
+                })
             })
         });
         region_exit(src);
@@ -142,20 +150,13 @@ fn bench_regions(c: &mut Criterion) {
     });
     g.throughput(Throughput::Elements(1000));
     g.bench_function("alloc_pair_x1000", |b| {
-        // Only the 1000 allocations are timed (segment refills included);
-        // the region is recycled outside the timed part.
+        // Only the 1000 allocations are timed (segment refills included).
         b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                let r = region_create();
-                let t = Instant::now();
+            time_in_fresh_regions(iters, |r| {
                 for i in 0..1000 {
                     black_box(alloc_pair(r, int(i), Value::EMPTY).unwrap());
                 }
-                total += t.elapsed();
-                region_exit(r);
-            }
-            total
+            })
         })
     });
     g.finish();

@@ -621,12 +621,12 @@ pub fn alloc_closure(r: Region, code: u64, captures: &[Value]) -> MemResult<Valu
     let n = captures.len();
     let extra = u32::try_from(n).map_err(|_| MemError::TooLarge { requested: n })?;
     let b = r.block();
-    // SAFETY: `b` is live and ours. The fresh object of 2 + n words gets
-    // its code and every capture before it is returned; the captures are
-    // admitted into `b` before the object exists, so no slot is ever
-    // uninitialised. In the common case (every capture storable in `b` as
-    // it is: an immediate, or an object of `b` or of a region that
-    // outlives it) they are written as they are, with no side vector.
+    // The captures are admitted into `b` before the object exists; in the
+    // common case (every capture storable in `b` as it is: an immediate, or
+    // an object of `b` or of a region that outlives it) they are written as
+    // they are, with no side vector.
+    // SAFETY: `b` is live and ours; the fresh object of 2 + n words gets
+    // its code and every capture before it is returned (no slot is unset).
     unsafe {
         let repaired = match captures.iter().all(|&c| admits_as_is(b, c)) {
             true => None,
