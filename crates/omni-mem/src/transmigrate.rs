@@ -332,7 +332,7 @@ impl<const MOVES: bool> Transmigration<MOVES> {
                 && !(self.memo_in_fast && self.new_mark_seg(copy)))
         {
             // SAFETY: per this function's contract.
-            unsafe { self.move_pair(p, copy) };
+            unsafe { self.forward_pair(p, copy) };
             return;
         }
         self.pair_marks += 1;
@@ -366,7 +366,7 @@ impl<const MOVES: bool> Transmigration<MOVES> {
     /// # Safety
     /// As `mark_pair`.
     #[inline]
-    unsafe fn move_pair(&mut self, p: *mut u8, copy: *mut u8) {
+    unsafe fn forward_pair(&mut self, p: *mut u8, copy: *mut u8) {
         self.bytes += PAIR_BYTES as u64;
         // SAFETY: `p` is a live source pair whose contents `copy` carries.
         unsafe { self.set_forward(p, copy) };
