@@ -520,7 +520,7 @@ impl<const MOVES: bool> Transmigration<MOVES> {
                 }};
             }
             loop {
-                if car.is_heap() {
+                if car.has_heap_tag() {
                     let cp = car.heap_ptr();
                     prefetch_tree_ahead(cp, cur);
                     if self.in_domain(cp) {
@@ -546,7 +546,7 @@ impl<const MOVES: bool> Transmigration<MOVES> {
                             field(c, 0).write(ccar);
                             field(c, 1).write(ccdr);
                             self.mark_pair(cp, c);
-                            if ccar.is_heap() || ccdr.is_heap() {
+                            if ccar.has_heap_tag() || ccdr.has_heap_tag() {
                                 self.stack.push(c);
                             }
                             field(copy, 0).write(Value::from_heap(c));
@@ -555,14 +555,14 @@ impl<const MOVES: bool> Transmigration<MOVES> {
                         }
                     }
                 }
-                if next.is_heap() {
+                if next.has_heap_tag() {
                     let np = next.heap_ptr();
                     if self.in_domain(np) {
                         let w = np.cast::<*mut u8>().read();
                         if w.addr() & 0xff == PAIR_TAG
                             && self.pair_forwarded(w.addr()).is_none()
                         {
-                            let c = if end.addr() - cur.addr() >= PAIR_BYTES {
+                            let c = if cur.addr() + PAIR_BYTES <= end.addr() {
                                 let c = cur;
                                 cur = cur.add(PAIR_BYTES);
                                 c
