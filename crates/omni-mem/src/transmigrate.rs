@@ -444,7 +444,7 @@ impl<const MOVES: bool> Transmigration<MOVES> {
         unsafe {
             let old = slot.read();
             // Immediates are the common case in list cars: no call.
-            if !old.is_heap() {
+            if !old.has_heap_tag() {
                 return Ok(());
             }
             let v = self.forward(old)?;
