@@ -54,7 +54,7 @@ pub(crate) unsafe fn admit(dst: *mut RegionBlock, v: Value) -> MemResult<Value> 
 /// As `admit`.
 #[inline(always)]
 pub(crate) unsafe fn admits_as_is(dst: *mut RegionBlock, v: Value) -> bool {
-    if !v.is_heap() {
+    if !v.has_heap_tag() {
         return true;
     }
     // SAFETY: per the contract.
@@ -75,7 +75,7 @@ pub(crate) unsafe fn admits_as_is(dst: *mut RegionBlock, v: Value) -> bool {
 /// As `admit`.
 #[inline(always)]
 pub(crate) unsafe fn admits_fresh_as_is(dst: *mut RegionBlock, v: Value) -> bool {
-    if !v.is_heap() {
+    if !v.has_heap_tag() {
         return true;
     }
     // SAFETY: per the contract.
@@ -219,7 +219,7 @@ unsafe fn store_repaired(dst: *mut RegionBlock, slot: *mut Value, v: Value) -> M
 /// its rank), so a caller can skip creating the region when this holds.
 #[inline]
 pub fn storable_below_rank(v: Value, rank: u64) -> bool {
-    if !v.is_heap() {
+    if !v.has_heap_tag() {
         return true;
     }
     // SAFETY: `v` is held by the mutator, hence in a live region.

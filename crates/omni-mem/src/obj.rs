@@ -125,7 +125,7 @@ pub(crate) fn field(p: *mut u8, i: usize) -> *mut Value {
 
 #[inline]
 fn tag_of(v: Value) -> Option<HeapTag> {
-    if !v.is_heap() {
+    if !v.has_heap_tag() {
         return None;
     }
     debug_check_live(v.heap_ptr());
@@ -217,7 +217,7 @@ fn follow_moves(mut p: *mut u8) -> *mut u8 {
 /// case (not moved) costs what a tag test costs.
 #[inline(always)]
 fn obj(v: Value, t: HeapTag) -> Option<*mut u8> {
-    if !v.is_heap() {
+    if !v.has_heap_tag() {
         return None;
     }
     let p = v.heap_ptr();
@@ -375,13 +375,13 @@ fn alloc_pair_slow(b: *mut RegionBlock, car: Value, cdr: Value) -> MemResult<Val
     }
 }
 
-#[inline]
+#[inline(always)]
 pub fn car(v: Value) -> Option<Value> {
     // SAFETY: tag checked; pairs have two fields.
     obj(v, HeapTag::Pair).map(|p| unsafe { field(p, 0).read() })
 }
 
-#[inline]
+#[inline(always)]
 pub fn cdr(v: Value) -> Option<Value> {
     // SAFETY: tag checked; pairs have two fields.
     obj(v, HeapTag::Pair).map(|p| unsafe { field(p, 1).read() })

@@ -680,6 +680,11 @@ pub(crate) unsafe fn segment_region(p: *mut u8) -> *mut RegionBlock {
 
 /// The (forwarding-resolved) region holding the object at `p`.
 ///
+/// The common case, a region not merged into another, returns before the
+/// loop: entered on every call, the loop (in line at every barrier test)
+/// was padded to a 64-byte boundary (`-align-loops=64`) with no-ops that
+/// ran on every call (BENCHMARKS.md, twenty-second session).
+///
 /// # Safety
 /// `p` must point to an object start in a segment owned by a live region.
 #[inline]
@@ -687,6 +692,9 @@ pub(crate) unsafe fn block_of_ptr(p: *mut u8) -> *mut RegionBlock {
     // SAFETY: per the contract the masked address is a live segment header.
     unsafe {
         let mut b = (*seg_of(p)).region;
+        if (*b).forward.is_null() {
+            return b;
+        }
         while !(*b).forward.is_null() {
             b = (*b).forward;
         }

@@ -98,9 +98,10 @@ impl Value {
     /// since no `Value` is the null word: `from_heap` takes non-null
     /// pointers only and every other constructor sets a non-zero tag
     /// (checked here in debug builds). `is_heap` also refuses null, for
-    /// callers that test words of unknown origin. Transmigration tests
-    /// the slots of the objects it copies with this (BENCHMARKS.md,
-    /// twenty-second session: 57.8 -> 47.8 instructions per tree object).
+    /// callers that test words of unknown origin. The hot paths use this:
+    /// transmigration on the slots it copies (57.8 -> 47.8 instructions
+    /// per tree object), the store barrier and the object accessors on
+    /// the values they are given (BENCHMARKS.md, twenty-second session).
     #[inline(always)]
     pub(crate) fn has_heap_tag(self) -> bool {
         let tagged = self.bits() & TAG_MASK == TAG_HEAP;
