@@ -6,9 +6,7 @@
 # Installs valgrind from Debian when it is missing (as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v valgrind >/dev/null; then
-  apt-get install -y -qq valgrind >/dev/null
-fi
+. benches/callgrind.sh
 bins=("$@")
 if [ ${#bins[@]} -eq 0 ]; then
   cargo build --release -q
@@ -20,8 +18,7 @@ echo
 for p in benches/programs/small/*.omni; do
   printf '%-10s' "$(basename "$p" .omni)"
   for b in "${bins[@]}"; do
-    n=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null "$b" run "$p" 2>&1 >/dev/null \
-        | sed -n 's/.*Collected : \([0-9]*\).*/\1/p')
+    n=$(instructions "$b" run "$p")
     printf ' %28s' "$n"
   done
   echo
