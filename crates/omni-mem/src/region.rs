@@ -680,18 +680,29 @@ pub(crate) unsafe fn segment_region(p: *mut u8) -> *mut RegionBlock {
 
 /// The (forwarding-resolved) region holding the object at `p`.
 ///
-/// The common case, a region not merged into another, returns before the
-/// loop: entered on every call, the loop (in line at every barrier test)
-/// was padded to a 64-byte boundary (`-align-loops=64`) with no-ops that
-/// ran on every call (BENCHMARKS.md, twenty-second session).
-///
 /// # Safety
 /// `p` must point to an object start in a segment owned by a live region.
 #[inline]
 pub(crate) unsafe fn block_of_ptr(p: *mut u8) -> *mut RegionBlock {
     // SAFETY: per the contract the masked address is a live segment header.
+    unsafe { merged_into((*seg_of(p)).region) }
+}
+
+/// The block that holds `b`'s objects: `b`, or the end of its chain of
+/// merge forwardings.
+///
+/// The common case, a region not merged into another, returns before the
+/// loop: entered on every call, the loop (in line at every barrier test
+/// and every allocation) was padded to a 64-byte boundary
+/// (`-align-loops=64`) with no-ops that ran on every call (BENCHMARKS.md,
+/// twenty-second session).
+///
+/// # Safety
+/// `b` is a live control block or a merge stub inside a live region.
+#[inline(always)]
+unsafe fn merged_into(mut b: *mut RegionBlock) -> *mut RegionBlock {
+    // SAFETY: per the contract; a chain ends at a live block.
     unsafe {
-        let mut b = (*seg_of(p)).region;
         if (*b).forward.is_null() {
             return b;
         }
@@ -751,11 +762,7 @@ impl Region {
                 "omni-mem: region #{} handle used after the region was freed",
                 (*b).id
             );
-            let mut b = b;
-            while !(*b).forward.is_null() {
-                b = (*b).forward;
-            }
-            b
+            merged_into(b)
         }
     }
 
