@@ -65,6 +65,9 @@ const SLAB_BYTES: usize = SLAB_SEGMENTS * SEGMENT_SIZE;
 #[cfg(not(debug_assertions))]
 const HEADER_POOL_CAP: usize = 1024;
 
+/// A segment's `state`, read only by debug builds (`debug_check_live`);
+/// release builds do not keep it up to date on the hot paths (region
+/// create and free): two instructions each.
 const STATE_LIVE: u64 = 0x4c49_5645_5345_4721;
 const STATE_FREE: u64 = 0x4652_4545_5345_4721;
 #[cfg(debug_assertions)]
@@ -85,6 +88,7 @@ pub(crate) struct SegHeader {
     next: *mut SegHeader,
     /// Total bytes of this allocation.
     size: usize,
+    /// `STATE_LIVE` or `STATE_FREE`: kept by debug builds only.
     state: u64,
     kind: SegKind,
     /// From the process-wide shared pool (closed regions): goes back there
@@ -609,7 +613,9 @@ unsafe fn release_shared_segment(seg: *mut SegHeader) {
 unsafe fn retire_segment(seg: *mut SegHeader) -> Option<(*mut u8, bool)> {
     // SAFETY: per the contract.
     unsafe {
-        (*seg).state = STATE_FREE;
+        if cfg!(debug_assertions) {
+            (*seg).state = STATE_FREE;
+        }
         let base: *mut u8 = seg.cast();
         match (*seg).kind {
             SegKind::Header => {
@@ -1000,7 +1006,9 @@ unsafe fn new_block_in(h: &ThreadHeap, rank: u64, closed: bool) -> *mut RegionBl
             Some(p) if !closed => {
                 let b = p.cast::<RegionBlock>();
                 debug_assert_recycled(b, owner);
-                addr_of_mut!((*b).seg.state).write(STATE_LIVE);
+                if cfg!(debug_assertions) {
+                    addr_of_mut!((*b).seg.state).write(STATE_LIVE);
+                }
                 b
             }
             pooled => {
