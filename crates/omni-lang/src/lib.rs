@@ -514,12 +514,13 @@ pub(crate) fn stack_limit() -> usize {
         .saturating_add(STACK_MARGIN)
 }
 
-/// Where the stack is now: the address of a local of the caller's frame
-/// (the stack grows down on every target the VM runs on).
+/// Where the stack is now: the stack pointer (the stack grows down on
+/// every target the VM runs on). Not the address of a local: under
+/// AddressSanitizer a local may live on the sanitizer's heap-allocated
+/// fake stack (`omni_mem::stack_pointer`).
 #[inline(always)]
 pub(crate) fn stack_here() -> usize {
-    let marker = 0u8;
-    std::ptr::addr_of!(marker).addr()
+    omni_mem::stack_pointer()
 }
 
 /// `limit` nested calls, or proportionally fewer if this thread's stack is

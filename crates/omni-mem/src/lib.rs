@@ -41,6 +41,7 @@ not_loom! {
     mod reach;
     mod slots;
     mod region;
+    mod stack;
     mod stats;
     pub mod testing;
     mod tether;
@@ -75,6 +76,7 @@ not_loom! {
         MergeRefusal, Region, TransferRefusal, DEFAULT_MERGE_THRESHOLD_BYTES, LARGE_OBJECT,
         RANK_PROCESS, RANK_RETAINED, SEGMENT_SIZE,
     };
+    pub use stack::stack_pointer;
     pub use stats::{HeapStats, RegionStats};
     pub use tether::{tether_end, tether_start, BorrowedRef, Tether};
     pub use trace::{TraceEvent, TraceKind};
