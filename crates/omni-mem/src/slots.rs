@@ -63,13 +63,13 @@ use crate::value::Value;
 use std::ptr;
 
 /// A slot region is first compacted when it holds this many bytes. (Under
-/// Miri both thresholds are 8 KiB, so the tests reach every path with a
-/// fifth of the stores; in fuzzing builds, 1 KiB and 8 KiB, so the small
+/// Miri, 2 KiB and 8 KiB, so the tests reach every path with a fraction
+/// of the stores; in fuzzing builds, 1 KiB and 8 KiB, so the small
 /// generated programs compact and detach often; the code is the same.)
 #[cfg(not(any(miri, fuzzing)))]
 pub const COMPACT_MIN_BYTES: usize = 64 * 1024;
 #[cfg(miri)]
-pub const COMPACT_MIN_BYTES: usize = 8 * 1024;
+pub const COMPACT_MIN_BYTES: usize = 2 * 1024;
 #[cfg(all(fuzzing, not(miri)))]
 pub const COMPACT_MIN_BYTES: usize = 1024;
 /// A pinned slot region stops taking new values once it holds this much:
