@@ -102,8 +102,9 @@ fn fill_and_exit(mib: usize) {
     // Not ASCII from its first byte, so `alloc_str`'s ASCII test stops at
     // once: with "x"s that test was most of these tests' time under Miri.
     let text = "é".repeat(2000);
+    assert_eq!(text.len(), 4000, "two bytes per character");
     let r = region_create();
-    for _ in 0..(mib << 20) / 4000 {
+    for _ in 0..(mib << 20) / text.len() {
         alloc_str(r, &text).unwrap();
     }
     region_exit(r);
