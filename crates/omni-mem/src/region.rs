@@ -238,7 +238,7 @@ impl Drop for HeapGuard {
             // SAFETY: the thread is ending and no other reference to these
             // cells is live (omni-mem is not re-entered from here).
             unsafe {
-                let live = (*h.stats.get()).live_regions;
+                let live = (*h.stats.get()).derived_live_regions();
                 // A region still live (a value leaked into another
                 // thread-local, say) keeps every slab: leaking them is
                 // safe, freeing them might not be. Pools and slabs are
@@ -379,7 +379,10 @@ pub fn heap_stats() -> HeapStats {
             r = (*r).next_live;
         }
     }
-    with_stats(|s| *s)
+    with_stats(|s| HeapStats {
+        live_regions: s.derived_live_regions(),
+        ..*s
+    })
 }
 
 /// Set this thread's H0 merge threshold (bytes). Returns the old value.
@@ -1052,7 +1055,6 @@ unsafe fn new_block_in(h: &ThreadHeap, rank: u64, closed: bool) -> *mut RegionBl
         addr_of_mut!((*b).scope_alive).write(true);
         let s = stats_in(h);
         s.regions_created += 1;
-        s.live_regions += 1;
         s.live_segment_bytes += SEGMENT_SIZE;
         s.peak_segment_bytes = s.peak_segment_bytes.max(s.live_segment_bytes);
         if h.tracing.get() {
@@ -1362,7 +1364,6 @@ unsafe fn free_region(b: *mut RegionBlock) {
             }
             s.live_bytes = live - now;
             s.live_segment_bytes -= (*b).seg_bytes;
-            s.live_regions -= 1;
             s.regions_freed += 1;
             if h.tracing.get() {
                 record_in(h, (*b).id, TraceKind::Free { bytes: now });
@@ -1405,7 +1406,6 @@ unsafe fn free_clean_region(b: *mut RegionBlock) {
         // peak sees them.
         s.peak_live_bytes = s.peak_live_bytes.max(s.live_bytes + now);
         s.live_segment_bytes -= SEGMENT_SIZE;
-        s.live_regions -= 1;
         s.regions_freed += 1;
         if h.tracing.get() {
             record_in(h, (*b).id, TraceKind::Free { bytes: now });
@@ -1970,7 +1970,6 @@ pub fn merge(young: Region, old: Region) -> Result<(), MergeRefusal> {
         with_stats(|s| {
             s.merges += 1;
             s.regions_merged += 1;
-            s.live_regions -= 1;
         });
         trace_event(
             (*y).id,
@@ -2236,7 +2235,6 @@ pub(crate) unsafe fn detach(b: *mut RegionBlock) -> usize {
             let s = stats_in(h);
             s.live_bytes -= (*b).reported;
             s.live_segment_bytes -= (*b).seg_bytes;
-            s.live_regions -= 1;
             s.regions_sent += 1;
             (*b).reported = 0;
             (*b).dirty = true;

@@ -10,6 +10,10 @@ pub struct HeapStats {
     pub regions_freed: u64,
     /// Regions spliced into an older region by `merge` (never freed on their own).
     pub regions_merged: u64,
+    /// Regions created on this thread and not yet freed, merged or sent:
+    /// derived when the stats are read (`heap_stats`), so creating and
+    /// freeing a region keep one counter fewer. Zero in the thread's
+    /// running counters.
     pub live_regions: u64,
     /// Object bytes in live regions.
     pub live_bytes: usize,
@@ -49,6 +53,15 @@ pub struct HeapStats {
     pub slot_bytes_reclaimed: usize,
     /// Slot regions pinned because a read handed out a pointer into them.
     pub slot_regions_pinned: u64,
+}
+
+impl HeapStats {
+    /// `live_regions` from the running counters: every region counted
+    /// in `regions_created` leaves the live set exactly once, freed,
+    /// merged into an older region or sent to another thread.
+    pub(crate) fn derived_live_regions(&self) -> u64 {
+        self.regions_created - self.regions_freed - self.regions_merged - self.regions_sent
+    }
 }
 
 /// A snapshot of one region's accounting.
