@@ -11,14 +11,21 @@
 //! form depends only on the global table, the batch's redefined names and
 //! the first procedure id, so the form's procedures get the same ids as in
 //! the spawner; that is checked.
+//!
+//! A form is read from the batch's source once, by the first thread that
+//! needs it, and its datum kept in the batch for every later thread
+//! (`FormCode::datum`): a spawn in a loop of a long top-level form used to
+//! read the whole form again each time (reading was 40% of compiling it).
+//! Desugaring and compiling stay per thread: their results hold the
+//! thread's own values.
 
 use std::collections::HashSet;
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::compile::Compiler;
 use crate::ir::Proto;
-use crate::reader::{read_at, Span};
+use crate::reader::{read_at, Datum, Span};
 use crate::syntax::Desugar;
 use crate::vm::Vm;
 
@@ -38,6 +45,10 @@ pub struct FormCode {
     /// Its procedures, ids `first_id ..`, in id order.
     pub first_id: usize,
     pub procs: Vec<ProcInfo>,
+    /// The form's datum, read by the first thread that compiles the form
+    /// (`None` if it no longer reads, which a batch that compiled cannot
+    /// give): forms no thread needs are never read again.
+    datum: OnceLock<Option<Datum>>,
 }
 
 /// What a procedure's value shows before its code is compiled.
@@ -66,6 +77,7 @@ impl FormCode {
             start,
             first_id,
             procs: procs.into_iter().map(|p| p.1).collect(),
+            datum: OnceLock::new(),
         })
     }
 
@@ -75,15 +87,14 @@ impl FormCode {
     }
 }
 
-/// The form that made procedure `id`, and its batch.
-pub(crate) fn form_of(batches: &[Arc<Batch>], id: usize) -> Option<(&Arc<Batch>, &FormCode)> {
+/// The form that made procedure `id`: its batch and its index there.
+pub(crate) fn form_of(batches: &[Arc<Batch>], id: usize) -> Option<(&Arc<Batch>, usize)> {
     batches.iter().find_map(|b| {
         let i = b
             .forms
             .partition_point(|f| f.first_id <= id)
             .checked_sub(1)?;
-        let f = &b.forms[i];
-        f.ids().contains(&id).then_some((b, f))
+        b.forms[i].ids().contains(&id).then_some((b, i))
     })
 }
 
@@ -91,10 +102,15 @@ impl Vm {
     /// The code of procedure `id`, compiling the form that made it if this
     /// is a spawned thread that has not yet (`None`: no such procedure).
     pub(crate) fn compile_lazily(&mut self, id: usize) -> Option<Rc<Proto>> {
-        let (batch, form) = form_of(&self.lazy_code, id)?;
-        let (batch, start, ids) = (batch.clone(), form.start, form.ids());
-        let datum = read_at(&batch.src, start).ok()?;
-        let ast = Desugar::new().toplevel(&datum).ok()?;
+        let (batch, i) = form_of(&self.lazy_code, id)?;
+        let batch = batch.clone();
+        let form = &batch.forms[i];
+        let (start, ids) = (form.start, form.ids());
+        let datum = form
+            .datum
+            .get_or_init(|| read_at(&batch.src, start).ok())
+            .as_ref()?;
+        let ast = Desugar::new().toplevel(datum).ok()?;
         self.next_proto_base = Some(ids.start);
         let protos = Compiler::new(self, &batch.redefined).toplevel(&ast, start);
         self.next_proto_base = None;
@@ -110,7 +126,58 @@ impl Vm {
     /// Name and arity of procedure `id` when its code is not compiled here
     /// yet (a spawned thread's procedure not called so far).
     pub(crate) fn lazy_info(&self, id: usize) -> Option<&ProcInfo> {
-        let (_, f) = form_of(&self.lazy_code, id)?;
+        let (b, i) = form_of(&self.lazy_code, id)?;
+        let f = &b.forms[i];
         f.procs.get(id - f.first_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use crate::vm::Vm;
+
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .map_err(|_| std::io::ErrorKind::Other)?
+                .extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Five threads run closures of the form `work`: the form is read
+    /// once, for the first of them, and its datum kept in the batch for
+    /// the others; a form no thread needs is not read again.
+    #[test]
+    fn a_form_is_read_once_and_its_datum_kept_for_later_threads() {
+        let src = "(define (unused) (list 1 2))\n\
+                   (define (work n) (join (spawn (fn [] (* n 2)))))\n\
+                   (define (go i acc) (if (= i 0) acc (go (- i 1) (+ acc (work i)))))\n\
+                   (display (go 5 0))";
+        let out = Shared::default();
+        let mut vm = Vm::new(Box::new(out.clone()));
+        let forms = crate::compile_program(&mut vm, src).expect("compiles");
+        crate::run_compiled(&mut vm, &forms, &mut |_, _| {}).expect("runs");
+        assert!(crate::finish_threads(&vm).is_empty());
+        let shown = out.0.lock().map(|b| b.clone()).unwrap_or_default();
+        assert_eq!(String::from_utf8_lossy(&shown), "30");
+        let batches = vm.rt.batches();
+        let read: Vec<bool> = batches[0]
+            .forms
+            .iter()
+            .map(|f| f.datum.get().is_some_and(|d| d.is_some()))
+            .collect();
+        // unused, work, go, display: only `work` made a spawned closure.
+        assert_eq!(read, [false, true, false, false]);
     }
 }
