@@ -102,6 +102,9 @@ enum ThreadState {
 
 struct ThreadSlot {
     state: ThreadState,
+    /// The steps of the step budget the thread left unused, given back to
+    /// whoever joins it (`Vm::set_fuel`; 0 without a budget).
+    fuel_left: u64,
     joinq: WaitQueue,
     /// Ends when the thread's job has ended and dropped what it held.
     os: Option<crate::worker_pool::JobHandle>,
@@ -396,6 +399,7 @@ impl Runtime {
             let mut g = self.lock();
             g.threads.push(ThreadSlot {
                 state: ThreadState::Running,
+                fuel_left: 0,
                 joinq: WaitQueue::new(),
                 os: None,
             });
@@ -416,6 +420,7 @@ impl Runtime {
                         span: None,
                         trace: Vec::new(),
                     })),
+                    0,
                 );
                 self.lock().threads[id as usize].state = ThreadState::Joined;
                 Err(msg)
@@ -423,13 +428,14 @@ impl Runtime {
         }
     }
 
-    /// Called by a thread as its last act: store its outcome and wake
-    /// whoever waits for it.
-    pub fn thread_done(&self, id: u32, outcome: Outcome) {
+    /// Called by a thread as its last act: store its outcome and the
+    /// steps it did not use, and wake whoever waits for it.
+    pub fn thread_done(&self, id: u32, outcome: Outcome, fuel_left: u64) {
         let t = id as usize;
         let mut g = self.lock();
         if let Some(slot) = g.threads.get_mut(t) {
             slot.state = ThreadState::Done(outcome);
+            slot.fuel_left = fuel_left;
         }
         g.wake(Queue::Join(t));
         g.wake(Queue::AllDone);
@@ -462,8 +468,8 @@ impl Runtime {
         (g.child_vm, g.child_heap.clone())
     }
 
-    /// Wait for thread `id` and take its outcome.
-    pub fn join(&self, id: u32) -> Result<Outcome, ConcError> {
+    /// Wait for thread `id` and take its outcome and the steps it left.
+    pub fn join(&self, id: u32) -> Result<(Outcome, u64), ConcError> {
         let t = id as usize;
         let mut g = self.lock();
         if t >= g.threads.len() {
@@ -479,12 +485,13 @@ impl Runtime {
         let slot = &mut g.threads[t];
         let os = slot.os.take();
         let state = std::mem::replace(&mut slot.state, ThreadState::Joined);
+        let fuel_left = std::mem::take(&mut slot.fuel_left);
         drop(g);
         if let Some(h) = os {
             h.join();
         }
         match state {
-            ThreadState::Done(o) => Ok(o),
+            ThreadState::Done(o) => Ok((o, fuel_left)),
             _ => Err(ConcError::Unknown),
         }
     }

@@ -321,7 +321,9 @@ pub fn run_source(
 pub struct Limits {
     /// Nested non-tail calls before `stack overflow`.
     pub max_depth: usize,
-    /// Calls (including tail calls) before `step budget exhausted`.
+    /// Calls (including tail calls) before `step budget exhausted`, of
+    /// the whole program: a spawned thread takes half the steps its
+    /// spawner has left, and `join` gives back the ones it did not use.
     pub fuel: Option<u64>,
     /// A byte quota for every region the program uses (the global region
     /// included): exceeding it is the error "region exceeded quota; likely

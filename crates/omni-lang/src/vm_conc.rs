@@ -152,11 +152,15 @@ impl Vm {
     /// raised here, with its own backtrace.
     pub(crate) fn prim_join(&mut self, h: Value, dst: Region, span: Span) -> VmResult<Value> {
         let id = self.handle_arg("join", HANDLE_THREAD, h, span)?;
-        match self
+        let (outcome, fuel_left) = self
             .rt
             .join(id)
-            .map_err(|e| self.conc_err(e, "join", span))?
-        {
+            .map_err(|e| self.conc_err(e, "join", span))?;
+        // The steps the thread did not use come back (`prim_spawn`).
+        if let Some(f) = self.fuel.as_mut() {
+            *f = f.saturating_add(fuel_left);
+        }
+        match outcome {
             Ok(p) => Ok(p.adopt(dst)),
             Err(e) => {
                 let at = match e.span {
@@ -237,11 +241,20 @@ impl Vm {
             boxed: self.global_boxed.clone(),
         };
         let rt = self.rt.clone();
-        // The new thread gets the same limits (the heap limit is per
+        // The step budget bounds the program's calls on all its threads
+        // together: the new thread takes half the steps this one has left,
+        // and `join` gives back what it did not use (so a spawn followed by
+        // a join costs the spawner only the steps the thread took). Halves
+        // are decided here, at the spawn, so the split is deterministic.
+        let fuel_share = self.fuel.map(|f| f / 2);
+        if let (Some(f), Some(share)) = (self.fuel.as_mut(), fuel_share) {
+            *f -= share;
+        }
+        // The new thread gets the same other limits (the heap limit is per
         // thread in omni-mem, so it is passed on explicitly).
         let limits = (
             self.max_depth,
-            self.fuel,
+            fuel_share,
             self.region_quota(),
             omni_mem::heap_limit(),
             self.interrupts_seen(),
@@ -263,7 +276,13 @@ impl Vm {
                     )
                 }))
             })
-            .map_err(|m| LispError::new(m, span))?;
+            .map_err(|m| {
+                // No thread ran: its share comes back.
+                if let (Some(f), Some(share)) = (self.fuel.as_mut(), fuel_share) {
+                    *f += share;
+                }
+                LispError::new(m, span)
+            })?;
         self.stats.threads_spawned += 1;
         Ok(Value::handle(HANDLE_THREAD, id))
     }
@@ -313,11 +332,12 @@ fn child_main(
         vm.lazy_code = batches;
         let outcome = run_thunk(&mut vm, snapshot, spawn_site);
         let stats = vm.stats;
+        let fuel_left = vm.fuel.unwrap_or(0);
         vm.shutdown();
-        (outcome, stats)
+        (outcome, stats, fuel_left)
     });
-    let (outcome, stats, panicked) = match std::panic::catch_unwind(run) {
-        Ok((o, s)) => (o, s, false),
+    let (outcome, stats, fuel_left, panicked) = match std::panic::catch_unwind(run) {
+        Ok((o, s, f)) => (o, s, f, false),
         Err(_) => (
             Err(Box::new(LispError {
                 message: "internal error: the thread panicked".into(),
@@ -325,6 +345,7 @@ fn child_main(
                 trace: Vec::new(),
             })),
             Default::default(),
+            0,
             true,
         ),
     };
@@ -348,7 +369,7 @@ fn child_main(
     if trace_origin.is_some() {
         rt.thread_trace(id, omni_mem::trace_stop());
     }
-    rt.thread_done(id, outcome);
+    rt.thread_done(id, outcome, fuel_left);
     clean
 }
 
