@@ -1420,17 +1420,25 @@ unsafe fn free_clean_region(b: *mut RegionBlock) {
             POISON,
             SEGMENT_SIZE - BLOCK_SIZE,
         );
-        if h.hot_header.get().is_null() {
-            h.hot_header.set(b.cast());
-        } else {
-            pool_retired(
-                &mut *h.header_pool.get(),
-                &mut *h.data_pool.get(),
-                b.cast(),
-                true,
-            );
-        }
+        pool_header_in(h, b.cast());
     })
+}
+
+/// Pool a retired control block's segment: kept as the thread's hot
+/// header (the next `region_create` takes it first) when that is free,
+/// else in the header pool.
+///
+/// # Safety
+/// `base` is a retired control block of this thread's pool; the pools
+/// are only touched by this thread, never re-entrantly.
+#[inline(always)]
+unsafe fn pool_header_in(h: &ThreadHeap, base: *mut u8) {
+    if h.hot_header.get().is_null() {
+        h.hot_header.set(base);
+        return;
+    }
+    // SAFETY: per the contract, no other reference to the pools is live.
+    unsafe { pool_retired(&mut *h.header_pool.get(), &mut *h.data_pool.get(), base, true) }
 }
 
 /// # Safety
@@ -1443,16 +1451,11 @@ unsafe fn release_segment_in(h: &ThreadHeap, seg: *mut SegHeader) {
         if (*seg).shared {
             release_shared_segment(seg);
         } else if let Some((base, header)) = retire_segment(seg) {
-            if header && h.hot_header.get().is_null() {
-                h.hot_header.set(base);
-                return;
+            if header {
+                pool_header_in(h, base);
+            } else {
+                pool_retired(&mut *h.header_pool.get(), &mut *h.data_pool.get(), base, false);
             }
-            pool_retired(
-                &mut *h.header_pool.get(),
-                &mut *h.data_pool.get(),
-                base,
-                header,
-            );
         }
     }
 }
