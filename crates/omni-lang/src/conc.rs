@@ -96,15 +96,14 @@ pub type Outcome = Result<Parcel, Box<LispError>>;
 
 enum ThreadState {
     Running,
-    Done(Outcome),
+    /// Its outcome and the steps of the step budget it left unused, given
+    /// back to whoever joins it (`Vm::set_fuel`; 0 without a budget).
+    Done(Outcome, u64),
     Joined,
 }
 
 struct ThreadSlot {
     state: ThreadState,
-    /// The steps of the step budget the thread left unused, given back to
-    /// whoever joins it (`Vm::set_fuel`; 0 without a budget).
-    fuel_left: u64,
     joinq: WaitQueue,
     /// Ends when the thread's job has ended and dropped what it held.
     os: Option<crate::worker_pool::JobHandle>,
@@ -399,7 +398,6 @@ impl Runtime {
             let mut g = self.lock();
             g.threads.push(ThreadSlot {
                 state: ThreadState::Running,
-                fuel_left: 0,
                 joinq: WaitQueue::new(),
                 os: None,
             });
@@ -434,8 +432,7 @@ impl Runtime {
         let t = id as usize;
         let mut g = self.lock();
         if let Some(slot) = g.threads.get_mut(t) {
-            slot.state = ThreadState::Done(outcome);
-            slot.fuel_left = fuel_left;
+            slot.state = ThreadState::Done(outcome, fuel_left);
         }
         g.wake(Queue::Join(t));
         g.wake(Queue::AllDone);
@@ -477,7 +474,7 @@ impl Runtime {
         }
         loop {
             match &g.threads[t].state {
-                ThreadState::Done(_) => break,
+                ThreadState::Done(..) => break,
                 ThreadState::Joined => return Err(ConcError::AlreadyJoined),
                 ThreadState::Running => g = self.block(g, Queue::Join(t), false)?,
             }
@@ -485,13 +482,12 @@ impl Runtime {
         let slot = &mut g.threads[t];
         let os = slot.os.take();
         let state = std::mem::replace(&mut slot.state, ThreadState::Joined);
-        let fuel_left = std::mem::take(&mut slot.fuel_left);
         drop(g);
         if let Some(h) = os {
             h.join();
         }
         match state {
-            ThreadState::Done(o) => Ok((o, fuel_left)),
+            ThreadState::Done(o, fuel_left) => Ok((o, fuel_left)),
             _ => Err(ConcError::Unknown),
         }
     }
@@ -516,7 +512,8 @@ impl Runtime {
         let mut handles = Vec::new();
         for (i, t) in g.threads.iter_mut().enumerate() {
             handles.extend(t.os.take());
-            if let ThreadState::Done(Err(e)) = std::mem::replace(&mut t.state, ThreadState::Joined)
+            if let ThreadState::Done(Err(e), _) =
+                std::mem::replace(&mut t.state, ThreadState::Joined)
             {
                 errors.push((i as u32, e));
             }

@@ -156,10 +156,7 @@ impl Vm {
             .rt
             .join(id)
             .map_err(|e| self.conc_err(e, "join", span))?;
-        // The steps the thread did not use come back (`prim_spawn`).
-        if let Some(f) = self.fuel.as_mut() {
-            *f = f.saturating_add(fuel_left);
-        }
+        self.give_back_fuel(fuel_left);
         match outcome {
             Ok(p) => Ok(p.adopt(dst)),
             Err(e) => {
@@ -174,6 +171,14 @@ impl Vm {
                 err.trace = e.trace;
                 Err(err)
             }
+        }
+    }
+
+    /// Steps of the step budget a thread took at its spawn and did not use
+    /// (`prim_spawn`), back to this one.
+    fn give_back_fuel(&mut self, steps: u64) {
+        if let Some(f) = self.fuel.as_mut() {
+            *f = f.saturating_add(steps);
         }
     }
 
@@ -278,9 +283,7 @@ impl Vm {
             })
             .map_err(|m| {
                 // No thread ran: its share comes back.
-                if let (Some(f), Some(share)) = (self.fuel.as_mut(), fuel_share) {
-                    *f += share;
-                }
+                self.give_back_fuel(fuel_share.unwrap_or(0));
                 LispError::new(m, span)
             })?;
         self.stats.threads_spawned += 1;
