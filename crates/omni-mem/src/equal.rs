@@ -287,8 +287,9 @@ mod tests {
     fn wide_self_referential_arrays_compare_in_linear_work() {
         // Counting nodes visited rather than parts pushed, the work before
         // the cycle check was the threshold times n (10^8 parts, 1.5 GB
-        // for n = 10,000); now the check starts after one expansion and
-        // the one union of the two arrays expands them once more.
+        // for n = 10,000); now the check starts within one array's width
+        // of the threshold, and the one union of the two arrays expands
+        // them once more.
         leak_checked(|| {
             let n = if cfg!(miri) { 60 } else { 10_000 };
             let r = region_create();
