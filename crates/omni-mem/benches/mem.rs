@@ -138,6 +138,32 @@ fn bench_memcpy(c: &mut Criterion) {
     g.finish();
 }
 
+/// The machine's effective clock at the time of the run: a chain of 1,000
+/// dependent register adds, one cycle each. On a shared VM whose speed
+/// moves from one minute to the next (docs/BENCHMARKS.md), an operation's
+/// time divided by this one's per add is its cost in effective cycles,
+/// which compares runs made at different moments. (x86-64 only.)
+#[cfg(target_arch = "x86_64")]
+fn bench_clock(c: &mut Criterion) {
+    let mut g = c.benchmark_group("clock");
+    g.throughput(Throughput::Elements(1000));
+    g.bench_function("dependent_add_x1000", |b| {
+        b.iter(|| {
+            let mut x = black_box(0u64);
+            for _ in 0..1000 {
+                // SAFETY: one add to a register the asm owns; it touches
+                // no memory and no flag the compiler relies on.
+                unsafe { std::arch::asm!("add {0}, 1", inout(reg) x, options(nomem, nostack)) };
+            }
+            black_box(x)
+        })
+    });
+    g.finish();
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn bench_clock(_: &mut Criterion) {}
+
 fn bench_regions(c: &mut Criterion) {
     let mut g = c.benchmark_group("region");
     g.bench_function("create_exit", |b| {
@@ -490,6 +516,7 @@ fn bench_intern(c: &mut Criterion) {
 
 criterion_group!(
     benches,
+    bench_clock,
     bench_regions,
     bench_barrier,
     bench_transmigrate,
