@@ -17,7 +17,12 @@
 //! (`FormCode::datum`): a spawn in a loop of a long top-level form used to
 //! read the whole form again each time (reading was 40% of compiling it).
 //! Desugaring and compiling stay per thread: their results hold the
-//! thread's own values.
+//! thread's own values. They are work the program asked for, so a step
+//! budget (`Vm::set_fuel`) pays for them: compiling a form costs one step
+//! per datum in it (`datum_count`), taken before the form is compiled.
+//! Without this, a program spawning in a loop of a long top-level form
+//! ran for seconds on a budget of 20,000 steps (each spawn compiled the
+//! form again on a budget that counted one step).
 
 use std::collections::HashSet;
 use std::rc::Rc;
@@ -25,7 +30,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::compile::Compiler;
 use crate::ir::Proto;
-use crate::reader::{read_at, Datum, Span};
+use crate::reader::{read_at, Datum, DatumKind, Span};
 use crate::syntax::Desugar;
 use crate::vm::Vm;
 
@@ -45,10 +50,11 @@ pub struct FormCode {
     /// Its procedures, ids `first_id ..`, in id order.
     pub first_id: usize,
     pub procs: Vec<ProcInfo>,
-    /// The form's datum, read by the first thread that compiles the form
-    /// (`None` if it no longer reads, which a batch that compiled cannot
-    /// give): forms no thread needs are never read again.
-    datum: OnceLock<Option<Datum>>,
+    /// The form's datum and its number of data (`datum_count`), read by
+    /// the first thread that compiles the form (`None` if it no longer
+    /// reads, which a batch that compiled cannot give): forms no thread
+    /// needs are never read again.
+    datum: OnceLock<Option<(Datum, u64)>>,
 }
 
 /// What a procedure's value shows before its code is compiled.
@@ -98,29 +104,76 @@ pub(crate) fn form_of(batches: &[Arc<Batch>], id: usize) -> Option<(&Arc<Batch>,
     })
 }
 
+/// The data in `d`: itself and everything inside it, a dotted tail
+/// included. What compiling the form costs a step budget.
+pub(crate) fn datum_count(d: &Datum) -> u64 {
+    let mut n = 0;
+    let mut todo = vec![d];
+    while let Some(d) = todo.pop() {
+        n += 1;
+        match &d.kind {
+            DatumKind::List(items, tail) => {
+                todo.extend(items);
+                todo.extend(tail.as_deref());
+            }
+            DatumKind::Array(items) | DatumKind::Dict(items) => todo.extend(items),
+            _ => {}
+        }
+    }
+    n
+}
+
+/// Why `compile_lazily` gave no code.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum LazyError {
+    /// No form made the procedure, or it no longer compiles the same.
+    Unknown,
+    /// The step budget has fewer steps left than the form costs; it is
+    /// spent.
+    BudgetExhausted,
+}
+
 impl Vm {
     /// The code of procedure `id`, compiling the form that made it if this
-    /// is a spawned thread that has not yet (`None`: no such procedure).
-    pub(crate) fn compile_lazily(&mut self, id: usize) -> Option<Rc<Proto>> {
-        let (batch, i) = form_of(&self.lazy_code, id)?;
+    /// is a spawned thread that has not yet, paid from the step budget.
+    pub(crate) fn compile_lazily(&mut self, id: usize) -> Result<Rc<Proto>, LazyError> {
+        let (batch, i) = form_of(&self.lazy_code, id).ok_or(LazyError::Unknown)?;
         let batch = batch.clone();
         let form = &batch.forms[i];
         let (start, ids) = (form.start, form.ids());
-        let datum = form
+        let (datum, cost) = form
             .datum
-            .get_or_init(|| read_at(&batch.src, start).ok())
-            .as_ref()?;
-        let ast = Desugar::new().toplevel(datum).ok()?;
+            .get_or_init(|| {
+                read_at(&batch.src, start).ok().map(|d| {
+                    let n = datum_count(&d);
+                    (d, n)
+                })
+            })
+            .as_ref()
+            .ok_or(LazyError::Unknown)?;
+        if let Some(fuel) = self.fuel.as_mut() {
+            if *fuel < *cost {
+                *fuel = 0;
+                return Err(LazyError::BudgetExhausted);
+            }
+            *fuel -= cost;
+        }
+        let ast = Desugar::new()
+            .toplevel(datum)
+            .map_err(|_| LazyError::Unknown)?;
         self.next_proto_base = Some(ids.start);
         let protos = Compiler::new(self, &batch.redefined).toplevel(&ast, start);
         self.next_proto_base = None;
-        let protos = protos.ok()?;
+        let protos = protos.map_err(|_| LazyError::Unknown)?;
         // The spawner's ids, or nothing (a mismatch would run other code).
         if protos.len() != ids.len() || protos.iter().any(|p| !ids.contains(&p.id)) {
-            return None;
+            return Err(LazyError::Unknown);
         }
         self.register(protos);
-        self.protos.get(id).and_then(|p| p.clone())
+        self.protos
+            .get(id)
+            .and_then(|p| p.clone())
+            .ok_or(LazyError::Unknown)
     }
 
     /// Name and arity of procedure `id` when its code is not compiled here

@@ -324,6 +324,8 @@ pub struct Limits {
     /// Calls (including tail calls) before `step budget exhausted`, of
     /// the whole program: a spawned thread takes half the steps its
     /// spawner has left, and `join` gives back the ones it did not use.
+    /// A spawned thread's compiling of a top-level form it needs costs one
+    /// step per datum of the form (lazy_code.rs).
     pub fuel: Option<u64>,
     /// A byte quota for every region the program uses (the global region
     /// included): exceeding it is the error "region exceeded quota; likely

@@ -40,7 +40,8 @@ fn run(src: &'static str) -> String {
 }
 
 /// What a program prints with a step budget of `fuel`, or its error.
-fn run_with_fuel(src: &'static str, fuel: u64) -> Result<String, String> {
+fn run_with_fuel(src: &str, fuel: u64) -> Result<String, String> {
+    let src = src.to_string();
     std::thread::Builder::new()
         .stack_size(VM_STACK_BYTES)
         .spawn(move || {
@@ -49,7 +50,7 @@ fn run_with_fuel(src: &'static str, fuel: u64) -> Result<String, String> {
                 fuel: Some(fuel),
                 ..Limits::default()
             };
-            let r = run_source_with(src, Box::new(buf.clone()), vec![], limits);
+            let r = run_source_with(&src, Box::new(buf.clone()), vec![], limits);
             let heap = omni_mem::heap_stats();
             assert_eq!((heap.live_regions, heap.live_bytes), (0, 0), "leaked");
             r.map(|_| buf.text()).map_err(|d| d[0].message.clone())
@@ -77,6 +78,26 @@ fn a_step_budget_bounds_every_thread_together() {
     // ... and too little for all of them together, though enough for
     // each alone.
     let err = run_with_fuel(src, 50_000).expect_err("the budget runs out");
+    assert!(err.contains("step budget exhausted"), "{err}");
+}
+
+/// A spawned thread compiles the top-level form its closure came from
+/// (lazy_code.rs), and the step budget pays for it: one step per datum
+/// of the form. A fuzzer's program spawned in nested loops of a long form
+/// and ran for seconds on 20,000 steps, when compiling cost none.
+#[test]
+fn a_step_budget_pays_for_the_forms_spawned_threads_compile() {
+    let data: Vec<String> = (0..500).map(|i| i.to_string()).collect();
+    let src = format!(
+        "(define (go i) (if (= i 0) (length '({})) (begin (join (spawn (lambda () i))) (go (- i 1)))))
+(display (go 100))",
+        data.join(" ")
+    );
+    // 100 threads each compile `go`'s form of about 520 data: some
+    // 52,000 steps, where the calls take some 300 ...
+    assert_eq!(run_with_fuel(&src, 100_000), Ok("500".to_string()));
+    // ... so a budget the calls alone fit in runs out.
+    let err = run_with_fuel(&src, 20_000).expect_err("the budget runs out");
     assert!(err.contains("step budget exhausted"), "{err}");
 }
 

@@ -244,8 +244,13 @@ impl Vm {
             // A spawned thread compiles its spawner's code when first
             // called (lazy_code.rs).
             None => match self.compile_lazily(code as usize) {
-                Some(p) => p,
-                None => return Err(LispError::new("internal: unknown procedure", span)),
+                Ok(p) => p,
+                Err(crate::lazy_code::LazyError::BudgetExhausted) => {
+                    return Err(LispError::new("step budget exhausted", span))
+                }
+                Err(crate::lazy_code::LazyError::Unknown) => {
+                    return Err(LispError::new("internal: unknown procedure", span))
+                }
             },
         };
         let requests = crate::interrupt::count();
