@@ -106,7 +106,7 @@ pub(crate) fn form_of(batches: &[Arc<Batch>], id: usize) -> Option<(&Arc<Batch>,
 
 /// The data in `d`: itself and everything inside it, a dotted tail
 /// included. What compiling the form costs a step budget.
-pub(crate) fn datum_count(d: &Datum) -> u64 {
+fn datum_count(d: &Datum) -> u64 {
     let mut n = 0;
     let mut todo = vec![d];
     while let Some(d) = todo.pop() {
