@@ -151,12 +151,8 @@ impl Vm {
             })
             .as_ref()
             .ok_or(LazyError::Unknown)?;
-        if let Some(fuel) = self.fuel.as_mut() {
-            if *fuel < *cost {
-                *fuel = 0;
-                return Err(LazyError::BudgetExhausted);
-            }
-            *fuel -= cost;
+        if !self.spend_fuel(*cost) {
+            return Err(LazyError::BudgetExhausted);
         }
         let ast = Desugar::new()
             .toplevel(datum)

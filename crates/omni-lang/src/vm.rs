@@ -465,6 +465,28 @@ impl Vm {
         self.update_gate();
     }
 
+    /// Take `steps` from the step budget: false, and the budget spent,
+    /// when fewer are left (always true without a budget).
+    pub(crate) fn spend_fuel(&mut self, steps: u64) -> bool {
+        let Some(f) = self.fuel.as_mut() else {
+            return true;
+        };
+        if *f < steps {
+            *f = 0;
+            return false;
+        }
+        *f -= steps;
+        true
+    }
+
+    /// Give back steps taken from the step budget and not used: a spawned
+    /// thread's share (`prim_spawn`), when it is joined or never ran.
+    pub(crate) fn give_back_fuel(&mut self, steps: u64) {
+        if let Some(f) = self.fuel.as_mut() {
+            *f = f.saturating_add(steps);
+        }
+    }
+
     /// Stop at the next call once `interrupt::count()` differs from `n`.
     pub fn set_interrupts_seen(&mut self, n: u64) {
         self.interrupts_seen = n;

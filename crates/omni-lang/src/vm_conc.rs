@@ -174,14 +174,6 @@ impl Vm {
         }
     }
 
-    /// Steps of the step budget a thread took at its spawn and did not use
-    /// (`prim_spawn`), back to this one.
-    fn give_back_fuel(&mut self, steps: u64) {
-        if let Some(f) = self.fuel.as_mut() {
-            *f = f.saturating_add(steps);
-        }
-    }
-
     /// `(spawn thunk)`: copy the thunk and this thread's globals into one
     /// message region and start a thread that runs the thunk with those
     /// globals (compiling the program's code as it calls it).
@@ -252,9 +244,8 @@ impl Vm {
         // a join costs the spawner only the steps the thread took). Halves
         // are decided here, at the spawn, so the split is deterministic.
         let fuel_share = self.fuel.map(|f| f / 2);
-        if let (Some(f), Some(share)) = (self.fuel.as_mut(), fuel_share) {
-            *f -= share;
-        }
+        // Half of what is left is always there to take.
+        self.spend_fuel(fuel_share.unwrap_or(0));
         // The new thread gets the same other limits (the heap limit is per
         // thread in omni-mem, so it is passed on explicitly).
         let limits = (

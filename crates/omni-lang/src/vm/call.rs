@@ -272,11 +272,8 @@ impl Vm {
                 span,
             ));
         }
-        if let Some(fuel) = self.fuel.as_mut() {
-            if *fuel == 0 {
-                return Err(LispError::new("step budget exhausted", span));
-            }
-            *fuel -= 1;
+        if !self.spend_fuel(1) {
+            return Err(LispError::new("step budget exhausted", span));
         }
         if self.depth >= self.max_depth {
             return Err(LispError::new(
