@@ -464,6 +464,54 @@ fn retention_smell_is_reported_with_its_site() {
     );
 }
 
+/// A `set-car!` into a global pair of values made elsewhere (each copied
+/// into the global region by the barrier) is named as the site, whether
+/// the procedure that stores runs in the pure tier or on the general path.
+#[test]
+fn retention_smell_names_pair_stores_and_builds_in_either_tier() {
+    let src = "(define cell (cons 0 0))\n\
+(define (put! x) (set-car! cell x))\n\
+(define (fill r) (let loop ((i 0)) (when (< i 100) (put! (list r i r i)) (loop (+ i 1)))))\n\
+(let loop ((r 0)) (when (< r 200) (fill r) (loop (+ r 1))))";
+    for tier in [
+        &["-e", src, "--stats"][..],
+        &["-e", src, "--stats", "--no-pure-tier"],
+    ] {
+        let o = omni(tier, None);
+        assert!(o.status.success());
+        let err = text(&o.stderr);
+        assert!(
+            err.contains("<expr>:2:18: warning: retention smell"),
+            "{tier:?}: {err}"
+        );
+        assert!(err.contains("this site put 1.8 MiB there"), "{err}");
+        let pure_runs = if tier.len() == 3 {
+            "1 (0 fell back)"
+        } else {
+            "0 (0 fell back)"
+        };
+        assert!(
+            err.contains(&format!("pure-tier runs         {pure_runs}")),
+            "{err}"
+        );
+    }
+    // A list built straight in the pair's region (CTRR's `region-of`) is
+    // named at the list, as the general path names it.
+    let built_there = "(define cell (cons 0 0))\n\
+(define (fill r) (let loop ((i 0)) (when (< i 100) (set-car! cell (list r i r i)) (loop (+ i 1)))))\n\
+(let loop ((r 0)) (when (< r 200) (fill r) (loop (+ r 1))))";
+    for tier in [
+        &["-e", built_there][..],
+        &["-e", built_there, "--no-pure-tier"],
+    ] {
+        let err = text(&omni(tier, None).stderr);
+        assert!(
+            err.contains("<expr>:2:67: warning: retention smell"),
+            "{tier:?}: {err}"
+        );
+    }
+}
+
 #[test]
 fn trace_shows_handoffs() {
     let dir = std::env::temp_dir().join(format!("omni-trace-h-{}", std::process::id()));

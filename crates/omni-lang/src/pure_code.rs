@@ -1,18 +1,20 @@
 //! The pure tier's code (run by `vm/pure.rs`): a procedure body that only
-//! reads, calls, builds and stores into arrays and dicts, translated from
-//! the IR into a flat register code.
+//! reads, calls, builds and stores into arrays, dicts and pairs,
+//! translated from the IR into a flat register code.
 //!
 //! A body qualifies when every node reads (locals, captures, globals,
 //! constants), tests, computes on fixnums through a primitive's fast path
 //! (`pure_prim`) or takes a `length`, branches, binds a local, calls, or
 //! builds a pair, a list or a closure where CTRR sends it: in the
 //! activation's destination or its scratch region, or (a value about to be
-//! stored) the container's slot region; or stores into an array, a dict
-//! or the box of an assigned global or captured variable (`array-set!`,
-//! `dict-set!`, `set!`, through the store helper, logged so that a
+//! stored) the container's slot region or the pair's region; or stores
+//! into an array, a dict, a pair or the box of an assigned global or
+//! captured variable (`array-set!`, `dict-set!`, `set-car!`, `set-cdr!`,
+//! `set!`, through the store helper, logged so that a
 //! fallback can put them back: vm/pure.rs) and reads them (`array-ref`,
 //! `dict-ref`, the variable). A box made in the body (`BindBox`) is not:
-//! a run makes no container, so every one its log names outlives it. A call whose callee builds
+//! a run makes no box, array or dict, so every one its log names outlives
+//! it (a pair it made is logged only outside its scratch regions). A call whose callee builds
 //! in the caller's destination (CTRR's `callee dst = dst`, and every tail
 //! call) passes the region on; a call whose callee's destination is the
 //! caller's scratch gives it that region (made when the callee builds).
@@ -240,12 +242,17 @@ pub enum Op {
         scratch: bool,
     },
     /// `Cons` in the slot region of the container in register `c`
-    /// (`omni_mem::store_region`: CTRR's `SlotsOf`), for the store next.
+    /// (`omni_mem::store_region`: CTRR's `SlotsOf`), or in the region of
+    /// the pair there (`RegionOfSlot`), for the store next. `watch`: the
+    /// site of a build in a pair's region, whose growth of the global
+    /// region is counted there, as the general path counts it
+    /// (`Vm::retention_warning`).
     ConsIn {
         dst: u32,
         a: u32,
         b: u32,
         c: u32,
+        watch: Option<Span>,
     },
     /// `List` likewise.
     ListIn {
@@ -253,6 +260,7 @@ pub enum Op {
         start: u32,
         n: u32,
         c: u32,
+        watch: Option<Span>,
     },
     /// `array-set!` of the array in register `c` at the fixnum in register
     /// `i` to `x`, through the store helper; what it replaces is logged, to
@@ -269,6 +277,18 @@ pub enum Op {
         c: u32,
         k: u32,
         x: Src,
+    },
+    /// `set-car!` (`cdr` false) or `set-cdr!` of the pair in register
+    /// `p` to `x`, through the store helper, logged as `ArraySet` is
+    /// unless the pair lies in a scratch region of the run (which may end
+    /// before the run does, and is gone after a fallback: nothing could
+    /// read such a pair again). Growth of the global region is counted at
+    /// `span`. Not a pair falls back before the store.
+    PairSet {
+        p: u32,
+        x: Src,
+        cdr: bool,
+        span: Span,
     },
     /// A boxed variable's value (a global the program assigns, or a
     /// captured variable it `set!`s): the box in register `b`, read
@@ -485,7 +505,7 @@ impl Op {
     fn is_store(&self) -> bool {
         matches!(
             self,
-            Op::ArraySet { .. } | Op::DictSet { .. } | Op::BoxSet { .. }
+            Op::ArraySet { .. } | Op::DictSet { .. } | Op::BoxSet { .. } | Op::PairSet { .. }
         )
     }
 
@@ -558,7 +578,8 @@ pub struct PureCode {
     /// Whether the code itself builds in its destination (`Cons`,
     /// `List`, a `Closure` there).
     pub builds: bool,
-    /// Whether the code stores (`ArraySet`, `DictSet`, `BoxSet`).
+    /// Whether the code stores (`ArraySet`, `DictSet`, `BoxSet`,
+    /// `PairSet`).
     pub stores: bool,
     /// Whether the code has a scratch region of its own: it builds there
     /// (`ConsScratch`, a `List` or `Closure` there), or (`Callees`) calls procedures
@@ -1473,20 +1494,29 @@ impl<'a> Compiler<'a> {
             Node::Prim { op, args, .. } if pure_prim(*op, args.len()) => self.prim(*op, args)?,
             // A fresh value built in the slot region of the container it is
             // about to be stored into.
+            // (Or in the region of the pair it is about to be stored into,
+            // where the general path watches the global region's growth.)
             Node::Prim {
                 op: op @ (Prim::Cons | Prim::List),
                 args,
-                target: Target::SlotsOf(k),
-                ..
+                target: target @ (Target::SlotsOf(k) | Target::RegionOfSlot(k)),
+                span,
             } => {
                 let c = self.slot(*k);
+                let watch = matches!(target, Target::RegionOfSlot(_)).then_some(*span);
                 match (op, &args[..]) {
                     (Prim::Cons, [a, b]) => {
                         let a = self.value(a)?;
                         let a = self.in_reg(a);
                         let b = self.value(b)?;
                         let b = self.in_reg(b);
-                        self.emit(|dst| Op::ConsIn { dst, a, b, c })
+                        self.emit(|dst| Op::ConsIn {
+                            dst,
+                            a,
+                            b,
+                            c,
+                            watch,
+                        })
                     }
                     (Prim::List, _) => {
                         let start = self.args(args)?;
@@ -1496,6 +1526,7 @@ impl<'a> Compiler<'a> {
                             start,
                             n,
                             c,
+                            watch,
                         });
                         self.next = start + 1;
                         Src::Reg(start)
@@ -1517,6 +1548,26 @@ impl<'a> Compiler<'a> {
                     self.ops.push(match op {
                         Prim::ArraySet => Op::ArraySet { c, i: k, x },
                         _ => Op::DictSet { c, k, x },
+                    });
+                    Src::Val(Value::NOTHING)
+                }
+                _ => return None,
+            },
+            Node::Prim {
+                op: op @ (Prim::SetCar | Prim::SetCdr),
+                args,
+                span,
+                ..
+            } => match &args[..] {
+                [p, x] => {
+                    let p = self.value(p)?;
+                    let p = self.in_reg(p);
+                    let x = self.value(x)?;
+                    self.ops.push(Op::PairSet {
+                        p,
+                        x,
+                        cdr: *op == Prim::SetCdr,
+                        span: *span,
                     });
                     Src::Val(Value::NOTHING)
                 }

@@ -143,8 +143,8 @@ impl Op {
                 src(x);
             }
             Op::BoxGet { b, .. } => src(Src::Reg(b)),
-            Op::BoxSet { b, x } => {
-                src(Src::Reg(b));
+            Op::BoxSet { b: p, x } | Op::PairSet { p, x, .. } => {
+                src(Src::Reg(p));
                 src(x);
             }
             Op::ArrayRef { c, i: k, .. } => {

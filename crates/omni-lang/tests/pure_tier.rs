@@ -900,6 +900,131 @@ fn assigned_globals_and_captured_variables_are_set_in_the_tier() {
     );
 }
 
+/// Check that `src` prints `want` in both tiers with the same calls: the
+/// pure tier's stats.
+fn tiers_agree(src: &str, want: &str) -> VmStats {
+    let [(pure, _), (general, _)] = both_tiers(src, want);
+    assert_same_calls(&pure, &general);
+    pure
+}
+
+/// A list of `0 .. n-1` built front to back with `set-cdr!` (a queue's
+/// tail); `STOP` marks where a test may add a step after each store.
+const BUILD: &str = "
+    (define (build n)
+      (let ((head (cons 0 '())))
+        (let loop ((i 1) (tail head))
+          (if (= i n) head
+              (let ((c (cons i '())))
+                (set-cdr! tail c)
+                STOP
+                (loop (+ i 1) c))))))";
+
+/// A list built front to back with `set-cdr!` (a queue's tail), then
+/// changed in place with `set-car!`: both procedures run in the tier, with
+/// the general path's result and calls.
+#[test]
+fn pairs_are_changed_in_place_in_the_tier() {
+    let src = &(BUILD.replace("STOP", "")
+        + "
+        (define (double! l) (when (pair? l) (set-car! l (* 2 (car l))) (double! (cdr l))))
+        (define (grow! l n) (set-cdr! l (list n (+ n 1))) l)
+        (define l (build 10))
+        (double! l)
+        (println l)
+        (println (grow! (cdr (cdr l)) 7) l)");
+    let want = "(0 2 4 6 8 10 12 14 16 18)\n(4 7 8) (0 2 4 7 8)\n";
+    let pure = tiers_agree(src, want);
+    assert_eq!(pure.pure_fallbacks, 0);
+    assert!(pure.pure_runs >= 3, "{} pure runs", pure.pure_runs);
+    assert_explained(src, "double!", "stores logged");
+    // The list `grow!` stores is built in the pair's region, as CTRR
+    // sends it there.
+    assert_explained(src, "grow!", "pure tier: tried first");
+}
+
+/// A run that changed a pair and then falls back puts the old car and cdr
+/// back first: the counter is counted once, and the general path's error
+/// for a store into something that is not a pair is raised as it is.
+#[test]
+fn a_run_that_falls_back_puts_back_the_pairs_it_changed() {
+    let src = "
+        (define counter (cons 0 '()))
+        (define (shout) (println \"at\" (car counter)))
+        (define (tick! n)
+          (when (> n 0)
+            (set-car! counter (+ 1 (car counter)))
+            (set-cdr! counter (list n))
+            (when (= n 3) (shout))
+            (tick! (- n 1))))
+        (tick! 5)
+        (println counter)";
+    let want = "at 3\n(5 1)\n";
+    assert!(tiers_agree(src, want).pure_fallbacks >= 1);
+    let not_a_pair = "
+        (define counter (cons 0 '()))
+        (define (tick! p n)
+          (if (= n 0) (set-car! 5 n)
+              (begin (set-car! p (+ 1 (car p))) (tick! p (- n 1)))))
+        (println (guard-error (lambda () (tick! counter 4)) (lambda (e) e)))
+        (println counter)
+        (tick! counter 2)";
+    let out = same_outcome_in_both_tiers(not_a_pair, Limits::default(), "not a pair");
+    assert!(out.starts_with("set-car!: expected a pair"), "{out}");
+    assert!(
+        out.contains("\n(4)\nerror: set-car!: expected a pair"),
+        "{out}"
+    );
+}
+
+/// A queue built in the run's destination commits its stores as it loops
+/// (every 64, at the loop's tail call); when it falls back after a
+/// commit, the pairs changed since are put back and the general path goes
+/// on from that tail call: every element once, in order. (Two fallbacks:
+/// `build`'s run, where the loop is a nested call that never commits, and
+/// then the loop's own run, which commits.)
+#[test]
+fn a_queue_built_across_commits_goes_on_from_its_last_commit() {
+    let src = &(BUILD.replace("STOP", "(when (= i 150) (shout))")
+        + "
+        (define (shout) (println \"at\" 150))
+        (define (check l i) (if (null? l) i (if (= (car l) i) (check (cdr l) (+ i 1)) (list 'bad i))))
+        (println (check (build 300) 0))");
+    let want = "at 150\n300\n";
+    assert_eq!(tiers_agree(src, want).pure_fallbacks, 2);
+}
+
+/// A pair in one of the run's scratch regions is changed without a log
+/// entry: the region ends before the run does (a put-back would write
+/// into freed memory, which the sanitizer gates would catch), and after a
+/// fallback nothing reaches it. Logged, these 5,000 stores with no tail
+/// call between them would pass the log's limit (4,096) and fall back.
+#[test]
+fn pairs_in_the_runs_scratch_regions_are_changed_without_a_log() {
+    let src = "
+        (define (sum-pair n) (let ((p (cons n 0))) (set-cdr! p (+ n 1)) (+ (car p) (cdr p))))
+        (define (walk n) (if (= n 0) 0 (+ (sum-pair n) (walk (- n 1)))))
+        (println (walk 5000))";
+    let want = "25010000\n";
+    let [(pure, pure_heap), (general, _)] = both_tiers(src, want);
+    assert_eq!((pure.pure_runs, pure.pure_fallbacks), (1, 0));
+    assert!(
+        pure.scratch_regions >= 1,
+        "{} scratch regions",
+        pure.scratch_regions
+    );
+    assert!(pure_heap.regions_freed > 1);
+    assert_same_calls(&pure, &general);
+    // The same with a fallback at the end (an error the general path
+    // raises), after the scratch regions of the changed pairs ended.
+    let falls = src.replace("(if (= n 0) 0", "(if (= n 0) (car n)").replace(
+        "(println (walk 5000))",
+        "(println (guard-error (lambda () (walk 5000)) (lambda (e) e)))",
+    );
+    let [(pure, _), _] = both_tiers(&falls, "car: expected a pair, got 0 (integer)\n");
+    assert!(pure.pure_fallbacks >= 1);
+}
+
 /// nqueens' shape (benches/programs/nqueens.omni): `ok?`, a global
 /// procedure that captures nothing and loops, called from `queens`' inner
 /// loop.
@@ -1321,4 +1446,97 @@ fn calls_run_in_the_callers_loop_keep_the_depth_limit() {
     };
     let out = same_outcome_in_both_tiers(&src, limits, "runaway recursion");
     assert!(out.contains("stack overflow: more than 1000"), "{out}");
+}
+
+/// A random value expression for `random_pair_changes_agree_in_both_tiers`:
+/// a fixnum, fresh pairs and lists, or (`shared`) the car of a global,
+/// which only ever holds such values (never a cell of a global's spine, so
+/// no change makes a cycle).
+fn pair_value(rng: &mut common::Rng, depth: u32, shared: bool) -> String {
+    let leaf = depth == 0;
+    match rng.below(if leaf { 3 } else { 7 }) {
+        0 => format!("{}", rng.below(50)),
+        1 => "a".into(),
+        2 => "(+ a b)".into(),
+        3 => format!(
+            "(cons {} {})",
+            pair_value(rng, depth - 1, shared),
+            pair_value(rng, depth - 1, shared)
+        ),
+        4 => format!("(list a {})", pair_value(rng, depth - 1, shared)),
+        5 if shared => format!("(car g{})", rng.below(3)),
+        5 => "b".into(),
+        // A pair changed while only this expression holds it: it is built
+        // in the procedure's scratch region when its value dies here.
+        _ => format!(
+            "(let ((p (cons a b))) (set-car! p {}) (set-cdr! p (car p)) (length (list (cdr p) a)))",
+            pair_value(rng, depth - 1, false)
+        ),
+    }
+}
+
+/// One random statement of a procedure on `a` and `b` that changes the
+/// globals' pairs, calls a procedure the tier cannot run (a fallback), or
+/// meets an error (a `set-car!` of a cdr that is not a pair).
+fn pair_statement(rng: &mut common::Rng) -> String {
+    let g = rng.below(3);
+    match rng.below(9) {
+        0 | 1 => format!("(set-car! g{g} {})", pair_value(rng, 2, true)),
+        2 | 3 => format!(
+            "(let ((c (cdr g{g}))) (if (pair? c) (set-cdr! c {v}) (set-cdr! g{g} {v})))",
+            v = pair_value(rng, 2, false)
+        ),
+        4 => format!(
+            "(let ((c (cdr g{g}))) (when (pair? c) (set-car! c {})))",
+            pair_value(rng, 1, false)
+        ),
+        5 => format!("(when (= a {}) (shout a))", rng.below(40)),
+        6 if rng.below(4) == 0 => format!("(set-car! (cdr g{g}) a)"),
+        _ => format!("(set-cdr! g{g} (list a {}))", pair_value(rng, 1, false)),
+    }
+}
+
+/// Seeded random programs whose procedures change global pairs (and pairs
+/// of their own) in loops of tail calls, fall back at random calls and
+/// stop at random errors: the pure tier prints exactly what the general
+/// path prints, calls as often, and frees every region.
+#[test]
+fn random_pair_changes_agree_in_both_tiers() {
+    for seed in 1..=48u64 {
+        let mut rng = common::Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+        let mut src = String::from(
+            "(define g0 (list 0 1 2)) (define g1 (list 3 4)) (define g2 (cons 5 6))\n\
+             (define (shout k) (println \"shout\" k g0 g1 g2))\n",
+        );
+        for p in 0..3 {
+            let body: Vec<String> = (0..1 + rng.below(4))
+                .map(|_| pair_statement(&mut rng))
+                .collect();
+            src.push_str(&format!("(define (p{p} a b) {} a)\n", body.join(" ")));
+        }
+        src.push_str(
+            "(define (run! i n) (when (< i n) (p0 i (+ i 1)) (p1 (+ i 2) i) (p2 i i) (run! (+ i 1) n)))\n\
+             (println (guard-error (lambda () (run! 0 100) 'done) (lambda (e) e)))\n\
+             (println g0 g1 g2)\n",
+        );
+        let outcomes: Vec<(String, VmStats)> = [true, false]
+            .into_iter()
+            .map(|pure_tier| {
+                let limits = Limits {
+                    pure_tier,
+                    ..Limits::default()
+                };
+                match run(&src, limits) {
+                    (out, Ok(stats)) => (out, stats),
+                    (_, Err(d)) => panic!("seed {seed}: {d:?}\n{src}"),
+                }
+            })
+            .collect();
+        assert_eq!(outcomes[0].0, outcomes[1].0, "seed {seed}\n{src}");
+        assert_same_calls(&outcomes[0].1, &outcomes[1].1);
+        assert!(
+            outcomes[0].1.pure_runs > 0,
+            "seed {seed}: no pure run\n{src}"
+        );
+    }
 }

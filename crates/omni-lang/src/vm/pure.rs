@@ -111,6 +111,11 @@ struct Run<'a, const BUDGET: bool> {
     /// first, and how many such calls the run made.
     frames: Vec<SelfFrame>,
     self_calls: u64,
+    /// What the run's stores into pairs and builds in a pair's region
+    /// (`Op::PairSet`, a watched `ConsIn` or `ListIn`) added to the global
+    /// region, by site: the VM adds it to its own count when the run ends,
+    /// whether or not it fell back (what they copied there stays).
+    global_growth: Vec<(Span, usize)>,
     /// The VM's limits, which the run does not change, kept at hand.
     max_depth: usize,
     stack_limit: usize,
@@ -176,12 +181,16 @@ impl Vm {
             let v = stack[i];
             stack.push(v);
         }
-        let (r, mut stack, (calls, tail_calls, scratches, self_calls), home) = match self.fuel {
-            None => self.pure_run::<false>(proto, f, stack, top, home),
-            Some(_) => self.pure_run::<true>(proto, f, stack, top, home),
-        };
+        let (r, mut stack, (calls, tail_calls, scratches, self_calls), home, growth) =
+            match self.fuel {
+                None => self.pure_run::<false>(proto, f, stack, top, home),
+                Some(_) => self.pure_run::<true>(proto, f, stack, top, home),
+            };
         stack.truncate(top);
         self.stack = stack;
+        for (span, bytes) in growth {
+            *self.global_sites.entry(span).or_default() += bytes;
+        }
         if let Home::Made { slot, region } = home {
             self.scratch_stack[slot].region = Some(region);
         }
@@ -220,7 +229,7 @@ impl Vm {
         stack: Vec<Value>,
         top: usize,
         home: Home,
-    ) -> (PureEnd, Vec<Value>, RunCounts, Home) {
+    ) -> (PureEnd, Vec<Value>, RunCounts, Home, Vec<(Span, usize)>) {
         let mut run = Run::<BUDGET> {
             vm: self,
             stack,
@@ -238,6 +247,7 @@ impl Vm {
             frames: Vec::new(),
             self_calls: 0,
             root_depth: self.depth,
+            global_growth: Vec::new(),
             max_depth: self.max_depth,
             stack_limit: self.stack_limit,
             interrupts_seen: self.interrupts_seen,
@@ -275,6 +285,7 @@ impl Vm {
                 run.self_calls,
             ),
             run.home,
+            run.global_growth,
         )
     }
 }
@@ -306,6 +317,29 @@ pub(super) struct Restart {
     tail_calls: u64,
 }
 
+/// The global region's size before a watched build or a pair store
+/// (`watch`: its site), for `note_growth` after it.
+#[inline(always)]
+fn global_bytes(vm: &Vm, watch: Option<Span>) -> Option<(Span, usize)> {
+    watch.map(|span| (span, vm.global_region.bytes_allocated()))
+}
+
+/// Count what the global region grew by since `global_bytes` at its site
+/// into `growth`, as the general path counts it (`Vm::retention_warning`).
+/// (Free of the run, so that the run's loop keeps its register slice.)
+#[cold]
+#[inline(never)]
+fn note_growth(growth: &mut Vec<(Span, usize)>, vm: &Vm, (span, before): (Span, usize)) {
+    let grown = vm.global_region.bytes_allocated().saturating_sub(before);
+    if grown == 0 {
+        return;
+    }
+    match growth.last_mut() {
+        Some((s, n)) if *s == span => *n += grown,
+        _ => growth.push((span, grown)),
+    }
+}
+
 /// How many stores a run logs before it commits them at its next tail
 /// call at its first depth (`Run::commit`): fewer commits cost less, and
 /// more stores logged hold more replaced values until then.
@@ -320,10 +354,13 @@ enum Store {
 }
 
 /// What a run's store replaced, to put back: an array element, a dict
-/// entry's value, (`old: None`) a dict entry the store added, or a box's
-/// value. Every
-/// value here outlives the run: containers are never made by a run (its
-/// code builds only pairs, lists and closures), `old` was held by the
+/// entry's value, (`old: None`) a dict entry the store added, a box's
+/// value, or a pair's car or cdr. Every
+/// value here outlives the run: arrays, dicts and boxes are never made by
+/// a run (its code builds only pairs, lists and closures), a pair is
+/// logged only outside the run's scratch regions (`Run::store`: every
+/// other region it can lie in was made before the run or is the run's
+/// home, which outlives it), `old` was held by the
 /// container, and `key` is the dict's own copy of the key; and nothing
 /// here is freed while the run holds compaction.
 #[derive(Clone, Copy)]
@@ -342,6 +379,11 @@ enum Undo {
         b: Value,
         old: Value,
     },
+    Pair {
+        p: Value,
+        cdr: bool,
+        old: Value,
+    },
 }
 
 impl Undo {
@@ -350,6 +392,7 @@ impl Undo {
             Undo::Array { arr, .. } => arr,
             Undo::Dict { d, .. } => d,
             Undo::Box { b, .. } => b,
+            Undo::Pair { p, .. } => p,
         }
     }
 }
@@ -488,13 +531,7 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
     /// back with nothing stored (the general path reports it).
     #[inline(never)]
     fn store(&mut self, s: Store, here: Fallback<'a>) -> Pure<'a, ()> {
-        if self.undo.len() >= MAX_UNDO {
-            return Err(Fallback::Limit);
-        }
-        if !self.held {
-            omni_mem::hold_compaction();
-            self.held = true;
-        }
+        self.before_store()?;
         let entry = match s {
             Store::Array { arr, i, x } => {
                 let old = omni_mem::array_borrow(arr, i).ok_or(here)?;
@@ -524,6 +561,56 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
         Ok(())
     }
 
+    /// What every store does first: a run with a full log falls back (a
+    /// limit), and the first store holds slot-region compaction.
+    #[inline(always)]
+    fn before_store(&mut self) -> Pure<'a, ()> {
+        if self.undo.len() >= MAX_UNDO {
+            return Err(Fallback::Limit);
+        }
+        if !self.held {
+            omni_mem::hold_compaction();
+            self.held = true;
+        }
+        Ok(())
+    }
+
+    /// `set-car!` (`cdr` false) or `set-cdr!` of `p` to `x` at `span`, as
+    /// `store` makes the others (apart from it, so that theirs keeps its
+    /// code): through the store helper, logged unless the pair lies in
+    /// one of the run's scratch regions, and what it adds to the global
+    /// region counted at its site. Not a pair falls back with nothing
+    /// stored.
+    #[inline(never)]
+    fn store_pair(
+        &mut self,
+        (p, cdr, x): (Value, bool, Value),
+        span: Span,
+        here: Fallback<'a>,
+    ) -> Pure<'a, ()> {
+        self.before_store()?;
+        let before = global_bytes(self.vm, Some(span));
+        let (old, stored) = match cdr {
+            false => (omni_mem::car(p), omni_mem::set_car(p, x)),
+            true => (omni_mem::cdr(p), omni_mem::set_cdr(p, x)),
+        };
+        let (Some(old), Ok(true)) = (old, stored) else {
+            return Err(here);
+        };
+        if let Some(b) = before {
+            note_growth(&mut self.global_growth, self.vm, b);
+        }
+        // A pair in one of the run's scratch regions is not logged: the
+        // region may end before the run does (a put-back would write into
+        // freed memory), and after a fallback nothing reaches it (a store
+        // of it elsewhere copied it out).
+        let home = omni_mem::region_of(omni_mem::resolve(p));
+        if !home.is_some_and(|r| self.scratches.contains(&r)) {
+            self.undo.push(Undo::Pair { p, cdr, old });
+        }
+        Ok(())
+    }
+
     /// The end of a run that stored: put back what its stores replaced,
     /// newest first, if it fell back (`ok` false), so that the general
     /// path's rerun finds every container as the run did; release
@@ -546,6 +633,8 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                     } => omni_mem::dict_set(d, key, old),
                     Undo::Dict { d, key, old: None } => Ok(omni_mem::dict_remove(d, key)),
                     Undo::Box { b, old } => omni_mem::box_set(b, old),
+                    Undo::Pair { p, cdr: false, old } => omni_mem::set_car(p, old),
+                    Undo::Pair { p, cdr: true, old } => omni_mem::set_cdr(p, old),
                 };
             }
         }
@@ -1141,17 +1230,37 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         regs = &mut self.stack[base..base + nregs];
                         regs[dst as usize] = l;
                     }
-                    Op::ConsIn { dst, a, b, c } => {
+                    Op::ConsIn {
+                        dst,
+                        a,
+                        b,
+                        c,
+                        watch,
+                    } => {
                         let (a, b) = (regs[a as usize], regs[b as usize]);
                         let r = omni_mem::store_region(regs[c as usize]).ok_or(here)?;
+                        let before = global_bytes(self.vm, watch);
                         let v = omni_mem::alloc_pair(r, a, b).map_err(|_| here)?;
+                        if let Some(b) = before {
+                            note_growth(&mut self.global_growth, self.vm, b);
+                        }
                         regs[dst as usize] = v;
                     }
-                    Op::ListIn { dst, start, n, c } => {
+                    Op::ListIn {
+                        dst,
+                        start,
+                        n,
+                        c,
+                        watch,
+                    } => {
                         let r = omni_mem::store_region(regs[c as usize]).ok_or(here)?;
+                        let before = global_bytes(self.vm, watch);
                         let items = base + start as usize..base + (start + n) as usize;
                         let items = self.stack.get(items).ok_or(here)?;
                         let l = omni_mem::alloc_list(r, items).map_err(|_| here)?;
+                        if let Some(b) = before {
+                            note_growth(&mut self.global_growth, self.vm, b);
+                        }
                         regs = &mut self.stack[base..base + nregs];
                         regs[dst as usize] = l;
                     }
@@ -1169,6 +1278,11 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                     Op::BoxSet { b, x } => {
                         let (b, x) = (regs[b as usize], src!(x));
                         self.store(Store::Box { b, x }, here)?;
+                        regs = &mut self.stack[base..base + nregs];
+                    }
+                    Op::PairSet { p, x, cdr, span } => {
+                        let (p, x) = (regs[p as usize], src!(x));
+                        self.store_pair((p, cdr, x), span, here)?;
                         regs = &mut self.stack[base..base + nregs];
                     }
                     Op::BoxGet { dst, b, pin } => {
