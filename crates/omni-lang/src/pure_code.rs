@@ -242,17 +242,12 @@ pub enum Op {
         scratch: bool,
     },
     /// `Cons` in the slot region of the container in register `c`
-    /// (`omni_mem::store_region`: CTRR's `SlotsOf`), or in the region of
-    /// the pair there (`RegionOfSlot`), for the store next. `watch`: the
-    /// site of a build in a pair's region, whose growth of the global
-    /// region is counted there, as the general path counts it
-    /// (`Vm::retention_warning`).
+    /// (`omni_mem::store_region`: CTRR's `SlotsOf`), for the store next.
     ConsIn {
         dst: u32,
         a: u32,
         b: u32,
         c: u32,
-        watch: Option<Span>,
     },
     /// `List` likewise.
     ListIn {
@@ -260,7 +255,19 @@ pub enum Op {
         start: u32,
         n: u32,
         c: u32,
-        watch: Option<Span>,
+    },
+    /// `Cons` of registers `a` and `b` (`list`: `List` of the `b`
+    /// registers from `a`) in the region of the pair in register `c`
+    /// (CTRR's `RegionOfSlot`), for the `set-car!` or `set-cdr!` next;
+    /// what it adds to the global region is counted at `span`, as the
+    /// general path counts it (`Vm::retention_warning`).
+    BuildAt {
+        dst: u32,
+        list: bool,
+        a: u32,
+        b: u32,
+        c: u32,
+        span: Span,
     },
     /// `array-set!` of the array in register `c` at the fixnum in register
     /// `i` to `x`, through the store helper; what it replaces is logged, to
@@ -460,6 +467,7 @@ impl Op {
             | Op::Length { dst, .. }
             | Op::ConsIn { dst, .. }
             | Op::ListIn { dst, .. }
+            | Op::BuildAt { dst, .. }
             | Op::ArrayRef { dst, .. }
             | Op::DictRef { dst, .. }
             | Op::BoxGet { dst, .. }
@@ -1495,7 +1503,8 @@ impl<'a> Compiler<'a> {
             // A fresh value built in the slot region of the container it is
             // about to be stored into.
             // (Or in the region of the pair it is about to be stored into,
-            // where the general path watches the global region's growth.)
+            // where the general path counts the global region's growth at
+            // the build: `BuildAt`.)
             Node::Prim {
                 op: op @ (Prim::Cons | Prim::List),
                 args,
@@ -1503,30 +1512,43 @@ impl<'a> Compiler<'a> {
                 span,
             } => {
                 let c = self.slot(*k);
-                let watch = matches!(target, Target::RegionOfSlot(_)).then_some(*span);
+                let at_pair = matches!(target, Target::RegionOfSlot(_));
                 match (op, &args[..]) {
                     (Prim::Cons, [a, b]) => {
                         let a = self.value(a)?;
                         let a = self.in_reg(a);
                         let b = self.value(b)?;
                         let b = self.in_reg(b);
-                        self.emit(|dst| Op::ConsIn {
-                            dst,
-                            a,
-                            b,
-                            c,
-                            watch,
+                        self.emit(|dst| match at_pair {
+                            false => Op::ConsIn { dst, a, b, c },
+                            true => Op::BuildAt {
+                                dst,
+                                list: false,
+                                a,
+                                b,
+                                c,
+                                span: *span,
+                            },
                         })
                     }
                     (Prim::List, _) => {
                         let start = self.args(args)?;
                         let n = u32::try_from(args.len()).ok()?;
-                        self.ops.push(Op::ListIn {
-                            dst: start,
-                            start,
-                            n,
-                            c,
-                            watch,
+                        self.ops.push(match at_pair {
+                            false => Op::ListIn {
+                                dst: start,
+                                start,
+                                n,
+                                c,
+                            },
+                            true => Op::BuildAt {
+                                dst: start,
+                                list: true,
+                                a: start,
+                                b: n,
+                                c,
+                                span: *span,
+                            },
                         });
                         self.next = start + 1;
                         Src::Reg(start)

@@ -132,9 +132,26 @@ impl Op {
                 (start..start + n).for_each(|r| src(Src::Reg(r)));
                 src(Src::Reg(c));
             }
-            Op::ConsIn { a, b, c, .. } => {
+            Op::ConsIn { a, b, c, .. }
+            | Op::BuildAt {
+                list: false,
+                a,
+                b,
+                c,
+                ..
+            } => {
                 src(Src::Reg(a));
                 src(Src::Reg(b));
+                src(Src::Reg(c));
+            }
+            Op::BuildAt {
+                list: true,
+                a: start,
+                b: n,
+                c,
+                ..
+            } => {
+                (start..start + n).for_each(|r| src(Src::Reg(r)));
                 src(Src::Reg(c));
             }
             Op::ArraySet { c, i: k, x } | Op::DictSet { c, k, x } => {

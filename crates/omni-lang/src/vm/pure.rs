@@ -112,7 +112,7 @@ struct Run<'a, const BUDGET: bool> {
     frames: Vec<SelfFrame>,
     self_calls: u64,
     /// What the run's stores into pairs and builds in a pair's region
-    /// (`Op::PairSet`, a watched `ConsIn` or `ListIn`) added to the global
+    /// (`Op::PairSet`, `Op::BuildAt`) added to the global
     /// region, by site: the VM adds it to its own count when the run ends,
     /// whether or not it fell back (what they copied there stays).
     global_growth: Vec<(Span, usize)>,
@@ -317,18 +317,15 @@ pub(super) struct Restart {
     tail_calls: u64,
 }
 
-/// The global region's size before a watched build or a pair store
-/// (`watch`: its site), for `note_growth` after it.
+/// The global region's size before a build in a pair's region or a pair
+/// store at `span`, for `note_growth` after it.
 #[inline(always)]
-fn global_bytes(vm: &Vm, watch: Option<Span>) -> Option<(Span, usize)> {
-    watch.map(|span| (span, vm.global_region.bytes_allocated()))
+fn global_bytes(vm: &Vm, span: Span) -> (Span, usize) {
+    (span, vm.global_region.bytes_allocated())
 }
 
 /// Count what the global region grew by since `global_bytes` at its site
 /// into `growth`, as the general path counts it (`Vm::retention_warning`).
-/// (Free of the run, so that the run's loop keeps its register slice.)
-#[cold]
-#[inline(never)]
 fn note_growth(growth: &mut Vec<(Span, usize)>, vm: &Vm, (span, before): (Span, usize)) {
     let grown = vm.global_region.bytes_allocated().saturating_sub(before);
     if grown == 0 {
@@ -561,6 +558,37 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
         Ok(())
     }
 
+    /// `Op::BuildAt` in the frame at `base`: the pair or list built in
+    /// the region of the pair in register `c` (`store_region`, which for
+    /// a pair is the region it lies in, after any move), and what it adds
+    /// to the global region counted at its site. Out of the run's loop.
+    #[inline(never)]
+    fn build_at(&mut self, op: &Op, base: usize) -> Option<Value> {
+        let Op::BuildAt {
+            list,
+            a,
+            b,
+            c,
+            span,
+            ..
+        } = *op
+        else {
+            return None;
+        };
+        let reg = |i: u32| self.stack.get(base + i as usize).copied();
+        let r = omni_mem::store_region(reg(c)?)?;
+        let before = global_bytes(self.vm, span);
+        let v = match list {
+            false => omni_mem::alloc_pair(r, reg(a)?, reg(b)?).ok(),
+            true => {
+                let items = base + a as usize..base + (a + b) as usize;
+                omni_mem::alloc_list(r, self.stack.get(items)?).ok()
+            }
+        };
+        note_growth(&mut self.global_growth, self.vm, before);
+        v
+    }
+
     /// What every store does first: a run with a full log falls back (a
     /// limit), and the first store holds slot-region compaction.
     #[inline(always)]
@@ -589,7 +617,7 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
         here: Fallback<'a>,
     ) -> Pure<'a, ()> {
         self.before_store()?;
-        let before = global_bytes(self.vm, Some(span));
+        let before = global_bytes(self.vm, span);
         let (old, stored) = match cdr {
             false => (omni_mem::car(p), omni_mem::set_car(p, x)),
             true => (omni_mem::cdr(p), omni_mem::set_cdr(p, x)),
@@ -597,9 +625,7 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
         let (Some(old), Ok(true)) = (old, stored) else {
             return Err(here);
         };
-        if let Some(b) = before {
-            note_growth(&mut self.global_growth, self.vm, b);
-        }
+        note_growth(&mut self.global_growth, self.vm, before);
         // A pair in one of the run's scratch regions is not logged: the
         // region may end before the run does (a put-back would write into
         // freed memory), and after a fallback nothing reaches it (a store
@@ -1230,39 +1256,24 @@ impl<'a, const BUDGET: bool> Run<'a, BUDGET> {
                         regs = &mut self.stack[base..base + nregs];
                         regs[dst as usize] = l;
                     }
-                    Op::ConsIn {
-                        dst,
-                        a,
-                        b,
-                        c,
-                        watch,
-                    } => {
+                    Op::ConsIn { dst, a, b, c } => {
                         let (a, b) = (regs[a as usize], regs[b as usize]);
                         let r = omni_mem::store_region(regs[c as usize]).ok_or(here)?;
-                        let before = global_bytes(self.vm, watch);
                         let v = omni_mem::alloc_pair(r, a, b).map_err(|_| here)?;
-                        if let Some(b) = before {
-                            note_growth(&mut self.global_growth, self.vm, b);
-                        }
                         regs[dst as usize] = v;
                     }
-                    Op::ListIn {
-                        dst,
-                        start,
-                        n,
-                        c,
-                        watch,
-                    } => {
+                    Op::ListIn { dst, start, n, c } => {
                         let r = omni_mem::store_region(regs[c as usize]).ok_or(here)?;
-                        let before = global_bytes(self.vm, watch);
                         let items = base + start as usize..base + (start + n) as usize;
                         let items = self.stack.get(items).ok_or(here)?;
                         let l = omni_mem::alloc_list(r, items).map_err(|_| here)?;
-                        if let Some(b) = before {
-                            note_growth(&mut self.global_growth, self.vm, b);
-                        }
                         regs = &mut self.stack[base..base + nregs];
                         regs[dst as usize] = l;
+                    }
+                    op @ Op::BuildAt { dst, .. } => {
+                        let v = self.build_at(&op, base).ok_or(here)?;
+                        regs = &mut self.stack[base..base + nregs];
+                        regs[dst as usize] = v;
                     }
                     Op::ArraySet { c, i, x } => {
                         let (arr, x) = (regs[c as usize], src!(x));
