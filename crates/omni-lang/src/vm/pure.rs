@@ -355,9 +355,9 @@ enum Store {
 /// value, or a pair's car or cdr. Every
 /// value here outlives the run: arrays, dicts and boxes are never made by
 /// a run (its code builds only pairs, lists and closures), a pair is
-/// logged only outside the run's scratch regions (`Run::store`: every
-/// other region it can lie in was made before the run or is the run's
-/// home, which outlives it), `old` was held by the
+/// logged only outside the run's scratch regions (`Run::store_pair`:
+/// every other region it can lie in was made before the run or is the
+/// run's home, which outlives it), `old` was held by the
 /// container, and `key` is the dict's own copy of the key; and nothing
 /// here is freed while the run holds compaction.
 #[derive(Clone, Copy)]
