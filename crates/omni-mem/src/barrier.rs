@@ -15,7 +15,7 @@
 
 use crate::error::MemResult;
 use crate::region::{
-    block_of_ptr, bytes_allocated, in_current_segment, merge, merge_threshold, slot_region_dies_with, with_stats, Region,
+    block_of_ptr, bytes_allocated, in_current_segment, merge, merge_threshold, merged_into, segment_region, slot_region_dies_with, with_stats, Region,
     RegionBlock,
 };
 use crate::transmigrate::{transmigrate_into, Domain};
@@ -186,8 +186,26 @@ unsafe fn merge_rung(dst: *mut RegionBlock, rv: *mut RegionBlock) -> bool {
 pub(crate) unsafe fn store(obj: *mut u8, slot: *mut Value, v: Value) -> MemResult<()> {
     // SAFETY: per the contract.
     unsafe {
-        let dst = block_of_ptr(obj);
-        if admits_as_is(dst, v) {
+        // Cheapest first: an immediate needs no region at all, and two
+        // objects whose segments were allocated for the same region are in
+        // one region whatever it was merged into, so neither side's merge
+        // forwarding is looked at unless the segments' regions differ.
+        if !v.has_heap_tag() {
+            slot.write(v);
+            return Ok(());
+        }
+        let home = segment_region(obj);
+        let there = segment_region(v.heap_ptr());
+        if there == home {
+            slot.write(v);
+            return Ok(());
+        }
+        // `admits_as_is` with the rank test first: after the test above,
+        // an older region is the common case and one region reached by
+        // two merge paths the rare one.
+        let dst = merged_into(home);
+        let rv = merged_into(there);
+        if (*rv).rank < (*dst).admit_rank || rv == dst {
             slot.write(v);
             return Ok(());
         }

@@ -709,7 +709,7 @@ pub(crate) unsafe fn block_of_ptr(p: *mut u8) -> *mut RegionBlock {
 /// # Safety
 /// `b` is a live control block or a merge stub inside a live region.
 #[inline(always)]
-unsafe fn merged_into(mut b: *mut RegionBlock) -> *mut RegionBlock {
+pub(crate) unsafe fn merged_into(mut b: *mut RegionBlock) -> *mut RegionBlock {
     // SAFETY: per the contract; a chain ends at a live block.
     unsafe {
         if (*b).forward.is_null() {

@@ -455,3 +455,61 @@ fn storable_in_sees_merged_and_freshly_bumped_values() {
     region_exit(old);
     assert_no_live_regions();
 }
+
+/// The store barrier compares the regions two objects' segments were
+/// allocated for before it resolves merges (`barrier::store`). These are
+/// the stores where the two answers differ: one region in two segments,
+/// a merged region's objects against its elder's, and a younger value
+/// stored into a merged region's object, which must still be repaired.
+#[test]
+fn stores_are_decided_by_regions_not_by_segments() {
+    with_threshold(usize::MAX, || {
+        let before = heap_stats();
+        let old = region_create();
+        let in_old = alloc_pair(old, Value::NOTHING, Value::EMPTY).unwrap();
+        let young = region_create();
+        let first = alloc_pair(young, Value::NOTHING, Value::EMPTY).unwrap();
+        let text = alloc_str(young, "young").unwrap();
+        // More than a segment's bytes later: `far` lies in another
+        // segment of the same region.
+        let mut far = first;
+        for i in 0..(SEGMENT_SIZE / 24 + 1) as i64 {
+            far = alloc_pair(young, int(i), Value::EMPTY).unwrap();
+        }
+        assert!(set_car(far, first).unwrap());
+        assert!(car(far).unwrap().is(first), "one region: stored as it is");
+
+        merge(young, old).expect("adjacent, unshared: merge is permitted");
+        // `first` and `text` lie in `young`'s own segment, whose region
+        // is the merge stub; `in_old` in `old`'s. One region now.
+        assert!(set_car(first, in_old).unwrap());
+        assert!(car(first).unwrap().is(in_old));
+        assert!(set_car(in_old, text).unwrap());
+        assert!(car(in_old).unwrap().is(text));
+        assert_eq!(
+            heap_stats().repairs_transmigrate,
+            before.repairs_transmigrate
+        );
+
+        // A region younger than `old` is not admitted by `young`'s merged
+        // objects, though it is younger than `young` was too.
+        let newer = region_create();
+        let v = list(newer, 3);
+        assert!(set_cdr(first, v).unwrap());
+        let stored = cdr(first).unwrap();
+        assert_ne!(stored, v, "repaired: a copy was stored");
+        assert!(region_of(stored).unwrap().same_as(old));
+        assert_eq!(
+            heap_stats().repairs_transmigrate,
+            before.repairs_transmigrate + 1
+        );
+        // Immediates need no region at all.
+        assert!(set_car(far, int(7)).unwrap());
+        assert_eq!(car(far), Some(int(7)));
+        region_exit(newer);
+        assert_eq!(list_ints(cdr(first).unwrap()), vec![0, 1, 2]);
+        region_exit(young);
+        region_exit(old);
+    });
+    assert_no_live_regions();
+}
