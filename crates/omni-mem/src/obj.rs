@@ -341,10 +341,11 @@ fn words(n: usize) -> MemResult<usize> {
 /// new segment, a quota) is `alloc_pair_slow`.
 #[inline(always)]
 pub fn alloc_pair(r: Region, car: Value, cdr: Value) -> MemResult<Value> {
-    let b = r.block();
-    // SAFETY: `b` is live and ours; both fields are storable in `b` as they are (the barrier's own
-    // fast test); `cur..end` lies inside the current segment, so the 3 words are fresh memory of
-    // `b`, written before the value is returned.
+    let b = r.bump_block();
+    // SAFETY: the bump succeeds only in a live, unmerged block (`Region::bump_block`), so then
+    // `b` is the region's block and ours; both fields are storable in `b` as they are (the
+    // barrier's own fast test); `cur..end` lies inside the current segment, so the 3 words are
+    // fresh memory of `b`, written before the value is returned.
     unsafe {
         if admits_fresh_as_is(b, car) && admits_fresh_as_is(b, cdr) {
             if let Some(p) = try_bump(b, PAIR_BYTES) {
@@ -355,7 +356,7 @@ pub fn alloc_pair(r: Region, car: Value, cdr: Value) -> MemResult<Value> {
             }
         }
     }
-    alloc_pair_slow(b, car, cdr)
+    alloc_pair_slow(r.block(), car, cdr)
 }
 
 const PAIR_BYTES: usize = HDR + 2 * WORD;
@@ -417,6 +418,10 @@ pub fn is_pair(v: Value) -> bool {
 /// items, each storable in `r` as it is, room for all the pairs in the
 /// current segment) is in line at the caller: the region resolved and each
 /// item tested once, one bump for all the pairs, laid out head first.
+/// (Unlike `alloc_pair` it resolves the region first, `Region::block`:
+/// taking `Region::bump_block` here too cost the VM's loop more in
+/// register allocation than it saved, BENCHMARKS.md, twenty-seventh
+/// session.)
 /// Anything else is `alloc_pair` for each item from the last.
 #[inline(always)]
 pub fn alloc_list(r: Region, items: &[Value]) -> MemResult<Value> {

@@ -775,6 +775,20 @@ impl Region {
         }
     }
 
+    /// The block to try a bump allocation in, without following merges:
+    /// `merge` closes the merged block's bump window (`end == cur`), so a
+    /// bump that succeeds in the block this returns proves it is the live
+    /// block holding the region's objects, and the common case reads no
+    /// forwarding. Anything but `try_bump` and the barrier's admission test
+    /// before it (whose answer is only used if the bump succeeds) must use
+    /// [`Region::block`].
+    #[inline(always)]
+    pub(crate) fn bump_block(self) -> *mut RegionBlock {
+        // SAFETY: as in `block`.
+        debug_assert!(unsafe { (*self.raw()).epoch } == self.epoch, "omni-mem: region handle used after the region was freed");
+        self.raw()
+    }
+
     pub(crate) fn from_block(b: *mut RegionBlock) -> Region {
         // SAFETY: callers pass live control blocks.
         let epoch = unsafe { (*b).epoch };
@@ -1962,6 +1976,11 @@ pub fn merge(young: Region, old: Region) -> Result<(), MergeRefusal> {
         (*o).marked_since = (*o).marked_since.min((*y).marked_since);
         (*y).scope_alive = false;
         (*y).forward = o;
+        // Close `y`'s bump window: a bump tried in `y` through an old
+        // handle (`Region::bump_block`) now fails and takes the slow path,
+        // which resolves the handle to `o`. `cur` stays, so `y`'s byte
+        // count does not change.
+        (*y).end = (*y).cur;
         if !(*y).slot_head.is_null() {
             adopt_slot_regions(y, o);
         }
@@ -2589,6 +2608,38 @@ mod tests {
         assert_eq!(old.bytes_allocated(), before + 3 * SEGMENT_SIZE);
         region_exit(young); // no-op: merged
         assert!(old.is_alive());
+        region_exit(old);
+        assert_no_live_regions();
+    }
+
+    /// `alloc_pair` bumps in the handle's own block without reading its
+    /// merge forwarding (`Region::bump_block`): a merged block's window is
+    /// closed, so a handle of the merged region allocates in its elder,
+    /// counted there, and never in the stub's old window.
+    #[test]
+    fn a_merged_regions_handle_allocates_in_its_elder() {
+        let old = region_create();
+        let young = region_create();
+        let first = crate::alloc_pair(young, Value::EMPTY, Value::EMPTY).unwrap();
+        merge(young, old).unwrap();
+        // SAFETY: `young` is a merge stub inside the live `old`.
+        let stub = young.raw();
+        let stub_cur = unsafe { (*stub).cur };
+        let before = old.bytes_allocated();
+        let mut last = first;
+        for _ in 0..10 {
+            last = crate::alloc_pair(young, Value::EMPTY, last).unwrap();
+            assert!(region_of(last).unwrap().same_as(old));
+        }
+        assert_eq!(old.bytes_allocated(), before + 10 * 24, "counted in the elder");
+        // SAFETY: as above.
+        assert_eq!(unsafe { (*stub).cur }, stub_cur, "nothing bumped in the stub");
+        let (mut n, mut l) = (0, last);
+        while let Some(rest) = crate::cdr(l) {
+            (n, l) = (n + 1, rest);
+        }
+        assert_eq!(n, 11);
+        region_exit(young);
         region_exit(old);
         assert_no_live_regions();
     }
