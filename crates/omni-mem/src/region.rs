@@ -132,7 +132,11 @@ pub(crate) struct RegionBlock {
     /// `tail` and everything from `bytes_closed` to `slot_overwrites`; every write
     /// to one sets this, and retiring a dirty control block resets them
     /// (`reset_cold`), so a block recycled from the header pool needs
-    /// only its hot fields written (`new_block_in`).
+    /// only its hot fields written (`new_block_in`). Also set on every
+    /// block that is not of this thread's own pool (closed ones), and on
+    /// one created while recording events (its free is recorded). A clean
+    /// block is freed by `free_clean_region`, and `region_exit` tests this
+    /// first: a clean block was never merged.
     pub(crate) dirty: bool,
     owner: u64,
     bytes_closed: usize,
@@ -790,11 +794,13 @@ impl Region {
     }
 
     pub(crate) fn from_block(b: *mut RegionBlock) -> Region {
-        // SAFETY: callers pass live control blocks.
-        let epoch = unsafe { (*b).epoch };
-        Region {
-            block: NonNull::new(b).expect("region block is never null"),
-            epoch,
+        debug_assert!(!b.is_null(), "region block is never null");
+        // SAFETY: callers pass live control blocks, hence non-null ones.
+        unsafe {
+            Region {
+                epoch: (*b).epoch,
+                block: NonNull::new_unchecked(b),
+            }
         }
     }
 
@@ -995,73 +1001,110 @@ unsafe fn new_block(rank: u64) -> *mut RegionBlock {
 /// Returns a fully initialised, unlinked control block. A `closed` block
 /// gets rank `RANK_RETAINED`, admit rank 0 and a shared-pool segment.
 /// Always inlined: every caller passes a constant `closed`, so the hot
-/// path (`region_create`) carries none of the closed-region branches.
+/// path (`region_create`) carries none of the closed-region branches, and
+/// a block from this thread's own pools (the hot header first) gets only
+/// its hot fields written; a new segment or a closed block is set up out
+/// of line.
 #[inline(always)]
 unsafe fn new_block_in(h: &ThreadHeap, rank: u64, closed: bool) -> *mut RegionBlock {
+    if !closed {
+        let hot = h.hot_header.replace(ptr::null_mut());
+        let pooled = if hot.is_null() {
+            // SAFETY: pools are only touched by this thread, never
+            // re-entrantly.
+            unsafe { (*h.header_pool.get()).pop() }.unwrap_or(ptr::null_mut())
+        } else {
+            hot
+        };
+        if !pooled.is_null() {
+            let b = pooled.cast::<RegionBlock>();
+            // SAFETY: a pooled control block of this thread keeps every
+            // field but the hot ones as a new block has it (its `owner`
+            // is this thread's token: `debug_assert_recycled`).
+            unsafe {
+                if cfg!(debug_assertions) {
+                    debug_assert_recycled(b, token_in(h));
+                    addr_of_mut!((*b).seg.state).write(STATE_LIVE);
+                }
+                let id = ((*b).owner << 40) | next_local_id_in(h);
+                init_hot_in(h, b, id, rank, false);
+            }
+            return b;
+        }
+    }
+    // SAFETY: forwarded contract.
+    unsafe { new_segment_block_in(h, rank, closed) }
+}
+
+/// `new_block_in` for a block that does not come from this thread's
+/// header pools: a new segment of this thread's, or (`closed`) a shared
+/// pool's header or segment, every field written.
+///
+/// # Safety
+/// As `new_block_in`.
+#[inline(never)]
+unsafe fn new_segment_block_in(h: &ThreadHeap, rank: u64, closed: bool) -> *mut RegionBlock {
+    let owner = token_in(h);
+    let id = (owner << 40) | next_local_id_in(h);
     let pooled = if closed {
         shared_pool().headers.pop()
     } else {
-        // SAFETY: pools are only touched by this thread, never re-entrantly.
-        let hot = h.hot_header.replace(ptr::null_mut());
-        if hot.is_null() {
-            // SAFETY: pools are only touched by this thread, never
-            // re-entrantly.
-            unsafe { (*h.header_pool.get()).pop() }
-        } else {
-            Some(hot)
-        }
+        None
     };
-    let owner = token_in(h);
+    // SAFETY: `p` is a SEGMENT_SIZE-aligned segment of SEGMENT_SIZE bytes we own exclusively;
+    // every field is written before the block is used.
+    unsafe {
+        let (p, epoch) = match pooled {
+            Some(p) => (p, (*p.cast::<RegionBlock>()).epoch),
+            None if closed => (take_shared_segment(h), 0),
+            None => (take_segment_in(h), 0),
+        };
+        let b = p.cast::<RegionBlock>();
+        addr_of_mut!((*b).seg).write(SegHeader {
+            region: b,
+            next: ptr::null_mut(),
+            size: SEGMENT_SIZE,
+            state: STATE_LIVE,
+            kind: SegKind::Header,
+            shared: closed,
+        });
+        addr_of_mut!((*b).forward).write(ptr::null_mut());
+        addr_of_mut!((*b).epoch).write(epoch);
+        addr_of_mut!((*b).closed).write(closed);
+        addr_of_mut!((*b).external_rc).write(Counter32::new(0));
+        addr_of_mut!((*b).tethers).write(0);
+        addr_of_mut!((*b).owner).write(owner);
+        reset_cold(b);
+        if closed {
+            // Its segment is the shared pool's: freeing it takes
+            // the general path (`free_clean_region` is for the
+            // thread's own blocks).
+            addr_of_mut!((*b).dirty).write(true);
+        }
+        init_hot_in(h, b, id, rank, closed);
+        b
+    }
+}
+
+/// The next region id's thread-local part.
+#[inline(always)]
+fn next_local_id_in(h: &ThreadHeap) -> u64 {
     let local = h.next_local_id.get();
     h.next_local_id.set(local + 1);
-    let id = (owner << 40) | local;
-    // SAFETY: `p` is a SEGMENT_SIZE-aligned segment of SEGMENT_SIZE bytes we own exclusively;
-    // every field is written before the block is used (a recycled block keeps the fields
-    // `retire_segment` and the liveness rule leave as a new block would have them).
+    local
+}
+
+/// Write the hot fields of a block being created, what every region's
+/// life changes (`prev_live` and `next_live` are written by the caller,
+/// which links the block), and count it.
+///
+/// # Safety
+/// `b` is a control block of this thread being created, every other field
+/// written.
+#[inline(always)]
+unsafe fn init_hot_in(h: &ThreadHeap, b: *mut RegionBlock, id: u64, rank: u64, closed: bool) {
+    // SAFETY: per the contract; raw writes, as the block may be new.
     unsafe {
-        let b = match pooled {
-            Some(p) if !closed => {
-                let b = p.cast::<RegionBlock>();
-                debug_assert_recycled(b, owner);
-                if cfg!(debug_assertions) {
-                    addr_of_mut!((*b).seg.state).write(STATE_LIVE);
-                }
-                b
-            }
-            pooled => {
-                let (p, epoch) = match pooled {
-                    Some(p) => (p, (*p.cast::<RegionBlock>()).epoch),
-                    None if closed => (take_shared_segment(h), 0),
-                    None => (take_segment_in(h), 0),
-                };
-                let b = p.cast::<RegionBlock>();
-                addr_of_mut!((*b).seg).write(SegHeader {
-                    region: b,
-                    next: ptr::null_mut(),
-                    size: SEGMENT_SIZE,
-                    state: STATE_LIVE,
-                    kind: SegKind::Header,
-                    shared: closed,
-                });
-                addr_of_mut!((*b).forward).write(ptr::null_mut());
-                addr_of_mut!((*b).epoch).write(epoch);
-                addr_of_mut!((*b).closed).write(closed);
-                addr_of_mut!((*b).external_rc).write(Counter32::new(0));
-                addr_of_mut!((*b).tethers).write(0);
-                addr_of_mut!((*b).owner).write(owner);
-                reset_cold(b);
-                if closed {
-                    // Its segment is the shared pool's: freeing it takes
-                    // the general path (`free_clean_region` is for the
-                    // thread's own blocks).
-                    addr_of_mut!((*b).dirty).write(true);
-                }
-                b
-            }
-        };
-        // The hot fields: what every region's life changes. (`prev_live`
-        // and `next_live` are written by the caller, which links the
-        // block.)
         addr_of_mut!((*b).cur).write(b.cast::<u8>().add(BLOCK_SIZE));
         addr_of_mut!((*b).id).write(id);
         addr_of_mut!((*b).rank).write(if closed { RANK_RETAINED } else { rank });
@@ -1073,8 +1116,12 @@ unsafe fn new_block_in(h: &ThreadHeap, rank: u64, closed: bool) -> *mut RegionBl
         s.peak_segment_bytes = s.peak_segment_bytes.max(s.live_segment_bytes);
         if h.tracing.get() {
             record_in(h, id, TraceKind::Create);
+            // Frees are recorded by `free_region`'s general path only, so
+            // the clean path tests no flag: a region created while
+            // recording is dirty. (One created before recording started
+            // has no event at all, its free included.)
+            addr_of_mut!((*b).dirty).write(true);
         }
-        b
     }
 }
 
@@ -1269,13 +1316,41 @@ pub fn region_exit(r: Region) {
     // SAFETY: owner-thread access; see `Region::block`.
     unsafe {
         debug_assert!((*raw).epoch == r.epoch, "region exited after it was freed");
-        if !(*raw).forward.is_null() {
+        if !(*raw).dirty {
+            // The common case, tested first: a clean block was never
+            // merged (`merge` makes both blocks dirty), so its forwarding
+            // is not read, and it is freed by `free_clean_region`.
+            debug_assert!((*raw).forward.is_null() && (*raw).scope_alive);
+            (*raw).scope_alive = false;
+            if (*raw).external_rc.load_acquire() == 0 && (*raw).tethers == 0 {
+                free_clean_region(raw);
+            } else {
+                retain_exited(raw);
+            }
             return;
         }
-        debug_assert!((*raw).scope_alive, "region scope exited twice");
-        (*raw).scope_alive = false;
-        if !maybe_free(raw) {
-            retain_exited(raw);
+        exit_dirty(raw);
+    }
+}
+
+/// `region_exit` of a dirty block: possibly merged, grown, with slot
+/// regions or moves. Out of line, so that the clean path in line at
+/// every scope's end carries one copy of the free.
+///
+/// # Safety
+/// `b` is a control block of this thread (live, or a merge stub) whose
+/// handle's scope is ending.
+#[inline(never)]
+unsafe fn exit_dirty(b: *mut RegionBlock) {
+    // SAFETY: per the contract.
+    unsafe {
+        if !(*b).forward.is_null() {
+            return;
+        }
+        debug_assert!((*b).scope_alive, "region scope exited twice");
+        (*b).scope_alive = false;
+        if !maybe_free(b) {
+            retain_exited(b);
         }
     }
 }
@@ -1398,9 +1473,11 @@ unsafe fn free_region(b: *mut RegionBlock) {
 /// own pool (closed blocks are created dirty), with nothing folded into
 /// the thread's `live_bytes` yet (`reported` is 0) and its bytes counted
 /// from the block's own start; and it was never merged (`forward` is
-/// null). What the general path would compute from those fields is
-/// written here with their known values, and the segment goes straight
-/// back to the header pool, as `retire_segment` would send it.
+/// null); and it was not created while recording events (such a block is
+/// dirty, so the general path records its free). What the general path
+/// would compute from those fields is written here with their known
+/// values, and the segment goes straight back to the header pool, as
+/// `retire_segment` would send it.
 ///
 /// # Safety
 /// As `free_region`, and `b` is clean.
@@ -1421,9 +1498,7 @@ unsafe fn free_clean_region(b: *mut RegionBlock) {
         s.peak_live_bytes = s.peak_live_bytes.max(s.live_bytes + now);
         s.live_segment_bytes -= SEGMENT_SIZE;
         s.regions_freed += 1;
-        if h.tracing.get() {
-            record_in(h, (*b).id, TraceKind::Free { bytes: now });
-        }
+        // No `Free` event: a region created while recording is dirty.
         if cfg!(debug_assertions) {
             (*b).seg.state = STATE_FREE;
         }

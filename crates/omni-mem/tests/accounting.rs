@@ -190,6 +190,28 @@ fn trace_records_region_lifetimes_and_repairs() {
     assert_no_live_regions();
 }
 
+/// A region that allocates nothing is freed by the clean path, which
+/// tests no recording flag: one created while recording is freed by the
+/// general path and so has both events; one created before has neither.
+#[test]
+fn trace_pairs_every_recorded_create_with_its_free() {
+    let before = region_create();
+    trace_start();
+    let during = region_create();
+    region_exit(during);
+    region_exit(before);
+    let events = trace_stop();
+    let kinds: Vec<TraceKind> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds.len(), 2, "{events:?}");
+    assert_eq!(kinds[0], TraceKind::Create);
+    assert!(matches!(kinds[1], TraceKind::Free { bytes: 0 }));
+    assert!(events.iter().all(|e| e.region == events[0].region));
+    // The next region reuses the block, clean again: no events when off.
+    region_exit(region_create());
+    assert!(trace_stop().is_empty());
+    assert_no_live_regions();
+}
+
 fn old_id(events: &[TraceEvent], i: usize) -> u64 {
     events[i].region
 }
