@@ -219,9 +219,12 @@ struct ThreadHeap {
     /// created in between (every leaf scope) never touches the list.
     pending: Cell<*mut RegionBlock>,
     token: Cell<u64>,
-    /// Per-thread region id counter (ids are `token << 40 | counter`, so
-    /// creating a region needs no atomic operation).
-    next_local_id: Cell<u64>,
+    /// The id the next region of this thread gets: `token << 40 | n` for
+    /// its n-th region (n from 1), so creating a region needs no atomic
+    /// operation. Set when the token is (`first_token_in`), which every
+    /// creation asks for first or, recycling a block, did before; the
+    /// count of regions created is derived from it (`regions_created_in`).
+    next_id: Cell<u64>,
     merge_threshold: Cell<usize>,
     /// Optional limit on this thread's live segment bytes (0: none).
     heap_limit: Cell<usize>,
@@ -242,7 +245,7 @@ impl Drop for HeapGuard {
             // SAFETY: the thread is ending and no other reference to these
             // cells is live (omni-mem is not re-entered from here).
             unsafe {
-                let live = (*h.stats.get()).derived_live_regions();
+                let live = synced_stats_in(h).derived_live_regions();
                 // A region still live (a value leaked into another
                 // thread-local, say) keeps every slab: leaking them is
                 // safe, freeing them might not be. Pools and slabs are
@@ -288,7 +291,7 @@ thread_local! {
             live_tail: Cell::new(ptr::null_mut()),
             pending: Cell::new(ptr::null_mut()),
             token: Cell::new(0),
-            next_local_id: Cell::new(1),
+            next_id: Cell::new(0),
             merge_threshold: Cell::new(DEFAULT_MERGE_THRESHOLD_BYTES),
             heap_limit: Cell::new(0),
             tracing: Cell::new(false),
@@ -362,7 +365,30 @@ fn token_in(h: &ThreadHeap) -> u64 {
 fn first_token_in(h: &ThreadHeap) -> u64 {
     let t = NEXT_THREAD_TOKEN.fetch_add_relaxed(1);
     h.token.set(t);
+    h.next_id.set((t << 40) | 1);
     t
+}
+
+/// Regions this thread has created: ids handed out (`ThreadHeap::next_id`).
+fn regions_created_in(h: &ThreadHeap) -> u64 {
+    match h.token.get() {
+        0 => 0,
+        t => h.next_id.get() - ((t << 40) | 1),
+    }
+}
+
+/// The thread's stats with `regions_created` brought up to date (it is
+/// derived, not counted: see `regions_created_in`). Every reader of the
+/// stats outside the hot paths goes through this.
+///
+/// # Safety
+/// As `stats_in`.
+#[allow(clippy::mut_from_ref)]
+unsafe fn synced_stats_in(h: &ThreadHeap) -> &mut HeapStats {
+    // SAFETY: per the contract.
+    let s = unsafe { stats_in(h) };
+    s.regions_created = regions_created_in(h);
+    s
 }
 
 pub(crate) fn thread_token() -> u64 {
@@ -383,9 +409,13 @@ pub fn heap_stats() -> HeapStats {
             r = (*r).next_live;
         }
     }
-    with_stats(|s| HeapStats {
-        live_regions: s.derived_live_regions(),
-        ..*s
+    with_heap(|h| {
+        // SAFETY: no other reference to the stats is live.
+        let s = unsafe { synced_stats_in(h) };
+        HeapStats {
+            live_regions: s.derived_live_regions(),
+            ..*s
+        }
     })
 }
 
@@ -1026,7 +1056,8 @@ unsafe fn new_block_in(h: &ThreadHeap, rank: u64, closed: bool) -> *mut RegionBl
                     debug_assert_recycled(b, token_in(h));
                     addr_of_mut!((*b).seg.state).write(STATE_LIVE);
                 }
-                let id = ((*b).owner << 40) | next_local_id_in(h);
+                debug_assert!(h.token.get() != 0, "a pooled block was made after the token");
+                let id = next_id_in(h);
                 init_hot_in(h, b, id, rank, false);
             }
             return b;
@@ -1045,7 +1076,7 @@ unsafe fn new_block_in(h: &ThreadHeap, rank: u64, closed: bool) -> *mut RegionBl
 #[inline(never)]
 unsafe fn new_segment_block_in(h: &ThreadHeap, rank: u64, closed: bool) -> *mut RegionBlock {
     let owner = token_in(h);
-    let id = (owner << 40) | next_local_id_in(h);
+    let id = next_id_in(h);
     let pooled = if closed {
         shared_pool().headers.pop()
     } else {
@@ -1086,12 +1117,12 @@ unsafe fn new_segment_block_in(h: &ThreadHeap, rank: u64, closed: bool) -> *mut 
     }
 }
 
-/// The next region id's thread-local part.
+/// The next region id (`ThreadHeap::next_id`); the token is set.
 #[inline(always)]
-fn next_local_id_in(h: &ThreadHeap) -> u64 {
-    let local = h.next_local_id.get();
-    h.next_local_id.set(local + 1);
-    local
+fn next_id_in(h: &ThreadHeap) -> u64 {
+    let id = h.next_id.get();
+    h.next_id.set(id + 1);
+    id
 }
 
 /// Write the hot fields of a block being created, what every region's
@@ -1110,8 +1141,8 @@ unsafe fn init_hot_in(h: &ThreadHeap, b: *mut RegionBlock, id: u64, rank: u64, c
         addr_of_mut!((*b).rank).write(if closed { RANK_RETAINED } else { rank });
         addr_of_mut!((*b).admit_rank).write(if closed { 0 } else { rank });
         addr_of_mut!((*b).scope_alive).write(true);
+        // `regions_created` is derived from the id just taken.
         let s = stats_in(h);
-        s.regions_created += 1;
         s.live_segment_bytes += SEGMENT_SIZE;
         s.peak_segment_bytes = s.peak_segment_bytes.max(s.live_segment_bytes);
         if h.tracing.get() {
@@ -2050,12 +2081,7 @@ pub fn merge(young: Region, old: Region) -> Result<(), MergeRefusal> {
         // older of the two (both count this thread's sessions).
         (*o).marked_since = (*o).marked_since.min((*y).marked_since);
         (*y).scope_alive = false;
-        (*y).forward = o;
-        // Close `y`'s bump window: a bump tried in `y` through an old
-        // handle (`Region::bump_block`) now fails and takes the slow path,
-        // which resolves the handle to `o`. `cur` stays, so `y`'s byte
-        // count does not change.
-        (*y).end = (*y).cur;
+        forward_to(y, o);
         if !(*y).slot_head.is_null() {
             adopt_slot_regions(y, o);
         }
@@ -2077,6 +2103,23 @@ pub fn merge(young: Region, old: Region) -> Result<(), MergeRefusal> {
         );
     }
     Ok(())
+}
+
+/// Make `y` a stub forwarding to `o`, which now holds its objects
+/// (`merge`, `adopt`), and close `y`'s bump window: a bump tried in `y`
+/// through an old handle (`Region::bump_block`) then fails and takes the
+/// slow path, which resolves the handle to `o`. `cur` stays, so `y`'s byte
+/// count does not change.
+///
+/// # Safety
+/// `y` and `o` are control blocks of this thread; `y`'s segments were just
+/// spliced into `o`'s.
+unsafe fn forward_to(y: *mut RegionBlock, o: *mut RegionBlock) {
+    // SAFETY: per the contract.
+    unsafe {
+        (*y).forward = o;
+        (*y).end = (*y).cur;
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -2372,7 +2415,7 @@ pub(crate) unsafe fn adopt(y: *mut RegionBlock, into: Region) {
         (*o).transmigrated_objects_in += (*y).transmigrated_objects_in;
         (*o).transmigrated_bytes_in += (*y).transmigrated_bytes_in;
         (*y).scope_alive = false;
-        (*y).forward = o;
+        forward_to(y, o);
         (*y).owner = (*o).owner;
         clamp_end(o);
         let seg_bytes = (*y).seg_bytes;

@@ -1,6 +1,6 @@
 //! Backlog R6: per-region and per-thread accounting, quota diagnostics.
 
-use omni_mem::testing::assert_no_live_regions;
+use omni_mem::testing::{assert_no_live_regions, int_list};
 use omni_mem::*;
 
 #[test]
@@ -23,6 +23,47 @@ fn bytes_peak_and_regions_are_counted() {
     assert_eq!(after.regions_freed, before.regions_freed + 1);
     assert!(after.peak_live_bytes >= 24_000);
     assert_no_live_regions();
+}
+
+/// `regions_created` is derived from the ids a thread has handed out, so
+/// every way a region is created counts: a new segment, the hot header,
+/// the header pool, a message region, a slot region. A new thread starts
+/// from zero, before and after its first region.
+#[test]
+fn every_kind_of_region_creation_is_counted() {
+    std::thread::spawn(|| {
+        assert_eq!(heap_stats().regions_created, 0);
+        let a = region_create(); // a new segment
+        let b = region_create(); // a new segment
+        region_exit(b);
+        let c = region_create(); // the hot header
+        let d = region_create(); // a new segment
+        region_exit(d);
+        region_exit(c); // into the header pool: the hot slot is taken
+        let e = region_create(); // the hot header
+        let f = region_create(); // the header pool
+        let msg = region_create_message();
+        let arr = alloc_array(a, 1, Value::NOTHING).unwrap();
+        let young = region_create();
+        // Overwrites of a heap value in an array: the last one gets the
+        // array a slot region (slots.rs).
+        for i in 0..=SLOT_REGION_AFTER as i64 + 1 {
+            assert!(array_set(arr, 0, int_list(young, i, 3)).unwrap());
+        }
+        let s = heap_stats();
+        assert_eq!(s.slot_regions_created, 1);
+        assert_eq!(s.regions_created, 8 + s.slot_regions_created);
+        assert_eq!(s.live_regions, 5 + s.slot_regions_created);
+        for r in [young, msg, f, e, a] {
+            region_exit(r);
+        }
+        let s = heap_stats();
+        assert_eq!(s.regions_created, 9);
+        assert_eq!(s.regions_freed, 9);
+        assert_no_live_regions();
+    })
+    .join()
+    .unwrap();
 }
 
 #[test]
