@@ -194,37 +194,47 @@ pub(crate) unsafe fn store(obj: *mut u8, slot: *mut Value, v: Value) -> MemResul
             slot.write(v);
             return Ok(());
         }
+        // `admits_as_is` on the regions the two segments were allocated
+        // for, not resolved through merges: a merge stub has rank
+        // `RANK_RETAINED` and admit rank 0 (`region::forward_to`), so on a
+        // stub this fails and the slow path decides on the resolved
+        // regions.
         let home = segment_region(obj);
         let there = segment_region(v.heap_ptr());
-        if there == home {
+        if there == home || (*there).rank < (*home).admit_rank {
             slot.write(v);
             return Ok(());
         }
-        // `admits_as_is` with the rank test first: after the test above,
-        // an older region is the common case and one region reached by
-        // two merge paths the rare one.
-        let dst = merged_into(home);
-        let rv = merged_into(there);
-        if (*rv).rank < (*dst).admit_rank || rv == dst {
-            slot.write(v);
-            return Ok(());
-        }
-        store_repaired(dst, slot, v)
+        store_slow(home, there, slot, v)
     }
 }
 
-/// `store` when `v` needs a repair. Out of line, so that the fast path,
-/// in line at every mutation primitive, needs no stack frame and saves no
-/// register for a call it does not make.
+/// `store` when the test on the segments' regions failed: decide again on
+/// the regions they were merged into, and repair `v` if it still may not
+/// be stored as it is. Out of line, so that the fast path, in line at
+/// every mutation primitive, needs no stack frame and saves no register
+/// for a call it does not make.
 ///
 /// # Safety
-/// As `store`; `dst` is the region of the object `slot` belongs to.
+/// As `store`; `home` and `there` are the regions `slot`'s object's and
+/// `v`'s segments were allocated for.
 #[cold]
 #[inline(never)]
-unsafe fn store_repaired(dst: *mut RegionBlock, slot: *mut Value, v: Value) -> MemResult<()> {
+unsafe fn store_slow(
+    home: *mut RegionBlock,
+    there: *mut RegionBlock,
+    slot: *mut Value,
+    v: Value,
+) -> MemResult<()> {
     // SAFETY: per the contract; repairing never moves `slot`.
     unsafe {
-        let (v, _) = repair(dst, block_of_ptr(v.heap_ptr()), v)?;
+        let dst = merged_into(home);
+        let rv = merged_into(there);
+        let v = if rv == dst || (*rv).rank < (*dst).admit_rank {
+            v
+        } else {
+            repair(dst, rv, v)?.0
+        };
         slot.write(v);
     }
     Ok(())

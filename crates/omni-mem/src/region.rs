@@ -2106,10 +2106,15 @@ pub fn merge(young: Region, old: Region) -> Result<(), MergeRefusal> {
 }
 
 /// Make `y` a stub forwarding to `o`, which now holds its objects
-/// (`merge`, `adopt`), and close `y`'s bump window: a bump tried in `y`
-/// through an old handle (`Region::bump_block`) then fails and takes the
-/// slow path, which resolves the handle to `o`. `cur` stays, so `y`'s byte
-/// count does not change.
+/// (`merge`, `adopt`), such that the in-line tests that do not read the
+/// forwarding fail on it and take their slow paths, which resolve it:
+/// * its bump window is closed, so a bump tried in `y` through an old
+///   handle (`Region::bump_block`) fails (`cur` stays, so `y`'s byte
+///   count does not change);
+/// * its rank is `RANK_RETAINED` and its admit rank 0, so the barrier's
+///   test on the regions segments were allocated for (`barrier::store`)
+///   admits nothing into a stub and nothing of one (every rank is below
+///   `RANK_RETAINED` or is it, and none is below 0).
 ///
 /// # Safety
 /// `y` and `o` are control blocks of this thread; `y`'s segments were just
@@ -2119,6 +2124,8 @@ unsafe fn forward_to(y: *mut RegionBlock, o: *mut RegionBlock) {
     unsafe {
         (*y).forward = o;
         (*y).end = (*y).cur;
+        (*y).rank = RANK_RETAINED;
+        (*y).admit_rank = 0;
     }
 }
 

@@ -491,9 +491,15 @@ fn stores_are_decided_by_regions_not_by_segments() {
             before.repairs_transmigrate
         );
 
+        // A merged region's object is older than a region created since:
+        // stored into it as it is.
+        let newer = region_create();
+        let in_newer = alloc_pair(newer, Value::NOTHING, Value::EMPTY).unwrap();
+        assert!(set_car(in_newer, text).unwrap());
+        assert!(car(in_newer).unwrap().is(text));
+        assert_eq!(heap_stats().repairs_transmigrate, before.repairs_transmigrate);
         // A region younger than `old` is not admitted by `young`'s merged
         // objects, though it is younger than `young` was too.
-        let newer = region_create();
         let v = list(newer, 3);
         assert!(set_cdr(first, v).unwrap());
         let stored = cdr(first).unwrap();
@@ -508,6 +514,55 @@ fn stores_are_decided_by_regions_not_by_segments() {
         assert_eq!(car(far), Some(int(7)));
         region_exit(newer);
         assert_eq!(list_ints(cdr(first).unwrap()), vec![0, 1, 2]);
+        region_exit(young);
+        region_exit(old);
+    });
+    assert_no_live_regions();
+}
+
+/// The barrier's first test reads the ranks of the regions segments were
+/// allocated for (`barrier::store`). A merged region's stub must not
+/// answer it with its old ranks: its region may since have been retained
+/// (and may die before the holder), or a region may have been created
+/// since with a rank between the two (`reserve_rank`). Both stores must be
+/// repaired; with the stub's old ranks they would be stored as they are
+/// (the first into memory that is freed below).
+#[test]
+fn a_merged_regions_old_ranks_admit_nothing() {
+    with_threshold(usize::MAX, || {
+        // Its region retained since.
+        let old = region_create();
+        let young = region_create();
+        let text = alloc_str(young, "young").unwrap();
+        merge(young, old).expect("adjacent, unshared: merge is permitted");
+        let holder = region_create();
+        let cell = alloc_pair(holder, Value::NOTHING, Value::EMPTY).unwrap();
+        region_retain(old);
+        region_exit(young); // merged: no-op
+        region_exit(old); // retained: the youngest of all now
+        let before = heap_stats().repairs_transmigrate;
+        assert!(set_car(cell, text).unwrap());
+        assert_eq!(heap_stats().repairs_transmigrate, before + 1);
+        let stored = car(cell).unwrap();
+        assert!(region_of(stored).unwrap().same_as(holder));
+        assert!(region_release(old), "the last reference frees it");
+        assert_eq!(with_str(stored, str::to_owned).as_deref(), Some("young"));
+        region_exit(holder);
+
+        // A region created since, between the two.
+        let old = region_create();
+        let between = reserve_rank();
+        let young = region_create();
+        let first = alloc_pair(young, Value::NOTHING, Value::EMPTY).unwrap();
+        merge(young, old).expect("no region lies between yet");
+        let mid = region_create_at(between);
+        let v = list(mid, 3);
+        let before = heap_stats().repairs_transmigrate;
+        assert!(set_car(first, v).unwrap());
+        assert_eq!(heap_stats().repairs_transmigrate, before + 1);
+        assert!(region_of(car(first).unwrap()).unwrap().same_as(old));
+        region_exit(mid);
+        assert_eq!(list_ints(car(first).unwrap()), vec![0, 1, 2]);
         region_exit(young);
         region_exit(old);
     });
