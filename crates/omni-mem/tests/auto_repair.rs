@@ -497,7 +497,10 @@ fn stores_are_decided_by_regions_not_by_segments() {
         let in_newer = alloc_pair(newer, Value::NOTHING, Value::EMPTY).unwrap();
         assert!(set_car(in_newer, text).unwrap());
         assert!(car(in_newer).unwrap().is(text));
-        assert_eq!(heap_stats().repairs_transmigrate, before.repairs_transmigrate);
+        assert_eq!(
+            heap_stats().repairs_transmigrate,
+            before.repairs_transmigrate
+        );
         // A region younger than `old` is not admitted by `young`'s merged
         // objects, though it is younger than `young` was too.
         let v = list(newer, 3);
