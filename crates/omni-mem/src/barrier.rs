@@ -205,36 +205,26 @@ pub(crate) unsafe fn store(obj: *mut u8, slot: *mut Value, v: Value) -> MemResul
             slot.write(v);
             return Ok(());
         }
-        store_slow(home, there, slot, v)
+        store_slow(home, slot, v)
     }
 }
 
-/// `store` when the test on the segments' regions failed: decide again on
-/// the regions they were merged into, and repair `v` if it still may not
-/// be stored as it is. Out of line, so that the fast path, in line at
-/// every mutation primitive, needs no stack frame and saves no register
-/// for a call it does not make.
+/// `store` when the test on the segments' regions failed: `admit` into
+/// the region `home` was merged into, which decides again on the resolved
+/// regions and repairs `v` if it still may not be stored as it is. Out of
+/// line, so that the fast path, in line at every mutation primitive,
+/// needs no stack frame and saves no register for a call it does not
+/// make.
 ///
 /// # Safety
-/// As `store`; `home` and `there` are the regions `slot`'s object's and
-/// `v`'s segments were allocated for.
+/// As `store`; `home` is the region `slot`'s object's segment was
+/// allocated for.
 #[cold]
 #[inline(never)]
-unsafe fn store_slow(
-    home: *mut RegionBlock,
-    there: *mut RegionBlock,
-    slot: *mut Value,
-    v: Value,
-) -> MemResult<()> {
+unsafe fn store_slow(home: *mut RegionBlock, slot: *mut Value, v: Value) -> MemResult<()> {
     // SAFETY: per the contract; repairing never moves `slot`.
     unsafe {
-        let dst = merged_into(home);
-        let rv = merged_into(there);
-        let v = if rv == dst || (*rv).rank < (*dst).admit_rank {
-            v
-        } else {
-            repair(dst, rv, v)?.0
-        };
+        let v = admit(merged_into(home), v)?;
         slot.write(v);
     }
     Ok(())

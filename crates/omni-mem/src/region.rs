@@ -795,18 +795,8 @@ impl Region {
     /// The control block that now holds this region's objects.
     #[inline]
     pub(crate) fn block(self) -> *mut RegionBlock {
-        let b = self.raw();
-        // SAFETY: handles name control blocks that are live, merged stubs
-        // inside a live region, or (bug) pooled header segments, which debug
-        // builds never free; the epoch check below reports the last case.
-        unsafe {
-            debug_assert!(
-                (*b).epoch == self.epoch,
-                "omni-mem: region #{} handle used after the region was freed",
-                (*b).id
-            );
-            merged_into(b)
-        }
+        // SAFETY: as in `bump_block`; a chain of merges ends at a live block.
+        unsafe { merged_into(self.bump_block()) }
     }
 
     /// The block to try a bump allocation in, without following merges:
@@ -818,9 +808,18 @@ impl Region {
     /// [`Region::block`].
     #[inline(always)]
     pub(crate) fn bump_block(self) -> *mut RegionBlock {
-        // SAFETY: as in `block`.
-        debug_assert!(unsafe { (*self.raw()).epoch } == self.epoch, "omni-mem: region handle used after the region was freed");
-        self.raw()
+        let b = self.raw();
+        // SAFETY: handles name control blocks that are live, merged stubs
+        // inside a live region, or (bug) pooled header segments, which debug
+        // builds never free; the epoch check below reports the last case.
+        unsafe {
+            debug_assert!(
+                (*b).epoch == self.epoch,
+                "omni-mem: region #{} handle used after the region was freed",
+                (*b).id
+            );
+        }
+        b
     }
 
     pub(crate) fn from_block(b: *mut RegionBlock) -> Region {
@@ -1353,7 +1352,7 @@ pub fn region_exit(r: Region) {
             // is not read, and it is freed by `free_clean_region`.
             debug_assert!((*raw).forward.is_null() && (*raw).scope_alive);
             (*raw).scope_alive = false;
-            if (*raw).external_rc.load_acquire() == 0 && (*raw).tethers == 0 {
+            if is_dead(raw) {
                 free_clean_region(raw);
             } else {
                 retain_exited(raw);
@@ -1439,12 +1438,24 @@ pub fn region_release(r: Region) -> bool {
 pub(crate) unsafe fn maybe_free(b: *mut RegionBlock) -> bool {
     // SAFETY: per the contract.
     unsafe {
-        if (*b).scope_alive || (*b).external_rc.load_acquire() > 0 || (*b).tethers > 0 {
+        if !is_dead(b) {
             return false;
         }
         free_region(b);
         true
     }
+}
+
+/// The liveness rule: `!scope_alive && external_rc == 0 && tethers == 0`.
+/// Nothing frees a region unless this holds (`maybe_free`, and
+/// `region_exit`'s clean path, which frees a clean block directly).
+///
+/// # Safety
+/// `b` must be a live, unmerged control block owned by this thread.
+#[inline(always)]
+unsafe fn is_dead(b: *mut RegionBlock) -> bool {
+    // SAFETY: per the contract.
+    unsafe { !(*b).scope_alive && (*b).external_rc.load_acquire() == 0 && (*b).tethers == 0 }
 }
 
 /// # Safety
