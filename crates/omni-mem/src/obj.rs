@@ -342,10 +342,11 @@ fn words(n: usize) -> MemResult<usize> {
 #[inline(always)]
 pub fn alloc_pair(r: Region, car: Value, cdr: Value) -> MemResult<Value> {
     let b = r.bump_block();
-    // SAFETY: the bump succeeds only in a live, unmerged block (`Region::bump_block`), so then
-    // `b` is the region's block and ours; both fields are storable in `b` as they are (the
-    // barrier's own fast test); `cur..end` lies inside the current segment, so the 3 words are
-    // fresh memory of `b`, written before the value is returned.
+    // A bump succeeds only in a live, unmerged block (`Region::bump_block`): then `b` is the
+    // region's block, and ours.
+    // SAFETY: both fields are storable in `b` as they are (the barrier's own fast test);
+    // `cur..end` lies inside `b`'s current segment: the 3 words are fresh memory of `b`, written
+    // before the value is returned.
     unsafe {
         if admits_fresh_as_is(b, car) && admits_fresh_as_is(b, cdr) {
             if let Some(p) = try_bump(b, PAIR_BYTES) {
